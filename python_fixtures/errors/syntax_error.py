@@ -1,0 +1,6 @@
+from flytekit import task
+
+
+@task
+def broken(x: int) -> int:
+    return x +

@@ -1,0 +1,6 @@
+from flytekit import task
+
+
+@task
+def leaf(x: float) -> float:
+    return x / 2

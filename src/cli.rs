@@ -1,0 +1,42 @@
+//! The command line, declared with clap derive. Commands receive resolved settings, not these
+//! structs, where settings come from several places (flag > env > config file).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A fast command-line tool for Flyte and Union: run workflows locally with your own flytekit.
+#[derive(Debug, Parser)]
+#[command(name = "union", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a task, workflow or launch plan from a Python file, locally and in-process.
+    ///
+    /// Inputs are flags named after the entity's inputs, converted exactly as `pyflyte run`
+    /// converts them. `union run FILE --help` lists the entities in FILE;
+    /// `union run FILE ENTITY --help` lists ENTITY's inputs.
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Print help (for `union run FILE`: the entities in FILE; with ENTITY: its inputs).
+    #[arg(short = 'h', long = "help", action = clap::ArgAction::SetTrue)]
+    pub help: bool,
+
+    /// The Python file that defines the entity.
+    pub file: Option<PathBuf>,
+
+    /// The task, workflow or launch plan to run (its name in FILE).
+    pub entity: Option<String>,
+
+    /// The entity's inputs, as `--INPUT VALUE` (bools as `--INPUT` / `--no_INPUT`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "INPUTS")]
+    pub inputs: Vec<String>,
+}

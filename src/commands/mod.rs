@@ -1,0 +1,14 @@
+//! One file per subcommand.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub mod run;
+
+/// Run the parsed command line.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+    }
+}

@@ -1,0 +1,219 @@
+//! Which modules a path stands for, with pyflyte's semantics.
+//!
+//! - The project root of a path is the first ancestor directory (starting at the path's parent)
+//!   that has no `__init__.py`; it goes on `sys.path`.
+//! - A module's name is its path relative to the root, extension dropped, separators as dots.
+//! - A directory stands for its package and every module below it, as `pkgutil.walk_packages`
+//!   finds them: `.py` files, and subdirectories that have an `__init__.py` (others are skipped),
+//!   in sorted order.
+
+use std::path::{Path, PathBuf};
+
+use crate::diagnostics::Diagnostic;
+
+/// A resolved path argument: the project root and the modules to import, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSet {
+    pub root: PathBuf,
+    pub modules: Vec<String>,
+}
+
+/// The project root for `path`: walk up from its parent while the directory has an `__init__.py`.
+pub fn project_root(path: &Path) -> PathBuf {
+    let mut dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    while dir.join("__init__.py").is_file() {
+        match dir.parent() {
+            Some(p) => dir = p.to_path_buf(),
+            None => break,
+        }
+    }
+    dir
+}
+
+/// The dotted module name of `path` (a `.py` file or a package directory) relative to `root`.
+pub fn module_name(root: &Path, path: &Path) -> Result<String, Diagnostic> {
+    let rel = path.strip_prefix(root).map_err(|_| {
+        Diagnostic::new(format!("`{}` is not inside the project root `{}`", path.display(), root.display()))
+    })?;
+    let mut parts: Vec<String> = Vec::new();
+    for comp in rel.components() {
+        let s = comp.as_os_str().to_str().ok_or_else(|| {
+            Diagnostic::new(format!("`{}` is not valid UTF-8; Python cannot import it", path.display()))
+        })?;
+        parts.push(s.to_string());
+    }
+    if let Some(last) = parts.last_mut() {
+        if let Some(stem) = last.strip_suffix(".py") {
+            *last = stem.to_string();
+        }
+    }
+    if parts.is_empty() {
+        return Err(Diagnostic::new(format!("`{}` is the project root itself, not a module", path.display())));
+    }
+    Ok(parts.join("."))
+}
+
+/// Make `path` absolute and normalized (symlinks resolved), with a clear error when it is missing.
+pub fn resolve_existing(path: &Path) -> Result<PathBuf, Diagnostic> {
+    std::fs::canonicalize(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Diagnostic::new(format!("file or directory `{}` does not exist", path.display()))
+                .hint("check the path; it is relative to the current directory")
+        } else {
+            Diagnostic::new(format!("cannot read `{}`: {e}", path.display()))
+        }
+    })
+}
+
+/// The module a single Python file stands for.
+pub fn file_module(path: &Path) -> Result<ModuleSet, Diagnostic> {
+    let path = resolve_existing(path)?;
+    if path.is_dir() {
+        return Err(Diagnostic::new(format!("`{}` is a directory, not a Python file", path.display()))
+            .hint("`union run` takes a .py file; `union register` takes directories"));
+    }
+    if path.extension().and_then(|e| e.to_str()) != Some("py") {
+        return Err(Diagnostic::new(format!("`{}` is not a Python file (.py)", path.display())));
+    }
+    let root = project_root(&path);
+    let module = module_name(&root, &path)?;
+    Ok(ModuleSet { root, modules: vec![module] })
+}
+
+/// The modules a file or directory argument stands for (a directory: the package and all below).
+pub fn path_modules(path: &Path) -> Result<ModuleSet, Diagnostic> {
+    let path = resolve_existing(path)?;
+    if !path.is_dir() {
+        return file_module(&path);
+    }
+    let root = project_root(&path);
+    let top = module_name(&root, &path)?;
+    let mut modules = vec![top.clone()];
+    walk_package(&path, &top, &mut modules)?;
+    Ok(ModuleSet { root, modules })
+}
+
+fn walk_package(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Diagnostic> {
+    let mut entries: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| Diagnostic::new(format!("cannot list `{}`: {e}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(|n| (n.to_string(), e.path())))
+        .collect();
+    entries.sort();
+    for (name, path) in entries {
+        if path.is_dir() {
+            if !is_identifier(&name) || !path.join("__init__.py").is_file() {
+                continue;
+            }
+            let module = format!("{prefix}.{name}");
+            out.push(module.clone());
+            walk_package(&path, &module, out)?;
+        } else if let Some(stem) = name.strip_suffix(".py") {
+            if stem == "__init__" || !is_identifier(stem) {
+                continue;
+            }
+            out.push(format!("{prefix}.{stem}"));
+        }
+    }
+    Ok(())
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// Resolve several path arguments; they must share one project root (pyflyte's rule).
+pub fn modules_for_paths(paths: &[PathBuf]) -> Result<ModuleSet, Diagnostic> {
+    let mut set: Option<ModuleSet> = None;
+    for p in paths {
+        let next = path_modules(p)?;
+        match &mut set {
+            None => set = Some(next),
+            Some(s) => {
+                if s.root != next.root {
+                    return Err(Diagnostic::new(format!(
+                        "`{}` belongs to project root `{}`, but earlier paths to `{}`",
+                        p.display(),
+                        next.root.display(),
+                        s.root.display()
+                    ))
+                    .hint("register one project at a time; all paths must share the first ancestor directory without __init__.py"));
+                }
+                for m in next.modules {
+                    if !s.modules.contains(&m) {
+                        s.modules.push(m);
+                    }
+                }
+            }
+        }
+    }
+    set.ok_or_else(|| Diagnostic::usage("no paths given"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn touch(p: &Path) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, "").unwrap();
+    }
+
+    #[test]
+    fn root_is_first_ancestor_without_init() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        touch(&base.join("proj/pkg/__init__.py"));
+        touch(&base.join("proj/pkg/sub/__init__.py"));
+        touch(&base.join("proj/pkg/sub/mod.py"));
+        let f = base.join("proj/pkg/sub/mod.py");
+        assert_eq!(project_root(&f), base.join("proj"));
+        assert_eq!(module_name(&base.join("proj"), &f).unwrap(), "pkg.sub.mod");
+    }
+
+    #[test]
+    fn a_script_outside_packages_is_its_own_module() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        touch(&base.join("hello.py"));
+        let set = file_module(&base.join("hello.py")).unwrap();
+        assert_eq!(set.root, base);
+        assert_eq!(set.modules, vec!["hello".to_string()]);
+    }
+
+    #[test]
+    fn directory_walk_matches_walk_packages() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        touch(&base.join("proj/pkg/__init__.py"));
+        touch(&base.join("proj/pkg/b.py"));
+        touch(&base.join("proj/pkg/a.py"));
+        touch(&base.join("proj/pkg/sub/__init__.py"));
+        touch(&base.join("proj/pkg/sub/c.py"));
+        touch(&base.join("proj/pkg/notapkg/d.py"));
+        touch(&base.join("proj/pkg/data.txt"));
+        touch(&base.join("proj/pkg/bad-name.py"));
+        let set = path_modules(&base.join("proj/pkg")).unwrap();
+        assert_eq!(set.root, base.join("proj"));
+        assert_eq!(set.modules, vec!["pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c"]);
+    }
+
+    #[test]
+    fn missing_path_is_a_clear_error() {
+        let e = path_modules(Path::new("/definitely/not/here.py")).unwrap_err();
+        assert!(e.message.contains("does not exist"), "{}", e.message);
+    }
+
+    #[test]
+    fn paths_must_share_a_root() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        touch(&base.join("a/x.py"));
+        touch(&base.join("b/c/y.py"));
+        let e = modules_for_paths(&[base.join("a/x.py"), base.join("b/c/y.py")]).unwrap_err();
+        assert!(e.message.contains("project root"));
+    }
+}

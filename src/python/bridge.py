@@ -1,0 +1,488 @@
+# The Python half of union's bridge. It runs inside the interpreter that `union` embeds, with the
+# user's own flytekit. Every function called from Rust takes and returns plain text (JSON): no
+# Python object ever crosses into Rust. Errors in user code come back as structured data carrying
+# the user's traceback, never as a raw exception.
+import dataclasses
+import enum
+import importlib
+import inspect
+import json
+import os
+import sys
+import traceback
+import typing
+
+_SITE_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+
+
+class UserError(Exception):
+    """An error whose message is meant for the user as is (kind + message + optional traceback)."""
+
+    def __init__(self, kind, message, tb=None, **extra):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.tb = tb
+        self.extra = extra
+
+
+def _ok(value):
+    return json.dumps({"ok": value})
+
+
+def _err(e: UserError):
+    d = {"kind": e.kind, "message": e.message, "traceback": e.tb}
+    d.update(e.extra)
+    return json.dumps({"error": d})
+
+
+def _guard(fn):
+    def wrapper(*args):
+        try:
+            return _ok(fn(*args))
+        except UserError as e:
+            return _err(e)
+        except KeyboardInterrupt:
+            return json.dumps({"error": {"kind": "interrupted", "message": "interrupted", "traceback": None}})
+        except BaseException as e:  # noqa: B902 - anything else is a bug on our side; report it whole
+            return _err(UserError("internal", f"{type(e).__name__}: {e}", "".join(traceback.format_exception(e))))
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracebacks that show the user's code, not flytekit's plumbing.
+
+
+def _is_user_frame(filename: str) -> bool:
+    if not filename or filename.startswith("<"):
+        return False
+    if any(m in filename for m in _SITE_MARKERS):
+        return False
+    for p in {sys.prefix, sys.base_prefix, getattr(sys, "exec_prefix", sys.prefix)}:
+        if p and filename.startswith(p + os.sep) and "lib" in filename[len(p) :].split(os.sep)[1:2]:
+            return False
+    return True
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    """flytekit wraps a task's exception in its own ones; find the user's original exception."""
+    seen = set()
+    cur = e
+    while id(cur) not in seen:
+        seen.add(id(cur))
+        nxt = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+        # flytekit's FlyteUserRuntimeException keeps the user's exception as `.value`
+        val = getattr(cur, "value", None)
+        if isinstance(val, BaseException) and val is not cur:
+            nxt = val
+        if nxt is None:
+            break
+        cur = nxt
+    return cur
+
+
+def format_user_traceback(e: BaseException) -> str:
+    root = _root_cause(e)
+    frames = traceback.extract_tb(root.__traceback__)
+    user = [f for f in frames if _is_user_frame(f.filename)]
+    lines = []
+    if user:
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_list(user))
+    lines.extend(traceback.format_exception_only(type(root), root))
+    return "".join(lines)
+
+
+def _format_import_error(e: BaseException) -> str:
+    # SyntaxError carries file/line/caret in format_exception_only; for other errors show the user frames.
+    if isinstance(e, SyntaxError):
+        return "".join(traceback.format_exception_only(type(e), e))
+    return format_user_traceback(e)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading user modules and finding entities
+
+
+def _flytekit():
+    try:
+        import flytekit  # noqa: F401
+        from flytekit.core.base_task import PythonTask  # noqa: F401
+    except Exception as e:  # ImportError or a broken install
+        raise UserError(
+            "flytekit_missing",
+            f"flytekit cannot be imported in {sys.prefix}: {type(e).__name__}: {e}",
+        )
+    return flytekit
+
+
+def environment_info():
+    """What the embedded interpreter sees (used by error messages and `union --debug` diagnostics)."""
+    info = {
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "version": "%d.%d.%d" % sys.version_info[:3],
+    }
+    try:
+        import flytekit
+
+        info["flytekit"] = flytekit.__version__
+    except Exception as e:
+        info["flytekit_error"] = f"{type(e).__name__}: {e}"
+    return info
+
+
+def _import_modules(root: str, modules):
+    _flytekit()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from flytekit.core import context_manager
+
+    for name in modules:
+        try:
+            # pyflyte imports user modules inside a fresh context builder; so do we.
+            with context_manager.FlyteContextManager.with_context(
+                context_manager.FlyteContextManager.current_context().new_builder()
+            ):
+                importlib.import_module(name)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:
+            if isinstance(e, SystemExit):
+                msg = f"importing module `{name}` called exit({e.code})"
+            else:
+                msg = f"importing module `{name}` failed: {type(e).__name__}: {e}"
+            raise UserError("import", msg, _format_import_error(e), module=name)
+
+
+def _type_text(t) -> str:
+    if t is type(None):
+        return "None"
+    if isinstance(t, type) and not typing.get_args(t):
+        if t.__module__ in ("builtins",):
+            return t.__qualname__
+        return f"{t.__module__}.{t.__qualname__}"
+    text = repr(t)
+    return text.replace("typing.", "")
+
+
+def _default_text(v):
+    if v is None:
+        return None
+    if isinstance(v, enum.Enum):
+        return str(v.value)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        try:
+            return json.dumps(dataclasses.asdict(v), default=str)
+        except Exception:
+            return repr(v)
+    if hasattr(v, "model_dump_json"):
+        try:
+            return v.model_dump_json()
+        except Exception:
+            return repr(v)
+    if isinstance(v, (list, dict)):
+        try:
+            return json.dumps(v, default=str)
+        except Exception:
+            return repr(v)
+    return str(v)
+
+
+def _inputs_with_defaults(entity):
+    """The inputs a command line offers for `entity`, as pyflyte's run command computes them."""
+    from flytekit.core.launch_plan import LaunchPlan
+
+    final = dict(entity.python_interface.inputs_with_defaults)
+    if isinstance(entity, LaunchPlan):
+        all_inputs = entity.python_interface.inputs_with_defaults
+        default_inputs = entity.saved_inputs
+        final = {}
+        for name in entity.parameters.parameters.keys():
+            _type, v = all_inputs[name]
+            if name in default_inputs:
+                v = default_inputs[name]
+            final[name] = (_type, v)
+    return final
+
+
+def _is_optional(t) -> bool:
+    import types as _types
+
+    return typing.get_origin(t) in (typing.Union, getattr(_types, "UnionType", typing.Union)) and type(
+        None
+    ) in typing.get_args(t)
+
+
+def _converter(entity, name, python_type):
+    from flytekit.core.context_manager import FlyteContextManager
+    from flytekit.interaction.click_types import FlyteLiteralConverter
+
+    literal_var = entity.interface.inputs.get(name)
+    return FlyteLiteralConverter(
+        FlyteContextManager.current_context(),
+        literal_type=literal_var.type,
+        python_type=python_type,
+        is_remote=False,
+    )
+
+
+def _interface(entity):
+    inputs = []
+    for name, (python_type, default) in _inputs_with_defaults(entity).items():
+        var = entity.interface.inputs.get(name)
+        try:
+            is_bool = _converter(entity, name, python_type).is_bool()
+        except Exception:
+            is_bool = python_type is bool
+        if is_bool and not default:
+            default = False
+        required = type(None) not in typing.get_args(python_type) and default is None
+        inputs.append(
+            {
+                "name": name,
+                "type": _type_text(python_type),
+                "default": _default_text(default),
+                "required": bool(required),
+                "is_bool": bool(is_bool),
+                "description": (var.description if var is not None else "") or "",
+            }
+        )
+    outputs = []
+    for name, python_type in entity.python_interface.outputs.items():
+        outputs.append({"name": name, "type": _type_text(python_type)})
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _json_value(v):
+    """ImageSpec field values as JSON: lists, dicts, scalars; tuples become lists; enums their name."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, enum.Enum):
+        return v.name
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    from flytekit.image_spec.image_spec import ImageSpec
+
+    if isinstance(v, ImageSpec):
+        return image_spec_to_json(v)
+    return str(v)
+
+
+def image_spec_to_json(spec):
+    """Every dataclass field of an ImageSpec, in declaration order, plus the force-push flag."""
+    out = {}
+    for f in dataclasses.fields(spec):
+        out[f.name] = _json_value(getattr(spec, f.name))
+    out["_is_force_push"] = bool(getattr(spec, "_is_force_push", False))
+    return out
+
+
+def _container_image(entity):
+    from flytekit.image_spec.image_spec import ImageSpec
+
+    img = getattr(entity, "container_image", None)
+    if img is None:
+        return None
+    if isinstance(img, ImageSpec):
+        return {"kind": "spec", "spec": image_spec_to_json(img)}
+    return {"kind": "image", "uri": str(img)}
+
+
+def _kind(entity):
+    from flytekit.core.base_task import PythonTask
+    from flytekit.core.launch_plan import LaunchPlan
+    from flytekit.core.workflow import WorkflowBase
+
+    if isinstance(entity, PythonTask):
+        return "task"
+    if isinstance(entity, WorkflowBase):
+        return "workflow"
+    if isinstance(entity, LaunchPlan):
+        return "launch_plan"
+    return None
+
+
+def _describe(entity, module=None, attr=None):
+    kind = _kind(entity)
+    d = {
+        "kind": kind,
+        "name": entity.name,
+        "module": module,
+        "attr": attr,
+        "doc": inspect.cleandoc(entity.__doc__) if kind != "launch_plan" and entity.__doc__ else None,
+        "interface": _interface(entity),
+        "container_image": None,
+        "task_type": None,
+        "workflow": None,
+    }
+    if kind == "task":
+        d["container_image"] = _container_image(entity)
+        d["task_type"] = getattr(entity, "task_type", None)
+    if kind == "launch_plan":
+        d["workflow"] = entity.workflow.name
+    return d
+
+
+def _attrs_by_identity(modules):
+    """Map id(entity) -> (module, attribute) for every entity bound at the top level of `modules`."""
+    found = {}
+    for mod_name in modules:
+        mod = sys.modules.get(mod_name)
+        if mod is None:
+            continue
+        for attr, obj in list(vars(mod).items()):
+            if _kind(obj) is not None:
+                found.setdefault(id(obj), (mod_name, attr))
+    return found
+
+
+@_guard
+def discover(root, modules_json):
+    """Import `modules` from project `root` and describe every entity that exists afterwards."""
+    _import_modules(root, json.loads(modules_json))
+    from flytekit.core.context_manager import FlyteEntities
+
+    where = _attrs_by_identity(list(sys.modules.keys()))
+    out = []
+    seen = set()
+    for e in FlyteEntities.entities:
+        if id(e) in seen or _kind(e) is None:
+            continue
+        seen.add(id(e))
+        mod, attr = where.get(id(e), (getattr(e, "instantiated_in", None) or None, None))
+        out.append(_describe(e, mod, attr))
+    return out
+
+
+@_guard
+def entities_in_module(root, module):
+    """Import one module and describe what it defines at top level, as `pyflyte run FILE` lists it."""
+    _import_modules(root, [module])
+    mod = sys.modules[module]
+    out = []
+    for attr in dir(mod):
+        obj = mod.__dict__.get(attr)
+        if _kind(obj) is not None:
+            out.append(_describe(obj, module, attr))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Local execution
+
+
+def _load_entity(module, attr):
+    mod = sys.modules[module]
+    if attr not in mod.__dict__ or _kind(mod.__dict__[attr]) is None:
+        raise UserError("entity_not_found", f"`{attr}` is not a task, workflow or launch plan in `{module}`")
+    return mod.__dict__[attr]
+
+
+def _convert_inputs(entity, given):
+    """Turn command-line text into Python values exactly as `pyflyte run` does (FlyteLiteralConverter)."""
+    import click
+
+    final = _inputs_with_defaults(entity)
+    values = {}
+    for name, raw in given.items():
+        if name not in final:
+            raise UserError("bad_input", f"`{entity.name}` has no input named `{name}`", flag=f"--{name}")
+        python_type, _ = final[name]
+        conv = _converter(entity, name, python_type)
+        try:
+            if conv.is_bool():
+                v = bool(raw) if isinstance(raw, bool) else click.BOOL.convert(raw, None, None)
+            else:
+                v = conv.click_type.convert(raw, None, None)
+            values[name] = conv.convert(None, None, v)
+        except KeyboardInterrupt:
+            raise
+        except click.exceptions.ClickException as e:  # BadParameter and friends
+            raise UserError(
+                "bad_value",
+                f"invalid value for --{name}: {e.format_message()}",
+                flag=f"--{name}",
+                expected=_type_text(python_type),
+            )
+        except Exception as e:
+            raise UserError(
+                "bad_value",
+                f"invalid value for --{name}: {type(e).__name__}: {e}",
+                flag=f"--{name}",
+                expected=_type_text(python_type),
+            )
+
+    # Defaults and optionals exactly as pyflyte's run_command applies them.
+    inputs = {}
+    missing = []
+    for name, v in final.items():
+        val = values.get(name)
+        optional_v = False
+        if val is None and isinstance(v, tuple):
+            optional_v = _is_optional(v[0])
+            if len(v) == 2:
+                val = v[1]
+        if val is not None or optional_v:
+            inputs[name] = val
+        if val is None and v[0] is bool:
+            inputs[name] = False
+        if name not in inputs and name not in given:
+            missing.append({"flag": f"--{name}", "type": _type_text(v[0])})
+    if missing:
+        raise UserError(
+            "missing_input",
+            "missing required input" + ("s" if len(missing) > 1 else "") + ": "
+            + ", ".join(f"{m['flag']} ({m['type']})" for m in missing),
+            missing=missing,
+        )
+    return inputs
+
+
+@_guard
+def run(module, attr, given_json):
+    """Run a task, workflow or launch plan locally, in-process, and return what pyflyte would print."""
+    import asyncio
+
+    from flytekit.core.context_manager import FlyteContextManager
+
+    entity = _load_entity(module, attr)
+    inputs = _convert_inputs(entity, json.loads(given_json))
+    try:
+        with FlyteContextManager.with_context(FlyteContextManager.current_context().new_builder()):
+            output = entity(**inputs)
+            if inspect.iscoroutine(output):
+                output = asyncio.run(output)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        raise UserError(
+            "task_failed",
+            f"{_kind(entity).replace('_', ' ')} `{entity.name}` failed: {type(_root_cause(e)).__name__}: {_root_cause(e)}",
+            format_user_traceback(e),
+        )
+    # click.echo(output) semantics: str() of anything that is not text, None prints an empty line.
+    if output is None:
+        return ""
+    if isinstance(output, (bytes, bytearray)):
+        return output.decode("utf-8", "replace")
+    return str(output)
+
+
+def finish():
+    """Flush Python's streams and run atexit handlers (we never finalize the interpreter: it is slow)."""
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except BaseException:
+            pass

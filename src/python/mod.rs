@@ -1,0 +1,204 @@
+//! The embedded CPython. All pyo3 code lives behind this module boundary: it starts the
+//! interpreter once, inside the user's environment, runs `bridge.py`, and hands back plain Rust
+//! data. No Python object handle leaves this module.
+
+pub mod env;
+
+use std::ffi::CString;
+use std::path::Path;
+
+use pyo3::prelude::*;
+use pyo3::types::PyModule;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::diagnostics::{Diagnostic, EXIT_INTERRUPTED};
+use crate::entity::Entity;
+pub use env::{EnvSource, PythonEnv};
+
+const BRIDGE_SOURCE: &str = include_str!("bridge.py");
+
+/// An error that Python code reported in a structured way (see `bridge.py`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PyUserError {
+    /// `import`, `entity_not_found`, `bad_value`, `missing_input`, `task_failed`,
+    /// `flytekit_missing`, `interrupted`, `internal`, ...
+    pub kind: String,
+    pub message: String,
+    pub traceback: Option<String>,
+    /// Extra structured fields (`module`, `flag`, `expected`, `missing`, ...).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl PyUserError {
+    /// Turn into a user-facing diagnostic (the traceback becomes the detail block).
+    pub fn into_diagnostic(self, env: &PythonEnv) -> Diagnostic {
+        let mut d = Diagnostic::new(self.message.clone());
+        if let Some(tb) = &self.traceback {
+            d = d.detail(tb.clone());
+        }
+        match self.kind.as_str() {
+            "flytekit_missing" => {
+                d = d.hint(format!(
+                    "the environment was found via {}; install flytekit there: `{}/bin/pip install flytekit`, or activate the virtualenv that has it",
+                    env.source.describe(),
+                    env.prefix.display()
+                ))
+            }
+            "interrupted" => d = d.exit_code(EXIT_INTERRUPTED),
+            "internal" => d = d.hint("this is a bug in union; please report it with the output above"),
+            _ => {}
+        }
+        d
+    }
+}
+
+/// A running embedded interpreter in the user's environment.
+pub struct PythonSession {
+    env: PythonEnv,
+}
+
+#[derive(Deserialize)]
+struct Reply<T> {
+    ok: Option<T>,
+    error: Option<PyUserError>,
+}
+
+fn init_interpreter(env: &PythonEnv) -> Result<(), Diagnostic> {
+    let program = CString::new(env.python.to_string_lossy().as_bytes())
+        .map_err(|_| Diagnostic::new(format!("invalid interpreter path `{}`", env.python.display())))?;
+    // SAFETY: standard PyConfig initialisation sequence on the main thread, before any other use
+    // of the C API; every PyStatus is checked, and the config is cleared on every path.
+    unsafe {
+        let mut config = std::mem::MaybeUninit::<pyo3::ffi::PyConfig>::zeroed();
+        pyo3::ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        // program_name = <venv>/bin/python makes sys.executable the venv's python and sys.prefix
+        // the venv, so .pth files run and the base installation's site-packages stay out.
+        let status = pyo3::ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, program.as_ptr());
+        if pyo3::ffi::PyStatus_Exception(status) != 0 {
+            pyo3::ffi::PyConfig_Clear(&mut config);
+            return Err(Diagnostic::new(format!("cannot configure Python for `{}`", env.python.display())));
+        }
+        config.parse_argv = 0;
+        config.install_signal_handlers = 0; // we own SIGINT (see process.rs)
+        config.buffered_stdio = 0; // nothing is lost: we never finalize the interpreter
+        let status = pyo3::ffi::Py_InitializeFromConfig(&config);
+        pyo3::ffi::PyConfig_Clear(&mut config);
+        if pyo3::ffi::PyStatus_Exception(status) != 0 {
+            return Err(Diagnostic::new(format!(
+                "Python failed to start in `{}` (found via {})",
+                env.prefix.display(),
+                env.source.describe()
+            ))
+            .hint(format!(
+                "recreate the environment with `{}/bin/python3 -m venv`",
+                env::BUILD_PREFIX
+            )));
+        }
+        // Release the GIL taken by initialisation; Python::attach re-acquires it per call.
+        pyo3::ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}
+
+fn format_pyerr(py: Python<'_>, err: &PyErr) -> String {
+    let tb = err
+        .traceback(py)
+        .and_then(|tb| tb.format().ok())
+        .unwrap_or_default();
+    format!("{tb}{err}")
+}
+
+impl PythonSession {
+    /// Start the interpreter in `env` and load the bridge. Call once, from the main thread.
+    pub fn start(env: PythonEnv) -> Result<PythonSession, Diagnostic> {
+        crate::process::reserve_stdout_for_data();
+        init_interpreter(&env)?;
+        Python::attach(|py| -> Result<(), Diagnostic> {
+            let code = CString::new(BRIDGE_SOURCE).expect("bridge.py has no NUL bytes");
+            PyModule::from_code(py, &code, c"union_bridge.py", c"union_bridge").map_err(|e| {
+                Diagnostic::new("union's Python bridge failed to load")
+                    .detail(format_pyerr(py, &e))
+                    .hint("this is a bug in union; please report it")
+            })?;
+            Ok(())
+        })?;
+        Ok(PythonSession { env })
+    }
+
+    /// The environment this session runs in.
+    pub fn env(&self) -> &PythonEnv {
+        &self.env
+    }
+
+    fn call<T: DeserializeOwned>(&self, func: &str, args: Vec<String>) -> Result<T, PyUserError> {
+        let text: String = Python::attach(|py| -> Result<String, PyUserError> {
+            let internal = |e: PyErr| PyUserError {
+                kind: "internal".into(),
+                message: format!("union's Python bridge failed in {func}"),
+                traceback: Some(format_pyerr(py, &e)),
+                extra: Default::default(),
+            };
+            let module = py.import("union_bridge").map_err(internal)?;
+            let f = module.getattr(func).map_err(internal)?;
+            let r = match args.len() {
+                0 => f.call0(),
+                1 => f.call1((args[0].as_str(),)),
+                2 => f.call1((args[0].as_str(), args[1].as_str())),
+                _ => f.call1((args[0].as_str(), args[1].as_str(), args[2].as_str())),
+            }
+            .map_err(internal)?;
+            r.extract::<String>().map_err(|e| internal(e.into()))
+        })?;
+        let reply: Reply<T> = serde_json::from_str(&text).map_err(|e| PyUserError {
+            kind: "internal".into(),
+            message: format!("union's Python bridge returned malformed data from {func}: {e}"),
+            traceback: None,
+            extra: Default::default(),
+        })?;
+        match (reply.ok, reply.error) {
+            (_, Some(err)) => Err(err),
+            (Some(v), None) => Ok(v),
+            (None, None) => Err(PyUserError {
+                kind: "internal".into(),
+                message: format!("union's Python bridge returned nothing from {func}"),
+                traceback: None,
+                extra: Default::default(),
+            }),
+        }
+    }
+
+    /// Import `modules` from project `root`; describe every task, workflow and launch plan.
+    pub fn discover(&self, root: &Path, modules: &[String]) -> Result<Vec<Entity>, PyUserError> {
+        let mods = serde_json::to_string(modules).expect("strings serialize");
+        self.call("discover", vec![root.to_string_lossy().into_owned(), mods])
+    }
+
+    /// Import one module and describe the entities bound at its top level (`pyflyte run FILE`).
+    pub fn entities_in_module(&self, root: &Path, module: &str) -> Result<Vec<Entity>, PyUserError> {
+        self.call("entities_in_module", vec![root.to_string_lossy().into_owned(), module.to_string()])
+    }
+
+    /// Run `module.attr` locally with the given raw inputs (name -> text or bool); returns what
+    /// pyflyte would print.
+    pub fn run(
+        &self,
+        module: &str,
+        attr: &str,
+        inputs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, PyUserError> {
+        let given = serde_json::to_string(inputs).expect("json serializes");
+        self.call("run", vec![module.to_string(), attr.to_string(), given])
+    }
+
+    /// Flush Python's streams and run atexit handlers. The interpreter is not finalized (slow).
+    pub fn finish(&self) {
+        Python::attach(|py| {
+            if let Ok(m) = py.import("union_bridge") {
+                let _ = m.getattr("finish").and_then(|f| f.call0());
+            }
+        });
+    }
+}
