@@ -22,6 +22,24 @@ pub enum Command {
     /// `union run FILE ENTITY --help` lists ENTITY's inputs.
     #[command(disable_help_flag = true)]
     Run(RunArgs),
+
+    /// List the tasks, workflows and launch plans that files or packages define.
+    ///
+    /// Modules are found and imported as `pyflyte register` does: the project root is the first
+    /// ancestor directory without `__init__.py`, and a directory stands for its package and every
+    /// module below it. Everything that exists after import is listed, named `<module>.<function>`.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Python files or package directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Print machine-readable JSON (every entity with its interface and container image).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

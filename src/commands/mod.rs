@@ -4,11 +4,13 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod list;
 pub mod run;
 
 /// Run the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::List(args) => list::list(args),
     }
 }

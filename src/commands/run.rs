@@ -69,7 +69,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Err(e) => {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
-            return Err(Diagnostic::usage(first)
+            let mut d = Diagnostic::usage(first);
+            for tip in text.lines().filter_map(|l| l.trim().strip_prefix("tip: ")) {
+                d = d.hint(tip.to_string());
+            }
+            return Err(d
                 .hint(format!("see `union run {} {entity_name} --help` for its inputs", file.display()))
                 .into());
         }
@@ -118,11 +122,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             let usage = matches!(e.kind.as_str(), "bad_value" | "missing_input");
             let flag = e.extra.get("flag").and_then(|v| v.as_str()).map(str::to_string);
             let expected = e.extra.get("expected").and_then(|v| v.as_str()).map(str::to_string);
+            let format = e.extra.get("format").and_then(|v| v.as_str()).map(str::to_string);
             let mut d = e.into_diagnostic(session.env());
             if usage {
                 d = d.exit_code(EXIT_USAGE);
                 if let (Some(flag), Some(expected)) = (flag, expected) {
-                    d = d.hint(format!("{flag} expects a value of type {expected}"));
+                    // click's own type names are informative for some types (durations, JSON, files).
+                    let example = format
+                        .filter(|f| f.starts_with('[') || f.contains(' '))
+                        .map(|f| format!(", written as {f}"))
+                        .unwrap_or_default();
+                    d = d.hint(format!("{flag} expects a value of type {expected}{example}"));
                 }
             }
             Err(d.into())
@@ -157,7 +167,8 @@ fn entities_listing(file: &str, module: &str, entities: &[Entity]) -> String {
         for e in entities.iter().filter(|e| e.kind == kind) {
             let name = display_name(e);
             let doc = e.doc.as_deref().and_then(|d| d.lines().next()).unwrap_or("");
-            let _ = writeln!(out, "  {:<width$}  {:<11}  {}", name, e.kind.label(), doc, width = width);
+            let line = format!("  {:<width$}  {:<11}  {}", name, e.kind.label(), doc, width = width);
+            let _ = writeln!(out, "{}", line.trim_end());
         }
     }
     let _ = writeln!(out, "\nRun one with: union run {file} ENTITY [--INPUT VALUE ...]");

@@ -56,7 +56,7 @@ def _guard(fn):
 
 
 def _is_user_frame(filename: str) -> bool:
-    if not filename or filename.startswith("<"):
+    if not filename or filename.startswith("<") or filename == "union_bridge.py":
         return False
     if any(m in filename for m in _SITE_MARKERS):
         return False
@@ -161,7 +161,7 @@ def _type_text(t) -> str:
     if t is type(None):
         return "None"
     if isinstance(t, type) and not typing.get_args(t):
-        if t.__module__ in ("builtins",):
+        if t.__module__ in ("builtins",) or t.__module__.startswith("flytekit."):
             return t.__qualname__
         return f"{t.__module__}.{t.__qualname__}"
     text = repr(t)
@@ -387,6 +387,12 @@ def _convert_inputs(entity, given):
     """Turn command-line text into Python values exactly as `pyflyte run` does (FlyteLiteralConverter)."""
     import click
 
+    class _RunParams:
+        # What flytekit's click types read from ctx.obj (pyflyte's RunLevelParams) for a local run.
+        is_remote = False
+        verbose = 0
+
+    click_ctx = click.Context(click.Command("union-run"), obj=_RunParams())
     final = _inputs_with_defaults(entity)
     values = {}
     for name, raw in given.items():
@@ -398,23 +404,28 @@ def _convert_inputs(entity, given):
             if conv.is_bool():
                 v = bool(raw) if isinstance(raw, bool) else click.BOOL.convert(raw, None, None)
             else:
-                v = conv.click_type.convert(raw, None, None)
-            values[name] = conv.convert(None, None, v)
+                v = conv.click_type.convert(raw, None, click_ctx)
+            values[name] = conv.convert(click_ctx, None, v)
         except KeyboardInterrupt:
             raise
         except click.exceptions.ClickException as e:  # BadParameter and friends
+            msg = e.format_message()
+            if msg.startswith("Invalid value: "):
+                msg = msg[len("Invalid value: ") :]
             raise UserError(
                 "bad_value",
-                f"invalid value for --{name}: {e.format_message()}",
+                f"invalid value for --{name} ({_type_text(python_type)}): {msg}",
                 flag=f"--{name}",
                 expected=_type_text(python_type),
+                format=getattr(conv.click_type, "name", None),
             )
         except Exception as e:
             raise UserError(
                 "bad_value",
-                f"invalid value for --{name}: {type(e).__name__}: {e}",
+                f"invalid value for --{name} ({_type_text(python_type)}): {type(e).__name__}: {e}",
                 flag=f"--{name}",
                 expected=_type_text(python_type),
+                format=getattr(conv.click_type, "name", None),
             )
 
     # Defaults and optionals exactly as pyflyte's run_command applies them.
