@@ -78,7 +78,8 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
 
 /// Write `err` to `out` in the `error:` / `hint:` format and return its exit code.
 pub fn render(err: &anyhow::Error, out: &mut dyn Write) -> u8 {
-    if let Some(diag) = err.downcast_ref::<Diagnostic>() {
+    // Only when the outermost error is the diagnostic (anyhow's downcast sees through context).
+    if let Some(diag) = err.chain().next().and_then(|e| e.downcast_ref::<Diagnostic>()) {
         let _ = writeln!(out, "error: {}", diag.message);
         for cause in err.chain().skip(1) {
             let _ = writeln!(out, "  caused by: {cause}");

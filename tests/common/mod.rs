@@ -1,0 +1,74 @@
+//! Shared helpers for integration tests: run the real `union` binary (and the real `pyflyte`)
+//! against the fixtures in `python_fixtures/`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (where `.venv` and `python_fixtures/` live).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> String {
+    repo().join("python_fixtures").join(rel).to_string_lossy().into_owned()
+}
+
+/// The test virtualenv (made by scripts/setup-python.sh).
+pub fn venv() -> PathBuf {
+    repo().join(".venv")
+}
+
+/// A `union` command run from the repository root, with the test venv active.
+pub fn union() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_union"));
+    c.current_dir(repo());
+    c.env("VIRTUAL_ENV", venv());
+    c.env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC");
+    c
+}
+
+/// Text of stdout / stderr.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run and return output, printing both streams for debugging when the assertion fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let o = cmd.output().expect("run union");
+    eprintln!("--- stdout:\n{}--- stderr:\n{}--- status: {:?}", stdout(&o), stderr(&o), o.status);
+    o
+}
+
+/// Run real `pyflyte run` (flytekit 1.16.31 in the test venv) the way a user would, and return
+/// its result line: pyflyte prints "Running Execution on local." first, then the output.
+pub fn pyflyte_run(file: &str, entity: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    // With `union` installed, pyflyte refuses to run without a config file, even locally.
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, "admin:\n  endpoint: dns:///localhost:30080\n  insecure: true\n").unwrap();
+    let o = Command::new(venv().join("bin/pyflyte"))
+        .current_dir(repo())
+        .env("VIRTUAL_ENV", venv())
+        .arg("-c")
+        .arg(&cfg)
+        .arg("run")
+        .arg(file)
+        .arg(entity)
+        .args(args)
+        .output()
+        .expect("run pyflyte");
+    let out = stdout(&o);
+    assert!(o.status.success(), "pyflyte failed: {}\n{}", out, stderr(&o));
+    out.lines()
+        .filter(|l| !l.starts_with("Running Execution on"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
