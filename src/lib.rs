@@ -17,5 +17,7 @@ pub mod diagnostics;
 pub mod discovery;
 pub mod entity;
 pub mod package;
+/// flytekit ImageSpec as native Rust data, with tags byte-identical to flytekit 1.16.
+pub mod image;
 pub mod process;
 pub mod python;
