@@ -17,6 +17,8 @@ pub mod diagnostics;
 pub mod discovery;
 pub mod entity;
 pub mod package;
+/// Flyte wire types (prost messages, tonic clients/servers) generated from the installed flyteidl.
+pub mod idl;
 /// flytekit ImageSpec as native Rust data, with tags byte-identical to flytekit 1.16.
 pub mod image;
 pub mod process;
