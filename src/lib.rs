@@ -7,6 +7,7 @@
 //! - [`python`]: the embedded CPython that imports the user's code with the user's own flytekit;
 //! - [`discovery`]: project roots and module names with pyflyte's semantics;
 //! - [`entity`]: what discovery hands back, as plain Rust data;
+//! - [`package`]: the fast-register code archive (file selection, ignore rules, ls_digest, tar.gz);
 //! - [`diagnostics`]: user-facing errors (`error:` / `hint:`) and exit codes;
 //! - [`process`]: process-level plumbing (Ctrl-C, keeping stdout for data).
 
@@ -15,5 +16,10 @@ pub mod commands;
 pub mod diagnostics;
 pub mod discovery;
 pub mod entity;
+pub mod package;
+/// Flyte wire types (prost messages, tonic clients/servers) generated from the installed flyteidl.
+pub mod idl;
+/// flytekit ImageSpec as native Rust data, with tags byte-identical to flytekit 1.16.
+pub mod image;
 pub mod process;
 pub mod python;

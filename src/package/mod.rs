@@ -1,0 +1,52 @@
+//! The fast-register code archive, built natively with pyflyte's semantics
+//! (`flytekit/tools/fast_registration.py::fast_package`, `tools/script_mode.py`, `tools/ignore.py`).
+//!
+//! - [`files`]: which files (`--copy all|auto|none`) and their `ls_digest`;
+//! - [`ignore`]: `.gitignore` / `.dockerignore` / `.flyteignore` / built-in ignore rules;
+//! - [`archive`]: the deterministic `fast<ls_digest>.tar.gz`.
+
+pub mod archive;
+pub mod files;
+mod git;
+pub mod ignore;
+
+use std::path::PathBuf;
+
+pub use archive::{build_archive, write_archive, Archive, ArchiveOptions};
+pub use files::{
+    list_files, list_files_with, ls_digest, CopyMode, FileList, IgnoredFile, ListOptions, SkipReason, SkippedPath,
+};
+pub use ignore::{IgnoreKind, IgnoreRule, IgnoreSet, IgnoreSource, STANDARD_IGNORE_PATTERNS};
+
+/// Errors while listing or archiving project files.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// A file or directory could not be read or written.
+    #[error("cannot access {path}: {source}", path = .path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The project root is not a directory.
+    #[error("{path} is not a directory", path = .path.display())]
+    NotADirectory {
+        /// The offending root.
+        path: PathBuf,
+    },
+    /// A file changed size while it was being archived.
+    #[error("{path} changed while it was being archived; try again", path = .path.display())]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file to archive is not under the root.
+    #[error("{path} is not under the project root {root}", path = .path.display(), root = .root.display())]
+    OutsideRoot {
+        /// The file.
+        path: PathBuf,
+        /// The root.
+        root: PathBuf,
+    },
+}
