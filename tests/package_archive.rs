@@ -420,3 +420,20 @@ fn copy_modes() {
     let list = list_files(r, CopyMode::All, &IgnoreSet { kinds: vec![IgnoreKind::Standard] }).unwrap();
     assert_eq!(list.ignored_counts(), [(IgnoreSource::Standard, 1)]);
 }
+
+#[test]
+fn known_difference_non_ascii_git_ignored_names() {
+    if !have_git() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    git(r, &["init", "-q", "."]);
+    write(r, ".gitignore", "*.log\n");
+    write(r, "ignorée.log", "x\n");
+    let list = list_files(r, CopyMode::All, &IgnoreSet::fast_register()).unwrap();
+    assert_eq!(rels(&list), [".gitignore"]);
+    // flytekit keeps it: `git ls-files` prints the name C-quoted, so it never matches.
+    let Some(answer) = flytekit(json!({"cases": [{"root": r, "ignores": "fast"}]})) else { return };
+    assert_eq!(answer["cases"][0]["files"], json!([".gitignore", "ignorée.log"]));
+}

@@ -70,14 +70,19 @@ fn os_walk(
         image: &str,
         visit: &mut dyn FnMut(WalkDir) -> Result<()>,
     ) -> Result<()> {
-        let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(());
+        };
         let mut dirs: Vec<(String, PathBuf, bool)> = Vec::new();
         let mut files = Vec::new();
         for entry in entries {
             let Ok(entry) = entry else { return Ok(()) };
             let path = entry.path();
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                return Err(ImageSpecError::NonUtf8Path { image: image.to_string(), path });
+                return Err(ImageSpecError::NonUtf8Path {
+                    image: image.to_string(),
+                    path,
+                });
             };
             let is_symlink = entry.file_type().map(|t| t.is_symlink()).unwrap_or(false);
             // DirEntry.is_dir() follows symlinks.
@@ -88,7 +93,10 @@ fn os_walk(
                 files.push((name, path));
             }
         }
-        visit(WalkDir { rel: rel.clone(), files })?;
+        visit(WalkDir {
+            rel: rel.clone(),
+            files,
+        })?;
         for (name, path, is_symlink) in dirs {
             if prune(&name) || is_symlink {
                 continue;
@@ -104,7 +112,11 @@ fn os_walk(
 
 /// Feed a file's bytes to the hasher (flytekit's `_filehash_update`).
 fn hash_file(hasher: &mut Md5, path: &Path, image: &str) -> Result<()> {
-    let io = |source| ImageSpecError::Io { image: image.to_string(), path: path.to_path_buf(), source };
+    let io = |source| ImageSpecError::Io {
+        image: image.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = fs::File::open(path).map_err(io)?;
     let mut buf = vec![0u8; 65536];
     loop {
@@ -182,7 +194,9 @@ pub(super) fn ls_digest_all(base: &Path, root_str: &str, image: &str) -> Result<
             let shown = if absolute {
                 rel.clone()
             } else {
-                rel_parts.iter().fold(root_str.to_string(), |acc, part| py_join(&acc, part))
+                rel_parts
+                    .iter()
+                    .fold(root_str.to_string(), |acc, part| py_join(&acc, part))
             };
             if ignores.is_ignored(&shown) {
                 continue;
@@ -205,11 +219,19 @@ pub(super) fn ls_digest_all(base: &Path, root_str: &str, image: &str) -> Result<
 /// of loaded modules outside flytekit, `sys.prefix` and site-packages). Only those under
 /// `root_str` count, by `os.path.commonpath` as flytekit checks (so a relative `root_str` never
 /// contains the absolute module paths, and the digest is that of no files).
-pub(super) fn ls_digest_loaded(base: &Path, root_str: &str, modules: &[PathBuf], image: &str) -> Result<String> {
+pub(super) fn ls_digest_loaded(
+    base: &Path,
+    root_str: &str,
+    modules: &[PathBuf],
+    image: &str,
+) -> Result<String> {
     let mut files: Vec<String> = Vec::new();
     for m in modules {
         let Some(s) = m.to_str() else {
-            return Err(ImageSpecError::NonUtf8Path { image: image.to_string(), path: m.clone() });
+            return Err(ImageSpecError::NonUtf8Path {
+                image: image.to_string(),
+                path: m.clone(),
+            });
         };
         if file_is_in_directory(s, root_str) {
             files.push(s.to_string());
@@ -225,7 +247,9 @@ pub(super) fn ls_digest_loaded(base: &Path, root_str: &str, modules: &[PathBuf],
 }
 
 fn components(p: &str) -> Vec<&str> {
-    p.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
 }
 
 /// `os.path.commonpath([file, directory]) == directory` (False when one is relative and the
@@ -236,7 +260,12 @@ fn file_is_in_directory(file: &str, directory: &str) -> bool {
         return false;
     }
     let (a, b) = (components(file), components(directory));
-    let common: Vec<&str> = a.iter().zip(b.iter()).take_while(|(x, y)| x == y).map(|(x, _)| *x).collect();
+    let common: Vec<&str> = a
+        .iter()
+        .zip(b.iter())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| *x)
+        .collect();
     let joined = common.join("/");
     let prefix = if abs { format!("/{joined}") } else { joined };
     prefix == directory
@@ -281,7 +310,10 @@ struct IgnoreGroup {
 
 impl IgnoreGroup {
     fn new(root: &Path) -> Self {
-        IgnoreGroup { git_ignored: git_ignored_files(root), docker: PatternMatcher::from_dockerignore(root) }
+        IgnoreGroup {
+            git_ignored: git_ignored_files(root),
+            docker: PatternMatcher::from_dockerignore(root),
+        }
     }
 
     fn is_ignored(&self, path: &str) -> bool {
@@ -295,7 +327,10 @@ impl IgnoreGroup {
 /// `git ls-files -io --exclude-standard` in `root`, as flytekit's GitIgnore reads it (no git, or
 /// not a repository: nothing is ignored).
 fn git_ignored_files(root: &Path) -> HashSet<String> {
-    let Ok(out) = Command::new("git").args(["ls-files", "-io", "--exclude-standard"]).current_dir(root).output()
+    let Ok(out) = Command::new("git")
+        .args(["ls-files", "-io", "--exclude-standard"])
+        .current_dir(root)
+        .output()
     else {
         return HashSet::new();
     };
@@ -351,7 +386,12 @@ impl DockerPattern {
             Some(rest) => (true, rest),
             None => (false, p),
         };
-        let mut dirs: Vec<String> = p.trim().split('/').filter(|c| !c.is_empty() && *c != ".").map(String::from).collect();
+        let mut dirs: Vec<String> = p
+            .trim()
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(String::from)
+            .collect();
         let mut i = 0;
         while i < dirs.len() {
             if dirs[i] == ".." {
@@ -366,11 +406,17 @@ impl DockerPattern {
         }
         let cleaned = dirs.join("/").to_lowercase();
         let regex = Regex::new(&docker_translate(&cleaned)).ok();
-        DockerPattern { exclusion, dirs, regex }
+        DockerPattern {
+            exclusion,
+            dirs,
+            regex,
+        }
     }
 
     fn matches(&self, path: &str) -> bool {
-        self.regex.as_ref().is_some_and(|r| r.is_match(&path.to_lowercase()))
+        self.regex
+            .as_ref()
+            .is_some_and(|r| r.is_match(&path.to_lowercase()))
     }
 }
 
@@ -380,15 +426,20 @@ impl PatternMatcher {
         if let Ok(bytes) = fs::read(root.join(".dockerignore")) {
             // Text mode: universal newlines, then `[l.strip() for l in readlines() if l and not
             // l.startswith("#")]`.
-            let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n").replace('\r', "\n");
+            let text = String::from_utf8_lossy(&bytes)
+                .replace("\r\n", "\n")
+                .replace('\r', "\n");
             for line in text.split_inclusive('\n') {
                 if !line.starts_with('#') {
                     lines.push(line.trim().to_string());
                 }
             }
         }
-        let mut patterns: Vec<DockerPattern> =
-            lines.iter().map(|l| DockerPattern::new(l)).filter(|p| !p.dirs.is_empty()).collect();
+        let mut patterns: Vec<DockerPattern> = lines
+            .iter()
+            .map(|l| DockerPattern::new(l))
+            .filter(|p| !p.dirs.is_empty())
+            .collect();
         patterns.push(DockerPattern::new("!.dockerignore"));
         PatternMatcher { patterns }
     }
@@ -399,7 +450,11 @@ impl PatternMatcher {
             Some(i) => &filepath[..=i],
             None => "",
         };
-        let parent = if !head.is_empty() && head.chars().any(|c| c != '/') { head.trim_end_matches('/') } else { head };
+        let parent = if !head.is_empty() && head.chars().any(|c| c != '/') {
+            head.trim_end_matches('/')
+        } else {
+            head
+        };
         let parent_dirs = components(parent);
         let mut matched = false;
         for pattern in &self.patterns {

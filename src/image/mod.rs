@@ -32,7 +32,11 @@ pub enum ImageSpecError {
     InvalidRegistry { registry: String },
     /// A field holds a value of the wrong type.
     #[error("ImageSpec field `{field}` must be {expected}, got {got}")]
-    InvalidField { field: String, expected: String, got: String },
+    InvalidField {
+        field: String,
+        expected: String,
+        got: String,
+    },
     /// A key that is not an ImageSpec field.
     #[error("unknown ImageSpec field `{field}`{hint}")]
     UnknownField { field: String, hint: String },
@@ -47,7 +51,11 @@ pub enum ImageSpecError {
         "requirements file '{path}' of ImageSpec '{image}' not found (relative paths are resolved \
          against {base})"
     )]
-    RequirementsNotFound { image: String, path: String, base: PathBuf },
+    RequirementsNotFound {
+        image: String,
+        path: String,
+        base: PathBuf,
+    },
     /// A file could not be read while hashing.
     #[error("cannot read {path} for ImageSpec '{image}': {source}")]
     Io {
@@ -61,7 +69,11 @@ pub enum ImageSpecError {
     NonUtf8Path { image: String, path: PathBuf },
     /// `tag_format` is not a format string flytekit could apply with `spec_hash` alone.
     #[error("invalid tag_format '{format}' in ImageSpec '{image}': {message}")]
-    TagFormat { image: String, format: String, message: String },
+    TagFormat {
+        image: String,
+        format: String,
+        message: String,
+    },
 }
 
 /// Result alias for this module.

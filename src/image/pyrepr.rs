@@ -32,7 +32,11 @@ pub fn str_repr(s: &str) -> String {
 
 /// Append Python `repr(s)` for a `str` to `out`.
 pub fn write_str(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for c in s.chars() {
         let cp = c as u32;
@@ -69,7 +73,11 @@ pub fn float_repr(f: f64) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits, like Python's repr: "-1.2345e-5".
     let sci = format!("{:e}", f);
@@ -192,7 +200,10 @@ pub struct DictWriter {
 impl DictWriter {
     /// An empty dict.
     pub fn new() -> Self {
-        DictWriter { out: String::from("{"), count: 0 }
+        DictWriter {
+            out: String::from("{"),
+            count: 0,
+        }
     }
 
     /// Add `'key': <value>` where `write` appends the value's repr.
@@ -255,7 +266,13 @@ mod tests {
     #[test]
     fn json_values() {
         let mut out = String::new();
-        write_json(&mut out, &json!({"s": "x", "n": 1, "f": 1.0, "b": true, "z": null, "l": [1, "a"], "d": {}}));
-        assert_eq!(out, "{'s': 'x', 'n': 1, 'f': 1.0, 'b': True, 'z': None, 'l': [1, 'a'], 'd': {}}");
+        write_json(
+            &mut out,
+            &json!({"s": "x", "n": 1, "f": 1.0, "b": true, "z": null, "l": [1, "a"], "d": {}}),
+        );
+        assert_eq!(
+            out,
+            "{'s': 'x', 'n': 1, 'f': 1.0, 'b': True, 'z': None, 'l': [1, 'a'], 'd': {}}"
+        );
     }
 }

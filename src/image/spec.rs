@@ -113,7 +113,10 @@ impl HostEnv {
 
     /// An x86_64 host with no force-push variable (flytekit-facts' test vectors).
     pub fn x86_64() -> Self {
-        HostEnv { machine: "x86_64".into(), force_push_env: None }
+        HostEnv {
+            machine: "x86_64".into(),
+            force_push_env: None,
+        }
     }
 
     fn is_arm64(&self) -> bool {
@@ -121,7 +124,10 @@ impl HostEnv {
     }
 
     fn force_push(&self) -> bool {
-        self.force_push_env.as_deref().map(str2bool).unwrap_or(false)
+        self.force_push_env
+            .as_deref()
+            .map(str2bool)
+            .unwrap_or(false)
     }
 }
 
@@ -272,7 +278,9 @@ impl ImageSpec {
         if let Some(registry) = self.registry.as_mut().filter(|r| !r.is_empty()) {
             *registry = registry.to_lowercase();
             if !validate_registry(registry) {
-                return Err(ImageSpecError::InvalidRegistry { registry: registry.clone() });
+                return Err(ImageSpecError::InvalidRegistry {
+                    registry: registry.clone(),
+                });
             }
         }
         if self.platform.is_none() {
@@ -302,8 +310,12 @@ impl ImageSpec {
     /// Build from the text of an `--image spec.yaml` file, as pyflyte does with
     /// `ImageSpec(**yaml.safe_load(f))`. `origin` names the file in error messages.
     pub fn from_yaml_str(text: &str, origin: &str, host: &HostEnv) -> Result<Self> {
-        let yaml_err = |message: String| ImageSpecError::Yaml { origin: origin.to_string(), message };
-        let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_err(e.to_string()))?;
+        let yaml_err = |message: String| ImageSpecError::Yaml {
+            origin: origin.to_string(),
+            message,
+        };
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| yaml_err(e.to_string()))?;
         let serde_yaml::Value::Mapping(_) = &doc else {
             return Err(yaml_err(format!(
                 "the document must be a mapping of ImageSpec fields, got {}",
@@ -351,9 +363,9 @@ impl ImageSpec {
                     spec.base_image = match value {
                         Value::Null => None,
                         Value::String(s) => Some(BaseImage::Image(s.clone())),
-                        Value::Object(inner) if origin == Origin::Bridge => {
-                            Some(BaseImage::Spec(Box::new(Self::from_fields(inner, origin, host)?)))
-                        }
+                        Value::Object(inner) if origin == Origin::Bridge => Some(BaseImage::Spec(
+                            Box::new(Self::from_fields(inner, origin, host)?),
+                        )),
                         other => {
                             let expected = if origin == Origin::Yaml {
                                 "an image reference string (nested ImageSpecs cannot be written in YAML)"
@@ -376,10 +388,15 @@ impl ImageSpec {
                 "source_copy_mode" => {
                     spec.source_copy_mode = match (value, origin) {
                         (Value::Null, _) => None,
-                        (Value::String(s), Origin::Bridge) => match CopyFileDetection::from_name(s) {
+                        (Value::String(s), Origin::Bridge) => match CopyFileDetection::from_name(s)
+                        {
                             Some(mode) => Some(mode),
                             None => {
-                                return Err(invalid(f, "one of LOADED_MODULES, ALL, NO_COPY", value))
+                                return Err(invalid(
+                                    f,
+                                    "one of LOADED_MODULES, ALL, NO_COPY",
+                                    value,
+                                ))
                             }
                         },
                         (other, Origin::Yaml) => {
@@ -417,7 +434,10 @@ impl ImageSpec {
                                 .to_string()
                         }
                     };
-                    return Err(ImageSpecError::UnknownField { field: key.clone(), hint });
+                    return Err(ImageSpecError::UnknownField {
+                        field: key.clone(),
+                        hint,
+                    });
                 }
             }
         }
@@ -482,7 +502,11 @@ fn opt_str_dict(field: &str, v: &Value) -> Result<Option<Vec<(String, String)>>>
             })
             .collect::<Result<Vec<_>>>()
             .map(Some),
-        other => Err(invalid(field, "a mapping of strings to strings or null", other)),
+        other => Err(invalid(
+            field,
+            "a mapping of strings to strings or null",
+            other,
+        )),
     }
 }
 
@@ -558,7 +582,11 @@ fn yaml_to_json(v: &serde_yaml::Value, at: &str) -> std::result::Result<Value, S
                         yaml_kind(k)
                     ));
                 };
-                let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+                let path = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
                 out.insert(key.clone(), yaml_to_json(item, &path)?);
             }
             Value::Object(out)
@@ -589,35 +617,68 @@ mod tests {
         assert_eq!(spec.name, "my-image");
         assert_eq!(spec.registry.as_deref(), Some("ghcr.io/example-org"));
         assert_eq!(spec.platform.as_deref(), Some("linux/amd64"));
-        assert_eq!(spec.source_copy_mode, Some(CopyFileDetection::LoadedModules));
+        assert_eq!(
+            spec.source_copy_mode,
+            Some(CopyFileDetection::LoadedModules)
+        );
         assert!(!spec.is_force_push);
     }
 
     #[test]
     fn localhost_registry_on_arm64_defaults_to_arm64() {
-        let arm = HostEnv { machine: "aarch64".into(), force_push_env: Some("".into()) };
-        let spec = ImageSpec { registry: Some("localhost:30000".into()), ..Default::default() };
+        let arm = HostEnv {
+            machine: "aarch64".into(),
+            force_push_env: Some("".into()),
+        };
+        let spec = ImageSpec {
+            registry: Some("localhost:30000".into()),
+            ..Default::default()
+        };
         let spec = spec.post_init(&arm).unwrap();
         assert_eq!(spec.platform.as_deref(), Some("linux/arm64"));
         // str2bool("") is True in flytekit.
         assert!(spec.is_force_push);
-        let spec = ImageSpec { registry: Some("ghcr.io/x".into()), ..Default::default() };
-        assert_eq!(spec.post_init(&arm).unwrap().platform.as_deref(), Some("linux/amd64"));
+        let spec = ImageSpec {
+            registry: Some("ghcr.io/x".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            spec.post_init(&arm).unwrap().platform.as_deref(),
+            Some("linux/amd64")
+        );
     }
 
     #[test]
     fn registry_validation() {
-        for ok in ["localhost:30000", "ghcr.io/org", "docker.io/u/sub.x-y_z", "my_reg:5000/a", "ghcr.io/x\n"] {
+        for ok in [
+            "localhost:30000",
+            "ghcr.io/org",
+            "docker.io/u/sub.x-y_z",
+            "my_reg:5000/a",
+            "ghcr.io/x\n",
+        ] {
             assert!(validate_registry(ok), "{ok:?}");
         }
-        for bad in ["ghcr.io/", "a b", "ghcr.io:123456", "ghcr.io//x", "localhost:1234567"] {
+        for bad in [
+            "ghcr.io/",
+            "a b",
+            "ghcr.io:123456",
+            "ghcr.io//x",
+            "localhost:1234567",
+        ] {
             assert!(!validate_registry(bad), "{bad:?}");
         }
-        let err = ImageSpec { registry: Some("Bad Registry".into()), ..Default::default() }
-            .post_init(&host())
-            .unwrap_err();
+        let err = ImageSpec {
+            registry: Some("Bad Registry".into()),
+            ..Default::default()
+        }
+        .post_init(&host())
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("registry") && msg.contains("'bad registry'"), "{msg}");
+        assert!(
+            msg.contains("registry") && msg.contains("'bad registry'"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -633,26 +694,52 @@ mod tests {
         let spec = ImageSpec::from_bridge_json(map.as_object().unwrap(), &host()).unwrap();
         assert!(spec.is_force_push);
         assert_eq!(spec.source_copy_mode, Some(CopyFileDetection::All));
-        let Some(BaseImage::Spec(base)) = &spec.base_image else { panic!("nested base") };
+        let Some(BaseImage::Spec(base)) = &spec.base_image else {
+            panic!("nested base")
+        };
         assert_eq!(base.packages.as_deref(), Some(&["numpy".to_string()][..]));
-        let keys: Vec<_> = spec.builder_options.as_ref().unwrap().keys().cloned().collect();
+        let keys: Vec<_> = spec
+            .builder_options
+            .as_ref()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["z", "a", "m"]);
-        let err = ImageSpec::from_bridge_json(json!({"name": "x", "new_field": 1}).as_object().unwrap(), &host());
+        let err = ImageSpec::from_bridge_json(
+            json!({"name": "x", "new_field": 1}).as_object().unwrap(),
+            &host(),
+        );
         assert!(matches!(err, Err(ImageSpecError::UnknownField { .. })));
     }
 
     #[test]
     fn yaml_errors_are_clear() {
-        let e = ImageSpec::from_yaml_str("name: x\npackages: numpy\n", "s.yaml", &host()).unwrap_err();
-        assert!(e.to_string().contains("`packages` must be a list of strings"), "{e}");
-        let e = ImageSpec::from_yaml_str("name: x\npackage: [numpy]\n", "s.yaml", &host()).unwrap_err();
-        assert!(e.to_string().contains("unknown ImageSpec field `package`"), "{e}");
+        let e =
+            ImageSpec::from_yaml_str("name: x\npackages: numpy\n", "s.yaml", &host()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`packages` must be a list of strings"),
+            "{e}"
+        );
+        let e =
+            ImageSpec::from_yaml_str("name: x\npackage: [numpy]\n", "s.yaml", &host()).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown ImageSpec field `package`"),
+            "{e}"
+        );
         let e = ImageSpec::from_yaml_str("python_version: 3.10\n", "s.yaml", &host()).unwrap_err();
-        assert!(e.to_string().contains("python_version") && e.to_string().contains("3.1"), "{e}");
+        assert!(
+            e.to_string().contains("python_version") && e.to_string().contains("3.1"),
+            "{e}"
+        );
         let e = ImageSpec::from_yaml_str("env:\n  A: 1\n", "s.yaml", &host()).unwrap_err();
         assert!(e.to_string().contains("`env.A` must be a string"), "{e}");
         let e = ImageSpec::from_yaml_str("- a\n", "s.yaml", &host()).unwrap_err();
-        assert!(e.to_string().contains("s.yaml") && e.to_string().contains("mapping"), "{e}");
+        assert!(
+            e.to_string().contains("s.yaml") && e.to_string().contains("mapping"),
+            "{e}"
+        );
         let e = ImageSpec::from_yaml_str("name: [\n", "s.yaml", &host()).unwrap_err();
         assert!(matches!(e, ImageSpecError::Yaml { .. }));
     }

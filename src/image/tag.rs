@@ -114,9 +114,14 @@ impl ImageSpec {
         }
         opt(&mut w, "python_exec", &self.python_exec);
         // runtime_packages: excluded.
-        for (key, v) in [("builder_options", &self.builder_options), ("builder_config", &self.builder_config)] {
+        for (key, v) in [
+            ("builder_options", &self.builder_options),
+            ("builder_config", &self.builder_config),
+        ] {
             if let Some(map) = v {
-                w.entry(key, |o| pyrepr::write_json(o, &serde_json::Value::Object(map.clone())));
+                w.entry(key, |o| {
+                    pyrepr::write_json(o, &serde_json::Value::Object(map.clone()))
+                });
             }
         }
         w.finish()
@@ -136,10 +141,18 @@ impl ImageSpec {
         if let Some(BaseImage::Spec(inner)) = &self.base_image {
             spec.base_image = Some(BaseImage::Image(inner.image_name(ctx)?));
         }
-        if let Some(mode) = self.source_copy_mode.filter(|m| *m != CopyFileDetection::NoCopy) {
-            let root = self.source_root.as_deref().filter(|r| !r.is_empty()).ok_or_else(|| {
-                ImageSpecError::MissingSourceRoot { name: self.name.clone(), mode: mode.name().to_string() }
-            })?;
+        if let Some(mode) = self
+            .source_copy_mode
+            .filter(|m| *m != CopyFileDetection::NoCopy)
+        {
+            let root = self
+                .source_root
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| ImageSpecError::MissingSourceRoot {
+                    name: self.name.clone(),
+                    mode: mode.name().to_string(),
+                })?;
             let digest = match mode {
                 CopyFileDetection::LoadedModules => {
                     files::ls_digest_loaded(&ctx.base_dir, root, &ctx.loaded_modules, &self.name)?
@@ -173,11 +186,13 @@ impl ImageSpec {
     pub fn tag(&self, ctx: &TagContext) -> Result<String> {
         let tag = hash_text(&self.tag_repr(ctx)?).replace('-', "_");
         match self.tag_format.as_deref().filter(|f| !f.is_empty()) {
-            Some(format) => format_spec_hash(format, &tag).map_err(|message| ImageSpecError::TagFormat {
-                image: self.name.clone(),
-                format: format.to_string(),
-                message,
-            }),
+            Some(format) => {
+                format_spec_hash(format, &tag).map_err(|message| ImageSpecError::TagFormat {
+                    image: self.name.clone(),
+                    format: format.to_string(),
+                    message,
+                })
+            }
             None => Ok(tag),
         }
     }
@@ -203,13 +218,21 @@ fn requirements_digest(base: &Path, req: &str, image: &str) -> Result<String> {
                 base: base.to_path_buf(),
             }
         } else {
-            ImageSpecError::Io { image: image.to_string(), path: path.clone(), source }
+            ImageSpecError::Io {
+                image: image.to_string(),
+                path: path.clone(),
+                source,
+            }
         }
     })?;
     // bytes.strip(): ASCII whitespace (space, \t, \n, \r, \x0b, \x0c) at both ends.
     let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
     let start = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !ws(b)).map(|i| i + 1).unwrap_or(start);
+    let end = bytes
+        .iter()
+        .rposition(|b| !ws(b))
+        .map(|i| i + 1)
+        .unwrap_or(start);
     let digest = Sha1::digest(&bytes[start..end.max(start)]);
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -281,7 +304,9 @@ fn render_field(field: &str, value: &str) -> std::result::Result<String, String>
         ));
     }
     if name != "spec_hash" {
-        return Err(format!("unknown field {{{name}}}: only {{spec_hash}} is provided (Python raises KeyError)"));
+        return Err(format!(
+            "unknown field {{{name}}}: only {{spec_hash}} is provided (Python raises KeyError)"
+        ));
     }
     let converted = match conv {
         None | Some("s") => value.to_string(),
@@ -328,7 +353,15 @@ fn apply_str_spec(spec: &str, s: &str) -> std::result::Result<String, String> {
     while i < c.len() && c[i].is_ascii_digit() {
         i += 1;
     }
-    let width: usize = if i > start { c[start..i].iter().collect::<String>().parse().map_err(|_| "Too many decimal digits in format string")? } else { 0 };
+    let width: usize = if i > start {
+        c[start..i]
+            .iter()
+            .collect::<String>()
+            .parse()
+            .map_err(|_| "Too many decimal digits in format string")?
+    } else {
+        0
+    };
     if i < c.len() && matches!(c[i], ',' | '_') {
         return Err("Cannot specify ',' with 's'.".into());
     }
@@ -342,11 +375,21 @@ fn apply_str_spec(spec: &str, s: &str) -> std::result::Result<String, String> {
         if i == ps {
             return Err("Format specifier missing precision".into());
         }
-        precision = Some(c[ps..i].iter().collect::<String>().parse::<usize>().map_err(|_| "Too many decimal digits in format string")?);
+        precision = Some(
+            c[ps..i]
+                .iter()
+                .collect::<String>()
+                .parse::<usize>()
+                .map_err(|_| "Too many decimal digits in format string")?,
+        );
     }
     match &c[i..] {
         [] | ['s'] => {}
-        [t] => return Err(format!("Unknown format code '{t}' for object of type 'str'")),
+        [t] => {
+            return Err(format!(
+                "Unknown format code '{t}' for object of type 'str'"
+            ))
+        }
         _ => return Err("Invalid format specifier".into()),
     }
     if align == Some('=') {
@@ -361,7 +404,7 @@ fn apply_str_spec(spec: &str, s: &str) -> std::result::Result<String, String> {
         return Ok(text);
     }
     let pad = width - len;
-    let fill_n = |n: usize| std::iter::repeat(fill).take(n).collect::<String>();
+    let fill_n = |n: usize| std::iter::repeat_n(fill, n).collect::<String>();
     Ok(match align.unwrap_or('<') {
         '>' => fill_n(pad) + &text,
         '^' => fill_n(pad / 2) + &text + &fill_n(pad - pad / 2),
@@ -377,7 +420,10 @@ mod tests {
     use std::fs;
 
     fn ctx(dir: &Path) -> TagContext {
-        TagContext { host: HostEnv::x86_64(), ..TagContext::new(dir) }
+        TagContext {
+            host: HostEnv::x86_64(),
+            ..TagContext::new(dir)
+        }
     }
 
     fn spec(s: ImageSpec) -> ImageSpec {
@@ -391,8 +437,16 @@ mod tests {
     #[test]
     fn vector_a_requirements() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("requirements.txt"), "numpy==1.26.4\npandas==2.2.2\n").unwrap();
-        let s = spec(ImageSpec { name: "my-image".into(), requirements: Some("requirements.txt".into()), ..Default::default() });
+        fs::write(
+            dir.path().join("requirements.txt"),
+            "numpy==1.26.4\npandas==2.2.2\n",
+        )
+        .unwrap();
+        let s = spec(ImageSpec {
+            name: "my-image".into(),
+            requirements: Some("requirements.txt".into()),
+            ..Default::default()
+        });
         let c = ctx(dir.path());
         assert_eq!(
             s.tag_repr(&c).unwrap(),
@@ -400,23 +454,39 @@ mod tests {
         );
         assert_eq!(s.tag(&c).unwrap(), "QD6sAAs50sjcUJbqqrUnsQ");
         assert_eq!(s.image_name(&c).unwrap(), "my-image:QD6sAAs50sjcUJbqqrUnsQ");
-        assert_eq!(s.id_repr(), "{'name': 'my-image', 'requirements': 'requirements.txt', 'platform': 'linux/amd64'}");
+        assert_eq!(
+            s.id_repr(),
+            "{'name': 'my-image', 'requirements': 'requirements.txt', 'platform': 'linux/amd64'}"
+        );
         assert_eq!(s.id(), "sNury1nTENTtdlqTioRruA");
     }
 
     #[test]
     fn missing_requirements_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let s = spec(ImageSpec { name: "img".into(), requirements: Some("nope.txt".into()), ..Default::default() });
+        let s = spec(ImageSpec {
+            name: "img".into(),
+            requirements: Some("nope.txt".into()),
+            ..Default::default()
+        });
         let err = s.tag(&ctx(dir.path())).unwrap_err();
         assert!(matches!(err, ImageSpecError::RequirementsNotFound { .. }));
         let msg = err.to_string();
-        assert!(msg.contains("nope.txt") && msg.contains("'img'") && msg.contains(&dir.path().display().to_string()), "{msg}");
+        assert!(
+            msg.contains("nope.txt")
+                && msg.contains("'img'")
+                && msg.contains(&dir.path().display().to_string()),
+            "{msg}"
+        );
     }
 
     #[test]
     fn vector_b_packages() {
-        let s = spec(ImageSpec { name: "my-image".into(), packages: strs(&["numpy==1.26.4", "pandas"]), ..Default::default() });
+        let s = spec(ImageSpec {
+            name: "my-image".into(),
+            packages: strs(&["numpy==1.26.4", "pandas"]),
+            ..Default::default()
+        });
         let c = ctx(Path::new("/nonexistent"));
         assert_eq!(s.tag_repr(&c).unwrap(), "{'name': 'my-image', 'packages': ['numpy==1.26.4', 'pandas'], 'platform': 'linux/amd64'}");
         assert_eq!(s.image_name(&c).unwrap(), "my-image:jJEFVIUTdwjdY0kL28FDYA");
@@ -437,7 +507,10 @@ mod tests {
             s.tag_repr(&c).unwrap(),
             "{'name': 'my-image', 'python_version': '3.11', 'registry': 'ghcr.io/example-org', 'packages': ['scikit-learn'], 'apt_packages': ['git'], 'platform': 'linux/amd64'}"
         );
-        assert_eq!(s.image_name(&c).unwrap(), "ghcr.io/example-org/my-image:ibQxp6eicYQvmTWiNrr5PQ");
+        assert_eq!(
+            s.image_name(&c).unwrap(),
+            "ghcr.io/example-org/my-image:ibQxp6eicYQvmTWiNrr5PQ"
+        );
     }
 
     #[test]
@@ -455,8 +528,16 @@ mod tests {
             s.tag_repr(&c).unwrap(),
             "{'name': 'flytekit', 'registry': 'localhost:30000', 'packages': ['numpy'], 'platform': 'linux/amd64', 'tag_format': '{spec_hash}-dev'}"
         );
-        assert_eq!(s.image_name(&c).unwrap(), "localhost:30000/flytekit:MBGDYSRDkWlg2iUFRyPoTA-dev");
-        let arm = base.post_init(&HostEnv { machine: "arm64".into(), force_push_env: None }).unwrap();
+        assert_eq!(
+            s.image_name(&c).unwrap(),
+            "localhost:30000/flytekit:MBGDYSRDkWlg2iUFRyPoTA-dev"
+        );
+        let arm = base
+            .post_init(&HostEnv {
+                machine: "arm64".into(),
+                force_push_env: None,
+            })
+            .unwrap();
         assert_eq!(arm.platform.as_deref(), Some("linux/arm64"));
         assert_ne!(arm.image_name(&c).unwrap(), s.image_name(&c).unwrap());
     }
@@ -465,7 +546,10 @@ mod tests {
     fn vector_e_defaults() {
         let s = spec(ImageSpec::default());
         let c = ctx(Path::new("/nonexistent"));
-        assert_eq!(s.tag_repr(&c).unwrap(), "{'name': 'flytekit', 'platform': 'linux/amd64'}");
+        assert_eq!(
+            s.tag_repr(&c).unwrap(),
+            "{'name': 'flytekit', 'platform': 'linux/amd64'}"
+        );
         assert_eq!(s.image_name(&c).unwrap(), "flytekit:fv8aVGdGU6GT1t5W98ZQPA");
     }
 
@@ -491,9 +575,17 @@ mod tests {
 
     #[test]
     fn vector_l_empty_containers() {
-        let s = spec(ImageSpec { name: "e".into(), packages: Some(vec![]), env: Some(vec![]), ..Default::default() });
+        let s = spec(ImageSpec {
+            name: "e".into(),
+            packages: Some(vec![]),
+            env: Some(vec![]),
+            ..Default::default()
+        });
         let c = ctx(Path::new("/nonexistent"));
-        assert_eq!(s.tag_repr(&c).unwrap(), "{'name': 'e', 'env': {}, 'packages': [], 'platform': 'linux/amd64'}");
+        assert_eq!(
+            s.tag_repr(&c).unwrap(),
+            "{'name': 'e', 'env': {}, 'packages': [], 'platform': 'linux/amd64'}"
+        );
         assert_eq!(s.image_name(&c).unwrap(), "e:0FsPNIMXj2BXh4nRtPS_2w");
     }
 
@@ -516,8 +608,16 @@ mod tests {
     #[test]
     fn vector_n_crlf_requirements() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("req_crlf.txt"), "numpy==1.26.4\r\npandas\r\n\r\n").unwrap();
-        let s = spec(ImageSpec { name: "r".into(), requirements: Some("req_crlf.txt".into()), ..Default::default() });
+        fs::write(
+            dir.path().join("req_crlf.txt"),
+            "numpy==1.26.4\r\npandas\r\n\r\n",
+        )
+        .unwrap();
+        let s = spec(ImageSpec {
+            name: "r".into(),
+            requirements: Some("req_crlf.txt".into()),
+            ..Default::default()
+        });
         let c = ctx(dir.path());
         assert_eq!(
             s.tag_repr(&c).unwrap(),
@@ -529,7 +629,11 @@ mod tests {
     #[test]
     fn vector_o_builder_options() {
         let opts = json!({"imagepull_secret_name": "s", "n": 1, "flag": true});
-        let s = spec(ImageSpec { name: "b".into(), builder_options: opts.as_object().cloned(), ..Default::default() });
+        let s = spec(ImageSpec {
+            name: "b".into(),
+            builder_options: opts.as_object().cloned(),
+            ..Default::default()
+        });
         let c = ctx(Path::new("/nonexistent"));
         assert_eq!(
             s.tag_repr(&c).unwrap(),
@@ -544,7 +648,10 @@ mod tests {
             &HostEnv::x86_64(),
         )
         .unwrap();
-        assert_eq!(from_json.image_name(&c).unwrap(), "b:kQRwLHEw706kcxt_uht5Ng");
+        assert_eq!(
+            from_json.image_name(&c).unwrap(),
+            "b:kQRwLHEw706kcxt_uht5Ng"
+        );
     }
 
     #[test]
@@ -589,25 +696,56 @@ mod tests {
         assert_eq!(s.image_name(&c).unwrap(), "src-img:Ny_1QKEPSqz0oxOnq_GO9w");
         // Ignored files do not change the digest (StandardIgnore).
         fs::create_dir_all(dir.path().join("src_root/pkg/__pycache__")).unwrap();
-        fs::write(dir.path().join("src_root/pkg/__pycache__/a.cpython-311.pyc"), "junk").unwrap();
+        fs::write(
+            dir.path()
+                .join("src_root/pkg/__pycache__/a.cpython-311.pyc"),
+            "junk",
+        )
+        .unwrap();
         fs::write(dir.path().join("src_root/x.pyc"), "junk").unwrap();
         assert_eq!(s.image_name(&c).unwrap(), "src-img:Ny_1QKEPSqz0oxOnq_GO9w");
         // An absolute source_root gives the same digest.
-        let abs = ImageSpec { source_root: Some(dir.path().join("src_root").display().to_string()), ..s.clone() };
-        assert!(abs.tag_repr(&c).unwrap().contains("'source_root': '3a2ae8c77ee1c9c93ad9f44666f1796c'"));
+        let abs = ImageSpec {
+            source_root: Some(dir.path().join("src_root").display().to_string()),
+            ..s.clone()
+        };
+        assert!(abs
+            .tag_repr(&c)
+            .unwrap()
+            .contains("'source_root': '3a2ae8c77ee1c9c93ad9f44666f1796c'"));
         // source_copy_mode without source_root is flytekit's ValueError.
-        let bad = ImageSpec { source_root: None, ..s };
-        assert!(matches!(bad.tag(&c), Err(ImageSpecError::MissingSourceRoot { .. })));
+        let bad = ImageSpec {
+            source_root: None,
+            ..s
+        };
+        assert!(matches!(
+            bad.tag(&c),
+            Err(ImageSpecError::MissingSourceRoot { .. })
+        ));
     }
 
     #[test]
     fn vector_h_copy() {
         let dir = tempfile::tempdir().unwrap();
         src_tree(dir.path());
-        fs::write(dir.path().join("requirements.txt"), "numpy==1.26.4\npandas==2.2.2\n").unwrap();
-        let s = spec(ImageSpec { name: "cp-img".into(), copy: strs(&["requirements.txt", "src_root"]), ..Default::default() });
+        fs::write(
+            dir.path().join("requirements.txt"),
+            "numpy==1.26.4\npandas==2.2.2\n",
+        )
+        .unwrap();
+        let s = spec(ImageSpec {
+            name: "cp-img".into(),
+            copy: strs(&["requirements.txt", "src_root"]),
+            ..Default::default()
+        });
         let c = ctx(dir.path());
-        assert!(s.tag_repr(&c).unwrap().contains("'copy': 'ccdf8cf70e8135d13cd20db1b9a104f7'"), "{}", s.tag_repr(&c).unwrap());
+        assert!(
+            s.tag_repr(&c)
+                .unwrap()
+                .contains("'copy': 'ccdf8cf70e8135d13cd20db1b9a104f7'"),
+            "{}",
+            s.tag_repr(&c).unwrap()
+        );
         assert_eq!(s.image_name(&c).unwrap(), "cp-img:2ihFsoU0BjmdYU87y5gIbg");
     }
 
@@ -620,7 +758,10 @@ mod tests {
             ..Default::default()
         });
         let c = ctx(Path::new("/nonexistent"));
-        assert_eq!(base.image_name(&c).unwrap(), "ghcr.io/org/base:X5THiGd_ZJu_WeYWf5kc4g");
+        assert_eq!(
+            base.image_name(&c).unwrap(),
+            "ghcr.io/org/base:X5THiGd_ZJu_WeYWf5kc4g"
+        );
         let child = spec(ImageSpec {
             name: "child".into(),
             registry: Some("ghcr.io/org".into()),
@@ -628,19 +769,39 @@ mod tests {
             packages: strs(&["pandas"]),
             ..Default::default()
         });
-        assert!(child.tag_repr(&c).unwrap().contains("'base_image': 'ghcr.io/org/base:X5THiGd_ZJu_WeYWf5kc4g'"));
-        assert_eq!(child.image_name(&c).unwrap(), "ghcr.io/org/child:Etia05_3IBySEYGLfVyxQg");
-        assert!(child.id_repr().contains("'base_image': {'name': 'base', 'registry': 'ghcr.io/org'"));
+        assert!(child
+            .tag_repr(&c)
+            .unwrap()
+            .contains("'base_image': 'ghcr.io/org/base:X5THiGd_ZJu_WeYWf5kc4g'"));
+        assert_eq!(
+            child.image_name(&c).unwrap(),
+            "ghcr.io/org/child:Etia05_3IBySEYGLfVyxQg"
+        );
+        assert!(child
+            .id_repr()
+            .contains("'base_image': {'name': 'base', 'registry': 'ghcr.io/org'"));
     }
 
     #[test]
     fn runtime_packages_and_registry_config() {
         let c = ctx(Path::new("/nonexistent"));
-        let s = spec(ImageSpec { name: "my-image".into(), packages: strs(&["numpy==1.26.4", "pandas"]), ..Default::default() });
-        let with = ImageSpec { runtime_packages: strs(&["x"]), pip_secret_mounts: Some(vec![("a".into(), "b".into())]), builder: Some("envd".into()), ..s.clone() };
+        let s = spec(ImageSpec {
+            name: "my-image".into(),
+            packages: strs(&["numpy==1.26.4", "pandas"]),
+            ..Default::default()
+        });
+        let with = ImageSpec {
+            runtime_packages: strs(&["x"]),
+            pip_secret_mounts: Some(vec![("a".into(), "b".into())]),
+            builder: Some("envd".into()),
+            ..s.clone()
+        };
         assert_eq!(with.tag(&c).unwrap(), s.tag(&c).unwrap());
         assert_eq!(with.id(), s.id());
-        let rc = ImageSpec { registry_config: Some("cfg.json".into()), ..s.clone() };
+        let rc = ImageSpec {
+            registry_config: Some("cfg.json".into()),
+            ..s.clone()
+        };
         assert_eq!(rc.tag(&c).unwrap(), s.tag(&c).unwrap());
         assert_ne!(rc.id(), s.id());
     }
@@ -649,15 +810,24 @@ mod tests {
     fn real_names_override() {
         let mut c = ctx(Path::new("/nonexistent"));
         let s = spec(ImageSpec::default());
-        c.real_names.insert("flytekit:fv8aVGdGU6GT1t5W98ZQPA".into(), "cr.union.ai/x/flytekit:abc".into());
+        c.real_names.insert(
+            "flytekit:fv8aVGdGU6GT1t5W98ZQPA".into(),
+            "cr.union.ai/x/flytekit:abc".into(),
+        );
         assert_eq!(s.image_name(&c).unwrap(), "cr.union.ai/x/flytekit:abc");
     }
 
     #[test]
     fn tag_format_mini_language() {
         assert_eq!(format_spec_hash("{spec_hash}-dev", "AB").unwrap(), "AB-dev");
-        assert_eq!(format_spec_hash("{{x}}{spec_hash!r}", "AB").unwrap(), "{x}'AB'");
-        assert_eq!(format_spec_hash("{spec_hash:*^6.1}", "AB").unwrap(), "**A***");
+        assert_eq!(
+            format_spec_hash("{{x}}{spec_hash!r}", "AB").unwrap(),
+            "{x}'AB'"
+        );
+        assert_eq!(
+            format_spec_hash("{spec_hash:*^6.1}", "AB").unwrap(),
+            "**A***"
+        );
         assert_eq!(format_spec_hash("{spec_hash:05}", "AB").unwrap(), "AB000");
         assert!(format_spec_hash("{}", "AB").is_err());
         assert!(format_spec_hash("{tag}", "AB").is_err());

@@ -2,6 +2,7 @@
 //! Generated with `[(a, b) for each run of cp where not chr(cp).isprintable()]`; do not edit by hand.
 
 /// Inclusive, sorted, disjoint ranges of code points for which `str.isprintable()` is false.
+#[rustfmt::skip]
 pub(super) const NON_PRINTABLE: &[(u32, u32)] = &[
     (0x0, 0x1F), (0x7F, 0xA0), (0xAD, 0xAD), (0x378, 0x379), (0x380, 0x383), (0x38B, 0x38B),
     (0x38D, 0x38D), (0x3A2, 0x3A2), (0x530, 0x530), (0x557, 0x558), (0x58B, 0x58C), (0x590, 0x590),

@@ -476,7 +476,7 @@ mod tests {
         let missing = dir.path().join("nope");
         let err = list_files(&missing, CopyMode::All, &IgnoreSet::none()).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
-        let err = ls_digest(dir.path(), &[missing.clone()]).unwrap_err();
+        let err = ls_digest(dir.path(), std::slice::from_ref(&missing)).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
         assert!("bogus".parse::<CopyMode>().is_err());
     }

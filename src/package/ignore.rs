@@ -398,13 +398,16 @@ fn standard_match(rel: &str) -> Option<&'static str> {
 // ---------------------------------------------------------------------------------------------
 // Git.
 
+/// A whole-repository exclude file (info/exclude or global) and how to name it in reports.
+type Fallback = (Gitignore, fn(PathBuf) -> IgnoreSource);
+
 /// The git side of the matcher: repository facts fixed for one listing.
 #[derive(Debug)]
 pub(crate) struct GitRules {
     repo: Option<Repo>,
     tracked: Option<std::collections::HashSet<Vec<u8>>>,
     /// info/exclude then global excludes: consulted after every `.gitignore`.
-    fallbacks: Vec<(Gitignore, fn(PathBuf) -> IgnoreSource)>,
+    fallbacks: Vec<Fallback>,
     /// `.gitignore` matchers from the work-tree top down to (excluding) the root.
     above_root: Vec<Gitignore>,
     /// Set when the root itself lies in an ignored directory.
@@ -454,7 +457,7 @@ impl GitRules {
     pub fn new(root: &Path) -> Self {
         let mut warnings = Vec::new();
         let repo = git::discover(root);
-        let mut fallbacks: Vec<(Gitignore, fn(PathBuf) -> IgnoreSource)> = Vec::new();
+        let mut fallbacks: Vec<Fallback> = Vec::new();
         let mut above_root = Vec::new();
         let mut root_prefix = String::new();
         let mut tracked = None;
@@ -564,7 +567,7 @@ impl GitRules {
     fn decide(
         above_root: &[Gitignore],
         stack: &[&Gitignore],
-        fallbacks: &[(Gitignore, fn(PathBuf) -> IgnoreSource)],
+        fallbacks: &[Fallback],
         abs: &Path,
         is_dir: bool,
     ) -> Option<IgnoreRule> {
