@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// A fast command-line tool for Flyte and Union: run workflows locally with your own flytekit.
 #[derive(Debug, Parser)]
-#[command(name = "union", version, about, long_about = None, propagate_version = true)]
+#[command(name = "union", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -29,6 +29,120 @@ pub enum Command {
     /// ancestor directory without `__init__.py`, and a directory stands for its package and every
     /// module below it. Everything that exists after import is listed, named `<module>.<function>`.
     List(ListArgs),
+
+    /// Serialize tasks, workflows and launch plans to pyflyte-package-style .pb files, plus the
+    /// code archive. No network.
+    Package(PackageArgs),
+
+    /// Register tasks, workflows and launch plans with FlyteAdmin (a Flyte or Union cluster, or
+    /// `union sandbox`): upload the code archive, then create every entity.
+    Register(RegisterArgs),
+}
+
+/// How local files reach task containers (pyflyte's `--copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CopyArg {
+    /// Every file under the project root, minus ignored ones (.gitignore, .dockerignore, .flyteignore).
+    All,
+    /// Only the Python modules that were loaded.
+    Auto,
+    /// No code archive: code must be in the image.
+    None,
+}
+
+/// Options shared by commands that serialize entities.
+#[derive(Debug, Args)]
+pub struct SerializeArgs {
+    /// Python files or package directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Images: `URI` for the default image, `NAME=URI` for `{{.image.NAME.fqn}}` references. Repeatable.
+    #[arg(short = 'i', long = "image", value_name = "[NAME=]URI")]
+    pub images: Vec<String>,
+
+    /// Which local files are packaged for the task containers.
+    #[arg(long, value_enum, default_value = "all")]
+    pub copy: CopyArg,
+
+    /// Where the code is unpacked inside the container.
+    #[arg(short = 'D', long = "destination-dir", default_value = "/root")]
+    pub destination_dir: String,
+
+    /// Environment variables for every task container, `KEY=VALUE`. Repeatable.
+    #[arg(long = "env", alias = "envvars", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Show each entity as it is processed.
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Only print warnings and errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    #[command(flatten)]
+    pub common: SerializeArgs,
+
+    /// The output directory (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// Replace .pb files and archives already in DIR.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Where to find FlyteAdmin and which project/domain to use.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Config file (default: $UNION_CONFIG, $FLYTECTL_CONFIG, ~/.union/config.yaml, ~/.flyte/config.yaml).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// FlyteAdmin endpoint, host:port (overrides admin.endpoint).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub endpoint: Option<String>,
+
+    /// Use plaintext gRPC (overrides admin.insecure).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Project (default: task.project, $FLYTE_DEFAULT_PROJECT, flytesnacks).
+    #[arg(short, long)]
+    pub project: Option<String>,
+
+    /// Domain (default: task.domain, $FLYTE_DEFAULT_DOMAIN, development).
+    #[arg(short, long)]
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub common: SerializeArgs,
+
+    #[command(flatten)]
+    pub backend: BackendArgs,
+
+    /// Version for every entity (default: derived from the code, the specs and the images).
+    #[arg(short = 'v', long)]
+    pub version: Option<String>,
+
+    /// Print what would be uploaded and registered; upload nothing, call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Activate every launch plan (by default only scheduled ones are, as pyflyte does).
+    #[arg(long)]
+    pub activate_launchplans: bool,
+
+    /// Go on registering the rest when an entity fails.
+    #[arg(long)]
+    pub skip_errors: bool,
 }
 
 #[derive(Debug, Args)]
@@ -57,4 +171,13 @@ pub struct RunArgs {
     /// The entity's inputs, as `--INPUT VALUE` (bools as `--INPUT` / `--no_INPUT`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "INPUTS")]
     pub inputs: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -11,7 +11,9 @@
 //! - [`diagnostics`]: user-facing errors (`error:` / `hint:`) and exit codes;
 //! - [`process`]: process-level plumbing (Ctrl-C, keeping stdout for data).
 
+pub mod admin;
 pub mod cli;
+pub mod config;
 pub mod commands;
 pub mod diagnostics;
 pub mod discovery;
@@ -23,3 +25,4 @@ pub mod idl;
 pub mod image;
 pub mod process;
 pub mod python;
+pub mod register;

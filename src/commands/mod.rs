@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod common;
 pub mod list;
+pub mod package;
+pub mod register;
 pub mod run;
 
 /// Run the parsed command line.
@@ -12,5 +15,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::List(args) => list::list(args),
+        Command::Package(args) => package::package(args),
+        Command::Register(args) => register::register(args),
     }
 }

@@ -497,3 +497,163 @@ def finish():
             s.flush()
         except BaseException:
             pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Serialization for package / register. flytekit's own translator produces the specs; images are
+# never built here: every ImageSpec is mapped (by its id) to the image name union computed, and
+# the build engine is replaced by one that refuses, so a missed spec is an error, not a docker run.
+
+
+def _refuse_build(image_spec, *args, **kwargs):
+    raise UserError(
+        "internal",
+        f"flytekit tried to build ImageSpec {getattr(image_spec, 'name', '?')!r} during serialization; "
+        "union computes and builds images itself",
+    )
+
+
+def _settings(s):
+    from flytekit.configuration import (
+        FastSerializationSettings,
+        Image,
+        ImageConfig,
+        SerializationSettings,
+    )
+
+    default = Image.look_up_image_info("default", s["default_image"])
+    others = [Image.look_up_image_info(name, uri) for name, uri in (s.get("images") or {}).items()]
+    for spec_id, full in (s.get("spec_images") or {}).items():
+        fqn, _, tag = full.rpartition(":")
+        if "/" in tag or not fqn:
+            fqn, tag = full, "latest"
+        others.append(Image(name=spec_id, fqn=fqn, tag=tag))
+    fast = None
+    if s.get("fast"):
+        fast = FastSerializationSettings(
+            enabled=True,
+            destination_dir=s.get("destination_dir"),
+            distribution_location=s.get("distribution_location"),
+        )
+    settings = SerializationSettings(
+        project=s.get("project"),
+        domain=s.get("domain"),
+        version=s.get("version"),
+        image_config=ImageConfig.create_from(default_image=default, other_images=others),
+        env=s.get("env") or None,
+        fast_serialization_settings=fast,
+        source_root=s.get("root"),
+    )
+    settings.git_repo = s.get("git_repo")
+    return settings
+
+
+def _python_tasks():
+    from flytekit.core.context_manager import FlyteEntities
+    from flytekit.core.python_auto_container import PythonAutoContainerTask
+
+    return [e for e in list(FlyteEntities.entities) if isinstance(e, PythonAutoContainerTask)]
+
+
+@_guard
+def image_specs(settings_json):
+    """Every ImageSpec used by a loaded task, after flytekit's copy-mode handling, keyed by its id."""
+    from flytekit.core.python_auto_container import update_image_spec_copy_handling
+    from flytekit.image_spec.image_spec import ImageSpec
+
+    settings = _settings(json.loads(settings_json))
+    out, seen = [], set()
+    for t in _python_tasks():
+        spec = t.container_image
+        if not isinstance(spec, ImageSpec):
+            continue
+        update_image_spec_copy_handling(spec, settings)
+        if spec.id in seen:
+            continue
+        seen.add(spec.id)
+        out.append({"id": spec.id, "spec": image_spec_to_json(spec), "tasks": []})
+    by_id = {o["id"]: o for o in out}
+    for t in _python_tasks():
+        if isinstance(t.container_image, ImageSpec):
+            by_id[t.container_image.id]["tasks"].append(t.name)
+    return out
+
+
+@_guard
+def loaded_module_files(root):
+    """Files of loaded modules, and the prefixes that hold installed packages (for --copy auto)."""
+    import site
+
+    files = []
+    for m in list(sys.modules.values()):
+        f = getattr(m, "__file__", None)
+        if f:
+            files.append(os.path.abspath(f))
+    prefixes = {sys.prefix, sys.base_prefix}
+    try:
+        prefixes.update(site.getsitepackages())
+    except Exception:
+        pass
+    try:
+        import flytekit
+
+        prefixes.add(os.path.dirname(flytekit.__file__))
+    except Exception:
+        pass
+    return {"files": sorted(set(files)), "prefixes": sorted(prefixes)}
+
+
+@_guard
+def git_repo(root):
+    from flytekit.remote.remote import _get_git_repo_url
+
+    try:
+        return _get_git_repo_url(root)
+    except Exception:
+        return None
+
+
+@_guard
+def serialize(settings_json):
+    """Serialize every registrable entity as pyflyte register / package does.
+
+    Returns [{kind, name, pb (base64 of the admin message, deterministic), auto_activate}] in
+    flytekit's order (dependencies first; each workflow before its default launch plan).
+    """
+    import base64
+
+    from flytekit.core.context_manager import FlyteContextManager
+    from flytekit.image_spec.image_spec import ImageBuildEngine
+    from flytekit.models import launch_plan as lp_models
+    from flytekit.models.admin import workflow as wf_models
+    from flytekit.models.task import TaskSpec
+    from flytekit.tools.serialize_helpers import get_registrable_entities
+
+    ImageBuildEngine.build = staticmethod(_refuse_build)
+    settings = _settings(json.loads(settings_json))
+    ctx_builder = FlyteContextManager.current_context().with_serialization_settings(settings)
+    try:
+        with FlyteContextManager.with_context(ctx_builder) as ctx:
+            entities = get_registrable_entities(ctx)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError("serialize", f"serializing failed: {type(e).__name__}: {e}", format_user_traceback(e))
+    out = []
+    for e in entities:
+        if isinstance(e, TaskSpec):
+            kind, name, auto = "task", e.template.id.name, False
+        elif isinstance(e, wf_models.WorkflowSpec):
+            kind, name, auto = "workflow", e.template.id.name, False
+        elif isinstance(e, lp_models.LaunchPlan):
+            kind, name, auto = "launch_plan", e.id.name, bool(getattr(e, "should_auto_activate", False))
+        else:
+            continue
+        pb = e.to_flyte_idl().SerializeToString(deterministic=True)
+        out.append({"kind": kind, "name": name, "pb": base64.b64encode(pb).decode(), "auto_activate": auto})
+    return out
+
+
+@_guard
+def flytekit_version():
+    return _flytekit().__version__

@@ -54,6 +54,64 @@ impl PyUserError {
     }
 }
 
+/// What flytekit's `SerializationSettings` gets, from our side.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SerializeSettings {
+    pub project: Option<String>,
+    pub domain: Option<String>,
+    pub version: Option<String>,
+    /// The project root (flytekit's `source_root`).
+    pub root: String,
+    /// The image for tasks without one of their own (`--image URI`).
+    pub default_image: String,
+    /// Named images (`--image NAME=URI`, config `images.NAME`), for `{{.image.NAME.fqn}}` templates.
+    pub images: std::collections::BTreeMap<String, String>,
+    /// ImageSpec id -> the image name union computed (and built) for it.
+    pub spec_images: std::collections::BTreeMap<String, String>,
+    /// Fast registration: the code archive is downloaded into `destination_dir` at task start.
+    pub fast: bool,
+    pub destination_dir: Option<String>,
+    /// Where the archive was uploaded (`None`: flytekit's `{{ .remote_package_path }}` placeholder).
+    pub distribution_location: Option<String>,
+    pub env: std::collections::BTreeMap<String, String>,
+    pub git_repo: Option<String>,
+}
+
+/// One ImageSpec used by loaded tasks: flytekit's `id`, every field, and the tasks using it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageSpecUse {
+    pub id: String,
+    pub spec: serde_json::Map<String, serde_json::Value>,
+    pub tasks: Vec<String>,
+}
+
+/// Loaded module files and installed-package prefixes, for `--copy auto`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoadedModules {
+    pub files: Vec<std::path::PathBuf>,
+    pub prefixes: Vec<std::path::PathBuf>,
+}
+
+/// One entity as flytekit serializes it for FlyteAdmin.
+#[derive(Debug, Clone)]
+pub struct SerializedEntity {
+    /// `task` (admin.TaskSpec), `workflow` (admin.WorkflowSpec) or `launch_plan` (admin.LaunchPlan).
+    pub kind: String,
+    pub name: String,
+    /// The message, deterministically encoded.
+    pub pb: Vec<u8>,
+    /// A launch plan with a schedule is activated on registration, as pyflyte does.
+    pub auto_activate: bool,
+}
+
+#[derive(Deserialize)]
+struct RawSerialized {
+    kind: String,
+    name: String,
+    pb: String,
+    auto_activate: bool,
+}
+
 /// A running embedded interpreter in the user's environment.
 pub struct PythonSession {
     env: PythonEnv,
@@ -191,6 +249,44 @@ impl PythonSession {
     ) -> Result<String, PyUserError> {
         let given = serde_json::to_string(inputs).expect("json serializes");
         self.call("run", vec![module.to_string(), attr.to_string(), given])
+    }
+
+    /// The user's flytekit version (`flytekit.__version__`).
+    pub fn flytekit_version(&self) -> Result<String, PyUserError> {
+        self.call("flytekit_version", vec![])
+    }
+
+    /// Every ImageSpec used by a loaded task, after flytekit's copy-mode handling.
+    pub fn image_specs(&self, settings: &SerializeSettings) -> Result<Vec<ImageSpecUse>, PyUserError> {
+        self.call("image_specs", vec![serde_json::to_string(settings).expect("settings serialize")])
+    }
+
+    /// Files of every loaded module and the prefixes holding installed packages (`--copy auto`).
+    pub fn loaded_module_files(&self, root: &Path) -> Result<LoadedModules, PyUserError> {
+        self.call("loaded_module_files", vec![root.to_string_lossy().into_owned()])
+    }
+
+    /// The `origin` remote of the git repository at `root`, as flytekit records it.
+    pub fn git_repo(&self, root: &Path) -> Result<Option<String>, PyUserError> {
+        self.call("git_repo", vec![root.to_string_lossy().into_owned()])
+    }
+
+    /// Serialize every registrable entity with flytekit's translator (no image is ever built).
+    pub fn serialize(&self, settings: &SerializeSettings) -> Result<Vec<SerializedEntity>, PyUserError> {
+        let raw: Vec<RawSerialized> =
+            self.call("serialize", vec![serde_json::to_string(settings).expect("settings serialize")])?;
+        use base64::Engine as _;
+        raw.into_iter()
+            .map(|r| {
+                let pb = base64::engine::general_purpose::STANDARD.decode(r.pb.as_bytes()).map_err(|e| PyUserError {
+                    kind: "internal".into(),
+                    message: format!("bad serialized bytes for {}: {e}", r.name),
+                    traceback: None,
+                    extra: Default::default(),
+                })?;
+                Ok(SerializedEntity { kind: r.kind, name: r.name, pb, auto_activate: r.auto_activate })
+            })
+            .collect()
     }
 
     /// Flush Python's streams and run atexit handlers. The interpreter is not finalized (slow).

@@ -1,0 +1,227 @@
+//! A small FlyteAdmin client: the generated tonic stubs wrapped so that every failure is a typed
+//! error naming the endpoint, the config source and the entity, and registration semantics
+//! (ALREADY_EXISTS is success; "different structure" is not) live in one place.
+
+use std::time::Duration;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status};
+
+use crate::config::{Settings, Source};
+use crate::idl::flyteidl::admin;
+use crate::idl::flyteidl::core;
+use crate::idl::flyteidl::service::admin_service_client::AdminServiceClient;
+use crate::idl::flyteidl::service::data_proxy_service_client::DataProxyServiceClient;
+use crate::idl::flyteidl::service::{CreateUploadLocationRequest, CreateUploadLocationResponse};
+
+/// Errors talking to FlyteAdmin.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot reach FlyteAdmin at {endpoint} (set by {source_desc}): {detail}")]
+    Unreachable { endpoint: String, source_desc: String, detail: String, hint: String },
+    #[error("{kind} {id} already exists with a different structure")]
+    DifferentStructure { kind: &'static str, id: String, message: String },
+    #[error("{rpc} for {what} failed: {code:?}: {message}")]
+    Rpc { rpc: &'static str, what: String, code: Code, message: String },
+    #[error("invalid admin endpoint `{endpoint}` (set by {source_desc}): {detail}")]
+    BadEndpoint { endpoint: String, source_desc: String, detail: String },
+}
+
+impl AdminError {
+    /// A hint for the user, when there is one to give.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AdminError::Unreachable { hint, .. } => Some(hint.clone()),
+            AdminError::DifferentStructure { .. } => Some(
+                "the code changed but the version did not: pass a new --version (or omit --version to derive one from the content)".into(),
+            ),
+            AdminError::Rpc { code: Code::Unauthenticated, .. } => {
+                Some("this endpoint needs authentication, which union does not support yet".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Outcome of a create call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    AlreadyExisted,
+}
+
+/// A connected FlyteAdmin client.
+#[derive(Clone)]
+pub struct AdminClient {
+    admin: AdminServiceClient<Channel>,
+    data_proxy: DataProxyServiceClient<Channel>,
+    endpoint: String,
+    source: Source,
+    insecure: bool,
+}
+
+fn describe_transport(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.contains(&s) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+fn tls_hint(detail: &str, insecure: bool, endpoint: &str, source: &Source) -> String {
+    let d = detail.to_ascii_lowercase();
+    if !insecure && (d.contains("invalidcontenttype") || d.contains("corrupt message") || d.contains("wrong version number")) {
+        return format!(
+            "the server at {endpoint} does not speak TLS; set `admin.insecure: true` in {} (or FLYTE_PLATFORM_INSECURE=true)",
+            match source { Source::File(p) => p.display().to_string(), _ => "your config file".into() }
+        );
+    }
+    if insecure && (d.contains("frame with invalid size") || d.contains("invalid http version") || d.contains("h2 protocol error") || d.contains("connection reset")) {
+        return format!(
+            "the server at {endpoint} may require TLS; set `admin.insecure: false` (or FLYTE_PLATFORM_INSECURE=false)"
+        );
+    }
+    if d.contains("connection refused") || d.contains("tcp connect error") {
+        if crate::config::is_loopback(endpoint) {
+            return "nothing listens there; start the local backend with `union sandbox start`, or point admin.endpoint at your cluster".into();
+        }
+        return "check admin.endpoint in your config, or FLYTE_PLATFORM_URL".into();
+    }
+    "check admin.endpoint and admin.insecure in your config".into()
+}
+
+impl AdminClient {
+    /// Connect to the endpoint in `settings` (fails fast, with a clear error, when it is down).
+    pub async fn connect(settings: &Settings) -> Result<AdminClient, AdminError> {
+        let scheme = if settings.insecure { "http" } else { "https" };
+        let url = format!("{scheme}://{}", settings.endpoint);
+        let bad = |detail: String| AdminError::BadEndpoint {
+            endpoint: settings.endpoint.clone(),
+            source_desc: settings.endpoint_source.to_string(),
+            detail,
+        };
+        let mut ep = Endpoint::from_shared(url).map_err(|e| bad(e.to_string()))?;
+        ep = ep
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .http2_adaptive_window(true)
+            .timeout(Duration::from_secs(120));
+        if !settings.insecure {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &settings.ca_cert_file {
+                let pem = std::fs::read(ca).map_err(|e| bad(format!("cannot read caCertFilePath {}: {e}", ca.display())))?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            let host = settings.endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(&settings.endpoint);
+            tls = tls.domain_name(host.to_string());
+            ep = ep.tls_config(tls).map_err(|e| bad(describe_transport(&e)))?;
+        }
+        let channel = ep.connect().await.map_err(|e| {
+            let detail = describe_transport(&e);
+            AdminError::Unreachable {
+                hint: tls_hint(&detail, settings.insecure, &settings.endpoint, &settings.endpoint_source),
+                endpoint: settings.endpoint.clone(),
+                source_desc: settings.endpoint_source.to_string(),
+                detail,
+            }
+        })?;
+        let max = 64 * 1024 * 1024;
+        let client = AdminClient {
+            admin: AdminServiceClient::new(channel.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            data_proxy: DataProxyServiceClient::new(channel).max_decoding_message_size(max),
+            endpoint: settings.endpoint.clone(),
+            source: settings.endpoint_source.clone(),
+            insecure: settings.insecure,
+        };
+        // One cheap call so that TLS/plaintext mismatches show up here, not mid-registration.
+        client.get_version().await?;
+        Ok(client)
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn status_error(&self, rpc: &'static str, what: String, s: Status) -> AdminError {
+        if matches!(s.code(), Code::Unavailable | Code::Unknown | Code::Internal) && s.message().contains("transport") || s.code() == Code::Unavailable {
+            let detail = format!("{}: {}", rpc, s.message());
+            return AdminError::Unreachable {
+                hint: tls_hint(&detail, self.insecure, &self.endpoint, &self.source),
+                endpoint: self.endpoint.clone(),
+                source_desc: self.source.to_string(),
+                detail,
+            };
+        }
+        AdminError::Rpc { rpc, what, code: s.code(), message: s.message().to_string() }
+    }
+
+    /// AdminService.GetVersion (a liveness check).
+    pub async fn get_version(&self) -> Result<admin::GetVersionResponse, AdminError> {
+        let mut c = self.admin.clone();
+        c.get_version(admin::GetVersionRequest {}).await.map(|r| r.into_inner()).map_err(|s| self.status_error("GetVersion", "the server".into(), s))
+    }
+
+    /// DataProxyService.CreateUploadLocation.
+    pub async fn create_upload_location(&self, req: CreateUploadLocationRequest) -> Result<CreateUploadLocationResponse, AdminError> {
+        let what = req.filename.clone();
+        let mut c = self.data_proxy.clone();
+        c.create_upload_location(req).await.map(|r| r.into_inner()).map_err(|s| self.status_error("CreateUploadLocation", what, s))
+    }
+
+    fn created(&self, kind: &'static str, rpc: &'static str, id: &core::Identifier, r: Result<(), Status>) -> Result<Created, AdminError> {
+        match r {
+            Ok(()) => Ok(Created::New),
+            Err(s) if s.code() == Code::AlreadyExists => Ok(Created::AlreadyExisted),
+            Err(s) if s.code() == Code::InvalidArgument && s.message().contains("different structure") => {
+                Err(AdminError::DifferentStructure { kind, id: id_text(id), message: s.message().to_string() })
+            }
+            Err(s) => Err(self.status_error(rpc, format!("{kind} {}", id_text(id)), s)),
+        }
+    }
+
+    /// CreateTask; ALREADY_EXISTS (the identical spec is registered) counts as success.
+    pub async fn create_task(&self, id: core::Identifier, spec: admin::TaskSpec) -> Result<Created, AdminError> {
+        let mut c = self.admin.clone();
+        let r = c.create_task(admin::TaskCreateRequest { id: Some(id.clone()), spec: Some(spec) }).await.map(|_| ());
+        self.created("task", "CreateTask", &id, r)
+    }
+
+    /// CreateWorkflow; ALREADY_EXISTS counts as success.
+    pub async fn create_workflow(&self, id: core::Identifier, spec: admin::WorkflowSpec) -> Result<Created, AdminError> {
+        let mut c = self.admin.clone();
+        let r = c.create_workflow(admin::WorkflowCreateRequest { id: Some(id.clone()), spec: Some(spec) }).await.map(|_| ());
+        self.created("workflow", "CreateWorkflow", &id, r)
+    }
+
+    /// CreateLaunchPlan; ALREADY_EXISTS counts as success.
+    pub async fn create_launch_plan(&self, id: core::Identifier, spec: admin::LaunchPlanSpec) -> Result<Created, AdminError> {
+        let mut c = self.admin.clone();
+        let r = c.create_launch_plan(admin::LaunchPlanCreateRequest { id: Some(id.clone()), spec: Some(spec) }).await.map(|_| ());
+        self.created("launch plan", "CreateLaunchPlan", &id, r)
+    }
+
+    /// UpdateLaunchPlan(ACTIVE).
+    pub async fn activate_launch_plan(&self, id: core::Identifier) -> Result<(), AdminError> {
+        let mut c = self.admin.clone();
+        c.update_launch_plan(admin::LaunchPlanUpdateRequest { id: Some(id.clone()), state: admin::LaunchPlanState::Active as i32 })
+            .await
+            .map(|_| ())
+            .map_err(|s| self.status_error("UpdateLaunchPlan", format!("launch plan {}", id_text(&id)), s))
+    }
+
+    /// The raw generated client, for calls not wrapped here.
+    pub fn raw(&self) -> AdminServiceClient<Channel> {
+        self.admin.clone()
+    }
+}
+
+/// `project/domain/name@version`, how ids are shown to users.
+pub fn id_text(id: &core::Identifier) -> String {
+    format!("{}/{}/{}@{}", id.project, id.domain, id.name, id.version)
+}

@@ -1,0 +1,87 @@
+//! Argument handling shared by package, register and run --remote.
+
+use std::collections::BTreeMap;
+
+use crate::cli::{CopyArg, SerializeArgs};
+use crate::diagnostics::Diagnostic;
+use crate::package::CopyMode;
+use crate::register::progress::{Progress, Verbosity};
+
+/// `--copy` as the packaging mode.
+pub fn copy_mode(c: CopyArg) -> CopyMode {
+    match c {
+        CopyArg::All => CopyMode::All,
+        CopyArg::Auto => CopyMode::Auto,
+        CopyArg::None => CopyMode::None,
+    }
+}
+
+/// Split `--image` values into the default image and named images (pyflyte's `[NAME=]URI`).
+pub fn parse_images(values: &[String]) -> Result<(Option<String>, BTreeMap<String, String>), Diagnostic> {
+    let mut default = None;
+    let mut named = BTreeMap::new();
+    for v in values {
+        // A registry port (`host:5000/x`) has no '=' so only NAME=URI splits here.
+        match v.split_once('=') {
+            Some((name, uri)) if !name.is_empty() && !name.contains('/') && !name.contains(':') => {
+                if uri.is_empty() {
+                    return Err(Diagnostic::usage(format!("--image {v}: the image URI after `=` is empty")));
+                }
+                if name == "default" {
+                    default = Some(uri.to_string());
+                }
+                named.insert(name.to_string(), uri.to_string());
+            }
+            _ => {
+                if v.ends_with(".yaml") || v.ends_with(".yml") {
+                    return Err(Diagnostic::usage(format!("--image {v}: ImageSpec YAML files are accepted by `union build`, not here yet"))
+                        .hint("build it with `union build SPEC.yaml`, then pass the printed image name with --image"));
+                }
+                if default.replace(v.clone()).is_some() {
+                    return Err(Diagnostic::usage("more than one --image without a name")
+                        .hint("only one default image; name the others: --image NAME=URI"));
+                }
+            }
+        }
+    }
+    Ok((default, named))
+}
+
+/// Parse `--env KEY=VALUE` flags.
+pub fn parse_env(values: &[String]) -> Result<BTreeMap<String, String>, Diagnostic> {
+    let mut out = BTreeMap::new();
+    for v in values {
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| Diagnostic::usage(format!("--env {v}: expected KEY=VALUE")))?;
+        if k.is_empty() {
+            return Err(Diagnostic::usage(format!("--env {v}: the name before `=` is empty")));
+        }
+        out.insert(k.to_string(), val.to_string());
+    }
+    Ok(out)
+}
+
+/// The progress reporter for these flags.
+pub fn progress(args: &SerializeArgs) -> Progress {
+    Progress::new(if args.quiet {
+        Verbosity::Quiet
+    } else if args.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_split_into_default_and_named() {
+        let (d, n) = parse_images(&["localhost:30000/img:1".into(), "trainer=ghcr.io/x/t:2".into()]).unwrap();
+        assert_eq!(d.as_deref(), Some("localhost:30000/img:1"));
+        assert_eq!(n["trainer"], "ghcr.io/x/t:2");
+        assert!(parse_images(&["a:1".into(), "b:2".into()]).is_err());
+    }
+}
