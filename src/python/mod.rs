@@ -289,6 +289,31 @@ impl PythonSession {
             .collect()
     }
 
+    /// The inputs of a remote execution of `module.attr`, as a deterministic `core.LiteralMap`.
+    pub fn remote_inputs(
+        &self,
+        module: &str,
+        attr: &str,
+        inputs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<u8>, PyUserError> {
+        let given = serde_json::to_string(inputs).expect("json serializes");
+        let b64: String = self.call("remote_inputs", vec![module.to_string(), attr.to_string(), given])?;
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()).map_err(|e| PyUserError {
+            kind: "internal".into(),
+            message: format!("bad literal map from the bridge: {e}"),
+            traceback: None,
+            extra: Default::default(),
+        })
+    }
+
+    /// Render a `core.LiteralMap` of `module.attr`'s outputs as a local run prints them.
+    pub fn format_outputs(&self, module: &str, attr: &str, literal_map: &[u8]) -> Result<String, PyUserError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(literal_map);
+        self.call("format_outputs", vec![module.to_string(), attr.to_string(), b64])
+    }
+
     /// Flush Python's streams and run atexit handlers. The interpreter is not finalized (slow).
     pub fn finish(&self) {
         Python::attach(|py| {
