@@ -215,6 +215,122 @@ impl AdminClient {
             .map_err(|s| self.status_error("UpdateLaunchPlan", format!("launch plan {}", id_text(&id)), s))
     }
 
+    /// CreateExecution of a launch plan (or a task, whose id goes in `launch_plan`).
+    pub async fn create_execution(
+        &self,
+        project: &str,
+        domain: &str,
+        name: Option<&str>,
+        target: core::Identifier,
+        inputs: core::LiteralMap,
+        envs: Vec<(String, String)>,
+    ) -> Result<core::WorkflowExecutionIdentifier, AdminError> {
+        let mut c = self.admin.clone();
+        let spec = admin::ExecutionSpec {
+            launch_plan: Some(target.clone()),
+            metadata: Some(admin::ExecutionMetadata {
+                mode: admin::execution_metadata::ExecutionMode::Manual as i32,
+                principal: "union-cli".into(),
+                ..Default::default()
+            }),
+            envs: (!envs.is_empty()).then(|| admin::Envs {
+                values: envs.into_iter().map(|(key, value)| core::KeyValuePair { key, value }).collect(),
+            }),
+            ..Default::default()
+        };
+        let req = admin::ExecutionCreateRequest {
+            project: project.into(),
+            domain: domain.into(),
+            name: name.unwrap_or_default().into(),
+            spec: Some(spec),
+            inputs: Some(inputs),
+            ..Default::default()
+        };
+        let what = format!("an execution of {}", id_text(&target));
+        c.create_execution(req)
+            .await
+            .map_err(|s| self.status_error("CreateExecution", what, s))?
+            .into_inner()
+            .id
+            .ok_or_else(|| AdminError::Rpc {
+                rpc: "CreateExecution",
+                what: id_text(&target),
+                code: Code::Internal,
+                message: "the server returned no execution id".into(),
+            })
+    }
+
+    /// GetExecution.
+    pub async fn get_execution(&self, id: &core::WorkflowExecutionIdentifier) -> Result<admin::Execution, AdminError> {
+        let mut c = self.admin.clone();
+        c.get_execution(admin::WorkflowExecutionGetRequest { id: Some(id.clone()) })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| self.status_error("GetExecution", format!("execution {}", id.name), s))
+    }
+
+    /// ListExecutions in a project/domain, newest first.
+    pub async fn list_executions(&self, project: &str, domain: &str, limit: u32) -> Result<Vec<admin::Execution>, AdminError> {
+        let mut c = self.admin.clone();
+        let req = admin::ResourceListRequest {
+            id: Some(admin::NamedEntityIdentifier { project: project.into(), domain: domain.into(), ..Default::default() }),
+            limit,
+            sort_by: Some(admin::Sort { key: "created_at".into(), direction: admin::sort::Direction::Descending as i32 }),
+            ..Default::default()
+        };
+        c.list_executions(req)
+            .await
+            .map(|r| r.into_inner().executions)
+            .map_err(|s| self.status_error("ListExecutions", format!("{project}/{domain}"), s))
+    }
+
+    /// GetExecutionData (inputs and outputs).
+    pub async fn get_execution_data(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<admin::WorkflowExecutionGetDataResponse, AdminError> {
+        let mut c = self.admin.clone();
+        c.get_execution_data(admin::WorkflowExecutionGetDataRequest { id: Some(id.clone()) })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| self.status_error("GetExecutionData", format!("execution {}", id.name), s))
+    }
+
+    /// ListNodeExecutions of an execution (top level).
+    pub async fn list_node_executions(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<Vec<admin::NodeExecution>, AdminError> {
+        let mut c = self.admin.clone();
+        let req = admin::NodeExecutionListRequest { workflow_execution_id: Some(id.clone()), limit: 1000, ..Default::default() };
+        c.list_node_executions(req)
+            .await
+            .map(|r| r.into_inner().node_executions)
+            .map_err(|s| self.status_error("ListNodeExecutions", format!("execution {}", id.name), s))
+    }
+
+    /// ListTaskExecutions of a node execution (its attempts, with log links).
+    pub async fn list_task_executions(
+        &self,
+        id: &core::NodeExecutionIdentifier,
+    ) -> Result<Vec<admin::TaskExecution>, AdminError> {
+        let mut c = self.admin.clone();
+        let req = admin::TaskExecutionListRequest { node_execution_id: Some(id.clone()), limit: 100, ..Default::default() };
+        c.list_task_executions(req)
+            .await
+            .map(|r| r.into_inner().task_executions)
+            .map_err(|s| self.status_error("ListTaskExecutions", format!("node {}", id.node_id), s))
+    }
+
+    /// TerminateExecution.
+    pub async fn terminate_execution(&self, id: &core::WorkflowExecutionIdentifier, cause: &str) -> Result<(), AdminError> {
+        let mut c = self.admin.clone();
+        c.terminate_execution(admin::ExecutionTerminateRequest { id: Some(id.clone()), cause: cause.into() })
+            .await
+            .map(|_| ())
+            .map_err(|s| self.status_error("TerminateExecution", format!("execution {}", id.name), s))
+    }
+
     /// The raw generated client, for calls not wrapped here.
     pub fn raw(&self) -> AdminServiceClient<Channel> {
         self.admin.clone()

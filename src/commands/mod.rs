@@ -5,16 +5,20 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 pub mod common;
+pub mod get;
 pub mod list;
 pub mod package;
 pub mod register;
 pub mod run;
+pub mod run_remote;
 
 /// Run the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::List(args) => list::list(args),
+        Command::Get(cmd) => get::get(cmd),
+        Command::Terminate(args) => get::terminate(args),
         Command::Package(args) => package::package(args),
         Command::Register(args) => register::register(args),
     }

@@ -14,6 +14,11 @@ use crate::process;
 use crate::python::{self, PythonSession};
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    // Everything after FILE: ENTITY, then its inputs. Run-level options come before FILE.
+    let (entity_arg, inputs): (Option<String>, Vec<String>) = match args.rest.split_first() {
+        Some((first, rest)) if !first.starts_with('-') => (Some(first.clone()), rest.to_vec()),
+        _ => (None, args.rest.clone()),
+    };
     let Some(file) = args.file.clone() else {
         if args.help {
             print_static_help();
@@ -23,6 +28,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             .hint("usage: union run FILE ENTITY [--INPUT VALUE ...]; see `union run --help`")
             .into());
     };
+
+    if args.remote && !(args.help || inputs.iter().any(|a| a == "--help" || a == "-h")) {
+        if let Some(entity_name) = &entity_arg {
+            return super::run_remote::run_remote(&args, &file, entity_name, &inputs);
+        }
+    }
 
     // Everything that needs no Python first: the file and its module name.
     let set = discovery::file_module(&file)?;
@@ -34,8 +45,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .entities_in_module(&set.root, &module)
         .map_err(|e| e.into_diagnostic(session.env()))?;
 
-    let wants_help = args.help || args.inputs.iter().any(|a| a == "--help" || a == "-h");
-    let Some(entity_name) = args.entity.clone() else {
+    let wants_help = args.help || inputs.iter().any(|a| a == "--help" || a == "-h");
+    let Some(entity_name) = entity_arg.clone() else {
         if args.help {
             process::write_data(&entities_listing(&file.display().to_string(), &module, &entities))?;
             session.finish();
@@ -57,14 +68,38 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         d
     })?;
 
-    let cmd = input_command(&file.display().to_string(), &entity_name, entity);
     if wants_help {
-        let mut cmd = cmd;
+        let mut cmd = input_command(&file.display().to_string(), &entity_name, entity);
         process::write_data(&format!("{}\n", cmd.render_long_help()))?;
         session.finish();
         return Ok(ExitCode::SUCCESS);
     }
-    let matches = match cmd.try_get_matches_from(args.inputs.iter()) {
+    let given = parse_inputs(&file.display().to_string(), &entity_name, entity, &inputs)?;
+
+    // flytekit replaced our SIGINT handler when it was imported; take it back for the run.
+    process::own_sigint();
+    let attr = entity.attr.clone().unwrap_or(entity_name.clone());
+    let result = session.run(&module, &attr, &given);
+    session.finish();
+    match result {
+        Ok(text) => {
+            process::write_data(&format!("{text}\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(run_error(e, session.env()).into()),
+    }
+}
+
+/// Parse `--INPUT VALUE` flags for `entity` into raw values (text, or bools for switches), and
+/// refuse missing required inputs. Conversion to Python values is flytekit's job.
+pub(crate) fn parse_inputs(
+    file: &str,
+    entity_name: &str,
+    entity: &Entity,
+    inputs: &[String],
+) -> Result<serde_json::Map<String, serde_json::Value>, Diagnostic> {
+    let cmd = input_command(file, entity_name, entity);
+    let matches = match cmd.try_get_matches_from(inputs.iter()) {
         Ok(m) => m,
         Err(e) => {
             let text = e.render().to_string();
@@ -73,12 +108,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             for tip in text.lines().filter_map(|l| l.trim().strip_prefix("tip: ")) {
                 d = d.hint(tip.to_string());
             }
-            return Err(d
-                .hint(format!("see `union run {} {entity_name} --help` for its inputs", file.display()))
-                .into());
+            return Err(d.hint(format!("see `union run {file} {entity_name} --help` for its inputs")));
         }
     };
-
     let mut given = serde_json::Map::new();
     let mut missing: Vec<&Input> = Vec::new();
     for input in &entity.interface.inputs {
@@ -104,40 +136,30 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             entity_name,
             list.join(", ")
         ))
-        .hint(format!("union run {} {entity_name} {}", file.display(), example.join(" ")))
-        .into());
+        .hint(format!("union run {file} {entity_name} {}", example.join(" "))));
     }
+    Ok(given)
+}
 
-    // flytekit replaced our SIGINT handler when it was imported; take it back for the run.
-    process::own_sigint();
-    let attr = entity.attr.clone().unwrap_or(entity_name.clone());
-    let result = session.run(&module, &attr, &given);
-    session.finish();
-    match result {
-        Ok(text) => {
-            process::write_data(&format!("{text}\n"))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            let usage = matches!(e.kind.as_str(), "bad_value" | "missing_input");
-            let flag = e.extra.get("flag").and_then(|v| v.as_str()).map(str::to_string);
-            let expected = e.extra.get("expected").and_then(|v| v.as_str()).map(str::to_string);
-            let format = e.extra.get("format").and_then(|v| v.as_str()).map(str::to_string);
-            let mut d = e.into_diagnostic(session.env());
-            if usage {
-                d = d.exit_code(EXIT_USAGE);
-                if let (Some(flag), Some(expected)) = (flag, expected) {
-                    // click's own type names are informative for some types (durations, JSON, files).
-                    let example = format
-                        .filter(|f| f.starts_with('[') || f.contains(' '))
-                        .map(|f| format!(", written as {f}"))
-                        .unwrap_or_default();
-                    d = d.hint(format!("{flag} expects a value of type {expected}{example}"));
-                }
-            }
-            Err(d.into())
+/// Turn a bridge error from input conversion or a run into a diagnostic with the right exit code.
+pub(crate) fn run_error(e: crate::python::PyUserError, env: &crate::python::PythonEnv) -> Diagnostic {
+    let usage = matches!(e.kind.as_str(), "bad_value" | "missing_input");
+    let flag = e.extra.get("flag").and_then(|v| v.as_str()).map(str::to_string);
+    let expected = e.extra.get("expected").and_then(|v| v.as_str()).map(str::to_string);
+    let format = e.extra.get("format").and_then(|v| v.as_str()).map(str::to_string);
+    let mut d = e.into_diagnostic(env);
+    if usage {
+        d = d.exit_code(EXIT_USAGE);
+        if let (Some(flag), Some(expected)) = (flag, expected) {
+            // click's own type names are informative for some types (durations, JSON, files).
+            let example = format
+                .filter(|f| f.starts_with('[') || f.contains(' '))
+                .map(|f| format!(", written as {f}"))
+                .unwrap_or_default();
+            d = d.hint(format!("{flag} expects a value of type {expected}{example}"));
         }
     }
+    d
 }
 
 fn print_static_help() {
@@ -148,7 +170,7 @@ fn print_static_help() {
 }
 
 /// Find ENTITY in what the module defines: by attribute name, launch-plan name or full name.
-fn find_entity<'a>(entities: &'a [Entity], module: &str, name: &str) -> Option<&'a Entity> {
+pub(crate) fn find_entity<'a>(entities: &'a [Entity], module: &str, name: &str) -> Option<&'a Entity> {
     entities
         .iter()
         .find(|e| e.attr.as_deref() == Some(name))
@@ -156,7 +178,7 @@ fn find_entity<'a>(entities: &'a [Entity], module: &str, name: &str) -> Option<&
         .or_else(|| entities.iter().find(|e| e.name == name || format!("{module}.{}", e.attr.as_deref().unwrap_or("")) == name))
 }
 
-fn entities_listing(file: &str, module: &str, entities: &[Entity]) -> String {
+pub(crate) fn entities_listing(file: &str, module: &str, entities: &[Entity]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Entities in {file} (module {module}):");
     if entities.is_empty() {

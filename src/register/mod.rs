@@ -4,6 +4,7 @@
 //! Python work (import, serialize) happens on the calling thread, which must be the main thread;
 //! network work is async and runs on a runtime the command owns.
 
+pub mod images;
 pub mod progress;
 pub mod upload;
 
@@ -22,6 +23,7 @@ use crate::idl::flyteidl::{admin, core};
 use crate::image::{HostEnv, ImageSpec, TagContext};
 use crate::package::{self, Archive, ArchiveOptions, CopyMode, FileList, IgnoreSet, ListOptions};
 use crate::python::{PyUserError, PythonSession, SerializeSettings, SerializedEntity};
+pub use images::ensure_images;
 pub use progress::Progress;
 
 /// flytekit's default task image for this Python and flytekit (`DefaultImages.default_image()`).

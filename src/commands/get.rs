@@ -1,0 +1,197 @@
+//! `union get executions`, `union get execution NAME`, `union terminate NAME`.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::admin::{id_text, AdminClient};
+use crate::cli::{BackendArgs, GetCommand, TerminateArgs};
+use crate::config::{self, Overrides, Settings};
+use crate::diagnostics::Diagnostic;
+use crate::idl::flyteidl::{admin, core};
+use crate::register;
+
+fn settings(b: &BackendArgs) -> Result<Settings, Diagnostic> {
+    config::load(&Overrides {
+        config: b.config.clone(),
+        endpoint: b.endpoint.clone(),
+        insecure: b.insecure.then_some(true),
+        project: b.project.clone(),
+        domain: b.domain.clone(),
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Diagnostic> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))
+}
+
+fn phase(p: i32) -> String {
+    core::workflow_execution::Phase::try_from(p).map(|p| p.as_str_name().to_string()).unwrap_or_else(|_| p.to_string())
+}
+
+fn node_phase(p: i32) -> String {
+    core::node_execution::Phase::try_from(p).map(|p| p.as_str_name().to_string()).unwrap_or_else(|_| p.to_string())
+}
+
+fn secs(d: Option<&prost_types::Duration>) -> String {
+    d.map(|d| format!("{:.1}s", d.seconds as f64 + d.nanos as f64 / 1e9)).unwrap_or_else(|| "-".into())
+}
+
+fn time(t: Option<&prost_types::Timestamp>) -> String {
+    t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+}
+
+pub fn get(cmd: GetCommand) -> Result<ExitCode> {
+    match cmd {
+        GetCommand::Executions(a) => {
+            let s = settings(&a.backend)?;
+            let rt = runtime()?;
+            let out = rt.block_on(async {
+                let c = AdminClient::connect(&s).await.map_err(register::admin_diagnostic)?;
+                c.list_executions(&s.project, &s.domain, a.limit).await.map_err(register::admin_diagnostic)
+            })?;
+            let mut text = String::new();
+            let _ = writeln!(text, "{:<24} {:<10} {:>9}  {:<28} TARGET", "NAME", "PHASE", "DURATION", "STARTED");
+            for e in out {
+                let id = e.id.clone().unwrap_or_default();
+                let c = e.closure.clone().unwrap_or_default();
+                let target = e.spec.as_ref().and_then(|s| s.launch_plan.as_ref()).map(id_text).unwrap_or_default();
+                let _ = writeln!(
+                    text,
+                    "{:<24} {:<10} {:>9}  {:<28} {}",
+                    id.name,
+                    phase(c.phase),
+                    secs(c.duration.as_ref()),
+                    time(c.started_at.as_ref()),
+                    target
+                );
+            }
+            crate::process::write_data(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        GetCommand::Execution(a) => {
+            let s = settings(&a.backend)?;
+            let rt = runtime()?;
+            let id = core::WorkflowExecutionIdentifier {
+                project: s.project.clone(),
+                domain: s.domain.clone(),
+                name: a.name.clone(),
+                ..Default::default()
+            };
+            let (exec, nodes, data) = rt.block_on(async {
+                let c = AdminClient::connect(&s).await.map_err(register::admin_diagnostic)?;
+                let exec = c.get_execution(&id).await.map_err(|e| not_found(e, &a.name, &s))?;
+                let nodes = c.list_node_executions(&id).await.map_err(register::admin_diagnostic)?;
+                let data = c.get_execution_data(&id).await.ok();
+                Ok::<_, Diagnostic>((exec, nodes, data))
+            })?;
+            crate::process::write_data(&render_execution(&exec, &nodes, data.as_ref()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn not_found(e: crate::admin::AdminError, name: &str, s: &Settings) -> Diagnostic {
+    if let crate::admin::AdminError::Rpc { code: tonic::Code::NotFound, .. } = e {
+        return Diagnostic::new(format!("no execution named `{name}` in {}/{}", s.project, s.domain))
+            .hint("list recent ones with `union get executions` (add -p/-d for another project or domain)");
+    }
+    register::admin_diagnostic(e)
+}
+
+fn literal_text(l: &core::Literal) -> String {
+    use core::literal::Value;
+    use core::primitive::Value as P;
+    use core::scalar::Value as S;
+    match &l.value {
+        Some(Value::Scalar(sc)) => match &sc.value {
+            Some(S::Primitive(p)) => match &p.value {
+                Some(P::Integer(i)) => i.to_string(),
+                Some(P::FloatValue(f)) => f.to_string(),
+                Some(P::StringValue(s)) => format!("{s:?}"),
+                Some(P::Boolean(b)) => b.to_string(),
+                Some(P::Datetime(t)) => t.to_string(),
+                Some(P::Duration(d)) => format!("{}s", d.seconds),
+                None => "null".into(),
+            },
+            Some(S::NoneType(_)) => "None".into(),
+            Some(S::Blob(b)) => b.uri.clone(),
+            Some(S::Generic(st)) => format!("{st:?}"),
+            Some(S::Binary(b)) => format!("<{} bytes, {}>", b.value.len(), b.tag),
+            Some(other) => format!("{other:?}"),
+            None => "null".into(),
+        },
+        Some(Value::Collection(c)) => format!("[{}]", c.literals.iter().map(literal_text).collect::<Vec<_>>().join(", ")),
+        Some(Value::Map(m)) => format!(
+            "{{{}}}",
+            m.literals.iter().map(|(k, v)| format!("{k:?}: {}", literal_text(v))).collect::<Vec<_>>().join(", ")
+        ),
+        Some(other) => format!("{other:?}"),
+        None => "null".into(),
+    }
+}
+
+fn render_execution(e: &admin::Execution, nodes: &[admin::NodeExecution], data: Option<&admin::WorkflowExecutionGetDataResponse>) -> String {
+    let id = e.id.clone().unwrap_or_default();
+    let c = e.closure.clone().unwrap_or_default();
+    let mut t = String::new();
+    let _ = writeln!(t, "Execution:  {}/{}/{}", id.project, id.domain, id.name);
+    if let Some(lp) = e.spec.as_ref().and_then(|s| s.launch_plan.as_ref()) {
+        let _ = writeln!(t, "Target:     {}", id_text(lp));
+    }
+    let _ = writeln!(t, "Phase:      {}", phase(c.phase));
+    let _ = writeln!(t, "Started:    {}", time(c.started_at.as_ref()));
+    let _ = writeln!(t, "Duration:   {}", secs(c.duration.as_ref()));
+    if let Some(data) = data {
+        if let Some(inputs) = &data.full_inputs {
+            for (k, v) in &inputs.literals {
+                let _ = writeln!(t, "Input:      {k} = {}", literal_text(v));
+            }
+        }
+        if let Some(outputs) = &data.full_outputs {
+            for (k, v) in &outputs.literals {
+                let _ = writeln!(t, "Output:     {k} = {}", literal_text(v));
+            }
+        }
+    }
+    match &c.output_result {
+        Some(admin::execution_closure::OutputResult::Error(err)) => {
+            let _ = writeln!(t, "Error:      {}", err.message.trim_end().replace('\n', "\n            "));
+        }
+        Some(admin::execution_closure::OutputResult::AbortMetadata(a)) => {
+            let _ = writeln!(t, "Aborted:    {} (by {})", a.cause, a.principal);
+        }
+        _ => {}
+    }
+    let shown: Vec<&admin::NodeExecution> =
+        nodes.iter().filter(|n| !matches!(n.id.as_ref().map(|i| i.node_id.as_str()), Some("start-node" | "end-node"))).collect();
+    if !shown.is_empty() {
+        let _ = writeln!(t, "Nodes:");
+        for n in shown {
+            let nid = n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+            let nc = n.closure.clone().unwrap_or_default();
+            let _ = writeln!(t, "  {:<20} {:<10} {:>8}", nid, node_phase(nc.phase), secs(nc.duration.as_ref()));
+            if let Some(crate::idl::flyteidl::admin::node_execution_closure::OutputResult::Error(err)) = &nc.output_result {
+                let first = err.message.lines().last().unwrap_or("");
+                let _ = writeln!(t, "    error: {first}");
+            }
+        }
+    }
+    t
+}
+
+pub fn terminate(a: TerminateArgs) -> Result<ExitCode> {
+    let s = settings(&a.backend)?;
+    let rt = runtime()?;
+    let id = core::WorkflowExecutionIdentifier { project: s.project.clone(), domain: s.domain.clone(), name: a.name.clone(), ..Default::default() };
+    rt.block_on(async {
+        let c = AdminClient::connect(&s).await.map_err(register::admin_diagnostic)?;
+        c.terminate_execution(&id, &a.cause).await.map_err(|e| not_found(e, &a.name, &s))
+    })?;
+    crate::process::write_data(&format!("Terminated {}\n", a.name))?;
+    Ok(ExitCode::SUCCESS)
+}

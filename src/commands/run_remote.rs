@@ -1,0 +1,262 @@
+//! `union run --remote FILE ENTITY --INPUT VALUE...`: build what is needed, upload, register,
+//! create the execution, and (with `--wait`) follow it to its outputs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use prost::Message;
+
+use crate::admin::{id_text, AdminClient};
+use crate::cli::RunArgs;
+use crate::commands::common;
+use crate::commands::run::{entities_listing, find_entity, parse_inputs, run_error};
+use crate::config::{self, Overrides};
+use crate::diagnostics::Diagnostic;
+use crate::discovery;
+use crate::entity::EntityKind;
+use crate::idl::flyteidl::{admin, core};
+use crate::register::progress::{Progress, Verbosity};
+use crate::register::{self, upload, PlanOptions};
+
+pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[String]) -> Result<ExitCode> {
+    let progress = Progress::new(if args.quiet { Verbosity::Quiet } else { Verbosity::Normal });
+    let settings = config::load(&Overrides {
+        config: args.backend.config.clone(),
+        endpoint: args.backend.endpoint.clone(),
+        insecure: args.backend.insecure.then_some(true),
+        project: args.backend.project.clone(),
+        domain: args.backend.domain.clone(),
+    })?;
+    let (default_image, mut images) = common::parse_images(&args.images)?;
+    for (k, v) in &settings.images {
+        images.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let copy = common::copy_mode(args.copy);
+    if copy == crate::package::CopyMode::None && args.version.is_none() {
+        return Err(Diagnostic::usage("--copy none needs an explicit --version").into());
+    }
+    let env = common::parse_env(&args.env)?;
+    let opts = PlanOptions {
+        project: settings.project.clone(),
+        domain: settings.domain.clone(),
+        version: args.version.clone(),
+        copy,
+        // pyflyte run --remote unpacks the code in the container's working directory.
+        destination_dir: ".".into(),
+        default_image: default_image.or(settings.default_image.clone()).or_else(|| images.get("default").cloned()),
+        images,
+        env: BTreeMap::new(),
+        for_package: false,
+    };
+    let set = discovery::file_module(file)?;
+    let module = set.modules[0].clone();
+    let root = set.root.clone();
+    let loaded = register::load(set, &opts, &progress)?;
+    let session = &loaded.session;
+
+    // The entity and its inputs, converted exactly as for a local run (then to a LiteralMap).
+    let in_module = session.entities_in_module(&root, &module).map_err(|e| e.into_diagnostic(session.env()))?;
+    let shown = file.display().to_string();
+    let entity = find_entity(&in_module, &module, entity_name).ok_or_else(|| {
+        Diagnostic::new(format!("no task, workflow or launch plan named `{entity_name}` in `{shown}`"))
+            .detail(entities_listing(&shown, &module, &in_module))
+    })?;
+    let given = parse_inputs(&shown, entity_name, entity, inputs)?;
+    let attr = entity.attr.clone().unwrap_or_else(|| entity_name.to_string());
+    let literal_map = session.remote_inputs(&module, &attr, &given).map_err(|e| run_error(e, session.env()))?;
+    let literal_map = core::LiteralMap::decode(literal_map.as_slice())
+        .map_err(|e| Diagnostic::new(format!("cannot decode the execution inputs: {e}")))?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
+
+    // Images first: nothing is uploaded or registered if an image cannot be had.
+    register::ensure_images(&rt, &loaded, &settings, &progress)?;
+
+    progress.phase("Serializing");
+    let version = match &opts.version {
+        Some(v) => v.clone(),
+        None => {
+            let probe = register::serialize(&loaded, &opts, Some(""), None)?;
+            register::derive_version(loaded.archive.as_ref().map(|(a, _)| &a.md5), &probe, &loaded.images)
+        }
+    };
+    progress.done(&format!("version {version}"));
+
+    progress.phase(&format!("Connecting to {}", settings.endpoint));
+    let client = rt.block_on(AdminClient::connect(&settings)).map_err(register::admin_diagnostic)?;
+    progress.done("ok");
+    let location = match &loaded.archive {
+        Some((archive, bytes)) => {
+            progress.phase("Uploading code");
+            let url = rt.block_on(upload::upload_archive(&client, &settings.project, &settings.domain, archive, bytes.clone()))?;
+            progress.done(&format!("{} files, {}", archive.file_count, register::human_bytes(archive.compressed_size)));
+            Some(url)
+        }
+        None => None,
+    };
+    let entities = register::serialize(&loaded, &opts, Some(&version), location.as_deref())?;
+    rt.block_on(register::register_entities(&client, &entities, false, false, &progress))?;
+
+    // What to execute: a workflow through its default launch plan, a launch plan, or a task.
+    let target = core::Identifier {
+        resource_type: match entity.kind {
+            EntityKind::Task => core::ResourceType::Task,
+            _ => core::ResourceType::LaunchPlan,
+        } as i32,
+        project: settings.project.clone(),
+        domain: settings.domain.clone(),
+        name: entity.name.clone(),
+        version: version.clone(),
+        ..Default::default()
+    };
+    progress.phase("Starting execution");
+    let exec_id = rt
+        .block_on(client.create_execution(
+            &settings.project,
+            &settings.domain,
+            args.execution_name.as_deref(),
+            target,
+            literal_map,
+            env.into_iter().collect(),
+        ))
+        .map_err(register::admin_diagnostic)?;
+    progress.done(&exec_id.name);
+    if !args.wait {
+        crate::process::write_data(&format!("{}\n", exec_id.name))?;
+        loaded.session.finish();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = rt.block_on(follow(&client, &exec_id, &progress))?;
+    match outcome {
+        Outcome::Succeeded(outputs) => {
+            let text = loaded
+                .session
+                .format_outputs(&module, &attr, &outputs.encode_to_vec())
+                .map_err(|e| e.into_diagnostic(loaded.session.env()))?;
+            loaded.session.finish();
+            crate::process::write_data(&format!("{text}\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Failed(d) => {
+            loaded.session.finish();
+            Err(d.into())
+        }
+    }
+}
+
+/// How an execution ended.
+pub enum Outcome {
+    Succeeded(core::LiteralMap),
+    Failed(Diagnostic),
+}
+
+fn phase_name(p: i32) -> String {
+    core::workflow_execution::Phase::try_from(p).map(|p| p.as_str_name().to_string()).unwrap_or_else(|_| p.to_string())
+}
+
+fn node_phase_name(p: i32) -> String {
+    core::node_execution::Phase::try_from(p).map(|p| p.as_str_name().to_string()).unwrap_or_else(|_| p.to_string())
+}
+
+fn terminal(p: i32) -> bool {
+    use core::workflow_execution::Phase as P;
+    matches!(P::try_from(p), Ok(P::Succeeded | P::Failed | P::Aborted | P::TimedOut))
+}
+
+/// Follow an execution until it ends, printing node transitions on stderr.
+pub async fn follow(
+    client: &AdminClient,
+    id: &core::WorkflowExecutionIdentifier,
+    progress: &Progress,
+) -> Result<Outcome, Diagnostic> {
+    let started = Instant::now();
+    let mut seen: BTreeMap<String, i32> = BTreeMap::new();
+    let mut delay = Duration::from_millis(100);
+    let exec = loop {
+        let exec = client.get_execution(id).await.map_err(register::admin_diagnostic)?;
+        if let Ok(nodes) = client.list_node_executions(id).await {
+            for n in nodes {
+                let node_id = n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+                let phase = n.closure.as_ref().map(|c| c.phase).unwrap_or_default();
+                if node_id == "start-node" || node_id == "end-node" {
+                    continue;
+                }
+                if seen.insert(node_id.clone(), phase) != Some(phase) {
+                    let name = n.metadata.as_ref().map(|m| m.spec_node_id.clone()).unwrap_or_default();
+                    let dur = n.closure.as_ref().and_then(|c| c.duration.as_ref()).map(fmt_duration).unwrap_or_default();
+                    let label = if name.is_empty() || name == node_id { node_id.clone() } else { format!("{node_id} ({name})") };
+                    progress.note(&format!("  node {label}: {}{}", node_phase_name(phase), if dur.is_empty() { String::new() } else { format!(" in {dur}") }));
+                }
+            }
+        }
+        let phase = exec.closure.as_ref().map(|c| c.phase).unwrap_or_default();
+        if terminal(phase) {
+            break exec;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    };
+    let closure = exec.closure.clone().unwrap_or_default();
+    progress.note(&format!(
+        "Execution {} {} after {:.1}s",
+        id.name,
+        phase_name(closure.phase).to_lowercase(),
+        started.elapsed().as_secs_f64()
+    ));
+    use core::workflow_execution::Phase as P;
+    if P::try_from(closure.phase) == Ok(P::Succeeded) {
+        let data = client.get_execution_data(id).await.map_err(register::admin_diagnostic)?;
+        return Ok(Outcome::Succeeded(data.full_outputs.unwrap_or_default()));
+    }
+    // Failure: the execution's error, and the tail of the failing node's log.
+    let message = match &closure.output_result {
+        Some(admin::execution_closure::OutputResult::Error(e)) => e.message.clone(),
+        Some(admin::execution_closure::OutputResult::AbortMetadata(a)) => format!("aborted: {}", a.cause),
+        _ => String::new(),
+    };
+    let mut d = Diagnostic::new(format!("execution {} {}", id.name, phase_name(closure.phase).to_lowercase()));
+    let mut detail = message;
+    if let Some(tail) = failing_log_tail(client, id).await {
+        detail.push_str(&format!("\n\n{tail}"));
+    }
+    d = d.detail(detail);
+    d = d.hint(format!("inspect it with `union get execution {}`", id.name));
+    Ok(Outcome::Failed(d))
+}
+
+fn fmt_duration(d: &prost_types::Duration) -> String {
+    let secs = d.seconds as f64 + d.nanos as f64 / 1e9;
+    format!("{secs:.1}s")
+}
+
+/// The last lines of the log of the first failed node's last attempt, if the backend links one.
+async fn failing_log_tail(client: &AdminClient, id: &core::WorkflowExecutionIdentifier) -> Option<String> {
+    use core::node_execution::Phase as NP;
+    let nodes = client.list_node_executions(id).await.ok()?;
+    let failed = nodes.iter().find(|n| n.closure.as_ref().map(|c| NP::try_from(c.phase) == Ok(NP::Failed)).unwrap_or(false))?;
+    let node_id = failed.id.clone()?;
+    let attempts = client.list_task_executions(&node_id).await.ok()?;
+    let last = attempts.last()?;
+    let uri = last.closure.as_ref()?.logs.first()?.uri.clone();
+    let text = if let Some(path) = uri.strip_prefix("file://") {
+        std::fs::read_to_string(path).ok()?
+    } else if uri.starts_with("http://") || uri.starts_with("https://") {
+        reqwest::get(&uri).await.ok()?.text().await.ok()?
+    } else {
+        return None;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(20)..];
+    Some(format!("last lines of node {}'s log ({}):\n{}", node_id.node_id, uri, tail.join("\n")))
+}
+
+/// `id_text` re-exported for the get/terminate commands.
+pub fn show_id(id: &core::Identifier) -> String {
+    id_text(id)
+}
