@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod build;
 pub mod list;
 pub mod run;
 
@@ -12,5 +13,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::List(args) => list::list(args),
+        Command::Build(args) => build::build(args),
     }
 }
