@@ -23,3 +23,5 @@ pub mod idl;
 pub mod image;
 pub mod process;
 pub mod python;
+/// Container registry client: image references, docker credentials, manifest existence checks.
+pub mod registry;
