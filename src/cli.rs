@@ -23,6 +23,9 @@ pub enum Command {
     #[command(disable_help_flag = true)]
     Run(RunArgs),
 
+    /// Build and push the ImageSpec images of the tasks under PATH, or of an ImageSpec YAML file.
+    Build(BuildArgs),
+
     /// List the tasks, workflows and launch plans that files or packages define.
     ///
     /// Modules are found and imported as `pyflyte register` does: the project root is the first
@@ -258,4 +261,33 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+}
+
+/// `union build` options.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Python files or package directories (every ImageSpec their tasks use), or an ImageSpec
+    /// YAML file (`*.yaml`/`*.yml`).
+    #[arg(required = true, value_name = "PATH|SPEC.yaml")]
+    pub paths: Vec<PathBuf>,
+
+    /// Print each image's name, whether it exists and its Dockerfile; build and push nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Build and push even when the image already exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Base image for ImageSpecs without `base_image` [default: debian:bookworm-slim].
+    #[arg(long, env = "UNION_BASE_IMAGE", value_name = "URI")]
+    pub base_image: Option<String>,
+
+    /// No progress output; only errors and the built image names.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// How many distinct images to build at once.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub jobs: usize,
 }

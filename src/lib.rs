@@ -26,3 +26,5 @@ pub mod image;
 pub mod process;
 pub mod python;
 pub mod register;
+/// Container registry client: image references, docker credentials, manifest existence checks.
+pub mod registry;

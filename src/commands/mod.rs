@@ -6,6 +6,7 @@ use crate::cli::{Cli, Command};
 
 pub mod common;
 pub mod get;
+pub mod build;
 pub mod list;
 pub mod package;
 pub mod register;
@@ -21,5 +22,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Terminate(args) => get::terminate(args),
         Command::Package(args) => package::package(args),
         Command::Register(args) => register::register(args),
+        Command::Build(args) => build::build(args),
     }
 }

@@ -175,6 +175,12 @@ pub(super) fn copy_digest(base: &Path, entries: &[String], image: &str) -> Resul
 /// StandardIgnore]))`'s digest. `root_str` is `source_root` exactly as written (flytekit matches
 /// ignore rules against `os.path.join(root_str, ...)` when it is relative).
 pub(super) fn ls_digest_all(base: &Path, root_str: &str, image: &str) -> Result<String> {
+    digest_listed(&list_all(base, root_str, image)?, image)
+}
+
+/// The files `ls_files(source_root, ALL, ...)` selects, as (path relative to the root, full path),
+/// sorted; what the image builder copies into `/root` and what [`ls_digest_all`] hashes.
+pub(crate) fn list_all(base: &Path, root_str: &str, image: &str) -> Result<Vec<(String, PathBuf)>> {
     let root = resolve(base, root_str);
     let ignores = IgnoreGroup::new(&root);
     let absolute = root_str.starts_with('/');
@@ -207,8 +213,13 @@ pub(super) fn ls_digest_all(base: &Path, root_str: &str, image: &str) -> Result<
     })?;
     // all_files.sort(): every path shares the `root_str` prefix, so this is the order of `rel`.
     found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// MD5 over each listed file's bytes then its relative path without separators.
+fn digest_listed(found: &[(String, PathBuf)], image: &str) -> Result<String> {
     let mut hasher = Md5::new();
-    for (rel, file) in &found {
+    for (rel, file) in found {
         hash_file(&mut hasher, file, image)?;
         hasher.update(rel.replace('/', "").as_bytes());
     }
@@ -225,6 +236,17 @@ pub(super) fn ls_digest_loaded(
     modules: &[PathBuf],
     image: &str,
 ) -> Result<String> {
+    digest_listed(&list_loaded(base, root_str, modules, image)?, image)
+}
+
+/// The module files `ls_files(source_root, LOADED_MODULES)` selects, as (path relative to the
+/// root, full path), sorted; see [`ls_digest_loaded`].
+pub(crate) fn list_loaded(
+    base: &Path,
+    root_str: &str,
+    modules: &[PathBuf],
+    image: &str,
+) -> Result<Vec<(String, PathBuf)>> {
     let mut files: Vec<String> = Vec::new();
     for m in modules {
         let Some(s) = m.to_str() else {
@@ -238,12 +260,10 @@ pub(super) fn ls_digest_loaded(
         }
     }
     files.sort();
-    let mut hasher = Md5::new();
-    for f in &files {
-        hash_file(&mut hasher, &resolve(base, f), image)?;
-        hasher.update(relpath(f, root_str).replace('/', "").as_bytes());
-    }
-    Ok(hex(&hasher.finalize()))
+    Ok(files
+        .iter()
+        .map(|f| (relpath(f, root_str), resolve(base, f)))
+        .collect())
 }
 
 fn components(p: &str) -> Vec<&str> {

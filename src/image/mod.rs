@@ -10,6 +10,9 @@
 //! - [`tag`]: `tag()`, `image_name()`, `id()` and the file digests they need;
 //! - [`pyrepr`]: Python `repr()` formatting.
 
+pub mod build;
+pub mod context;
+pub mod dockerfile;
 mod files;
 pub mod pyrepr;
 pub mod spec;
