@@ -119,6 +119,15 @@ pub struct SerializeArgs {
     #[arg(long = "env", alias = "envvars", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
 
+    /// Base image for ImageSpecs that name none [default: union.baseImage in the config, else debian:bookworm-slim].
+    #[arg(long, env = "UNION_BASE_IMAGE", value_name = "URI")]
+    pub base_image: Option<String>,
+
+    /// Register even when an image's existence cannot be checked (registry down, credentials
+    /// refused). By default that stops everything, unlike flytekit's silent "assume it exists".
+    #[arg(long, env = "UNION_ALLOW_UNVERIFIED_IMAGES")]
+    pub allow_unverified_images: bool,
+
     /// Show each entity as it is processed.
     #[arg(long)]
     pub verbose: bool,
@@ -237,6 +246,14 @@ pub struct RunArgs {
     /// With --remote: environment variables for the task containers, `KEY=VALUE`. Repeatable.
     #[arg(long = "env", alias = "envvars", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+
+    /// With --remote: base image for ImageSpecs that name none.
+    #[arg(long, env = "UNION_BASE_IMAGE", value_name = "URI")]
+    pub base_image: Option<String>,
+
+    /// With --remote: go on when an image's existence cannot be checked.
+    #[arg(long, env = "UNION_ALLOW_UNVERIFIED_IMAGES")]
+    pub allow_unverified_images: bool,
 
     #[command(flatten)]
     pub backend: BackendArgs,

@@ -4,5 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 unset PYO3_PYTHON
 bash tests/setup/python-env.sh
+# A private Docker engine (BuildKit), a registry on 127.0.0.1:30000 and an offline base image.
+bash tests/setup/docker.sh
+export DOCKER_HOST=unix:///run/union-test/docker.sock
 cargo build --release --locked
 cargo test --release --locked --no-fail-fast

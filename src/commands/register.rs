@@ -10,6 +10,7 @@ use crate::commands::common;
 use crate::config::{self, Overrides};
 use crate::diagnostics::Diagnostic;
 use crate::discovery;
+use crate::register::images::{self, ImageOptions};
 use crate::register::{self, upload, PlanOptions};
 
 pub fn register(args: RegisterArgs) -> Result<ExitCode> {
@@ -42,8 +43,16 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         env: common::parse_env(&args.common.env)?,
         for_package: false,
     };
+    let image_opts = ImageOptions {
+        base_image: args.common.base_image.clone(),
+        allow_unverified: args.common.allow_unverified_images,
+    };
     let set = discovery::modules_for_paths(&args.common.paths)?;
     let loaded = register::load(set, &opts, &progress)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
 
     // The version: given, or derived from the content (archive, specs, images).
     progress.phase("Serializing");
@@ -75,9 +84,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
             None => out.push_str("Code archive: none (--copy none)\n"),
         }
         out.push_str(&format!("Images ({}):\n", loaded.images.len()));
-        for i in &loaded.images {
-            out.push_str(&format!("  {}  (ImageSpec {}, used by {})\n", i.name, i.spec.name, i.tasks.join(", ")));
-        }
+        out.push_str(&images::describe(&rt, &loaded, &settings, &image_opts)?);
         out.push_str(&format!("Entities ({}):\n", entities.len()));
         for e in &entities {
             out.push_str(&format!("  {:<11} {}\n", e.kind(), id_text(&e.id())));
@@ -86,10 +93,8 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
+    // Images before any RPC: nothing is registered if one cannot be built or pushed.
+    images::ensure_images(&rt, &loaded, &settings, &image_opts, &progress)?;
 
     progress.phase(&format!("Connecting to {}", settings.endpoint));
     let client = rt.block_on(AdminClient::connect(&settings)).map_err(register::admin_diagnostic)?;

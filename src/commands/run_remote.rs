@@ -19,6 +19,7 @@ use crate::discovery;
 use crate::entity::EntityKind;
 use crate::idl::flyteidl::{admin, core};
 use crate::register::progress::{Progress, Verbosity};
+use crate::register::images::ImageOptions;
 use crate::register::{self, upload, PlanOptions};
 
 pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[String]) -> Result<ExitCode> {
@@ -76,7 +77,8 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
         .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
 
     // Images first: nothing is uploaded or registered if an image cannot be had.
-    register::ensure_images(&rt, &loaded, &settings, &progress)?;
+    let image_opts = ImageOptions { base_image: args.base_image.clone(), allow_unverified: args.allow_unverified_images };
+    register::images::ensure_images(&rt, &loaded, &settings, &image_opts, &progress)?;
 
     progress.phase("Serializing");
     let version = match &opts.version {

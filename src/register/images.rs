@@ -1,19 +1,243 @@
 //! Making sure every image a registration references exists in its registry before any RPC.
+//!
+//! Unlike flytekit, an existence check that cannot tell (registry down, credentials refused, 5xx)
+//! stops everything with the reason, unless the user opts in with `--allow-unverified-images`.
+//! Missing images are built and pushed through the Docker engine; identical specs build once.
+//! The image a task references is exactly the one pushed: the build plan's name is checked
+//! against the name used for serialization.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
 use crate::config::Settings;
 use crate::diagnostics::Diagnostic;
+use crate::image::build::{BuildAllOptions, BuildError, BuildEvent, BuildReporter, Builder, ExistenceCheck, Outcome};
+use crate::image::dockerfile::{self, BuildPlan, BuildSettings, PlanError};
+use crate::image::TagContext;
 use crate::register::{Loaded, Progress};
+use crate::registry::{ImageReference, ImageStatus, RegistryClient};
 
-/// Build and push what is missing; stop (registering nothing) when an image cannot be had.
-pub fn ensure_images(
-    _rt: &tokio::runtime::Runtime,
-    loaded: &Loaded,
-    _settings: &Settings,
-    _progress: &Progress,
-) -> Result<(), Diagnostic> {
-    // WIP: wired to the registry client and the bollard builder once they land.
-    if loaded.images.is_empty() {
-        return Ok(());
+/// How images are handled by register / run --remote.
+#[derive(Debug, Clone, Default)]
+pub struct ImageOptions {
+    /// Base image for specs that name none (flag > env UNION_BASE_IMAGE > config union.baseImage).
+    pub base_image: Option<String>,
+    /// Register even when an image's existence cannot be determined (flytekit's old behaviour).
+    pub allow_unverified: bool,
+}
+
+/// The base image for ImageSpecs without one.
+pub fn base_image(opts: &ImageOptions, settings: &Settings) -> String {
+    opts.base_image
+        .clone()
+        .filter(|b| !b.is_empty())
+        .or_else(|| settings.base_image.clone())
+        .unwrap_or_else(|| dockerfile::FLYTEKIT_DEFAULT_BASE_IMAGE.to_string())
+}
+
+/// Build plans for every planned image (nested bases included in each plan).
+pub fn plans(loaded: &Loaded, opts: &ImageOptions, settings: &Settings) -> Result<Vec<BuildPlan>, Diagnostic> {
+    let mut ctx = TagContext::from_cwd().map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
+    ctx.loaded_modules = loaded.loaded_modules.clone();
+    let bs = BuildSettings { default_base_image: base_image(opts, settings), flytekit_version: loaded.flytekit_version.clone() };
+    let mut out: Vec<BuildPlan> = Vec::new();
+    for img in &loaded.images {
+        let plan = dockerfile::plan(&img.spec, &ctx, &bs).map_err(|e| plan_diagnostic(e, &img.tasks))?;
+        if plan.image_name != img.name {
+            // A file changed between computing the tag and planning the build (flytekit's guard).
+            return Err(Diagnostic::new(format!(
+                "ImageSpec `{}` changed while registering: its image was {} and is now {}",
+                img.spec.name, img.name, plan.image_name
+            ))
+            .hint("a requirements or source file changed during the run; run the command again"));
+        }
+        if !out.iter().any(|p| p.image_name == plan.image_name) {
+            out.push(plan);
+        }
     }
-    Err(Diagnostic::new("image building is not wired in yet"))
+    Ok(out)
+}
+
+fn plan_diagnostic(e: PlanError, tasks: &[String]) -> Diagnostic {
+    let d = Diagnostic::new(format!("{e} (used by {})", tasks.join(", ")));
+    match e {
+        PlanError::Unsupported { .. } => d.hint("see docs/images.md for what the Docker builder supports"),
+        _ => d,
+    }
+}
+
+/// Existence through the registry's HTTP API, or the local engine for registry-less images.
+struct RegistryExistence {
+    registry: RegistryClient,
+    engine: Option<Builder>,
+}
+
+impl ExistenceCheck for RegistryExistence {
+    fn exists<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, BuildError>> {
+        async move {
+            if !image_has_registry(image) {
+                return match &self.engine {
+                    Some(b) => b.image_exists(image).await,
+                    None => Err(BuildError::Existence { image: image.into(), message: "no Docker engine to look in".into() }),
+                };
+            }
+            let r = ImageReference::parse(image)
+                .map_err(|e| BuildError::Existence { image: image.into(), message: e.to_string() })?;
+            match self.registry.check(&r).await {
+                ImageStatus::Exists { .. } => Ok(true),
+                ImageStatus::Missing => Ok(false),
+                ImageStatus::Unknown { reason } => Err(BuildError::Existence { image: image.into(), message: reason.to_string() }),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// Does the reference name a registry host (`host.tld/...`, `host:port/...`, `localhost/...`)?
+pub fn image_has_registry(image: &str) -> bool {
+    match image.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
+/// Progress lines for builds: one line when a build starts and ends; steps with --verbose.
+struct ProgressReporter<'a> {
+    progress: &'a Progress,
+    steps: Mutex<BTreeMap<String, usize>>,
+}
+
+impl BuildReporter for ProgressReporter<'_> {
+    fn started(&self, image: &str) {
+        self.progress.item(image, "checking");
+    }
+    fn event(&self, image: &str, event: &BuildEvent) {
+        if let BuildEvent::StepDone { step, cached, .. } = event {
+            let mut s = self.steps.lock().unwrap_or_else(|p| p.into_inner());
+            *s.entry(image.to_string()).or_default() += 1;
+            self.progress.item(image, &format!("{}{}", if *cached { "CACHED " } else { "" }, step));
+        }
+    }
+    fn finished(&self, image: &str, result: Result<&Outcome, &BuildError>) {
+        match result {
+            Ok(Outcome::Exists) => self.progress.item(image, "exists"),
+            Ok(Outcome::Built { pushed, duration }) => self.progress.note(&format!(
+                "  {image}: built{} in {:.1}s",
+                if *pushed { " and pushed" } else { "" },
+                duration.as_secs_f64()
+            )),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Turn a build error into a diagnostic (the failing step's output as detail).
+pub fn build_diagnostic(e: BuildError) -> Diagnostic {
+    let mut d = Diagnostic::new(e.to_string());
+    if let Some(output) = e.output() {
+        d = d.detail(output.to_string());
+    }
+    match e {
+        BuildError::Unreachable { .. } => {
+            d.hint("start a Docker engine (with BuildKit) or set DOCKER_HOST; or use builder=\"union\" to build on the backend")
+        }
+        BuildError::Existence { .. } => d.hint(
+            "nothing was registered. Fix the registry access (docker login, or check the registry is up), or pass --allow-unverified-images to register anyway",
+        ),
+        BuildError::Push { .. } => d.hint("check that you can push there (docker login) and that the registry is up"),
+        _ => d,
+    }
+}
+
+/// Check every image; build and push what is missing. Returns (built, existed).
+pub fn ensure_images(
+    rt: &tokio::runtime::Runtime,
+    loaded: &Loaded,
+    settings: &Settings,
+    opts: &ImageOptions,
+    progress: &Progress,
+) -> Result<(usize, usize), Diagnostic> {
+    if loaded.images.is_empty() {
+        return Ok((0, 0));
+    }
+    let plans = plans(loaded, opts, settings)?;
+    progress.phase(&format!("Checking {} image(s)", plans.len()));
+    let registry = RegistryClient::builder()
+        .build()
+        .map_err(|e| Diagnostic::new(format!("cannot set up the registry client: {e}")))?;
+    let existence = RegistryExistence { registry, engine: None };
+
+    // Decide first (cheap HEAD requests), so that no engine is needed when nothing is missing.
+    let mut missing: Vec<&BuildPlan> = Vec::new();
+    let mut existed = 0;
+    for p in &plans {
+        let forced = p.force;
+        match rt.block_on(existence.exists(&p.image_name)) {
+            Ok(true) if !forced => {
+                existed += 1;
+                progress.item(&p.image_name, "exists");
+            }
+            Ok(_) => missing.push(p),
+            Err(e) if opts.allow_unverified => {
+                progress.warn(&format!("{e}; registering anyway (--allow-unverified-images)"));
+                existed += 1;
+            }
+            Err(e) => return Err(build_diagnostic(e)),
+        }
+    }
+    if missing.is_empty() {
+        progress.done(&format!("{existed} up to date, nothing to build"));
+        return Ok((0, existed));
+    }
+    progress.done(&format!("{} to build, {existed} up to date", missing.len()));
+    progress.phase(&format!("Building {} image(s)", missing.len()));
+    let builder = rt.block_on(Builder::connect()).map_err(build_diagnostic)?;
+    let existence = RegistryExistence { registry: existence.registry, engine: Some(builder.clone()) };
+    let todo: Vec<BuildPlan> = missing.into_iter().cloned().collect();
+    let options = BuildAllOptions {
+        force: false,
+        push: std::env::var("FLYTE_PUSH_IMAGE_SPEC").map(|v| crate::image::spec::str2bool(&v)).unwrap_or(true),
+        concurrency: 2,
+    };
+    let reporter = ProgressReporter { progress, steps: Mutex::new(BTreeMap::new()) };
+    let results = rt.block_on(builder.build_all(&todo, &options, &existence, &reporter));
+    let mut built = 0;
+    for (_, r) in results {
+        match r {
+            Ok(Outcome::Built { .. }) => built += 1,
+            Ok(Outcome::Exists) => existed += 1,
+            Err(e) => return Err(build_diagnostic(e)),
+        }
+    }
+    progress.done(&format!("{built} built and pushed"));
+    Ok((built, existed))
+}
+
+/// For --dry-run: each image's name, whether it exists, and the Dockerfile it would build.
+pub fn describe(rt: &tokio::runtime::Runtime, loaded: &Loaded, settings: &Settings, opts: &ImageOptions) -> Result<String, Diagnostic> {
+    let plans = plans(loaded, opts, settings)?;
+    let registry = RegistryClient::builder().build().ok();
+    let mut out = String::new();
+    for p in &plans {
+        let exists = match (&registry, image_has_registry(&p.image_name)) {
+            (Some(r), true) => match ImageReference::parse(&p.image_name) {
+                Ok(reference) => match rt.block_on(r.check(&reference)) {
+                    ImageStatus::Exists { .. } => "yes".to_string(),
+                    ImageStatus::Missing => "no (would build and push)".to_string(),
+                    ImageStatus::Unknown { reason } => format!("unknown: {reason}"),
+                },
+                Err(e) => format!("unknown: {e}"),
+            },
+            _ => "unknown: no registry in the image name (local engine only)".to_string(),
+        };
+        let users = loaded.images.iter().find(|i| i.name == p.image_name).map(|i| i.tasks.join(", ")).unwrap_or_default();
+        out.push_str(&format!("  {}\n    ImageSpec {} used by {users}\n    exists: {exists}\n    Dockerfile:\n", p.image_name, p.spec_name));
+        for line in p.dockerfile.lines() {
+            out.push_str(&format!("      {line}\n"));
+        }
+    }
+    Ok(out)
 }

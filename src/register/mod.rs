@@ -23,7 +23,6 @@ use crate::idl::flyteidl::{admin, core};
 use crate::image::{HostEnv, ImageSpec, TagContext};
 use crate::package::{self, Archive, ArchiveOptions, CopyMode, FileList, IgnoreSet, ListOptions};
 use crate::python::{PyUserError, PythonSession, SerializeSettings, SerializedEntity};
-pub use images::ensure_images;
 pub use progress::Progress;
 
 /// flytekit's default task image for this Python and flytekit (`DefaultImages.default_image()`).
