@@ -23,5 +23,7 @@ pub mod idl;
 pub mod image;
 pub mod process;
 pub mod python;
+/// `union sandbox`: a local FlyteAdmin-compatible backend (gRPC + signed blob uploads, SQLite state).
+pub mod sandbox;
 /// Container registry client: image references, docker credentials, manifest existence checks.
 pub mod registry;
