@@ -23,6 +23,9 @@ pub enum Command {
     #[command(disable_help_flag = true)]
     Run(RunArgs),
 
+    /// Run a local Flyte backend (FlyteAdmin over gRPC) to register and inspect workflows.
+    Sandbox(SandboxArgs),
+
     /// Build and push the ImageSpec images of the tasks under PATH, or of an ImageSpec YAML file.
     Build(BuildArgs),
 
@@ -307,4 +310,37 @@ pub struct BuildArgs {
     /// How many distinct images to build at once.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub jobs: usize,
+}
+
+/// `union sandbox <command>`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    pub command: SandboxCommand,
+}
+
+/// Sandbox subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Start the sandbox in the foreground (Ctrl-C stops it).
+    ///
+    /// Point pyflyte or `union` at it with `admin.endpoint: dns:///127.0.0.1:30080` and
+    /// `admin.insecure: true`.
+    Start(SandboxStartArgs),
+}
+
+/// `union sandbox start` options.
+#[derive(Debug, Args)]
+pub struct SandboxStartArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Port for gRPC and uploads.
+    #[arg(long, env = "UNION_SANDBOX_PORT", default_value_t = 30080)]
+    pub port: u16,
+
+    /// Where the sandbox keeps its database and blobs [default: ~/.union/sandbox].
+    #[arg(long, env = "UNION_SANDBOX_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }

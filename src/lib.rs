@@ -26,5 +26,7 @@ pub mod image;
 pub mod process;
 pub mod python;
 pub mod register;
+/// `union sandbox`: a local FlyteAdmin-compatible backend (gRPC + signed blob uploads, SQLite state).
+pub mod sandbox;
 /// Container registry client: image references, docker credentials, manifest existence checks.
 pub mod registry;

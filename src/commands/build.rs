@@ -14,7 +14,8 @@ use crate::diagnostics::Diagnostic;
 use crate::discovery;
 use crate::entity::ContainerImage;
 use crate::image::build::{
-    BuildAllOptions, BuildError, BuildEvent, BuildReporter, Builder, NoReporter, Outcome,
+    BuildAllOptions, BuildError, BuildEvent, BuildReporter, Builder, ExistenceCheck, NoReporter,
+    Outcome, RegistryExistence,
 };
 use crate::image::dockerfile::{self, BuildPlan, BuildSettings, PlanError};
 use crate::image::{HostEnv, ImageSpec, TagContext};
@@ -175,8 +176,15 @@ fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
     } else {
         Box::new(LineReporter)
     };
+    let registry = crate::registry::RegistryClient::builder()
+        .build()
+        .map_err(|e| Diagnostic::new(e.to_string()))?;
+    let existence = RegistryExistence {
+        registry,
+        engine: Some(builder.clone()),
+    };
     let results =
-        runtime.block_on(builder.build_all(&plans, &options, &builder, reporter.as_ref()));
+        runtime.block_on(builder.build_all(&plans, &options, &existence, reporter.as_ref()));
     drop(reporter);
     let mut out = String::new();
     let mut first_error = None;
@@ -202,7 +210,13 @@ fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
 }
 
 async fn dry_run(plans: &[BuildPlan]) -> Result<()> {
-    let builder = Builder::connect().await;
+    let registry = crate::registry::RegistryClient::builder()
+        .build()
+        .map_err(|e| Diagnostic::new(e.to_string()))?;
+    let existence = RegistryExistence {
+        registry,
+        engine: Builder::connect().await.ok(),
+    };
     let mut out = String::new();
     let mut all: Vec<&BuildPlan> = Vec::new();
     fn collect<'a>(p: &'a BuildPlan, all: &mut Vec<&'a BuildPlan>) {
@@ -217,12 +231,9 @@ async fn dry_run(plans: &[BuildPlan]) -> Result<()> {
         collect(p, &mut all);
     }
     for plan in all {
-        let exists = match &builder {
-            Ok(b) => match b.image_exists(&plan.image_name).await {
-                Ok(true) => "yes".to_string(),
-                Ok(false) => "no".to_string(),
-                Err(e) => format!("unknown ({e})"),
-            },
+        let exists = match existence.exists(&plan.image_name).await {
+            Ok(true) => "yes".to_string(),
+            Ok(false) => "no".to_string(),
             Err(e) => format!("unknown ({e})"),
         };
         out.push_str(&format!(

@@ -12,11 +12,13 @@ pub mod package;
 pub mod register;
 pub mod run;
 pub mod run_remote;
+pub mod sandbox;
 
 /// Run the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sandbox(args) => sandbox::sandbox(args),
         Command::List(args) => list::list(args),
         Command::Get(cmd) => get::get(cmd),
         Command::Terminate(args) => get::terminate(args),

@@ -157,10 +157,28 @@ pub fn registry_host(image: &str) -> &str {
     }
 }
 
-/// Credentials for `host` from `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`
-/// (`auths` entries only; credential helpers are not consulted).
+/// Credentials for `host` from the Docker config (`auths`, `credsStore`, `credHelpers`), through
+/// the registry module; `None` when there are none or they cannot be read.
 pub fn docker_config_credentials(host: &str) -> Option<DockerCredentials> {
-    all_docker_config_credentials().remove(host)
+    use crate::registry::{Credential, DockerConfig};
+    let config = DockerConfig::load_default().ok()?;
+    let credential = config.credentials_for(host).ok()??;
+    let mut creds = DockerCredentials {
+        serveraddress: Some(host.to_string()),
+        ..Default::default()
+    };
+    match credential {
+        Credential::Basic { username, password } => {
+            creds.username = Some(username);
+            creds.password = Some(password);
+        }
+        Credential::IdentityToken { username, token } => {
+            creds.username = username;
+            creds.identitytoken = Some(token);
+        }
+        Credential::RegistryToken(token) => creds.registrytoken = Some(token),
+    }
+    Some(creds)
 }
 
 /// Every `auths` entry of the Docker config, keyed by registry host.
@@ -258,10 +276,7 @@ impl Builder {
     /// what flytekit's `ImageSpec.exist()` asks), else in the engine's local store.
     pub async fn image_exists(&self, image: &str) -> Result<bool, BuildError> {
         use bollard::errors::Error;
-        let has_registry = image.split_once('/').is_some_and(|(first, _)| {
-            first.contains(['.', ':']) || first == "localhost"
-        });
-        if !has_registry {
+        if !has_registry(image) {
             return match self.docker.inspect_image(image).await {
                 Ok(_) => Ok(true),
                 Err(Error::DockerResponseServerError {
@@ -539,6 +554,49 @@ impl ExistenceCheck for Builder {
     }
 }
 
+/// Existence through the registry's v2 API (the registry module) for images with a registry, and
+/// the engine's local store for images without one. "Unknown" is an error, never "exists".
+pub struct RegistryExistence {
+    /// The registry client.
+    pub registry: crate::registry::RegistryClient,
+    /// The engine, for images that have no registry (`None`: such images cannot be checked).
+    pub engine: Option<Builder>,
+}
+
+impl ExistenceCheck for RegistryExistence {
+    fn exists<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, BuildError>> {
+        async move {
+            use crate::registry::{ImageReference, ImageStatus};
+            let existence = |message: String| BuildError::Existence {
+                image: image.to_string(),
+                message,
+            };
+            if !has_registry(image) {
+                return match &self.engine {
+                    Some(engine) => engine.image_exists(image).await,
+                    None => Err(existence(
+                        "it has no registry, and there is no Docker engine to look in".into(),
+                    )),
+                };
+            }
+            let reference = ImageReference::parse(image).map_err(|e| existence(e.to_string()))?;
+            match self.registry.check(&reference).await {
+                ImageStatus::Exists { .. } => Ok(true),
+                ImageStatus::Missing => Ok(false),
+                ImageStatus::Unknown { reason } => Err(existence(reason.to_string())),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// Whether an image reference names a registry (`host.tld/…`, `host:port/…`, `localhost/…`).
+fn has_registry(image: &str) -> bool {
+    image
+        .split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
+}
+
 /// flytekit's "not found" test for registries that answer 500 (GCP Artifact Registry...).
 fn not_found_message(message: &str) -> bool {
     let m = message.to_lowercase();
@@ -603,14 +661,14 @@ impl Trace {
                 self.order.push(v.digest.clone());
             }
             let entry = self.vertices.entry(v.digest.clone()).or_default();
-            entry.name = v.name.clone();
+            entry.name = display_step(&v.name);
             entry.cached |= v.cached;
             if v.started.is_some() && !entry.started {
                 entry.started = true;
                 reporter.event(
                     image,
                     &BuildEvent::StepStarted {
-                        step: v.name.clone(),
+                        step: entry.name.clone(),
                         cached: v.cached,
                     },
                 );
@@ -631,7 +689,7 @@ impl Trace {
                 reporter.event(
                     image,
                     &BuildEvent::StepDone {
-                        step: v.name.clone(),
+                        step: entry.name.clone(),
                         cached: entry.cached,
                         duration,
                     },
@@ -700,6 +758,14 @@ impl Trace {
             output: v.lines.iter().cloned().collect::<Vec<_>>().join("\n"),
         })
     }
+}
+
+/// A step name as users read it: BuildKit's vertex name without the `--mount=` options.
+pub fn display_step(name: &str) -> String {
+    name.split_whitespace()
+        .filter(|w| !w.starts_with("--mount="))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn push_line(buf: &mut VecDeque<String>, line: String) {

@@ -1,0 +1,86 @@
+//! `union sandbox start`: run the local FlyteAdmin-compatible backend in the foreground.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{SandboxArgs, SandboxCommand, SandboxStartArgs};
+use crate::diagnostics::Diagnostic;
+use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
+
+/// Run a `union sandbox` subcommand.
+pub fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        SandboxCommand::Start(args) => start(resolve(args)?),
+    }
+}
+
+/// Flags and env (clap already applied UNION_SANDBOX_PORT / UNION_SANDBOX_DIR) over defaults.
+fn resolve(args: SandboxStartArgs) -> anyhow::Result<SandboxConfig> {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => {
+            let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
+                Diagnostic::new("cannot find the home directory for the sandbox's data (HOME is not set)")
+                    .hint("pass --data-dir DIR or set UNION_SANDBOX_DIR")
+            })?;
+            PathBuf::from(home).join(".union").join("sandbox")
+        }
+    };
+    Ok(SandboxConfig { host: args.host, port: args.port, data_dir })
+}
+
+fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("union-sandbox")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        let sandbox = Sandbox::bind(&config).await.map_err(|e| diagnose(e, &config))?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "union sandbox listening on {} (data: {})",
+                sandbox.local_addr(),
+                sandbox.data_dir().display()
+            )?;
+            out.flush()?;
+        }
+        sandbox.serve(shutdown).await.map_err(|e| diagnose(e, &config))?;
+        eprintln!("union sandbox stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn diagnose(err: SandboxError, config: &SandboxConfig) -> anyhow::Error {
+    match &err {
+        SandboxError::PortInUse { .. } => Diagnostic::new(err.to_string())
+            .hint(format!(
+                "is a sandbox already running on port {}? Pick another one with `--port <PORT>` (or UNION_SANDBOX_PORT)",
+                config.port
+            ))
+            .into(),
+        _ => anyhow::Error::new(err),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM; the server then drains in-flight requests. The handlers are
+/// installed here, eagerly, so that a signal arriving right after the "listening" line is not
+/// fatal (tokio installs them only when asked).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
+        }
+        eprintln!("union sandbox: shutting down (finishing in-flight requests)");
+    })
+}
