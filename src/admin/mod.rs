@@ -81,7 +81,14 @@ fn tls_hint(detail: &str, insecure: bool, endpoint: &str, source: &Source) -> St
             match source { Source::File(p) => p.display().to_string(), _ => "your config file".into() }
         );
     }
-    if insecure && (d.contains("frame with invalid size") || d.contains("invalid http version") || d.contains("h2 protocol error") || d.contains("connection reset")) {
+    if insecure
+        && (d.contains("frame with invalid size")
+            || d.contains("invalid http version")
+            || d.contains("h2 protocol error")
+            || d.contains("connection reset")
+            || d.contains("operation was canceled")
+            || d.contains("connection closed"))
+    {
         return format!(
             "the server at {endpoint} may require TLS; set `admin.insecure: false` (or FLYTE_PLATFORM_INSECURE=false)"
         );
@@ -149,10 +156,24 @@ impl AdminClient {
     }
 
     fn status_error(&self, rpc: &'static str, what: String, s: Status) -> AdminError {
-        if matches!(s.code(), Code::Unavailable | Code::Unknown | Code::Internal) && s.message().contains("transport") || s.code() == Code::Unavailable {
+        // Transport-level failures surface as these codes; on the first call (GetVersion) a
+        // cancelled stream is what a TLS server does to a plaintext HTTP/2 preface.
+        let transport = s.code() == Code::Unavailable
+            || (matches!(s.code(), Code::Unknown | Code::Internal) && s.message().contains("transport"))
+            || (rpc == "GetVersion" && s.code() == Code::Cancelled);
+        if transport {
             let detail = format!("{}: {}", rpc, s.message());
+            let hint = if rpc == "GetVersion" && self.insecure {
+                // TCP connected, yet plaintext gRPC failed: typically a TLS-only server.
+                format!(
+                    "the server at {} accepted the connection but not plaintext gRPC; it may require TLS: set `admin.insecure: false` (or FLYTE_PLATFORM_INSECURE=false)",
+                    self.endpoint
+                )
+            } else {
+                tls_hint(&detail, self.insecure, &self.endpoint, &self.source)
+            };
             return AdminError::Unreachable {
-                hint: tls_hint(&detail, self.insecure, &self.endpoint, &self.source),
+                hint,
                 endpoint: self.endpoint.clone(),
                 source_desc: self.source.to_string(),
                 detail,

@@ -72,3 +72,65 @@ pub fn pyflyte_run(file: &str, entity: &str, args: &[&str]) -> String {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// A `union sandbox` running on a free loopback port with its own data directory; stopped on drop.
+pub struct Sandbox {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Sandbox {
+    pub fn start() -> Sandbox {
+        Self::start_in(tempfile::tempdir().unwrap())
+    }
+
+    pub fn start_in(dir: tempfile::TempDir) -> Sandbox {
+        use std::io::{BufRead, BufReader};
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_union"))
+            .args(["sandbox", "start", "--port", &port.to_string(), "--data-dir"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start sandbox");
+        let out = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(out).read_line(&mut line).unwrap();
+        assert!(line.contains("listening"), "sandbox did not start: {line}");
+        Sandbox { port, dir, child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A flytekit/union YAML config pointing at this sandbox.
+    pub fn config_file(&self) -> PathBuf {
+        let p = self.dir.path().join("client-config.yaml");
+        std::fs::write(&p, format!("admin:\n  endpoint: dns:///{}\n  insecure: true\n", self.endpoint())).unwrap();
+        p
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a Python script from tests/support with the test venv's interpreter.
+pub fn python_support(script: &str, args: &[&str]) -> Output {
+    Command::new(venv().join("bin/python"))
+        .arg(repo().join("tests/support").join(script))
+        .args(args)
+        .env("VIRTUAL_ENV", venv())
+        .output()
+        .expect("run python")
+}
