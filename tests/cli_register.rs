@@ -77,9 +77,12 @@ fn second_register_is_a_no_op_and_a_code_change_changes_the_version() {
     copy_tree(&common::repo().join("python_fixtures/pkgtree"), proj.path());
     let pkg = proj.path().join("myproj");
     let reg = || run(union().arg("register").arg(&pkg).args(["--endpoint", &sb.endpoint()]));
+    let dry = run(union().arg("register").arg(&pkg).args(["--dry-run"]));
+    let planned = stdout(&dry).split("Version: ").nth(1).unwrap().lines().next().unwrap().to_string();
     let first = reg();
     assert!(first.status.success());
     let v1 = version_of(&stdout(&first));
+    assert_eq!(planned, v1, "the dry run announces the version the real run uses");
     let second = reg();
     assert!(second.status.success());
     assert_eq!(version_of(&stdout(&second)), v1, "nothing changed, same version");

@@ -54,18 +54,9 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         .build()
         .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
 
-    // The version: given, or derived from the content (archive, specs, images).
     progress.phase("Serializing");
-    let version = match &opts.version {
-        Some(v) => v.clone(),
-        None => {
-            let probe = register::serialize(&loaded, &opts, Some(""), None)?;
-            register::derive_version(loaded.archive.as_ref().map(|(a, _)| &a.md5), &probe, &loaded.images)
-        }
-    };
-
     if args.dry_run {
-        let entities = register::serialize(&loaded, &opts, Some(&version), None)?;
+        let (entities, version) = register::serialize_for_registration(&loaded, &opts, None)?;
         loaded.session.finish();
         progress.done(&format!("{} specs, version {version}", entities.len()));
         let mut out = String::new();
@@ -110,9 +101,10 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    let entities = register::serialize(&loaded, &opts, Some(&version), location.as_deref())?;
+    progress.phase("Serializing");
+    let (entities, version) = register::serialize_for_registration(&loaded, &opts, location.as_deref())?;
     loaded.session.finish();
-    progress.note(&format!("Version {version}: {} entities", entities.len()));
+    progress.done(&format!("{} specs, version {version}", entities.len()));
 
     let result = rt.block_on(register::register_entities(
         &client,

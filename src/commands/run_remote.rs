@@ -80,16 +80,6 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
     let image_opts = ImageOptions { base_image: args.base_image.clone(), allow_unverified: args.allow_unverified_images };
     register::images::ensure_images(&rt, &loaded, &settings, &image_opts, &progress)?;
 
-    progress.phase("Serializing");
-    let version = match &opts.version {
-        Some(v) => v.clone(),
-        None => {
-            let probe = register::serialize(&loaded, &opts, Some(""), None)?;
-            register::derive_version(loaded.archive.as_ref().map(|(a, _)| &a.md5), &probe, &loaded.images)
-        }
-    };
-    progress.done(&format!("version {version}"));
-
     progress.phase(&format!("Connecting to {}", settings.endpoint));
     let client = rt.block_on(AdminClient::connect(&settings)).map_err(register::admin_diagnostic)?;
     progress.done("ok");
@@ -102,7 +92,9 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
         }
         None => None,
     };
-    let entities = register::serialize(&loaded, &opts, Some(&version), location.as_deref())?;
+    progress.phase("Serializing");
+    let (entities, version) = register::serialize_for_registration(&loaded, &opts, location.as_deref())?;
+    progress.done(&format!("{} specs, version {version}", entities.len()));
     rt.block_on(register::register_entities(&client, &entities, false, false, &progress))?;
 
     // What to execute: a workflow through its default launch plan, a launch plan, or a task.

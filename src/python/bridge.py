@@ -307,7 +307,7 @@ def _kind(entity):
     return None
 
 
-def _describe(entity, module=None, attr=None):
+def _describe(entity, module=None, attr=None, full=True):
     kind = _kind(entity)
     d = {
         "kind": kind,
@@ -315,7 +315,7 @@ def _describe(entity, module=None, attr=None):
         "module": module,
         "attr": attr,
         "doc": inspect.cleandoc(entity.__doc__) if kind != "launch_plan" and entity.__doc__ else None,
-        "interface": _interface(entity),
+        "interface": _interface(entity) if full else {"inputs": [], "outputs": []},
         "container_image": None,
         "task_type": None,
         "workflow": None,
@@ -342,8 +342,12 @@ def _attrs_by_identity(modules):
 
 
 @_guard
-def discover(root, modules_json):
-    """Import `modules` from project `root` and describe every entity that exists afterwards."""
+def discover(root, modules_json, full="1"):
+    """Import `modules` from project `root` and describe every entity that exists afterwards.
+
+    With full="0" interfaces are left out (registration does not need them, and building click
+    converters for every input of hundreds of entities is the slow part)."""
+    full = full == "1"
     _import_modules(root, json.loads(modules_json))
     from flytekit.core.context_manager import FlyteEntities
 
@@ -355,7 +359,7 @@ def discover(root, modules_json):
             continue
         seen.add(id(e))
         mod, attr = where.get(id(e), (getattr(e, "instantiated_in", None) or None, None))
-        out.append(_describe(e, mod, attr))
+        out.append(_describe(e, mod, attr, full))
     return out
 
 

@@ -231,7 +231,13 @@ impl PythonSession {
     /// Import `modules` from project `root`; describe every task, workflow and launch plan.
     pub fn discover(&self, root: &Path, modules: &[String]) -> Result<Vec<Entity>, PyUserError> {
         let mods = serde_json::to_string(modules).expect("strings serialize");
-        self.call("discover", vec![root.to_string_lossy().into_owned(), mods])
+        self.call("discover", vec![root.to_string_lossy().into_owned(), mods, "1".into()])
+    }
+
+    /// Like [`discover`](Self::discover), without interfaces (faster; enough for registration).
+    pub fn discover_names(&self, root: &Path, modules: &[String]) -> Result<Vec<Entity>, PyUserError> {
+        let mods = serde_json::to_string(modules).expect("strings serialize");
+        self.call("discover", vec![root.to_string_lossy().into_owned(), mods, "0".into()])
     }
 
     /// Import one module and describe the entities bound at its top level (`pyflyte run FILE`).

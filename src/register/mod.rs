@@ -132,7 +132,7 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
     progress.phase(&format!("Loading {} module(s) from {}", set.modules.len(), set.root.display()));
     let env = crate::python::env::locate()?;
     let session = PythonSession::start(env)?;
-    let entities = session.discover(&set.root, &set.modules).map_err(py(&session))?;
+    let entities = session.discover_names(&set.root, &set.modules).map_err(py(&session))?;
     let info = session.loaded_module_files(&set.root).map_err(py(&session))?;
     let flytekit_version = session.flytekit_version().map_err(py(&session))?;
     let git_repo = session.git_repo(&set.root).map_err(py(&session))?;
@@ -261,6 +261,106 @@ fn decode_all(raw: Vec<SerializedEntity>) -> Result<Vec<PlannedEntity>, Diagnost
         out.push(PlannedEntity { spec, pb: r.pb, auto_activate: r.auto_activate });
     }
     Ok(out)
+}
+
+/// Stands in for the version during serialization (same length as a derived version, so it can be
+/// replaced in the encoded bytes without touching any length prefix).
+pub const VERSION_PLACEHOLDER: &str = "uNiOnVeRsIoNpLaCeHoLdR";
+/// flytekit's placeholder for the archive location when fast settings carry none.
+pub const LOCATION_PLACEHOLDER: &str = "{{ .remote_package_path }}";
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// Serialize once for registration: the version (given, or derived from specs that do not depend
+/// on where the archive is uploaded) and the archive location are filled in afterwards, so a
+/// dry run and a real run agree on the version and Python serializes only once.
+pub fn serialize_for_registration(
+    loaded: &Loaded,
+    opts: &PlanOptions,
+    location: Option<&str>,
+) -> Result<(Vec<PlannedEntity>, String), Diagnostic> {
+    let given = opts.version.clone();
+    let probe_version = given.clone().unwrap_or_else(|| VERSION_PLACEHOLDER.to_string());
+    let mut entities = serialize(loaded, opts, Some(&probe_version), None)?;
+    let version = match given {
+        Some(v) => v,
+        None => {
+            let v = derive_version(loaded.archive.as_ref().map(|(a, _)| &a.md5), &entities, &loaded.images);
+            debug_assert_eq!(v.len(), VERSION_PLACEHOLDER.len());
+            let expected: usize = entities.iter().map(|e| count(&e.pb, VERSION_PLACEHOLDER.as_bytes())).sum();
+            let mut replaced = Vec::with_capacity(entities.len());
+            for e in &entities {
+                let pb = replace_bytes(&e.pb, VERSION_PLACEHOLDER.as_bytes(), v.as_bytes());
+                replaced.push(SerializedEntity { kind: kind_key(&e.spec).into(), name: e.id().name, pb, auto_activate: e.auto_activate });
+            }
+            let redecoded = decode_all(replaced)?;
+            let ids_ok = redecoded.iter().all(|e| e.id().version == v);
+            entities = if expected == 0 || !ids_ok {
+                // Cannot happen with flytekit's ids; serialize again rather than guess.
+                serialize(loaded, opts, Some(&v), None)?
+            } else {
+                redecoded
+            };
+            v
+        }
+    };
+    let entities = match location {
+        None => entities,
+        Some(loc) => {
+            let mut patched = Vec::with_capacity(entities.len());
+            let mut complete = true;
+            for mut e in entities {
+                if let Spec::Task(t) = &mut e.spec {
+                    if let Some(c) = t.template.as_mut().and_then(|t| match &mut t.target {
+                        Some(core::task_template::Target::Container(c)) => Some(c),
+                        _ => None,
+                    }) {
+                        for a in c.args.iter_mut() {
+                            if a == LOCATION_PLACEHOLDER {
+                                *a = loc.to_string();
+                            }
+                        }
+                    }
+                    e.pb = t.encode_to_vec();
+                    if count(&e.pb, LOCATION_PLACEHOLDER.as_bytes()) > 0 {
+                        complete = false; // e.g. a pod template: let flytekit place it
+                    }
+                }
+                patched.push(e);
+            }
+            if complete {
+                patched
+            } else {
+                serialize(loaded, opts, Some(&version), Some(loc))?
+            }
+        }
+    };
+    Ok((entities, version))
+}
+
+fn kind_key(s: &Spec) -> &'static str {
+    match s {
+        Spec::Task(_) => "task",
+        Spec::Workflow(_) => "workflow",
+        Spec::LaunchPlan(_) => "launch_plan",
+    }
+}
+
+fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// A content-addressed version: the archive, every serialized spec and every image name.
