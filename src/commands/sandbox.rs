@@ -22,14 +22,22 @@ fn resolve(args: SandboxStartArgs) -> anyhow::Result<SandboxConfig> {
     let data_dir = match args.data_dir {
         Some(dir) => dir,
         None => {
-            let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
-                Diagnostic::new("cannot find the home directory for the sandbox's data (HOME is not set)")
+            let home = std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| {
+                    Diagnostic::new(
+                        "cannot find the home directory for the sandbox's data (HOME is not set)",
+                    )
                     .hint("pass --data-dir DIR or set UNION_SANDBOX_DIR")
-            })?;
+                })?;
             PathBuf::from(home).join(".union").join("sandbox")
         }
     };
-    Ok(SandboxConfig { host: args.host, port: args.port, data_dir })
+    Ok(SandboxConfig {
+        host: args.host,
+        port: args.port,
+        data_dir,
+    })
 }
 
 fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
@@ -40,7 +48,9 @@ fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let sandbox = Sandbox::bind(&config).await.map_err(|e| diagnose(e, &config))?;
+        let sandbox = Sandbox::bind(&config)
+            .await
+            .map_err(|e| diagnose(e, &config))?;
         {
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -51,7 +61,10 @@ fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
             )?;
             out.flush()?;
         }
-        sandbox.serve(shutdown).await.map_err(|e| diagnose(e, &config))?;
+        sandbox
+            .serve(shutdown)
+            .await
+            .map_err(|e| diagnose(e, &config))?;
         eprintln!("union sandbox stopped");
         Ok(ExitCode::SUCCESS)
     })
