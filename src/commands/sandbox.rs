@@ -8,12 +8,16 @@ use anyhow::Context;
 
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxStartArgs};
 use crate::diagnostics::Diagnostic;
+use crate::image::remote::ServerSettings;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
 
 /// Run a `union sandbox` subcommand.
 pub fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        SandboxCommand::Start(args) => start(resolve(args)?),
+        SandboxCommand::Start(args) => {
+            let image_builder = image_builder_settings(&args)?;
+            start(resolve(args)?, image_builder)
+        }
     }
 }
 
@@ -40,7 +44,33 @@ fn resolve(args: SandboxStartArgs) -> anyhow::Result<SandboxConfig> {
     })
 }
 
-fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
+/// The remote image builder's settings from `--image-registry`, `--base-image` (UNION_BASE_IMAGE)
+/// and `--no-image-builder`; the data dir is the sandbox's.
+fn image_builder_settings(args: &SandboxStartArgs) -> anyhow::Result<ServerSettings> {
+    let mut settings = ServerSettings::new(PathBuf::new());
+    let registry = args
+        .image_registry
+        .trim()
+        .trim_end_matches('/')
+        .to_lowercase();
+    if !crate::image::spec::validate_registry(&registry) {
+        return Err(Diagnostic::usage(format!(
+            "--image-registry `{}` is not a registry name such as `localhost:30000` or `ghcr.io/org`",
+            args.image_registry
+        ))
+        .into());
+    }
+    settings.default_registry = registry;
+    if let Some(base) = args.base_image.as_deref().filter(|b| !b.trim().is_empty()) {
+        settings.default_base_image = base.trim().to_string();
+    }
+    if args.no_image_builder {
+        settings.disabled = Some("image builds are disabled (--no-image-builder)".into());
+    }
+    Ok(settings)
+}
+
+fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("union-sandbox")
@@ -50,7 +80,8 @@ fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_signal()?;
         let sandbox = Sandbox::bind(&config)
             .await
-            .map_err(|e| diagnose(e, &config))?;
+            .map_err(|e| diagnose(e, &config))?
+            .with_image_builder(image_builder);
         {
             let mut out = std::io::stdout().lock();
             writeln!(

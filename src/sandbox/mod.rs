@@ -97,6 +97,8 @@ pub struct Sandbox {
     data_dir: PathBuf,
     store: Arc<store::Store>,
     blobs: Arc<blobs::Blobs>,
+    /// The remote image builder's settings ([`Sandbox::with_image_builder`]); None: no builds.
+    image_builder: Option<crate::image::remote::ServerSettings>,
 }
 
 impl Sandbox {
@@ -138,7 +140,20 @@ impl Sandbox {
             data_dir,
             store,
             blobs,
+            image_builder: None,
         })
+    }
+
+    /// Serve the remote image builder (`union.imagebuilder.v1.ImageBuilderService`) too, with
+    /// these settings (its records live in the sandbox's data directory). Without this call the
+    /// service answers FAILED_PRECONDITION "this sandbox has no image builder: ...".
+    pub fn with_image_builder(
+        mut self,
+        mut settings: crate::image::remote::ServerSettings,
+    ) -> Self {
+        settings.data_dir = self.data_dir.clone();
+        self.image_builder = Some(settings);
+        self
     }
 
     /// The address actually bound (the real port when 0 was asked).
@@ -172,7 +187,8 @@ impl Sandbox {
         let routes = tonic::service::Routes::from(blobs::router(self.blobs.clone()))
             .add_service(admin)
             .add_service(data_proxy)
-            .add_service(AuthMetadataServiceServer::new(NoAuth));
+            .add_service(AuthMetadataServiceServer::new(NoAuth))
+            .add_service(self.image_builder_service().into_server());
         let incoming =
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let result = tonic::transport::Server::builder()
@@ -185,6 +201,17 @@ impl Sandbox {
         // The last handle: dropping it closes the database (and checkpoints the WAL).
         drop(self.store);
         result
+    }
+}
+
+impl Sandbox {
+    fn image_builder_service(&self) -> crate::image::remote::ImageBuilderService {
+        let settings = self.image_builder.clone().unwrap_or_else(|| {
+            let mut s = crate::image::remote::ServerSettings::new(&self.data_dir);
+            s.disabled = Some("image builds are not enabled on this server".into());
+            s
+        });
+        crate::image::remote::ImageBuilderService::new(settings)
     }
 }
 

@@ -72,7 +72,9 @@ pub enum RemoteBuildError {
     #[error("the backend at {endpoint} cannot build images: {message}")]
     NoBuilder { endpoint: String, message: String },
     /// The server does not serve the image builder service at all.
-    #[error("the backend at {endpoint} does not serve the union image builder (ImageBuilderService)")]
+    #[error(
+        "the backend at {endpoint} does not serve the union image builder (ImageBuilderService)"
+    )]
     NotServed { endpoint: String },
     /// Another RPC failure.
     #[error("{rpc} for image {image} failed: {code:?}: {message}")]
@@ -151,7 +153,9 @@ impl RemoteBuildError {
     /// The failing step's output, for errors that have one.
     pub fn output(&self) -> Option<&str> {
         match self {
-            RemoteBuildError::StepFailed { output, .. } if !output.trim().is_empty() => Some(output),
+            RemoteBuildError::StepFailed { output, .. } if !output.trim().is_empty() => {
+                Some(output)
+            }
             _ => None,
         }
     }
@@ -234,10 +238,12 @@ impl RemoteBuilderClient {
                 endpoint: self.endpoint.clone(),
                 message,
             },
-            Code::Unavailable if message.contains("no image builder") => RemoteBuildError::NoBuilder {
-                endpoint: self.endpoint.clone(),
-                message,
-            },
+            Code::Unavailable if message.contains("no image builder") => {
+                RemoteBuildError::NoBuilder {
+                    endpoint: self.endpoint.clone(),
+                    message,
+                }
+            }
             Code::Unimplemented => RemoteBuildError::NotServed {
                 endpoint: self.endpoint.clone(),
             },
@@ -257,7 +263,10 @@ impl RemoteBuilderClient {
     }
 
     /// Whether `image_name` exists: `Some(fully-qualified image)` when it does.
-    pub async fn get_image(&self, image_name: &str) -> Result<pb::GetImageResponse, RemoteBuildError> {
+    pub async fn get_image(
+        &self,
+        image_name: &str,
+    ) -> Result<pb::GetImageResponse, RemoteBuildError> {
         let mut inner = self.inner.clone();
         inner
             .get_image(pb::GetImageRequest {
@@ -318,7 +327,11 @@ impl RemoteBuilderClient {
                 pb::build_response::Event::Log(l) => reporter.event(
                     &image,
                     &BuildEvent::Log {
-                        step: if l.step.is_empty() { current_step.clone() } else { l.step },
+                        step: if l.step.is_empty() {
+                            current_step.clone()
+                        } else {
+                            l.step
+                        },
                         line: l.line,
                     },
                 ),
@@ -351,7 +364,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// A streamed `BuildFailure` as a typed error.
 fn failure_error(image: &str, e: pb::BuildFailure) -> RemoteBuildError {
     use pb::build_failure::Kind;
-    let image = if e.image.is_empty() { image.to_string() } else { e.image };
+    let image = if e.image.is_empty() {
+        image.to_string()
+    } else {
+        e.image
+    };
     match Kind::try_from(e.kind).unwrap_or(Kind::Unspecified) {
         Kind::InvalidSpec | Kind::InvalidContext => RemoteBuildError::Invalid {
             image,
@@ -469,7 +486,11 @@ pub fn collect_context(
     limits: &ContextLimits,
 ) -> Result<Vec<ContextFile>, RemoteBuildError> {
     let image = spec.name.as_str();
-    if spec.pip_secret_mounts.as_ref().is_some_and(|m| !m.is_empty()) {
+    if spec
+        .pip_secret_mounts
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
         return Err(RemoteBuildError::Secrets {
             image: image.to_string(),
         });
@@ -490,7 +511,11 @@ pub fn collect_context(
             .and_then(|n| n.to_str())
             .unwrap_or("requirements.txt")
             .to_string();
-        out.push(file_entry(image, format!("{CONTEXT_REQUIREMENTS}/{file_name}"), &path)?);
+        out.push(file_entry(
+            image,
+            format!("{CONTEXT_REQUIREMENTS}/{file_name}"),
+            &path,
+        )?);
         if matches!(file_name.as_str(), "uv.lock" | "poetry.lock") {
             let pyproject = path.with_file_name("pyproject.toml");
             if pyproject.is_file() {
@@ -506,7 +531,11 @@ pub fn collect_context(
                         .unwrap_or_default()
                         .to_string();
                     if name != "pyproject.toml" && name != file_name {
-                        out.push(file_entry(image, format!("{CONTEXT_REQUIREMENTS}/{name}"), &readme)?);
+                        out.push(file_entry(
+                            image,
+                            format!("{CONTEXT_REQUIREMENTS}/{name}"),
+                            &readme,
+                        )?);
                     }
                 }
             }
@@ -535,7 +564,10 @@ pub fn collect_context(
             out.push(file_entry(image, at, &src)?);
         }
     }
-    if let Some(mode) = spec.source_copy_mode.filter(|m| *m != CopyFileDetection::NoCopy) {
+    if let Some(mode) = spec
+        .source_copy_mode
+        .filter(|m| *m != CopyFileDetection::NoCopy)
+    {
         let root = spec.source_root.as_deref().unwrap_or_default();
         let listed = match mode {
             CopyFileDetection::LoadedModules => {
@@ -592,7 +624,11 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
-fn check_limits(image: &str, files: &[ContextFile], limits: &ContextLimits) -> Result<(), RemoteBuildError> {
+fn check_limits(
+    image: &str,
+    files: &[ContextFile],
+    limits: &ContextLimits,
+) -> Result<(), RemoteBuildError> {
     let total: u64 = files.iter().map(|f| f.size).sum();
     if total <= limits.max_bytes && files.len() <= limits.max_files {
         return Ok(());
@@ -636,7 +672,9 @@ pub fn context_tar_gz(image: &str, files: &[ContextFile]) -> Result<Vec<u8>, Rem
             .append_data(&mut header, &f.path, data.as_slice())
             .map_err(io_err(image, &f.source))?;
     }
-    let gz = builder.into_inner().map_err(io_err(image, Path::new("<context>")))?;
+    let gz = builder
+        .into_inner()
+        .map_err(io_err(image, Path::new("<context>")))?;
     gz.finish().map_err(io_err(image, Path::new("<context>")))
 }
 
@@ -697,7 +735,11 @@ async fn ensure_one(
     done: &mut Vec<RemoteImage>,
 ) -> Result<String, RemoteBuildError> {
     // Early, local refusals: the same checks the server's planner makes.
-    if spec.pip_secret_mounts.as_ref().is_some_and(|m| !m.is_empty()) {
+    if spec
+        .pip_secret_mounts
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
         return Err(RemoteBuildError::Secrets {
             image: spec.name.clone(),
         });
@@ -711,12 +753,24 @@ async fn ensure_one(
     // After the base is built, flytekit's image_name() of the base is its real (fully-qualified)
     // name, and the child's tag hashes that name: ctx.real_names carries it.
     let image_name = spec.image_name(ctx)?;
-    if let Some(d) = done.iter().find(|d| d.image_name == image_name || d.fully_qualified == image_name) {
+    if let Some(d) = done
+        .iter()
+        .find(|d| d.image_name == image_name || d.fully_qualified == image_name)
+    {
         return Ok(d.fully_qualified.clone());
     }
     let spec_id = spec.id();
     reporter.started(&image_name);
-    let result = make_sure(client, &to_send, &image_name, &spec_id, ctx, options, reporter).await;
+    let result = make_sure(
+        client,
+        &to_send,
+        &image_name,
+        &spec_id,
+        ctx,
+        options,
+        reporter,
+    )
+    .await;
     match result {
         Ok((fq, built, duration)) => {
             let outcome = if built {
@@ -839,11 +893,20 @@ mod tests {
             requirements: Some("proj/uv.lock".into()),
             ..Default::default()
         };
-        let files = collect_context(&spec, &TagContext::new(dir.path()), &ContextLimits::default()).unwrap();
+        let files = collect_context(
+            &spec,
+            &TagContext::new(dir.path()),
+            &ContextLimits::default(),
+        )
+        .unwrap();
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["requirements/uv.lock", "requirements/pyproject.toml", "requirements/README.md"]
+            [
+                "requirements/uv.lock",
+                "requirements/pyproject.toml",
+                "requirements/README.md"
+            ]
         );
         let tgz = context_tar_gz("l", &files).unwrap();
         assert_eq!(tgz, context_tar_gz("l", &files).unwrap());

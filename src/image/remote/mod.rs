@@ -61,7 +61,12 @@ pub const CONTEXT_SRC: &str = "src";
 /// flytekitplugins-envd is installed, else `default`); pass the value the user wrote when the
 /// config default should apply to them.
 pub fn wants_remote(spec: &ImageSpec, default_builder: Option<&str>) -> bool {
-    match spec.builder.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+    match spec
+        .builder
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+    {
         Some(b) => REMOTE_BUILDERS.contains(&b.to_ascii_lowercase().as_str()),
         None => default_builder
             .map(|b| REMOTE_BUILDERS.contains(&b.trim().to_ascii_lowercase().as_str()))
@@ -106,7 +111,9 @@ pub fn default_builder_from_str(text: &str) -> Result<Option<String>, String> {
     let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     match doc.get("union").and_then(|u| u.get("imageBuilder")) {
         None | Some(serde_yaml::Value::Null) => Ok(None),
-        Some(serde_yaml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Some(serde_yaml::Value::String(s)) if !s.trim().is_empty() => {
+            Ok(Some(s.trim().to_string()))
+        }
         Some(serde_yaml::Value::String(_)) => Ok(None),
         Some(_) => Err(format!(
             "`{CONFIG_KEY}` must be a builder name such as `union` or `default`"
@@ -135,7 +142,9 @@ pub fn discover_config_file() -> Option<PathBuf> {
 /// one of the 29 fields (null when unset) plus `_is_force_push`.
 pub fn spec_to_json(spec: &ImageSpec) -> Map<String, Value> {
     fn s(v: &Option<String>) -> Value {
-        v.as_ref().map(|x| Value::String(x.clone())).unwrap_or(Value::Null)
+        v.as_ref()
+            .map(|x| Value::String(x.clone()))
+            .unwrap_or(Value::Null)
     }
     fn list(v: &Option<Vec<String>>) -> Value {
         v.as_ref()
@@ -167,7 +176,9 @@ pub fn spec_to_json(spec: &ImageSpec) -> Map<String, Value> {
             .unwrap_or(Value::Null)
     }
     fn obj(v: &Option<Map<String, Value>>) -> Value {
-        v.as_ref().map(|m| Value::Object(m.clone())).unwrap_or(Value::Null)
+        v.as_ref()
+            .map(|m| Value::Object(m.clone()))
+            .unwrap_or(Value::Null)
     }
     let mut m = Map::new();
     m.insert("name".into(), Value::String(spec.name.clone()));
@@ -193,7 +204,10 @@ pub fn spec_to_json(spec: &ImageSpec) -> Map<String, Value> {
     );
     m.insert("platform".into(), s(&spec.platform));
     m.insert("pip_index".into(), s(&spec.pip_index));
-    m.insert("pip_extra_index_url".into(), list(&spec.pip_extra_index_url));
+    m.insert(
+        "pip_extra_index_url".into(),
+        list(&spec.pip_extra_index_url),
+    );
     m.insert("pip_secret_mounts".into(), pairs(&spec.pip_secret_mounts));
     m.insert("pip_extra_args".into(), s(&spec.pip_extra_args));
     m.insert("registry_config".into(), s(&spec.registry_config));
@@ -298,7 +312,10 @@ mod tests {
         assert_eq!(back, spec);
         let text = serde_json::to_string(&json).unwrap();
         let reparsed: Map<String, Value> = serde_json::from_str(&text).unwrap();
-        assert_eq!(ImageSpec::from_bridge_json(&reparsed, &HostEnv::x86_64()).unwrap(), spec);
+        assert_eq!(
+            ImageSpec::from_bridge_json(&reparsed, &HostEnv::x86_64()).unwrap(),
+            spec
+        );
 
         let empty = ImageSpec::default().post_init(&HostEnv::x86_64()).unwrap();
         let back = ImageSpec::from_bridge_json(&spec_to_json(&empty), &HostEnv::x86_64()).unwrap();
@@ -320,7 +337,8 @@ mod tests {
     #[test]
     fn config_key() {
         assert_eq!(
-            default_builder_from_str("admin:\n  endpoint: x\nunion:\n  imageBuilder: union\n").unwrap(),
+            default_builder_from_str("admin:\n  endpoint: x\nunion:\n  imageBuilder: union\n")
+                .unwrap(),
             Some("union".into())
         );
         assert_eq!(default_builder_from_str("admin: {}\n").unwrap(), None);

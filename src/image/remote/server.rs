@@ -150,7 +150,9 @@ impl Records {
 
     fn built_here(&self, image: &str) -> bool {
         let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        data.builds.iter().any(|r| r.image == image && r.status == "built")
+        data.builds
+            .iter()
+            .any(|r| r.image == image && r.status == "built")
     }
 }
 
@@ -233,7 +235,9 @@ impl BuildReporter for JobReporter<'_> {
             }),
             // Per-chunk progress is noise over the network; statuses ("Pushed", "Layer already
             // exists", the digest) are kept.
-            BuildEvent::Push { current: Some(_), .. } => return,
+            BuildEvent::Push {
+                current: Some(_), ..
+            } => return,
             BuildEvent::Push { status, .. } => Event::Push(pb::Push {
                 status: status.clone(),
             }),
@@ -268,11 +272,12 @@ impl ImageBuilderService {
     /// A service with these settings. The Docker engine (`DOCKER_HOST`) is connected on first use,
     /// so a server started before its engine builds once the engine is up.
     pub fn new(settings: ServerSettings) -> Self {
-        let _ = std::fs::create_dir_all(settings.data_dir.join("image-contexts"));
+        // Contexts left by a server that was killed mid-build.
+        let contexts = settings.data_dir.join("image-contexts");
+        let _ = std::fs::remove_dir_all(&contexts);
+        let _ = std::fs::create_dir_all(&contexts);
         let records = Records::open(&settings.data_dir);
-        let registry = RegistryClient::builder()
-            .build()
-            .map_err(|e| e.to_string());
+        let registry = RegistryClient::builder().build().map_err(|e| e.to_string());
         ImageBuilderService {
             inner: Arc::new(Inner {
                 settings,
@@ -371,11 +376,10 @@ impl ImageBuilderRpc for ImageBuilderService {
         let fq = self.inner.qualify(name.trim());
         ImageReference::parse(&fq)
             .map_err(|e| Status::invalid_argument(format!("image_name `{name}`: {e}")))?;
-        let exists = self
-            .inner
-            .exists(&fq)
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot tell whether {fq} exists: {e}")))?;
+        let exists =
+            self.inner.exists(&fq).await.map_err(|e| {
+                Status::unavailable(format!("cannot tell whether {fq} exists: {e}"))
+            })?;
         Ok(Response::new(pb::GetImageResponse {
             exists,
             built_by_this_server: self.inner.records.built_here(&fq),
@@ -559,7 +563,9 @@ fn parse_spec(req: &pb::BuildRequest, fq: &str) -> Result<ImageSpec, pb::BuildFa
     let value: serde_json::Value = serde_json::from_str(&req.spec_json)
         .map_err(|e| invalid(format!("spec_json is not JSON: {e}")))?;
     let serde_json::Value::Object(map) = value else {
-        return Err(invalid("spec_json must be a JSON object of ImageSpec fields".into()));
+        return Err(invalid(
+            "spec_json must be a JSON object of ImageSpec fields".into(),
+        ));
     };
     let spec = ImageSpec::from_bridge_json(&map, &HostEnv::current())
         .map_err(|e| invalid(e.to_string()))?;
@@ -569,7 +575,11 @@ fn parse_spec(req: &pb::BuildRequest, fq: &str) -> Result<ImageSpec, pb::BuildFa
             spec.name
         )));
     }
-    if spec.pip_secret_mounts.as_ref().is_some_and(|m| !m.is_empty()) {
+    if spec
+        .pip_secret_mounts
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
         return Err(invalid(format!(
             "ImageSpec '{}' has pip_secret_mounts; the remote builder does not accept secrets",
             spec.name
@@ -594,7 +604,10 @@ fn parse_spec(req: &pb::BuildRequest, fq: &str) -> Result<ImageSpec, pb::BuildFa
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(invalid(format!("spec_id `{}` is not an ImageSpec id", req.spec_id)));
+        return Err(invalid(format!(
+            "spec_id `{}` is not an ImageSpec id",
+            req.spec_id
+        )));
     }
     Ok(spec)
 }
@@ -678,9 +691,7 @@ fn safe_context_path(path: &Path) -> Result<PathBuf, String> {
         match c {
             Component::Normal(n) => out.push(n),
             Component::CurDir => {}
-            Component::ParentDir => {
-                return Err(format!("context entry `{shown}` contains `..`"))
-            }
+            Component::ParentDir => return Err(format!("context entry `{shown}` contains `..`")),
             Component::RootDir | Component::Prefix(_) => {
                 return Err(format!("context entry `{shown}` is an absolute path"))
             }
@@ -698,7 +709,9 @@ fn safe_context_path(path: &Path) -> Result<PathBuf, String> {
         ));
     }
     if out.components().count() < 2 {
-        return Err(format!("context entry `{shown}` names a directory, not a file in it"));
+        return Err(format!(
+            "context entry `{shown}` names a directory, not a file in it"
+        ));
     }
     Ok(out)
 }
@@ -756,7 +769,10 @@ pub fn extract_context(
             .ok_or_else(|| format!("context entry {:?} is not UTF-8", rel))?
             .to_string();
         if written.len() >= limits.max_files {
-            return Err(format!("the context has more than {} files", limits.max_files));
+            return Err(format!(
+                "the context has more than {} files",
+                limits.max_files
+            ));
         }
         let size = entry.header().size().unwrap_or(u64::MAX);
         total = total.saturating_add(size);
@@ -850,7 +866,10 @@ impl Drop for Follower {
         st.finished = true;
         let record = st.record;
         drop(st);
-        if jobs.get(&self.job.image).is_some_and(|j| Arc::ptr_eq(j, &self.job)) {
+        if jobs
+            .get(&self.job.image)
+            .is_some_and(|j| Arc::ptr_eq(j, &self.job))
+        {
             jobs.remove(&self.job.image);
         }
         drop(jobs);
@@ -865,26 +884,27 @@ impl Drop for Follower {
 fn follow(inner: Arc<Inner>, job: Arc<Job>) -> BuildStream {
     let rx = job.changed.subscribe();
     let follower = Follower { inner, job };
-    let stream = futures_util::stream::unfold((follower, rx, 0usize), |(f, mut rx, next)| async move {
-        loop {
-            rx.borrow_and_update();
-            {
-                let st = f.job.lock();
-                if let Some(ev) = st.events.get(next) {
-                    let ev = ev.clone();
-                    drop(st);
-                    return Some((Ok(ev), (f, rx, next + 1)));
+    let stream =
+        futures_util::stream::unfold((follower, rx, 0usize), |(f, mut rx, next)| async move {
+            loop {
+                rx.borrow_and_update();
+                {
+                    let st = f.job.lock();
+                    if let Some(ev) = st.events.get(next) {
+                        let ev = ev.clone();
+                        drop(st);
+                        return Some((Ok(ev), (f, rx, next + 1)));
+                    }
+                    if st.finished {
+                        return None;
+                    }
                 }
-                if st.finished {
+                if rx.changed().await.is_err() {
+                    // The job is gone without a last event (cannot happen while we hold it).
                     return None;
                 }
             }
-            if rx.changed().await.is_err() {
-                // The job is gone without a last event (cannot happen while we hold it).
-                return None;
-            }
-        }
-    });
+        });
     Box::pin(stream)
 }
 
@@ -922,13 +942,22 @@ mod tests {
             ["copy/a.txt"]
         );
         for (bad, why) in [
-            (tar_gz(&[("copy/../../x", tar::EntryType::Regular, b"a", None)]), "`..`"),
-            (tar_gz(&[("/etc/x", tar::EntryType::Regular, b"a", None)]), "absolute"),
+            (
+                tar_gz(&[("copy/../../x", tar::EntryType::Regular, b"a", None)]),
+                "`..`",
+            ),
+            (
+                tar_gz(&[("/etc/x", tar::EntryType::Regular, b"a", None)]),
+                "absolute",
+            ),
             (
                 tar_gz(&[("copy/l", tar::EntryType::Symlink, b"", Some("/etc/passwd"))]),
                 "is a link (to `/etc/passwd`)",
             ),
-            (tar_gz(&[("other/x", tar::EntryType::Regular, b"a", None)]), "outside"),
+            (
+                tar_gz(&[("other/x", tar::EntryType::Regular, b"a", None)]),
+                "outside",
+            ),
         ] {
             let e = extract_context(&bad, &dir.path().join("bad"), &limits).unwrap_err();
             assert!(e.contains(why), "{e}");
