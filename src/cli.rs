@@ -340,6 +340,24 @@ pub struct SandboxStartArgs {
     #[arg(long, env = "UNION_SANDBOX_PORT", default_value_t = 30080)]
     pub port: u16,
 
+    /// Registry that the image builder pushes ImageSpecs without a registry to.
+    #[arg(
+        long,
+        env = "UNION_SANDBOX_IMAGE_REGISTRY",
+        default_value = "localhost:30000",
+        value_name = "REGISTRY"
+    )]
+    pub image_registry: String,
+
+    /// Base image the image builder uses for ImageSpecs without `base_image`
+    /// [default: debian:bookworm-slim].
+    #[arg(long, env = "UNION_BASE_IMAGE", value_name = "URI")]
+    pub base_image: Option<String>,
+
+    /// Build no images: ImageSpecs with builder="union" then fail with a clear message.
+    #[arg(long)]
+    pub no_image_builder: bool,
+
     /// Where the sandbox keeps its database and blobs [default: ~/.union/sandbox].
     #[arg(long, env = "UNION_SANDBOX_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

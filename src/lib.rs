@@ -16,6 +16,8 @@ pub mod cli;
 pub mod config;
 pub mod commands;
 pub mod diagnostics;
+/// Workflow execution for the sandbox: node scheduling, bindings, branches, a Docker task runner.
+pub mod executor;
 pub mod discovery;
 pub mod entity;
 pub mod package;

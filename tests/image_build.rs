@@ -11,9 +11,7 @@ use std::time::Instant;
 
 use build_util::*;
 use prost::Message;
-use union_cli::image::build::{
-    BuildAllOptions, BuildError, Builder, NoReporter, Outcome,
-};
+use union_cli::image::build::{BuildAllOptions, BuildError, Builder, NoReporter, Outcome};
 use union_cli::image::dockerfile::{self, BuildPlan, BuildSettings, PlanError};
 use union_cli::image::{BaseImage, HostEnv, ImageSpec, ImageSpecError, TagContext};
 
@@ -39,8 +37,13 @@ fn plan_ok(dir: &Path, yaml: &str) -> BuildPlan {
 }
 
 fn ctx_text(plan: &BuildPlan, path: &str) -> String {
-    String::from_utf8(plan.context.bytes(path).unwrap_or_else(|| panic!("no {path}")).to_vec())
-        .unwrap()
+    String::from_utf8(
+        plan.context
+            .bytes(path)
+            .unwrap_or_else(|| panic!("no {path}"))
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 fn write(dir: &Path, rel: &str, text: &str) {
@@ -56,9 +59,18 @@ fn default_spec_installs_flytekit_into_a_venv_and_sets_the_image_id_last() {
     let dir = tempfile::tempdir().unwrap();
     let plan = plan_ok(dir.path(), "name: plain\n");
     let df = &plan.dockerfile;
-    assert!(df.contains(&format!("FROM {TEST_BASE_IMAGE} AS union-base")), "{df}");
-    assert!(!df.contains("#syntax"), "no frontend image may be pulled: {df}");
-    assert_eq!(ctx_text(&plan, ".union/requirements_uv.txt"), format!("flytekit=={FLYTEKIT}"));
+    assert!(
+        df.contains(&format!("FROM {TEST_BASE_IMAGE} AS union-base")),
+        "{df}"
+    );
+    assert!(
+        !df.contains("#syntax"),
+        "no frontend image may be pulled: {df}"
+    );
+    assert_eq!(
+        ctx_text(&plan, ".union/requirements_uv.txt"),
+        format!("flytekit=={FLYTEKIT}")
+    );
     assert!(df.contains("uv pip install --python /opt/venv/bin/python"));
     assert!(df.contains("--mount=type=cache,target=/root/.cache/uv"));
     assert!(df.contains("--mount=type=cache,target=/root/.cache/pip"));
@@ -75,26 +87,43 @@ fn default_spec_installs_flytekit_into_a_venv_and_sets_the_image_id_last() {
     // The Dockerfile is in the context, and the context is byte-for-byte reproducible.
     assert_eq!(plan.context.bytes("Dockerfile").unwrap(), df.as_bytes());
     let again = plan_ok(dir.path(), "name: plain\n");
-    assert_eq!(plan.context.to_tar().unwrap(), again.context.to_tar().unwrap());
+    assert_eq!(
+        plan.context.to_tar().unwrap(),
+        again.context.to_tar().unwrap()
+    );
 }
 
 #[test]
 fn packages_and_requirements_follow_flytekit_including_the_flytekit_pin() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "reqs.txt", "  numpy==1.26.4 \n\npandas\n");
-    let plan = plan_ok(dir.path(), "name: r\nrequirements: reqs.txt\npackages: [six]\n");
+    let plan = plan_ok(
+        dir.path(),
+        "name: r\nrequirements: reqs.txt\npackages: [six]\n",
+    );
     assert_eq!(
         ctx_text(&plan, ".union/requirements_uv.txt"),
         format!("numpy==1.26.4\n\npandas\nsix\nflytekit=={FLYTEKIT}")
     );
     // flytekit listed by the user: not added again.
-    let plan = plan_ok(dir.path(), "name: r\npackages: ['flytekit[extra]>=1.10', six]\n");
-    assert_eq!(ctx_text(&plan, ".union/requirements_uv.txt"), "flytekit[extra]>=1.10\nsix");
+    let plan = plan_ok(
+        dir.path(),
+        "name: r\npackages: ['flytekit[extra]>=1.10', six]\n",
+    );
+    assert_eq!(
+        ctx_text(&plan, ".union/requirements_uv.txt"),
+        "flytekit[extra]>=1.10\nsix"
+    );
     // A plugin is not flytekit.
     let plan = plan_ok(dir.path(), "name: r\npackages: [flytekitplugins-pod]\n");
-    assert!(ctx_text(&plan, ".union/requirements_uv.txt").ends_with(&format!("\nflytekit=={FLYTEKIT}")));
+    assert!(
+        ctx_text(&plan, ".union/requirements_uv.txt").ends_with(&format!("\nflytekit=={FLYTEKIT}"))
+    );
     // A dev flytekit adds a bare requirement.
-    let dev = BuildSettings { flytekit_version: "1.17.0.dev3".into(), ..settings() };
+    let dev = BuildSettings {
+        flytekit_version: "1.17.0.dev3".into(),
+        ..settings()
+    };
     let plan = dockerfile::plan(&spec("name: r\n"), &TagContext::new(dir.path()), &dev).unwrap();
     assert_eq!(ctx_text(&plan, ".union/requirements_uv.txt"), "flytekit");
 }
@@ -112,8 +141,16 @@ fn pyproject_alone_installs_its_pep621_dependencies() {
         ctx_text(&plan, ".union/requirements_uv.txt"),
         format!("requests>=2\nsix\nflytekit=={FLYTEKIT}")
     );
-    write(dir.path(), "poetryish/pyproject.toml", "[tool.poetry]\nname = \"x\"\n");
-    let err = plan_in(dir.path(), "name: p\nrequirements: poetryish/pyproject.toml\n").unwrap_err();
+    write(
+        dir.path(),
+        "poetryish/pyproject.toml",
+        "[tool.poetry]\nname = \"x\"\n",
+    );
+    let err = plan_in(
+        dir.path(),
+        "name: p\nrequirements: poetryish/pyproject.toml\n",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("[project]"), "{err}");
 }
 
@@ -121,12 +158,21 @@ fn pyproject_alone_installs_its_pep621_dependencies() {
 fn uv_lock_runs_uv_sync_locked_with_pyproject_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "app/uv.lock", "version = 1\n");
-    write(dir.path(), "app/pyproject.toml", "[project]\nname = \"a\"\nreadme = \"README.md\"\n");
+    write(
+        dir.path(),
+        "app/pyproject.toml",
+        "[project]\nname = \"a\"\nreadme = \"README.md\"\n",
+    );
     write(dir.path(), "app/README.md", "# a\n");
-    let plan = plan_ok(dir.path(), "name: u\nrequirements: app/uv.lock\npip_index: https://idx.example/simple\n");
+    let plan = plan_ok(
+        dir.path(),
+        "name: u\nrequirements: app/uv.lock\npip_index: https://idx.example/simple\n",
+    );
     let df = &plan.dockerfile;
     assert!(
-        df.contains("uv sync --locked --no-dev --no-install-project --index-url https://idx.example/simple"),
+        df.contains(
+            "uv sync --locked --no-dev --no-install-project --index-url https://idx.example/simple"
+        ),
         "{df}"
     );
     assert!(df.contains("UV_PROJECT_ENVIRONMENT=/opt/venv"));
@@ -134,17 +180,30 @@ fn uv_lock_runs_uv_sync_locked_with_pyproject_beside_it() {
     assert!(plan.context.contains(".union/project/uv.lock"));
     assert!(plan.context.contains(".union/project/pyproject.toml"));
     assert!(plan.context.contains(".union/project/README.md"));
-    assert!(!plan.context.contains(".union/requirements_uv.txt"), "flytekit is not added to a lock");
+    assert!(
+        !plan.context.contains(".union/requirements_uv.txt"),
+        "flytekit is not added to a lock"
+    );
 }
 
 #[test]
 fn poetry_lock_runs_poetry_install_no_root() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "poetry.lock", "# lock\n");
-    write(dir.path(), "pyproject.toml", "[tool.poetry]\nname = \"a\"\n");
-    let plan = plan_ok(dir.path(), "name: po\nrequirements: poetry.lock\npip_extra_args: --sync\n");
+    write(
+        dir.path(),
+        "pyproject.toml",
+        "[tool.poetry]\nname = \"a\"\n",
+    );
+    let plan = plan_ok(
+        dir.path(),
+        "name: po\nrequirements: poetry.lock\npip_extra_args: --sync\n",
+    );
     let df = &plan.dockerfile;
-    assert!(df.contains("poetry install --no-interaction --no-root --sync"), "{df}");
+    assert!(
+        df.contains("poetry install --no-interaction --no-root --sync"),
+        "{df}"
+    );
     assert!(df.contains(&format!("poetry=={}", dockerfile::POETRY_VERSION)));
     assert!(df.contains("POETRY_VIRTUALENVS_CREATE=false"));
 }
@@ -165,15 +224,21 @@ pip_extra_args: --no-deps --prerelease=allow
 "#,
     );
     let df = &plan.dockerfile;
-    assert!(df.contains("apt-get install -y -q --no-install-recommends git curl"), "{df}");
+    assert!(
+        df.contains("apt-get install -y -q --no-install-recommends git curl"),
+        "{df}"
+    );
     assert!(df.contains("--mount=type=cache,target=/var/cache/apt"));
     assert!(df.contains("echo one && echo 'two'"));
     assert!(df.contains(r#"ENV A="1" MSG="it's \"ok\" $HOME""#), "{df}");
     assert!(df.contains(r#"ENTRYPOINT ["python","-m","x"]"#));
-    assert!(df.contains(
-        "--index-url https://pypi.example/simple --extra-index-url https://a.example/simple \
+    assert!(
+        df.contains(
+            "--index-url https://pypi.example/simple --extra-index-url https://a.example/simple \
          --extra-index-url 'https://b.example/s p' --no-deps --prerelease=allow --requirement"
-    ), "{df}");
+        ),
+        "{df}"
+    );
     // Layer order: apt, python, install, commands, then the image id.
     let pos = |s: &str| df.find(s).unwrap_or_else(|| panic!("{s} missing"));
     assert!(pos("apt-get install") < pos("python.sh"));
@@ -188,7 +253,10 @@ pip_extra_args: --no-deps --prerelease=allow
 #[test]
 fn python_version_python_exec_and_platform() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = plan_ok(dir.path(), "name: v\npython_version: '3.11'\nplatform: linux/arm64\n");
+    let plan = plan_ok(
+        dir.path(),
+        "name: v\npython_version: '3.11'\nplatform: linux/arm64\n",
+    );
     assert!(plan.dockerfile.contains("UNION_PYTHON_VERSION=3.11"));
     assert_eq!(plan.platform, "linux/arm64");
     let plan = plan_ok(dir.path(), "name: v\npython_exec: /usr/bin/python3\n");
@@ -212,15 +280,26 @@ fn copy_and_source_root_land_in_root() {
     write(dir.path(), "src/pkg/a.py", "print('a')\n");
     let plan = plan_ok(dir.path(), "name: c\ncopy: [data, conf/settings.ini]\n");
     let df = &plan.dockerfile;
-    assert!(df.contains(r#"COPY --chown=flytekit [".union/copy/data","/root/data/"]"#), "{df}");
-    assert!(df.contains(r#"COPY --chown=flytekit [".union/copy/conf/settings.ini","/root/conf/"]"#), "{df}");
+    assert!(
+        df.contains(r#"COPY --chown=flytekit [".union/copy/data","/root/data/"]"#),
+        "{df}"
+    );
+    assert!(
+        df.contains(r#"COPY --chown=flytekit [".union/copy/conf/settings.ini","/root/conf/"]"#),
+        "{df}"
+    );
     assert!(plan.context.contains(".union/copy/data/sub/b.csv"));
-    assert!(!df.contains(".union/src"), "no source is baked in without source_copy_mode");
+    assert!(
+        !df.contains(".union/src"),
+        "no source is baked in without source_copy_mode"
+    );
 
     let mut s = spec("name: s\nsource_root: src\n");
     s.source_copy_mode = Some(union_cli::image::CopyFileDetection::All);
     let plan = dockerfile::plan(&s, &TagContext::new(dir.path()), &settings()).unwrap();
-    assert!(plan.dockerfile.contains("COPY --chown=flytekit .union/src /root"));
+    assert!(plan
+        .dockerfile
+        .contains("COPY --chown=flytekit .union/src /root"));
     assert!(plan.context.contains(".union/src/main.py"));
     assert!(plan.context.contains(".union/src/pkg/a.py"));
     // Source goes after commands-free install steps, right before the footer.
@@ -252,24 +331,44 @@ fn nested_base_spec_is_planned_first_and_used_by_name() {
     let plan = dockerfile::plan(&child, &ctx, &settings()).unwrap();
     let base_name = base.image_name(&ctx).unwrap();
     assert_eq!(plan.base.as_ref().unwrap().image_name, base_name);
-    assert!(plan.dockerfile.contains(&format!("FROM {base_name} AS union-base")));
+    assert!(plan
+        .dockerfile
+        .contains(&format!("FROM {base_name} AS union-base")));
     assert!(plan.push);
 }
 
 #[test]
 fn pip_secret_mounts_are_mounted_never_copied() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "netrc", "machine x login u password TOPSECRET-VALUE\n");
-    let plan = plan_ok(dir.path(), "name: s\npip_secret_mounts: [[netrc, /root/.netrc]]\n");
+    write(
+        dir.path(),
+        "netrc",
+        "machine x login u password TOPSECRET-VALUE\n",
+    );
+    let plan = plan_ok(
+        dir.path(),
+        "name: s\npip_secret_mounts: [[netrc, /root/.netrc]]\n",
+    );
     assert!(plan
         .dockerfile
         .contains("--mount=type=secret,id=secret_0,target=/root/.netrc,required=true"));
     assert_eq!(plan.secrets.len(), 1);
     assert_eq!(plan.secrets[0].source, dir.path().join("netrc"));
     let tar = plan.context.to_tar().unwrap();
-    assert!(!String::from_utf8_lossy(&tar).contains("TOPSECRET"), "secret must not be in the context");
-    let err = plan_in(dir.path(), "name: s\npip_secret_mounts: [[missing, /root/.netrc]]\n").unwrap_err();
-    assert!(err.to_string().contains("pip_secret_mounts path 'missing' not found"), "{err}");
+    assert!(
+        !String::from_utf8_lossy(&tar).contains("TOPSECRET"),
+        "secret must not be in the context"
+    );
+    let err = plan_in(
+        dir.path(),
+        "name: s\npip_secret_mounts: [[missing, /root/.netrc]]\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("pip_secret_mounts path 'missing' not found"),
+        "{err}"
+    );
 }
 
 // ------------------------------------------------------------------ refusals
@@ -283,13 +382,34 @@ fn refused_combinations_name_the_field() {
     let cases: &[(&str, &str)] = &[
         ("name: x\ncuda: '12.1'\n", "field `cuda`"),
         ("name: x\ncudnn: '8'\n", "field `cudnn`"),
-        ("name: x\nconda_packages: [numpy]\n", "field `conda_packages`"),
-        ("name: x\nconda_channels: [bioconda]\n", "field `conda_channels`"),
-        ("name: x\nrequirements: uv.lock\npackages: [six]\n", "`packages` cannot be combined with requirements `uv.lock`"),
-        ("name: x\nrequirements: lonely/poetry.lock\n", "has no `pyproject.toml` beside it"),
-        ("name: x\ncopy: [/etc/passwd]\n", "copy entry '/etc/passwd' is an absolute path"),
-        ("name: x\ncopy: [../outside]\n", "copy entry '../outside' contains `..`"),
-        ("name: x\ncopy: [nothere]\n", "copy path 'nothere' not found"),
+        (
+            "name: x\nconda_packages: [numpy]\n",
+            "field `conda_packages`",
+        ),
+        (
+            "name: x\nconda_channels: [bioconda]\n",
+            "field `conda_channels`",
+        ),
+        (
+            "name: x\nrequirements: uv.lock\npackages: [six]\n",
+            "`packages` cannot be combined with requirements `uv.lock`",
+        ),
+        (
+            "name: x\nrequirements: lonely/poetry.lock\n",
+            "has no `pyproject.toml` beside it",
+        ),
+        (
+            "name: x\ncopy: [/etc/passwd]\n",
+            "copy entry '/etc/passwd' is an absolute path",
+        ),
+        (
+            "name: x\ncopy: [../outside]\n",
+            "copy entry '../outside' contains `..`",
+        ),
+        (
+            "name: x\ncopy: [nothere]\n",
+            "copy path 'nothere' not found",
+        ),
     ];
     for (yaml, expected) in cases {
         let err = plan_in(dir.path(), yaml).expect_err(yaml);
@@ -302,9 +422,18 @@ fn refused_combinations_name_the_field() {
 fn missing_requirements_file_names_spec_path_and_base_directory() {
     let dir = tempfile::tempdir().unwrap();
     let err = plan_in(dir.path(), "name: hello\nrequirements: requirements.txt\n").unwrap_err();
-    assert!(matches!(err, PlanError::Spec(ImageSpecError::RequirementsNotFound { .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            PlanError::Spec(ImageSpecError::RequirementsNotFound { .. })
+        ),
+        "{err:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("'requirements.txt'") && msg.contains("'hello'"), "{msg}");
+    assert!(
+        msg.contains("'requirements.txt'") && msg.contains("'hello'"),
+        "{msg}"
+    );
     assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
 }
 
@@ -334,26 +463,54 @@ fn union_build(cwd: &Path, args: &[&str]) -> std::process::Output {
 async fn hello_fixture_builds_pushes_pulls_back_and_runs_its_task() {
     let hello = repo_root().join("python_fixtures/hello");
     let started = Instant::now();
-    let o = union_build(&hello, &["workflows", "--force", "--quiet", "--base-image", TEST_BASE_IMAGE]);
+    let o = union_build(
+        &hello,
+        &[
+            "workflows",
+            "--force",
+            "--quiet",
+            "--base-image",
+            TEST_BASE_IMAGE,
+        ],
+    );
     assert!(o.status.success());
     eprintln!("forced build of the hello image: {:?}", started.elapsed());
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     let (image, status) = stdout.trim().split_once('\t').expect("image<TAB>status");
-    assert!(image.starts_with("localhost:30000/say-hello-image:"), "{image}");
+    assert!(
+        image.starts_with("localhost:30000/say-hello-image:"),
+        "{image}"
+    );
     assert_eq!(status, "built and pushed");
 
     // A second build finds the image in the registry and skips.
     let started = Instant::now();
-    let o = union_build(&hello, &["workflows", "--quiet", "--base-image", TEST_BASE_IMAGE]);
+    let o = union_build(
+        &hello,
+        &["workflows", "--quiet", "--base-image", TEST_BASE_IMAGE],
+    );
     assert!(o.status.success());
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("{image}\texists"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("{image}\texists")
+    );
     eprintln!("warm (exists) run: {:?}", started.elapsed());
 
     // Pull it back from the registry and use it.
     let docker = docker().await;
     remove_local(&docker, image).await;
     pull(&docker, image).await;
-    let (code, out) = run_in(&docker, image, &["python", "-c", "import flytekit; print(flytekit.__version__)"], &[]).await;
+    let (code, out) = run_in(
+        &docker,
+        image,
+        &[
+            "python",
+            "-c",
+            "import flytekit; print(flytekit.__version__)",
+        ],
+        &[],
+    )
+    .await;
     assert_eq!((code, out.trim()), (0, FLYTEKIT), "{out}");
 
     // Run say_hello the way a cluster does: fast-register archive + pyflyte-execute.
@@ -366,9 +523,14 @@ async fn hello_fixture_builds_pushes_pulls_back_and_runs_its_task() {
         .replace("import union\n", "import flytekit as union\n");
     write_fast_archive(
         &work.path().join("fast.tar.gz"),
-        &[("workflows/__init__.py", String::new()), ("workflows/hello.py", hello_py)],
+        &[
+            ("workflows/__init__.py", String::new()),
+            ("workflows/hello.py", hello_py),
+        ],
     );
-    use union_cli::idl::flyteidl::core::{literal, primitive, scalar, Literal, LiteralMap, Primitive, Scalar};
+    use union_cli::idl::flyteidl::core::{
+        literal, primitive, scalar, Literal, LiteralMap, Primitive, Scalar,
+    };
     let string_literal = |s: &str| Literal {
         value: Some(literal::Value::Scalar(Box::new(Scalar {
             value: Some(scalar::Value::Primitive(Primitive {
@@ -378,24 +540,54 @@ async fn hello_fixture_builds_pushes_pulls_back_and_runs_its_task() {
         ..Default::default()
     };
     let inputs = LiteralMap {
-        literals: [("name".to_string(), string_literal("Container"))].into_iter().collect(),
+        literals: [("name".to_string(), string_literal("Container"))]
+            .into_iter()
+            .collect(),
     };
     std::fs::write(work.path().join("inputs.pb"), inputs.encode_to_vec()).unwrap();
     let fast = format!("file://{dir}/fast.tar.gz");
-    let (inputs_pb, out_prefix, raw, ckpt) =
-        (format!("{dir}/inputs.pb"), format!("{dir}/out"), format!("{dir}/raw"), format!("{dir}/ckpt"));
+    let (inputs_pb, out_prefix, raw, ckpt) = (
+        format!("{dir}/inputs.pb"),
+        format!("{dir}/out"),
+        format!("{dir}/raw"),
+        format!("{dir}/ckpt"),
+    );
     let cmd = [
-        "pyflyte-fast-execute", "--additional-distribution", &fast, "--dest-dir", "/root", "--",
-        "pyflyte-execute", "--inputs", &inputs_pb, "--output-prefix", &out_prefix,
-        "--raw-output-data-prefix", &raw, "--checkpoint-path", &ckpt, "--prev-checkpoint", "\"\"",
-        "--resolver", "flytekit.core.python_auto_container.default_task_resolver", "--",
-        "task-module", "workflows.hello", "task-name", "say_hello",
+        "pyflyte-fast-execute",
+        "--additional-distribution",
+        &fast,
+        "--dest-dir",
+        "/root",
+        "--",
+        "pyflyte-execute",
+        "--inputs",
+        &inputs_pb,
+        "--output-prefix",
+        &out_prefix,
+        "--raw-output-data-prefix",
+        &raw,
+        "--checkpoint-path",
+        &ckpt,
+        "--prev-checkpoint",
+        "\"\"",
+        "--resolver",
+        "flytekit.core.python_auto_container.default_task_resolver",
+        "--",
+        "task-module",
+        "workflows.hello",
+        "task-name",
+        "say_hello",
     ];
     let started = Instant::now();
     let (code, out) = run_in(&docker, image, &cmd, &[format!("{dir}:{dir}")]).await;
     eprintln!("task container: {:?}", started.elapsed());
     assert_eq!(code, 0, "{out}");
-    let outputs = LiteralMap::decode(std::fs::read(work.path().join("out/outputs.pb")).unwrap().as_slice()).unwrap();
+    let outputs = LiteralMap::decode(
+        std::fs::read(work.path().join("out/outputs.pb"))
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
     assert_eq!(outputs.literals["o0"], string_literal("Hello, Container!"));
 }
 
@@ -403,13 +595,22 @@ async fn hello_fixture_builds_pushes_pulls_back_and_runs_its_task() {
 async fn identical_specs_are_built_once_and_existing_images_skipped() {
     let hello = repo_root().join("python_fixtures/hello");
     // Make sure the hello image is in the registry (built by the test above or an earlier run).
-    let o = union_build(&hello, &["workflows", "--quiet", "--base-image", TEST_BASE_IMAGE]);
+    let o = union_build(
+        &hello,
+        &["workflows", "--quiet", "--base-image", TEST_BASE_IMAGE],
+    );
     assert!(o.status.success());
-    let s = spec("name: say-hello-image\nrequirements: requirements.txt\nregistry: localhost:30000\n");
+    let s =
+        spec("name: say-hello-image\nrequirements: requirements.txt\nregistry: localhost:30000\n");
     let plan = dockerfile::plan(&s, &TagContext::new(&hello), &settings()).unwrap();
     let builder = Builder::connect().await.unwrap();
     let results = builder
-        .build_all(&[plan.clone(), plan.clone()], &BuildAllOptions::default(), &builder, &NoReporter)
+        .build_all(
+            &[plan.clone(), plan.clone()],
+            &BuildAllOptions::default(),
+            &builder,
+            &NoReporter,
+        )
         .await;
     assert_eq!(results.len(), 1, "one image name, one build");
     assert_eq!(results[0].0, plan.image_name);
@@ -433,7 +634,10 @@ async fn failing_command_reports_that_steps_output() {
     assert!(step.contains(&format!("echo {marker}")), "{step}");
     assert!(!step.contains("--mount"), "{step}");
     assert!(output.contains(&marker), "{output}");
-    assert!(output.contains(&format!("/no-such-dir-{marker}")), "{output}");
+    assert!(
+        output.contains(&format!("/no-such-dir-{marker}")),
+        "{output}"
+    );
     assert!(!output.contains("never-runs"), "{output}");
     assert!(err.to_string().contains("exit code: 2"), "{err}");
     assert!(output.lines().count() <= union_cli::image::build::FAILED_STEP_LINES);
@@ -446,7 +650,11 @@ async fn secret_is_used_during_the_build_and_absent_from_every_layer() {
     let secret = unique("UNION-TEST-SECRET");
     // The secret is a requirements file only the install step can read: `six` gets installed
     // from it, so the build must have used it.
-    write(dir.path(), "reqs.secret", &format!("six\n# token={secret}\n"));
+    write(
+        dir.path(),
+        "reqs.secret",
+        &format!("six\n# token={secret}\n"),
+    );
     let yaml = format!(
         "name: secret-build\nenv: {{RUN_ID: \"{}\"}}\npip_secret_mounts: [[reqs.secret, /run/secrets/reqs]]\n\
          pip_extra_args: --requirement /run/secrets/reqs\n",
@@ -458,10 +666,19 @@ async fn secret_is_used_during_the_build_and_absent_from_every_layer() {
     builder.build(&plan, &NoReporter).await.unwrap();
     let docker = docker().await;
     let image = plan.image_name.as_str();
-    let (code, out) = run_in(&docker, image, &["python", "-c", "import six; print('six', six.__version__)"], &[]).await;
+    let (code, out) = run_in(
+        &docker,
+        image,
+        &["python", "-c", "import six; print('six', six.__version__)"],
+        &[],
+    )
+    .await;
     assert_eq!(code, 0, "{out}");
     let (code, out) = run_in(&docker, image, &["sh", "-c", "cat /run/secrets/reqs"], &[]).await;
-    assert_ne!(code, 0, "the secret file must not exist in the image: {out}");
+    assert_ne!(
+        code, 0,
+        "the secret file must not exist in the image: {out}"
+    );
     let saved = save(&docker, image).await;
     assert!(saved.len() > 1_000_000, "docker save returned the image");
     assert!(
@@ -477,19 +694,40 @@ async fn secret_is_used_during_the_build_and_absent_from_every_layer() {
 fn dry_run_prints_name_existence_and_dockerfile_and_builds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let name = unique("dry-run");
-    write(dir.path(), "spec.yaml", &format!("name: {name}\nregistry: localhost:30000\npackages: [six]\n"));
-    let o = union_build(dir.path(), &["spec.yaml", "--dry-run", "--base-image", TEST_BASE_IMAGE]);
+    write(
+        dir.path(),
+        "spec.yaml",
+        &format!("name: {name}\nregistry: localhost:30000\npackages: [six]\n"),
+    );
+    let o = union_build(
+        dir.path(),
+        &["spec.yaml", "--dry-run", "--base-image", TEST_BASE_IMAGE],
+    );
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains(&format!("image: localhost:30000/{name}:")), "{out}");
+    assert!(
+        out.contains(&format!("image: localhost:30000/{name}:")),
+        "{out}"
+    );
     assert!(out.contains("exists: no"), "{out}");
-    assert!(out.contains(&format!("  FROM {TEST_BASE_IMAGE} AS union-base")), "{out}");
+    assert!(
+        out.contains(&format!("  FROM {TEST_BASE_IMAGE} AS union-base")),
+        "{out}"
+    );
     // Nothing was built or pushed.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let docker = docker().await;
-        let image = out.lines().next().unwrap().trim_start_matches("image: ").to_string();
-        assert!(docker.inspect_image(&image).await.is_err(), "{image} must not be built");
+        let image = out
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("image: ")
+            .to_string();
+        assert!(
+            docker.inspect_image(&image).await.is_err(),
+            "{image} must not be built"
+        );
     });
 }
 

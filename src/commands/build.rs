@@ -125,9 +125,8 @@ fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
         session.finish();
         for entity in &entities {
             if let Some(ContainerImage::Spec { spec }) = &entity.container_image {
-                let spec = ImageSpec::from_bridge_json(spec, &host).map_err(|e| {
-                    Diagnostic::new(format!("ImageSpec of {}: {e}", entity.name))
-                })?;
+                let spec = ImageSpec::from_bridge_json(spec, &host)
+                    .map_err(|e| Diagnostic::new(format!("ImageSpec of {}: {e}", entity.name)))?;
                 if !specs.contains(&spec) {
                     specs.push(spec);
                 }
@@ -302,7 +301,9 @@ impl BuildReporter for LineReporter {
                 };
                 eprintln!("[{image}] {step} {how}");
             }
-            BuildEvent::Push { status, .. } if status.starts_with("Pushed") || status.contains("digest") => {
+            BuildEvent::Push { status, .. }
+                if status.starts_with("Pushed") || status.contains("digest") =>
+            {
                 eprintln!("[{image}] push: {status}");
             }
             _ => {}

@@ -8,12 +8,16 @@ use anyhow::Context;
 
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxStartArgs};
 use crate::diagnostics::Diagnostic;
+use crate::image::remote::ServerSettings;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
 
 /// Run a `union sandbox` subcommand.
 pub fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        SandboxCommand::Start(args) => start(resolve(args)?),
+        SandboxCommand::Start(args) => {
+            let image_builder = image_builder_settings(&args)?;
+            start(resolve(args)?, image_builder)
+        }
     }
 }
 
@@ -22,17 +26,51 @@ fn resolve(args: SandboxStartArgs) -> anyhow::Result<SandboxConfig> {
     let data_dir = match args.data_dir {
         Some(dir) => dir,
         None => {
-            let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
-                Diagnostic::new("cannot find the home directory for the sandbox's data (HOME is not set)")
+            let home = std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| {
+                    Diagnostic::new(
+                        "cannot find the home directory for the sandbox's data (HOME is not set)",
+                    )
                     .hint("pass --data-dir DIR or set UNION_SANDBOX_DIR")
-            })?;
+                })?;
             PathBuf::from(home).join(".union").join("sandbox")
         }
     };
-    Ok(SandboxConfig { host: args.host, port: args.port, data_dir })
+    Ok(SandboxConfig {
+        host: args.host,
+        port: args.port,
+        data_dir,
+    })
 }
 
-fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
+/// The remote image builder's settings from `--image-registry`, `--base-image` (UNION_BASE_IMAGE)
+/// and `--no-image-builder`; the data dir is the sandbox's.
+fn image_builder_settings(args: &SandboxStartArgs) -> anyhow::Result<ServerSettings> {
+    let mut settings = ServerSettings::new(PathBuf::new());
+    let registry = args
+        .image_registry
+        .trim()
+        .trim_end_matches('/')
+        .to_lowercase();
+    if !crate::image::spec::validate_registry(&registry) {
+        return Err(Diagnostic::usage(format!(
+            "--image-registry `{}` is not a registry name such as `localhost:30000` or `ghcr.io/org`",
+            args.image_registry
+        ))
+        .into());
+    }
+    settings.default_registry = registry;
+    if let Some(base) = args.base_image.as_deref().filter(|b| !b.trim().is_empty()) {
+        settings.default_base_image = base.trim().to_string();
+    }
+    if args.no_image_builder {
+        settings.disabled = Some("image builds are disabled (--no-image-builder)".into());
+    }
+    Ok(settings)
+}
+
+fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("union-sandbox")
@@ -40,7 +78,10 @@ fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let sandbox = Sandbox::bind(&config).await.map_err(|e| diagnose(e, &config))?;
+        let sandbox = Sandbox::bind(&config)
+            .await
+            .map_err(|e| diagnose(e, &config))?
+            .with_image_builder(image_builder);
         {
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -51,7 +92,10 @@ fn start(config: SandboxConfig) -> anyhow::Result<ExitCode> {
             )?;
             out.flush()?;
         }
-        sandbox.serve(shutdown).await.map_err(|e| diagnose(e, &config))?;
+        sandbox
+            .serve(shutdown)
+            .await
+            .map_err(|e| diagnose(e, &config))?;
         eprintln!("union sandbox stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -27,7 +27,9 @@ pub const FAILED_STEP_LINES: usize = 40;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The engine does not answer.
-    #[error("cannot reach the Docker engine at {endpoint}; start it or set DOCKER_HOST ({message})")]
+    #[error(
+        "cannot reach the Docker engine at {endpoint}; start it or set DOCKER_HOST ({message})"
+    )]
     Unreachable { endpoint: String, message: String },
     /// A build step failed; `output` holds that step's last lines.
     #[error("building image {image} failed at step `{step}`: {message}")]
@@ -294,9 +296,7 @@ impl Builder {
             Err(Error::DockerResponseServerError {
                 status_code,
                 message,
-            }) if status_code == 404
-                || (status_code == 500 && not_found_message(&message)) =>
-            {
+            }) if status_code == 404 || (status_code == 500 && not_found_message(&message)) => {
                 Ok(false)
             }
             Err(e) => Err(BuildError::Existence {
@@ -313,10 +313,13 @@ impl Builder {
         reporter: &dyn BuildReporter,
     ) -> Result<(), BuildError> {
         let image = plan.image_name.as_str();
-        let tar = plan.context.to_tar().map_err(|source| BuildError::Context {
-            image: image.to_string(),
-            source,
-        })?;
+        let tar = plan
+            .context
+            .to_tar()
+            .map_err(|source| BuildError::Context {
+                image: image.to_string(),
+                source,
+            })?;
         if !plan.secrets.is_empty() {
             // bollard's gRPC session future is not Send: drive it on a blocking thread of the
             // caller's runtime so this future stays Send.
@@ -345,11 +348,9 @@ impl Builder {
             ..Default::default()
         };
         let creds = all_docker_config_credentials();
-        let mut stream = self.docker.build_image(
-            options,
-            Some(creds),
-            Some(bollard::body_full(tar.into())),
-        );
+        let mut stream =
+            self.docker
+                .build_image(options, Some(creds), Some(bollard::body_full(tar.into())));
         let mut trace = Trace::default();
         while let Some(item) = stream.next().await {
             match item {
@@ -788,7 +789,10 @@ mod tests {
             split_tag("localhost:30000/a/b:TAG"),
             ("localhost:30000/a/b", "TAG")
         );
-        assert_eq!(split_tag("localhost:30000/a"), ("localhost:30000/a", "latest"));
+        assert_eq!(
+            split_tag("localhost:30000/a"),
+            ("localhost:30000/a", "latest")
+        );
         assert_eq!(registry_host("localhost:30000/a:x"), "localhost:30000");
         assert_eq!(registry_host("ghcr.io/o/a:x"), "ghcr.io");
         assert_eq!(registry_host("user/a:x"), "docker.io");

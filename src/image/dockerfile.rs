@@ -90,7 +90,9 @@ pub enum PlanError {
     #[error(transparent)]
     Spec(#[from] ImageSpecError),
     /// A field union's builder cannot honour.
-    #[error("ImageSpec '{image}': field `{field}` is not supported by union's image builder: {reason}")]
+    #[error(
+        "ImageSpec '{image}': field `{field}` is not supported by union's image builder: {reason}"
+    )]
     Unsupported {
         image: String,
         field: &'static str,
@@ -190,7 +192,9 @@ pub fn check_supported(spec: &ImageSpec, ctx: &TagContext) -> Result<(), PlanErr
                  directory, copied to the same path under /root"
             )));
         }
-        if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(invalid(format!(
                 "copy entry '{entry}' contains `..`; `copy` paths must stay inside the working directory"
             )));
@@ -435,11 +439,26 @@ pub fn plan(
     let install = match &requirements {
         Requirements::UvLock { lock, pyproject } | Requirements::PoetryLock { lock, pyproject } => {
             let lock_name = lock.file_name().unwrap().to_string_lossy().into_owned();
-            add_file(&mut context, image, &format!(".union/project/{lock_name}"), lock)?;
-            add_file(&mut context, image, ".union/project/pyproject.toml", pyproject)?;
+            add_file(
+                &mut context,
+                image,
+                &format!(".union/project/{lock_name}"),
+                lock,
+            )?;
+            add_file(
+                &mut context,
+                image,
+                ".union/project/pyproject.toml",
+                pyproject,
+            )?;
             if let Some(readme) = pyproject_readme(pyproject) {
                 let name = readme.file_name().unwrap().to_string_lossy().into_owned();
-                add_file(&mut context, image, &format!(".union/project/{name}"), &readme)?;
+                add_file(
+                    &mut context,
+                    image,
+                    &format!(".union/project/{name}"),
+                    &readme,
+                )?;
             }
             if needs_poetry {
                 // flytekit: `poetry install <pip_extra_args> --no-root` into the project's venv;
@@ -598,7 +617,11 @@ pub fn plan(
                     path: src.clone(),
                     source,
                 })?;
-            let _ = writeln!(df, "COPY --chown=flytekit {}", copy_args(&in_ctx, &format!("/root/{rel}/")));
+            let _ = writeln!(
+                df,
+                "COPY --chown=flytekit {}",
+                copy_args(&in_ctx, &format!("/root/{rel}/"))
+            );
         } else {
             add_file(&mut context, image, &in_ctx, &src)?;
             let parent = Path::new(rel)

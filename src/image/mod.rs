@@ -15,6 +15,8 @@ pub mod context;
 pub mod dockerfile;
 mod files;
 pub mod pyrepr;
+/// The remote builder (`builder="union"`): client, and the server `union sandbox` runs.
+pub mod remote;
 pub mod spec;
 pub mod tag;
 mod unicode_printable;

@@ -67,12 +67,21 @@ pub fn require(field: &str, value: &str) -> Result<(), Status> {
 }
 
 fn resource_type_name(rt: i32) -> &'static str {
-    core::ResourceType::try_from(rt).map(|r| r.as_str_name()).unwrap_or("UNKNOWN")
+    core::ResourceType::try_from(rt)
+        .map(|r| r.as_str_name())
+        .unwrap_or("UNKNOWN")
 }
 
 /// A readable id for messages: "task `name` (project `p`, domain `d`, version `v`)".
 pub fn describe(kind: EntityKind, k: &EntityKey) -> String {
-    format!("{} `{}` (project `{}`, domain `{}`, version `{}`)", kind.noun(), k.name, k.project, k.domain, k.version)
+    format!(
+        "{} `{}` (project `{}`, domain `{}`, version `{}`)",
+        kind.noun(),
+        k.name,
+        k.project,
+        k.domain,
+        k.version
+    )
 }
 
 /// Validate a full identifier of `kind`, as flyteadmin's ValidateIdentifier does.
@@ -104,7 +113,12 @@ fn named_key(id: Option<&NamedEntityIdentifier>) -> Result<NamedKey, Status> {
     require("project", &id.project)?;
     require("domain", &id.domain)?;
     require("name", &id.name)?;
-    Ok(NamedKey { org: id.org.clone(), project: id.project.clone(), domain: id.domain.clone(), name: id.name.clone() })
+    Ok(NamedKey {
+        org: id.org.clone(),
+        project: id.project.clone(),
+        domain: id.domain.clone(),
+        name: id.name.clone(),
+    })
 }
 
 fn identifier(kind: EntityKind, k: &EntityKey) -> Identifier {
@@ -120,7 +134,10 @@ fn identifier(kind: EntityKind, k: &EntityKey) -> Identifier {
 
 /// Unix nanoseconds as a protobuf Timestamp.
 pub fn timestamp(nanos: i64) -> Timestamp {
-    Timestamp { seconds: nanos.div_euclid(1_000_000_000), nanos: nanos.rem_euclid(1_000_000_000) as i32 }
+    Timestamp {
+        seconds: nanos.div_euclid(1_000_000_000),
+        nanos: nanos.rem_euclid(1_000_000_000) as i32,
+    }
 }
 
 fn digest(bytes: &[u8]) -> Vec<u8> {
@@ -136,36 +153,49 @@ fn not_found(kind: EntityKind, k: &EntityKey) -> Status {
 }
 
 fn task_from_row(row: &EntityRow) -> Result<Task, Status> {
-    let mut closure = TaskClosure::decode(row.closure.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
+    let mut closure =
+        TaskClosure::decode(row.closure.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
     closure.created_at = Some(timestamp(row.created_at));
     let spec = TaskSpec::decode(row.spec.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
     Ok(Task {
         id: Some(identifier(EntityKind::Task, &row.key)),
         closure: Some(closure),
-        short_description: spec.description.map(|d| d.short_description).unwrap_or_default(),
+        short_description: spec
+            .description
+            .map(|d| d.short_description)
+            .unwrap_or_default(),
     })
 }
 
 fn workflow_from_row(row: &EntityRow) -> Result<Workflow, Status> {
-    let mut closure =
-        WorkflowClosure::decode(row.closure.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
+    let mut closure = WorkflowClosure::decode(row.closure.as_slice())
+        .map_err(|e| corrupt(row.kind, &row.key, e))?;
     closure.created_at = Some(timestamp(row.created_at));
-    let spec = WorkflowSpec::decode(row.spec.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
+    let spec =
+        WorkflowSpec::decode(row.spec.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
     Ok(Workflow {
         id: Some(identifier(EntityKind::Workflow, &row.key)),
         closure: Some(closure),
-        short_description: spec.description.map(|d| d.short_description).unwrap_or_default(),
+        short_description: spec
+            .description
+            .map(|d| d.short_description)
+            .unwrap_or_default(),
     })
 }
 
 fn launch_plan_from_row(row: &EntityRow) -> Result<LaunchPlan, Status> {
-    let mut closure =
-        LaunchPlanClosure::decode(row.closure.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
+    let mut closure = LaunchPlanClosure::decode(row.closure.as_slice())
+        .map_err(|e| corrupt(row.kind, &row.key, e))?;
     closure.state = row.state.unwrap_or(LaunchPlanState::Inactive as i32);
     closure.created_at = Some(timestamp(row.created_at));
     closure.updated_at = Some(timestamp(row.updated_at));
-    let spec = LaunchPlanSpec::decode(row.spec.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
-    Ok(LaunchPlan { id: Some(identifier(EntityKind::LaunchPlan, &row.key)), spec: Some(spec), closure: Some(closure) })
+    let spec =
+        LaunchPlanSpec::decode(row.spec.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
+    Ok(LaunchPlan {
+        id: Some(identifier(EntityKind::LaunchPlan, &row.key)),
+        spec: Some(spec),
+        closure: Some(closure),
+    })
 }
 
 /// The status flyteadmin answers when an id is registered again.
@@ -209,14 +239,25 @@ fn compile_workflow(
 
     let mut sub_workflows: Vec<CompiledWorkflow> = provided
         .values()
-        .map(|t| CompiledWorkflow { template: Some((*t).clone()), connections: Some(compile::connections(t)) })
+        .map(|t| CompiledWorkflow {
+            template: Some((*t).clone()),
+            connections: Some(compile::connections(t)),
+        })
         .collect();
-    let mut tasks: std::collections::BTreeMap<EntityKey, CompiledTask> = std::collections::BTreeMap::new();
+    let mut tasks: std::collections::BTreeMap<EntityKey, CompiledTask> =
+        std::collections::BTreeMap::new();
 
     // Subworkflows not shipped in the spec must be registered workflows; their compiled closures
     // bring their own subworkflows and tasks.
-    let wanted: Vec<EntityKey> = refs.sub_workflows.keys().filter(|k| !provided.contains_key(*k)).cloned().collect();
-    let found = store.get_entities(EntityKind::Workflow, &wanted).map_err(db)?;
+    let wanted: Vec<EntityKey> = refs
+        .sub_workflows
+        .keys()
+        .filter(|k| !provided.contains_key(*k))
+        .cloned()
+        .collect();
+    let found = store
+        .get_entities(EntityKind::Workflow, &wanted)
+        .map_err(db)?;
     if let Some(missing) = wanted.iter().find(|k| !found.iter().any(|r| &r.key == *k)) {
         return Err(Status::invalid_argument(format!(
             "{owner} refers to subworkflow {}, which is neither registered nor included in the spec",
@@ -225,10 +266,17 @@ fn compile_workflow(
     }
     let mut seen_subs: std::collections::BTreeSet<EntityKey> = provided.keys().cloned().collect();
     for row in &found {
-        let closure = WorkflowClosure::decode(row.closure.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
-        let Some(compiled) = closure.compiled_workflow else { continue };
+        let closure = WorkflowClosure::decode(row.closure.as_slice())
+            .map_err(|e| corrupt(row.kind, &row.key, e))?;
+        let Some(compiled) = closure.compiled_workflow else {
+            continue;
+        };
         for wf in compiled.primary.into_iter().chain(compiled.sub_workflows) {
-            let id = wf.template.as_ref().and_then(|t| t.id.as_ref()).map(compile::key_of);
+            let id = wf
+                .template
+                .as_ref()
+                .and_then(|t| t.id.as_ref())
+                .map(compile::key_of);
             if id.as_ref().is_none_or(|k| seen_subs.insert(k.clone())) {
                 sub_workflows.push(wf);
             }
@@ -241,7 +289,9 @@ fn compile_workflow(
     }
 
     let task_keys: Vec<EntityKey> = refs.tasks.keys().cloned().collect();
-    let task_rows = store.get_entities(EntityKind::Task, &task_keys).map_err(db)?;
+    let task_rows = store
+        .get_entities(EntityKind::Task, &task_keys)
+        .map_err(db)?;
     for k in &task_keys {
         let Some(row) = task_rows.iter().find(|r| &r.key == k) else {
             return Err(Status::invalid_argument(format!(
@@ -249,15 +299,21 @@ fn compile_workflow(
                 describe(EntityKind::Task, k)
             )));
         };
-        let closure = TaskClosure::decode(row.closure.as_slice()).map_err(|e| corrupt(row.kind, &row.key, e))?;
+        let closure = TaskClosure::decode(row.closure.as_slice())
+            .map_err(|e| corrupt(row.kind, &row.key, e))?;
         if let Some(ct) = closure.compiled_task {
             tasks.insert(k.clone(), ct);
         }
     }
 
     let lp_keys: Vec<EntityKey> = refs.launch_plans.keys().cloned().collect();
-    let lp_rows = store.get_entities(EntityKind::LaunchPlan, &lp_keys).map_err(db)?;
-    if let Some(missing) = lp_keys.iter().find(|k| !lp_rows.iter().any(|r| &r.key == *k)) {
+    let lp_rows = store
+        .get_entities(EntityKind::LaunchPlan, &lp_keys)
+        .map_err(db)?;
+    if let Some(missing) = lp_keys
+        .iter()
+        .find(|k| !lp_rows.iter().any(|r| &r.key == *k))
+    {
         return Err(Status::invalid_argument(format!(
             "{owner} refers to {}, which is not registered",
             describe(EntityKind::LaunchPlan, missing)
@@ -302,16 +358,26 @@ macro_rules! unimplemented_methods {
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    async fn create_task(&self, request: Request<TaskCreateRequest>) -> Result<Response<TaskCreateResponse>, Status> {
+    async fn create_task(
+        &self,
+        request: Request<TaskCreateRequest>,
+    ) -> Result<Response<TaskCreateResponse>, Status> {
         let req = request.into_inner();
         let key = entity_key(req.id.as_ref(), EntityKind::Task)?;
-        let spec = req.spec.ok_or_else(|| Status::invalid_argument("missing spec"))?;
-        let template = spec.template.as_ref().ok_or_else(|| Status::invalid_argument("missing spec.template"))?;
+        let spec = req
+            .spec
+            .ok_or_else(|| Status::invalid_argument("missing spec"))?;
+        let template = spec
+            .template
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("missing spec.template"))?;
         // Like flyteadmin, the digest covers the task template only: a changed description is
         // not a different task.
         let digest = digest(&template.encode_to_vec());
         let closure = TaskClosure {
-            compiled_task: Some(CompiledTask { template: Some(template.clone()) }),
+            compiled_task: Some(CompiledTask {
+                template: Some(template.clone()),
+            }),
             created_at: None,
         }
         .encode_to_vec();
@@ -350,7 +416,10 @@ impl AdminService for AdminApi {
         self.list_ids(EntityKind::Task, request.into_inner()).await
     }
 
-    async fn list_tasks(&self, request: Request<ResourceListRequest>) -> Result<Response<TaskList>, Status> {
+    async fn list_tasks(
+        &self,
+        request: Request<ResourceListRequest>,
+    ) -> Result<Response<TaskList>, Status> {
         let (rows, token) = self.list(EntityKind::Task, request.into_inner()).await?;
         let tasks = rows.iter().map(task_from_row).collect::<Result<_, _>>()?;
         Ok(Response::new(TaskList { tasks, token }))
@@ -362,19 +431,32 @@ impl AdminService for AdminApi {
     ) -> Result<Response<WorkflowCreateResponse>, Status> {
         let req = request.into_inner();
         let key = entity_key(req.id.as_ref(), EntityKind::Workflow)?;
-        let spec = req.spec.ok_or_else(|| Status::invalid_argument("missing spec"))?;
+        let spec = req
+            .spec
+            .ok_or_else(|| Status::invalid_argument("missing spec"))?;
         if spec.template.is_none() {
             return Err(Status::invalid_argument("missing spec.template"));
         }
         self.blocking(move |store| {
-            let template = spec.template.as_ref().ok_or_else(|| Status::invalid_argument("missing spec.template"))?;
+            let template = spec
+                .template
+                .as_ref()
+                .ok_or_else(|| Status::invalid_argument("missing spec.template"))?;
             let compiled = compile_workflow(store, &key, &spec, template)?;
             // The structure is the template and its subworkflows, not the description.
             let digest = digest(
-                &WorkflowSpec { template: spec.template.clone(), sub_workflows: spec.sub_workflows.clone(), description: None }
-                    .encode_to_vec(),
+                &WorkflowSpec {
+                    template: spec.template.clone(),
+                    sub_workflows: spec.sub_workflows.clone(),
+                    description: None,
+                }
+                .encode_to_vec(),
             );
-            let closure = WorkflowClosure { compiled_workflow: Some(compiled), created_at: None }.encode_to_vec();
+            let closure = WorkflowClosure {
+                compiled_workflow: Some(compiled),
+                created_at: None,
+            }
+            .encode_to_vec();
             let spec_bytes = spec.encode_to_vec();
             let new = NewEntity {
                 kind: EntityKind::Workflow,
@@ -391,7 +473,10 @@ impl AdminService for AdminApi {
         .map(|()| Response::new(WorkflowCreateResponse {}))
     }
 
-    async fn get_workflow(&self, request: Request<ObjectGetRequest>) -> Result<Response<Workflow>, Status> {
+    async fn get_workflow(
+        &self,
+        request: Request<ObjectGetRequest>,
+    ) -> Result<Response<Workflow>, Status> {
         let key = entity_key(request.get_ref().id.as_ref(), EntityKind::Workflow)?;
         self.blocking(move |store| {
             let row = store.get_entity(EntityKind::Workflow, &key).map_err(db)?;
@@ -405,12 +490,21 @@ impl AdminService for AdminApi {
         &self,
         request: Request<NamedEntityIdentifierListRequest>,
     ) -> Result<Response<NamedEntityIdentifierList>, Status> {
-        self.list_ids(EntityKind::Workflow, request.into_inner()).await
+        self.list_ids(EntityKind::Workflow, request.into_inner())
+            .await
     }
 
-    async fn list_workflows(&self, request: Request<ResourceListRequest>) -> Result<Response<WorkflowList>, Status> {
-        let (rows, token) = self.list(EntityKind::Workflow, request.into_inner()).await?;
-        let workflows = rows.iter().map(workflow_from_row).collect::<Result<_, _>>()?;
+    async fn list_workflows(
+        &self,
+        request: Request<ResourceListRequest>,
+    ) -> Result<Response<WorkflowList>, Status> {
+        let (rows, token) = self
+            .list(EntityKind::Workflow, request.into_inner())
+            .await?;
+        let workflows = rows
+            .iter()
+            .map(workflow_from_row)
+            .collect::<Result<_, _>>()?;
         Ok(Response::new(WorkflowList { workflows, token }))
     }
 
@@ -420,18 +514,27 @@ impl AdminService for AdminApi {
     ) -> Result<Response<LaunchPlanCreateResponse>, Status> {
         let req = request.into_inner();
         let key = entity_key(req.id.as_ref(), EntityKind::LaunchPlan)?;
-        let spec = req.spec.ok_or_else(|| Status::invalid_argument("missing spec"))?;
-        let wf_id = spec.workflow_id.as_ref().ok_or_else(|| Status::invalid_argument("missing spec.workflow_id"))?;
+        let spec = req
+            .spec
+            .ok_or_else(|| Status::invalid_argument("missing spec"))?;
+        let wf_id = spec
+            .workflow_id
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("missing spec.workflow_id"))?;
         let wf_key = reference_key(wf_id, "spec.workflow_id.")?;
         self.blocking(move |store| {
-            let Some(wf) = store.get_entity(EntityKind::Workflow, &wf_key).map_err(db)? else {
+            let Some(wf) = store
+                .get_entity(EntityKind::Workflow, &wf_key)
+                .map_err(db)?
+            else {
                 return Err(Status::invalid_argument(format!(
                     "{} refers to {}, which is not registered",
                     describe(EntityKind::LaunchPlan, &key),
                     describe(EntityKind::Workflow, &wf_key)
                 )));
             };
-            let wf_closure = WorkflowClosure::decode(wf.closure.as_slice()).map_err(|e| corrupt(wf.kind, &wf.key, e))?;
+            let wf_closure = WorkflowClosure::decode(wf.closure.as_slice())
+                .map_err(|e| corrupt(wf.kind, &wf.key, e))?;
             let expected_outputs = wf_closure
                 .compiled_workflow
                 .and_then(|c| c.primary)
@@ -465,7 +568,10 @@ impl AdminService for AdminApi {
         .map(|()| Response::new(LaunchPlanCreateResponse {}))
     }
 
-    async fn get_launch_plan(&self, request: Request<ObjectGetRequest>) -> Result<Response<LaunchPlan>, Status> {
+    async fn get_launch_plan(
+        &self,
+        request: Request<ObjectGetRequest>,
+    ) -> Result<Response<LaunchPlan>, Status> {
         let key = entity_key(request.get_ref().id.as_ref(), EntityKind::LaunchPlan)?;
         self.blocking(move |store| {
             let row = store.get_entity(EntityKind::LaunchPlan, &key).map_err(db)?;
@@ -508,26 +614,43 @@ impl AdminService for AdminApi {
             filters: "",
             sort_by: r.sort_by.as_ref(),
         })?;
-        let (rows, q) = self.blocking(move |store| Ok((store.list_active_launch_plans(&q).map_err(db)?, q))).await?;
+        let (rows, q) = self
+            .blocking(move |store| Ok((store.list_active_launch_plans(&q).map_err(db)?, q)))
+            .await?;
         let token = query::next_token(&q, rows.len());
-        let launch_plans = rows.iter().map(launch_plan_from_row).collect::<Result<_, _>>()?;
-        Ok(Response::new(LaunchPlanList { launch_plans, token }))
+        let launch_plans = rows
+            .iter()
+            .map(launch_plan_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(LaunchPlanList {
+            launch_plans,
+            token,
+        }))
     }
 
     async fn list_launch_plan_ids(
         &self,
         request: Request<NamedEntityIdentifierListRequest>,
     ) -> Result<Response<NamedEntityIdentifierList>, Status> {
-        self.list_ids(EntityKind::LaunchPlan, request.into_inner()).await
+        self.list_ids(EntityKind::LaunchPlan, request.into_inner())
+            .await
     }
 
     async fn list_launch_plans(
         &self,
         request: Request<ResourceListRequest>,
     ) -> Result<Response<LaunchPlanList>, Status> {
-        let (rows, token) = self.list(EntityKind::LaunchPlan, request.into_inner()).await?;
-        let launch_plans = rows.iter().map(launch_plan_from_row).collect::<Result<_, _>>()?;
-        Ok(Response::new(LaunchPlanList { launch_plans, token }))
+        let (rows, token) = self
+            .list(EntityKind::LaunchPlan, request.into_inner())
+            .await?;
+        let launch_plans = rows
+            .iter()
+            .map(launch_plan_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(LaunchPlanList {
+            launch_plans,
+            token,
+        }))
     }
 
     async fn update_launch_plan(
@@ -537,7 +660,10 @@ impl AdminService for AdminApi {
         let r = request.into_inner();
         let key = entity_key(r.id.as_ref(), EntityKind::LaunchPlan)?;
         if LaunchPlanState::try_from(r.state).is_err() {
-            return Err(Status::invalid_argument(format!("invalid launch plan state {}", r.state)));
+            return Err(Status::invalid_argument(format!(
+                "invalid launch plan state {}",
+                r.state
+            )));
         }
         self.blocking(move |store| {
             if store.set_launch_plan_state(&key, r.state).map_err(db)? {
@@ -570,13 +696,21 @@ impl AdminService for AdminApi {
             filters: &r.filters,
             sort_by: r.sort_by.as_ref(),
         })?;
-        let (rows, q) = self.blocking(move |store| Ok((store.list_names(kind, &q).map_err(db)?, q))).await?;
+        let (rows, q) = self
+            .blocking(move |store| Ok((store.list_names(kind, &q).map_err(db)?, q)))
+            .await?;
         let token = query::next_token(&q, rows.len());
-        let entities = rows.into_iter().map(|row| named_entity(kind, row.key)).collect();
+        let entities = rows
+            .into_iter()
+            .map(|row| named_entity(kind, row.key))
+            .collect();
         Ok(Response::new(NamedEntityList { entities, token }))
     }
 
-    async fn get_named_entity(&self, request: Request<NamedEntityGetRequest>) -> Result<Response<NamedEntity>, Status> {
+    async fn get_named_entity(
+        &self,
+        request: Request<NamedEntityGetRequest>,
+    ) -> Result<Response<NamedEntity>, Status> {
         let r = request.into_inner();
         let kind = EntityKind::from_resource_type(r.resource_type).ok_or_else(|| {
             Status::invalid_argument(format!(
@@ -601,7 +735,10 @@ impl AdminService for AdminApi {
         .await
     }
 
-    async fn get_version(&self, _request: Request<GetVersionRequest>) -> Result<Response<GetVersionResponse>, Status> {
+    async fn get_version(
+        &self,
+        _request: Request<GetVersionRequest>,
+    ) -> Result<Response<GetVersionResponse>, Status> {
         Ok(Response::new(GetVersionResponse {
             control_plane_version: Some(Version {
                 build: "union-sandbox".to_string(),
@@ -656,14 +793,28 @@ impl AdminService for AdminApi {
 fn named_entity(kind: EntityKind, key: NamedKey) -> NamedEntity {
     NamedEntity {
         resource_type: kind as i32,
-        id: Some(NamedEntityIdentifier { project: key.project, domain: key.domain, name: key.name, org: key.org }),
-        metadata: Some(NamedEntityMetadata { description: String::new(), state: NamedEntityState::NamedEntityActive as i32 }),
+        id: Some(NamedEntityIdentifier {
+            project: key.project,
+            domain: key.domain,
+            name: key.name,
+            org: key.org,
+        }),
+        metadata: Some(NamedEntityMetadata {
+            description: String::new(),
+            state: NamedEntityState::NamedEntityActive as i32,
+        }),
     }
 }
 
 impl AdminApi {
-    async fn list(&self, kind: EntityKind, r: ResourceListRequest) -> Result<(Vec<EntityRow>, String), Status> {
-        let id = r.id.as_ref().ok_or_else(|| Status::invalid_argument("missing id"))?;
+    async fn list(
+        &self,
+        kind: EntityKind,
+        r: ResourceListRequest,
+    ) -> Result<(Vec<EntityRow>, String), Status> {
+        let id =
+            r.id.as_ref()
+                .ok_or_else(|| Status::invalid_argument("missing id"))?;
         let q = query::list_query(ListParams {
             org: &id.org,
             project: &id.project,
@@ -674,7 +825,9 @@ impl AdminApi {
             filters: &r.filters,
             sort_by: r.sort_by.as_ref(),
         })?;
-        let (rows, q) = self.blocking(move |store| Ok((store.list_entities(kind, &q).map_err(db)?, q))).await?;
+        let (rows, q) = self
+            .blocking(move |store| Ok((store.list_entities(kind, &q).map_err(db)?, q)))
+            .await?;
         let token = query::next_token(&q, rows.len());
         Ok((rows, token))
     }
@@ -694,8 +847,9 @@ impl AdminApi {
             filters: &r.filters,
             sort_by: r.sort_by.as_ref(),
         })?;
-        let (rows, q): (Vec<NamedRow>, _) =
-            self.blocking(move |store| Ok((store.list_names(kind, &q).map_err(db)?, q))).await?;
+        let (rows, q): (Vec<NamedRow>, _) = self
+            .blocking(move |store| Ok((store.list_names(kind, &q).map_err(db)?, q)))
+            .await?;
         let token = query::next_token(&q, rows.len());
         let entities = rows
             .into_iter()

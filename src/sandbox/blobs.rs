@@ -44,7 +44,11 @@ const RANDOM_FILENAME_LEN: usize = 20;
 pub const SECRET_FILE: &str = "sandbox.key";
 
 /// Characters kept as they are in URL path segments and query values.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -58,30 +62,39 @@ pub enum BlobError {
         #[source]
         source: std::io::Error,
     },
-    /// The OS random generator failed.
-    #[error("cannot generate the sandbox signing secret: {0}")]
-    Random(String),
+    /// The OS random generator failed, or the secret is unusable.
+    #[error("cannot prepare the sandbox signing secret: {0}")]
+    Secret(String),
 }
 
 /// Blob storage on disk plus the URL signer.
 pub struct Blobs {
     root: PathBuf,
     tmp: PathBuf,
-    secret: Vec<u8>,
+    /// HMAC keyed with the secret, cloned for each signature.
+    mac: HmacSha256,
 }
 
 impl std::fmt::Debug for Blobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Blobs").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("Blobs")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
-    move |source| BlobError::Io { path: path.to_path_buf(), source }
+    move |source| BlobError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Check one `/`-separated component of a blob key: no traversal, no separators, no controls.
@@ -90,7 +103,10 @@ pub fn check_component(c: &str) -> Result<(), String> {
         return Err(format!("`{c}` is not a valid path component"));
     }
     if c.chars().any(|ch| ch == '\\' || ch.is_control()) {
-        return Err(format!("`{}` contains a backslash or a control character", c.escape_debug()));
+        return Err(format!(
+            "`{}` contains a backslash or a control character",
+            c.escape_debug()
+        ));
     }
     Ok(())
 }
@@ -112,12 +128,14 @@ impl Blobs {
             Ok(s) if s.len() >= 32 => s,
             Ok(_) | Err(_) => {
                 let mut s = vec![0u8; 32];
-                getrandom::fill(&mut s).map_err(|e| BlobError::Random(e.to_string()))?;
+                getrandom::fill(&mut s).map_err(|e| BlobError::Secret(e.to_string()))?;
                 write_private(&secret_path, &s).map_err(io_err(&secret_path))?;
                 s
             }
         };
-        Ok(Blobs { root, tmp, secret })
+        let mac =
+            HmacSha256::new_from_slice(&secret).map_err(|e| BlobError::Secret(e.to_string()))?;
+        Ok(Blobs { root, tmp, mac })
     }
 
     /// Directory holding the blobs.
@@ -144,35 +162,71 @@ impl Blobs {
     }
 
     fn signature(&self, method: &str, key: &str, expires: u64, md5_b64: &str) -> HmacSha256 {
-        // new_from_slice accepts any key length for HMAC.
-        let mut mac = HmacSha256::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!());
+        let mut mac = self.mac.clone();
         mac.update(format!("{method}\n{key}\n{expires}\n{md5_b64}").as_bytes());
         mac
     }
 
     /// A URL on `addr` allowing `method` on `key` until `expires` (unix seconds); with
     /// `md5_b64`, a PUT must carry that `Content-MD5` and a body with that digest.
-    pub fn signed_url(&self, addr: SocketAddr, method: &str, key: &str, expires: u64, md5_b64: &str) -> String {
-        let sig = data_encoding::HEXLOWER.encode(&self.signature(method, key, expires, md5_b64).finalize().into_bytes());
-        let path: Vec<String> = key.split('/').map(|c| utf8_percent_encode(c, SEGMENT).to_string()).collect();
-        let mut url = format!("http://{addr}{ROUTE_PREFIX}{}?expires={expires}", path.join("/"));
+    pub fn signed_url(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        key: &str,
+        expires: u64,
+        md5_b64: &str,
+    ) -> String {
+        let sig = data_encoding::HEXLOWER.encode(
+            &self
+                .signature(method, key, expires, md5_b64)
+                .finalize()
+                .into_bytes(),
+        );
+        let path: Vec<String> = key
+            .split('/')
+            .map(|c| utf8_percent_encode(c, SEGMENT).to_string())
+            .collect();
+        let mut url = format!(
+            "http://{addr}{ROUTE_PREFIX}{}?expires={expires}",
+            path.join("/")
+        );
         if !md5_b64.is_empty() {
-            url.push_str(&format!("&content_md5={}", utf8_percent_encode(md5_b64, SEGMENT)));
+            url.push_str(&format!(
+                "&content_md5={}",
+                utf8_percent_encode(md5_b64, SEGMENT)
+            ));
         }
         url.push_str(&format!("&signature={sig}"));
         url
     }
 
-    fn verify(&self, method: &str, key: &str, expires: u64, md5_b64: &str, signature_hex: &str) -> bool {
-        let Ok(sig) = data_encoding::HEXLOWER_PERMISSIVE.decode(signature_hex.as_bytes()) else { return false };
-        self.signature(method, key, expires, md5_b64).verify_slice(&sig).is_ok()
+    fn verify(
+        &self,
+        method: &str,
+        key: &str,
+        expires: u64,
+        md5_b64: &str,
+        signature_hex: &str,
+    ) -> bool {
+        let Ok(sig) = data_encoding::HEXLOWER_PERMISSIVE.decode(signature_hex.as_bytes()) else {
+            return false;
+        };
+        self.signature(method, key, expires, md5_b64)
+            .verify_slice(&sig)
+            .is_ok()
     }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -183,9 +237,15 @@ fn random_name(len: usize) -> String {
     // Fall back to time-derived bytes: a filename needs uniqueness, not secrecy.
     if getrandom::fill(&mut bytes).is_err() {
         let seed = crate::sandbox::store::now_nanos().to_le_bytes();
-        bytes.iter_mut().enumerate().for_each(|(i, b)| *b = seed[i % 8].wrapping_add(i as u8));
+        bytes
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = seed[i % 8].wrapping_add(i as u8));
     }
-    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 fn md5_of_file(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -204,9 +264,14 @@ fn md5_of_file(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 fn expires_in(d: Option<&prost_types::Duration>) -> Result<Duration, Status> {
-    let Some(d) = d else { return Ok(MAX_EXPIRES_IN) };
+    let Some(d) = d else {
+        return Ok(MAX_EXPIRES_IN);
+    };
     if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
-        return Err(Status::invalid_argument(format!("expiresIn [{}s] is invalid", d.seconds)));
+        return Err(Status::invalid_argument(format!(
+            "expiresIn [{}s] is invalid",
+            d.seconds
+        )));
     }
     let dur = Duration::new(d.seconds as u64, d.nanos as u32);
     if dur > MAX_EXPIRES_IN {
@@ -230,7 +295,10 @@ pub struct DataProxyApi {
 impl DataProxyApi {
     /// A DataProxyService signing URLs for the server at `fallback_addr`.
     pub fn new(blobs: Arc<Blobs>, fallback_addr: SocketAddr) -> Self {
-        DataProxyApi { blobs, fallback_addr }
+        DataProxyApi {
+            blobs,
+            fallback_addr,
+        }
     }
 }
 
@@ -245,10 +313,14 @@ impl DataProxyService for DataProxyApi {
         let req = request.into_inner();
         // Checks and messages as flyteadmin's dataproxy/service.go.
         if req.project.is_empty() || req.domain.is_empty() {
-            return Err(Status::invalid_argument("project and domain are required parameters"));
+            return Err(Status::invalid_argument(
+                "project and domain are required parameters",
+            ));
         }
         if req.filename_root.is_empty() && req.content_md5.is_empty() {
-            return Err(Status::invalid_argument("content_md5 or filename_root is a required parameter"));
+            return Err(Status::invalid_argument(
+                "content_md5 or filename_root is a required parameter",
+            ));
         }
         if !req.content_md5.is_empty() && req.content_md5.len() != 16 {
             return Err(Status::invalid_argument(format!(
@@ -257,14 +329,20 @@ impl DataProxyService for DataProxyApi {
             )));
         }
         let ttl = expires_in(req.expires_in.as_ref())?;
-        let filename = if req.filename.is_empty() { random_name(RANDOM_FILENAME_LEN) } else { req.filename.clone() };
+        let filename = if req.filename.is_empty() {
+            random_name(RANDOM_FILENAME_LEN)
+        } else {
+            req.filename.clone()
+        };
         let prefix = if req.filename_root.is_empty() {
             data_encoding::BASE32.encode(&req.content_md5)
         } else {
             req.filename_root.clone()
         };
         let key = format!("{}/{}/{}/{}", req.project, req.domain, prefix, filename);
-        check_key(&key).map_err(|e| Status::invalid_argument(format!("invalid upload location `{key}`: {e}")))?;
+        check_key(&key).map_err(|e| {
+            Status::invalid_argument(format!("invalid upload location `{key}`: {e}"))
+        })?;
         let md5_b64 = base64::engine::general_purpose::STANDARD.encode(&req.content_md5);
 
         // A caller-chosen location (filename_root + filename) may only be overwritten with the
@@ -278,7 +356,11 @@ impl DataProxyService for DataProxyApi {
             })
             .await
             .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(format!("failed to check if file exists at location [{key}]: {e}")))?;
+            .map_err(|e| {
+                Status::internal(format!(
+                    "failed to check if file exists at location [{key}]: {e}"
+                ))
+            })?;
             if let Some(digest) = existing {
                 if req.content_md5.is_empty() || digest != req.content_md5 {
                     return Err(Status::already_exists(format!(
@@ -293,7 +375,11 @@ impl DataProxyService for DataProxyApi {
         Ok(GrpcResponse::new(CreateUploadLocationResponse {
             signed_url: self.blobs.signed_url(addr, "PUT", &key, expires, &md5_b64),
             native_url: self.blobs.native_url(&key),
-            expires_at: Some(timestamp(i64::try_from(expires).unwrap_or(i64::MAX).saturating_mul(1_000_000_000))),
+            expires_at: Some(timestamp(
+                i64::try_from(expires)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000_000),
+            )),
             headers: Default::default(),
         }))
     }
@@ -305,17 +391,24 @@ impl DataProxyService for DataProxyApi {
         let addr = request.local_addr().unwrap_or(self.fallback_addr);
         let req = request.into_inner();
         let ttl = expires_in(req.expires_in.as_ref())?;
-        let key = self.blobs.key_of_native_url(&req.native_url).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "native_url `{}` is not a blob of this sandbox (expected file://{}/...)",
-                req.native_url,
-                self.blobs.root().display()
-            ))
-        })?;
+        let key = self
+            .blobs
+            .key_of_native_url(&req.native_url)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "native_url `{}` is not a blob of this sandbox (expected file://{}/...)",
+                    req.native_url,
+                    self.blobs.root().display()
+                ))
+            })?;
         let expires = unix_now() + ttl.as_secs();
         Ok(GrpcResponse::new(CreateDownloadLocationResponse {
             signed_url: self.blobs.signed_url(addr, "GET", &key, expires, ""),
-            expires_at: Some(timestamp(i64::try_from(expires).unwrap_or(i64::MAX).saturating_mul(1_000_000_000))),
+            expires_at: Some(timestamp(
+                i64::try_from(expires)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000_000),
+            )),
         }))
     }
 
@@ -328,8 +421,13 @@ impl DataProxyService for DataProxyApi {
         ))
     }
 
-    async fn get_data(&self, _request: GrpcRequest<GetDataRequest>) -> Result<GrpcResponse<GetDataResponse>, Status> {
-        Err(Status::unimplemented("flyteidl.service.DataProxyService/GetData is not implemented by the union sandbox"))
+    async fn get_data(
+        &self,
+        _request: GrpcRequest<GetDataRequest>,
+    ) -> Result<GrpcResponse<GetDataResponse>, Status> {
+        Err(Status::unimplemented(
+            "flyteidl.service.DataProxyService/GetData is not implemented by the union sandbox",
+        ))
     }
 }
 
@@ -351,7 +449,9 @@ async fn fallback(req: axum::extract::Request) -> Response {
     if is_grpc {
         let method = req.uri().path().trim_start_matches('/').to_string();
         let (parts, ()) =
-            Status::unimplemented(format!("{method} is not implemented by the union sandbox")).into_http::<()>().into_parts();
+            Status::unimplemented(format!("{method} is not implemented by the union sandbox"))
+                .into_http::<()>()
+                .into_parts();
         return Response::from_parts(parts, Body::empty());
     }
     (StatusCode::NOT_FOUND, "not found\n").into_response()
@@ -377,7 +477,8 @@ fn parse_signed(uri: &axum::http::Uri) -> Result<Signed, Response> {
         let c = percent_decode_str(seg)
             .decode_utf8()
             .map_err(|_| text(StatusCode::BAD_REQUEST, "blob path is not valid UTF-8"))?;
-        check_component(&c).map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid blob path: {e}")))?;
+        check_component(&c)
+            .map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid blob path: {e}")))?;
         parts.push(c.into_owned());
     }
     let mut expires = None;
@@ -394,9 +495,17 @@ fn parse_signed(uri: &axum::http::Uri) -> Result<Signed, Response> {
         }
     }
     let Some(expires) = expires else {
-        return Err(text(StatusCode::FORBIDDEN, "not a signed URL: `expires` is missing or invalid"));
+        return Err(text(
+            StatusCode::FORBIDDEN,
+            "not a signed URL: `expires` is missing or invalid",
+        ));
     };
-    Ok(Signed { key: parts.join("/"), expires, md5_b64, signature })
+    Ok(Signed {
+        key: parts.join("/"),
+        expires,
+        md5_b64,
+        signature,
+    })
 }
 
 async fn handle(State(blobs): State<Arc<Blobs>>, req: axum::extract::Request) -> Response {
@@ -404,17 +513,34 @@ async fn handle(State(blobs): State<Arc<Blobs>>, req: axum::extract::Request) ->
     let signed_method = match method {
         Method::PUT => "PUT",
         Method::GET | Method::HEAD => "GET",
-        _ => return text(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on blobs; use PUT or GET")),
+        _ => {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not supported on blobs; use PUT or GET"),
+            )
+        }
     };
     let signed = match parse_signed(req.uri()) {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    if !blobs.verify(signed_method, &signed.key, signed.expires, &signed.md5_b64, &signed.signature) {
-        return text(StatusCode::FORBIDDEN, "the signature of this URL does not match: ask the sandbox for a new one");
+    if !blobs.verify(
+        signed_method,
+        &signed.key,
+        signed.expires,
+        &signed.md5_b64,
+        &signed.signature,
+    ) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "the signature of this URL does not match: ask the sandbox for a new one",
+        );
     }
     if unix_now() > signed.expires {
-        return text(StatusCode::FORBIDDEN, "this signed URL has expired: ask the sandbox for a new one");
+        return text(
+            StatusCode::FORBIDDEN,
+            "this signed URL has expired: ask the sandbox for a new one",
+        );
     }
     if method == Method::PUT {
         let headers = req.headers().clone();
@@ -428,7 +554,12 @@ async fn put(blobs: &Blobs, signed: &Signed, headers: &HeaderMap, body: Body) ->
     let header_md5 = match headers.get("content-md5").map(|v| v.to_str()) {
         None => None,
         Some(Ok(v)) => Some(v.trim().to_string()),
-        Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "Content-MD5 header is not valid text"),
+        Some(Err(_)) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Content-MD5 header is not valid text",
+            )
+        }
     };
     // Like S3 with a Content-MD5-bound signature: the header must be the digest the URL was made for.
     if !signed.md5_b64.is_empty() && header_md5.as_deref() != Some(signed.md5_b64.as_str()) {
@@ -444,7 +575,12 @@ async fn put(blobs: &Blobs, signed: &Signed, headers: &HeaderMap, body: Body) ->
     let expected = match &header_md5 {
         Some(v) => match base64::engine::general_purpose::STANDARD.decode(v) {
             Ok(d) if d.len() == 16 => Some(d),
-            _ => return text(StatusCode::BAD_REQUEST, format!("Content-MD5 header `{v}` is not a base64 MD5 digest")),
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("Content-MD5 header `{v}` is not a base64 MD5 digest"),
+                )
+            }
         },
         None => None,
     };
@@ -470,7 +606,10 @@ async fn put(blobs: &Blobs, signed: &Signed, headers: &HeaderMap, body: Body) ->
         Ok(d) => d,
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp_path).await;
-            return text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the upload: {e}"));
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot store the upload: {e}"),
+            );
         }
     };
     if let Some(expected) = expected {
@@ -497,7 +636,10 @@ async fn put(blobs: &Blobs, signed: &Signed, headers: &HeaderMap, body: Body) ->
     .await;
     if let Err(e) = moved {
         let _ = tokio::fs::remove_file(&tmp_path).await;
-        return text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the upload at `{}`: {e}", dest.display()));
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot store the upload at `{}`: {e}", dest.display()),
+        );
     }
     StatusCode::OK.into_response()
 }
@@ -507,11 +649,26 @@ async fn get(blobs: &Blobs, key: &str, head_only: bool) -> Response {
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
             let len = bytes.len();
-            let body = if head_only { Body::empty() } else { Body::from(bytes) };
-            ([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_LENGTH, len.to_string())], body)
+            let body = if head_only {
+                Body::empty()
+            } else {
+                Body::from(bytes)
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_LENGTH, len.to_string()),
+                ],
+                body,
+            )
                 .into_response()
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => text(StatusCode::NOT_FOUND, format!("no blob `{key}`")),
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read blob `{key}`: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            text(StatusCode::NOT_FOUND, format!("no blob `{key}`"))
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read blob `{key}`: {e}"),
+        ),
     }
 }

@@ -113,7 +113,12 @@ pub fn connections(template: &WorkflowTemplate) -> ConnectionSet {
     }
     if end.is_empty() {
         let depended: BTreeSet<&String> = upstream.values().flatten().collect();
-        end = template.nodes.iter().map(|n| n.id.clone()).filter(|id| !depended.contains(id)).collect();
+        end = template
+            .nodes
+            .iter()
+            .map(|n| n.id.clone())
+            .filter(|id| !depended.contains(id))
+            .collect();
         if end.is_empty() {
             end.insert(START_NODE_ID.to_string());
         }
@@ -123,13 +128,28 @@ pub fn connections(template: &WorkflowTemplate) -> ConnectionSet {
     let mut downstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (node, deps) in &upstream {
         for dep in deps {
-            downstream.entry(dep.clone()).or_default().insert(node.clone());
+            downstream
+                .entry(dep.clone())
+                .or_default()
+                .insert(node.clone());
         }
     }
     let to_lists = |m: BTreeMap<String, BTreeSet<String>>| {
-        m.into_iter().map(|(k, v)| (k, IdList { ids: v.into_iter().collect() })).collect()
+        m.into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    IdList {
+                        ids: v.into_iter().collect(),
+                    },
+                )
+            })
+            .collect()
     };
-    ConnectionSet { downstream: to_lists(downstream), upstream: to_lists(upstream) }
+    ConnectionSet {
+        downstream: to_lists(downstream),
+        upstream: to_lists(upstream),
+    }
 }
 
 fn promises_of_binding(b: &Binding, out: &mut BTreeSet<String>) {

@@ -30,10 +30,13 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::idl::flyteidl::service::admin_service_server::AdminServiceServer;
-use crate::idl::flyteidl::service::auth_metadata_service_server::{AuthMetadataService, AuthMetadataServiceServer};
+use crate::idl::flyteidl::service::auth_metadata_service_server::{
+    AuthMetadataService, AuthMetadataServiceServer,
+};
 use crate::idl::flyteidl::service::data_proxy_service_server::DataProxyServiceServer;
 use crate::idl::flyteidl::service::{
-    OAuth2MetadataRequest, OAuth2MetadataResponse, PublicClientAuthConfigRequest, PublicClientAuthConfigResponse,
+    OAuth2MetadataRequest, OAuth2MetadataResponse, PublicClientAuthConfigRequest,
+    PublicClientAuthConfigResponse,
 };
 
 /// Default port, the one flytectl's sandbox uses for flyteadmin.
@@ -94,28 +97,63 @@ pub struct Sandbox {
     data_dir: PathBuf,
     store: Arc<store::Store>,
     blobs: Arc<blobs::Blobs>,
+    /// The remote image builder's settings ([`Sandbox::with_image_builder`]); None: no builds.
+    image_builder: Option<crate::image::remote::ServerSettings>,
 }
 
 impl Sandbox {
     /// Bind the port, then create/open the data directory (so a taken port touches no state).
     pub async fn bind(config: &SandboxConfig) -> Result<Sandbox, SandboxError> {
-        let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AddrInUse {
-                SandboxError::PortInUse { host: config.host.clone(), port: config.port }
-            } else {
-                SandboxError::Bind { host: config.host.clone(), port: config.port, source }
-            }
+        let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+            .await
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::AddrInUse {
+                    SandboxError::PortInUse {
+                        host: config.host.clone(),
+                        port: config.port,
+                    }
+                } else {
+                    SandboxError::Bind {
+                        host: config.host.clone(),
+                        port: config.port,
+                        source,
+                    }
+                }
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+            host: config.host.clone(),
+            port: config.port,
+            source,
         })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| SandboxError::Bind { host: config.host.clone(), port: config.port, source })?;
-        let dir_err = |source| SandboxError::DataDir { path: config.data_dir.clone(), source };
+        let dir_err = |source| SandboxError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        };
         std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
         // Absolute, so that native_urls (file://...) name the blobs wherever clients run.
         let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_err)?;
         let store = Arc::new(store::Store::open(&data_dir)?);
         let blobs = Arc::new(blobs::Blobs::open(&data_dir)?);
-        Ok(Sandbox { listener, local_addr, data_dir, store, blobs })
+        Ok(Sandbox {
+            listener,
+            local_addr,
+            data_dir,
+            store,
+            blobs,
+            image_builder: None,
+        })
+    }
+
+    /// Serve the remote image builder (`union.imagebuilder.v1.ImageBuilderService`) too, with
+    /// these settings (its records live in the sandbox's data directory). Without this call the
+    /// service answers FAILED_PRECONDITION "this sandbox has no image builder: ...".
+    pub fn with_image_builder(
+        mut self,
+        mut settings: crate::image::remote::ServerSettings,
+    ) -> Self {
+        settings.data_dir = self.data_dir.clone();
+        self.image_builder = Some(settings);
+        self
     }
 
     /// The address actually bound (the real port when 0 was asked).
@@ -134,17 +172,25 @@ impl Sandbox {
     }
 
     /// Serve until `shutdown` completes, then finish in-flight requests and close the database.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), SandboxError> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), SandboxError> {
         let admin = AdminServiceServer::new(admin::AdminApi::new(self.store.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let data_proxy = DataProxyServiceServer::new(blobs::DataProxyApi::new(self.blobs.clone(), self.local_addr))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let data_proxy = DataProxyServiceServer::new(blobs::DataProxyApi::new(
+            self.blobs.clone(),
+            self.local_addr,
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let routes = tonic::service::Routes::from(blobs::router(self.blobs.clone()))
             .add_service(admin)
             .add_service(data_proxy)
-            .add_service(AuthMetadataServiceServer::new(NoAuth));
-        let incoming = tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
+            .add_service(AuthMetadataServiceServer::new(NoAuth))
+            .add_service(self.image_builder_service().into_server());
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let result = tonic::transport::Server::builder()
             // HTTP/1.1 too: the signed upload URLs are plain HTTP PUTs (python `requests`).
             .accept_http1(true)
@@ -155,6 +201,17 @@ impl Sandbox {
         // The last handle: dropping it closes the database (and checkpoints the WAL).
         drop(self.store);
         result
+    }
+}
+
+impl Sandbox {
+    fn image_builder_service(&self) -> crate::image::remote::ImageBuilderService {
+        let settings = self.image_builder.clone().unwrap_or_else(|| {
+            let mut s = crate::image::remote::ServerSettings::new(&self.data_dir);
+            s.disabled = Some("image builds are not enabled on this server".into());
+            s
+        });
+        crate::image::remote::ImageBuilderService::new(settings)
     }
 }
 

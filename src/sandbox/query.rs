@@ -27,14 +27,16 @@ pub fn list_query(p: ListParams<'_>) -> Result<ListQuery, Status> {
     super::admin::require("domain", p.domain)?;
     // flyteadmin refuses limit 0 rather than defaulting it.
     if p.limit == 0 {
-        return Err(Status::invalid_argument("invalid limit: must be greater than 0"));
+        return Err(Status::invalid_argument(
+            "invalid limit: must be greater than 0",
+        ));
     }
     let offset = if p.token.is_empty() {
         0
     } else {
-        p.token
-            .parse::<u64>()
-            .map_err(|_| Status::invalid_argument(format!("invalid pagination token `{}`", p.token)))?
+        p.token.parse::<u64>().map_err(|_| {
+            Status::invalid_argument(format!("invalid pagination token `{}`", p.token))
+        })?
     };
     let (sort, ascending) = match p.sort_by {
         None => (Column::CreatedAt, false),
@@ -80,7 +82,9 @@ pub fn next_token(q: &ListQuery, returned: usize) -> String {
 pub fn parse_filters(s: &str) -> Result<Vec<Filter>, Status> {
     let mut out = Vec::new();
     for term in s.split('+').map(str::trim).filter(|t| !t.is_empty()) {
-        let bad = || Status::invalid_argument(format!("invalid filter `{term}`: expected op(field,value)"));
+        let bad = || {
+            Status::invalid_argument(format!("invalid filter `{term}`: expected op(field,value)"))
+        };
         let open = term.find('(').ok_or_else(bad)?;
         let inner = term[open + 1..].strip_suffix(')').ok_or_else(bad)?;
         let (field, value) = inner.split_once(',').ok_or_else(bad)?;
@@ -94,7 +98,9 @@ pub fn parse_filters(s: &str) -> Result<Vec<Filter>, Status> {
             "contains" => FilterOp::Contains,
             "value_in" => FilterOp::ValueIn,
             other => {
-                return Err(Status::invalid_argument(format!("unsupported filter operation `{other}` in `{term}`")))
+                return Err(Status::invalid_argument(format!(
+                    "unsupported filter operation `{other}` in `{term}`"
+                )))
             }
         };
         // Field names may be qualified by entity ("launch_plan.state"), as flyteadmin accepts.
@@ -110,13 +116,19 @@ pub fn parse_filters(s: &str) -> Result<Vec<Filter>, Status> {
                 )))
             }
         };
-        let raw: Vec<&str> = if op == FilterOp::ValueIn { value.split(';').collect() } else { vec![value] };
+        let raw: Vec<&str> = if op == FilterOp::ValueIn {
+            value.split(';').collect()
+        } else {
+            vec![value]
+        };
         let mut values = Vec::new();
         for v in raw {
             let v = v.trim();
             values.push(if column == Column::State {
                 FilterValue::Int(v.parse().map_err(|_| {
-                    Status::invalid_argument(format!("invalid filter `{term}`: state must be an integer"))
+                    Status::invalid_argument(format!(
+                        "invalid filter `{term}`: state must be an integer"
+                    ))
                 })?)
             } else {
                 FilterValue::Text(v.to_string())

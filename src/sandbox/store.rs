@@ -64,7 +64,11 @@ pub enum StoreError {
     },
     /// The database was written by a newer `union`.
     #[error("the sandbox database `{}` has schema version {found}, newer than this union supports ({supported})", path.display())]
-    TooNew { path: PathBuf, found: i64, supported: usize },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: usize,
+    },
     /// A query failed.
     #[error("sandbox database error: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -261,16 +265,25 @@ impl Store {
     /// Open (creating and migrating if needed) `sandbox.db` in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open { path: path.clone(), source };
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
         let mut writer = Connection::open(&path).map_err(open_err)?;
         writer
             .execute_batch(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
             )
             .map_err(open_err)?;
-        writer.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        writer
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
         migrate(&mut writer, &path)?;
-        Ok(Store { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(Store {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
     }
 
     /// Path of the database file.
@@ -291,7 +304,10 @@ impl Store {
     }
 
     /// Run `f` on a pooled read-only connection.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let pooled = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
         let conn = match pooled {
             Some(c) => c,
@@ -300,7 +316,10 @@ impl Store {
                     &self.path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
-                .map_err(|source| StoreError::Open { path: self.path.clone(), source })?;
+                .map_err(|source| StoreError::Open {
+                    path: self.path.clone(),
+                    source,
+                })?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
                 c
             }
@@ -324,12 +343,23 @@ impl Store {
                      AND domain=?4 AND name=?5 AND version=?6",
                 )?
                 .query_row(
-                    params![new.kind as i32, k.org, k.project, k.domain, k.name, k.version],
+                    params![
+                        new.kind as i32,
+                        k.org,
+                        k.project,
+                        k.domain,
+                        k.name,
+                        k.version
+                    ],
                     |r| r.get(0),
                 )
                 .optional()?;
             if let Some(digest) = existing {
-                return Ok(if digest == new.digest { Inserted::Identical } else { Inserted::Different });
+                return Ok(if digest == new.digest {
+                    Inserted::Identical
+                } else {
+                    Inserted::Different
+                });
             }
             let now = now_nanos();
             tx.prepare_cached(
@@ -355,7 +385,11 @@ impl Store {
     }
 
     /// One version of a definition.
-    pub fn get_entity(&self, kind: EntityKind, key: &EntityKey) -> Result<Option<EntityRow>, StoreError> {
+    pub fn get_entity(
+        &self,
+        kind: EntityKind,
+        key: &EntityKey,
+    ) -> Result<Option<EntityRow>, StoreError> {
         self.read(|conn| get_entity_on(conn, kind, key))
     }
 
@@ -377,7 +411,11 @@ impl Store {
     }
 
     /// A page of versions in a project/domain (optionally of one name).
-    pub fn list_entities(&self, kind: EntityKind, q: &ListQuery) -> Result<Vec<EntityRow>, StoreError> {
+    pub fn list_entities(
+        &self,
+        kind: EntityKind,
+        q: &ListQuery,
+    ) -> Result<Vec<EntityRow>, StoreError> {
         self.read(|conn| {
             let (where_sql, args) = where_clause(kind, q);
             let dir = if q.ascending { "ASC" } else { "DESC" };
@@ -389,7 +427,8 @@ impl Store {
                 o = args.len() + 2,
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let mut all: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+            let mut all: Vec<&dyn rusqlite::ToSql> =
+                args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
             let limit = i64::from(q.limit);
             let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
             all.push(&limit);
@@ -415,14 +454,20 @@ impl Store {
                 o = args.len() + 2,
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let mut all: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+            let mut all: Vec<&dyn rusqlite::ToSql> =
+                args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
             let limit = i64::from(q.limit);
             let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
             all.push(&limit);
             all.push(&offset);
             let rows = stmt.query_map(all.as_slice(), |r| {
                 Ok(NamedRow {
-                    key: NamedKey { org: r.get(0)?, project: r.get(1)?, domain: r.get(2)?, name: r.get(3)? },
+                    key: NamedKey {
+                        org: r.get(0)?,
+                        project: r.get(1)?,
+                        domain: r.get(2)?,
+                        name: r.get(3)?,
+                    },
                     created_at: r.get(4)?,
                 })
             })?;
@@ -438,7 +483,10 @@ impl Store {
                     "SELECT 1 FROM entities WHERE resource_type=?1 AND org=?2 AND project=?3
                      AND domain=?4 AND name=?5 LIMIT 1",
                 )?
-                .query_row(params![kind as i32, key.org, key.project, key.domain, key.name], |r| r.get(0))
+                .query_row(
+                    params![kind as i32, key.org, key.project, key.domain, key.name],
+                    |r| r.get(0),
+                )
                 .optional()?;
             Ok(found.is_some())
         })
@@ -456,7 +504,10 @@ impl Store {
                     "SELECT seq FROM entities WHERE resource_type=?1 AND org=?2 AND project=?3
                      AND domain=?4 AND name=?5 AND version=?6",
                 )?
-                .query_row(params![lp, key.org, key.project, key.domain, key.name, key.version], |r| r.get(0))
+                .query_row(
+                    params![lp, key.org, key.project, key.domain, key.name, key.version],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let Some(seq) = exists else { return Ok(false) };
             if state == 1 {
@@ -464,7 +515,15 @@ impl Store {
                     "UPDATE entities SET state=0, updated_at=?1 WHERE resource_type=?2 AND org=?3
                      AND project=?4 AND domain=?5 AND name=?6 AND state=1 AND seq<>?7",
                 )?
-                .execute(params![now, lp, key.org, key.project, key.domain, key.name, seq])?;
+                .execute(params![
+                    now,
+                    lp,
+                    key.org,
+                    key.project,
+                    key.domain,
+                    key.name,
+                    seq
+                ])?;
             }
             tx.prepare_cached("UPDATE entities SET state=?1, updated_at=?2 WHERE seq=?3")?
                 .execute(params![state, now, seq])?;
@@ -491,12 +550,17 @@ impl Store {
     /// Active launch plans of a project/domain, a page at a time (sorted as `q` says).
     pub fn list_active_launch_plans(&self, q: &ListQuery) -> Result<Vec<EntityRow>, StoreError> {
         let mut q = q.clone();
-        q.filters.push(Filter { column: Column::State, op: FilterOp::Eq, values: vec![FilterValue::Int(1)] });
+        q.filters.push(Filter {
+            column: Column::State,
+            op: FilterOp::Eq,
+            values: vec![FilterValue::Int(1)],
+        });
         self.list_entities(EntityKind::LaunchPlan, &q)
     }
 }
 
-const ENTITY_COLUMNS: &str = "org, project, domain, name, version, spec, closure, state, created_at, updated_at";
+const ENTITY_COLUMNS: &str =
+    "org, project, domain, name, version, spec, closure, state, created_at, updated_at";
 
 fn entity_from_row(kind: EntityKind, r: &rusqlite::Row<'_>) -> rusqlite::Result<EntityRow> {
     Ok(EntityRow {
@@ -516,16 +580,21 @@ fn entity_from_row(kind: EntityKind, r: &rusqlite::Row<'_>) -> rusqlite::Result<
     })
 }
 
-fn get_entity_on(conn: &Connection, kind: EntityKind, k: &EntityKey) -> Result<Option<EntityRow>, StoreError> {
+fn get_entity_on(
+    conn: &Connection,
+    kind: EntityKind,
+    k: &EntityKey,
+) -> Result<Option<EntityRow>, StoreError> {
     let sql = format!(
         "SELECT {ENTITY_COLUMNS} FROM entities WHERE resource_type=?1 AND org=?2 AND project=?3
          AND domain=?4 AND name=?5 AND version=?6"
     );
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row(params![kind as i32, k.org, k.project, k.domain, k.name, k.version], |r| {
-            entity_from_row(kind, r)
-        })
+        .query_row(
+            params![kind as i32, k.org, k.project, k.domain, k.name, k.version],
+            |r| entity_from_row(kind, r),
+        )
         .optional()?)
 }
 
@@ -562,13 +631,18 @@ fn where_clause(kind: EntityKind, q: &ListQuery) -> (String, Vec<Arg>) {
         let mut placeholders = Vec::new();
         for v in &f.values {
             args.push(match v {
-                FilterValue::Text(s) if f.op == FilterOp::Contains => Arg::Text(format!("%{}%", escape_like(s))),
+                FilterValue::Text(s) if f.op == FilterOp::Contains => {
+                    Arg::Text(format!("%{}%", escape_like(s)))
+                }
                 FilterValue::Text(s) => Arg::Text(s.clone()),
                 FilterValue::Int(i) => Arg::Int(*i),
             });
             placeholders.push(format!("?{}", args.len()));
         }
-        let first = placeholders.first().cloned().unwrap_or_else(|| "NULL".into());
+        let first = placeholders
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "NULL".into());
         let term = match f.op {
             FilterOp::Eq => format!("{col} = {first}"),
             FilterOp::Ne => format!("{col} <> {first}"),
@@ -586,19 +660,31 @@ fn where_clause(kind: EntityKind, q: &ListQuery) -> (String, Vec<Arg>) {
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open_err)?;
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(open_err)?;
     if current > MIGRATIONS.len() as i64 {
-        return Err(StoreError::TooNew { path: path.to_path_buf(), found: current, supported: MIGRATIONS.len() });
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            supported: MIGRATIONS.len(),
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         let tx = conn.transaction().map_err(open_err)?;
         tx.execute_batch(sql).map_err(open_err)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(open_err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(open_err)?;
         tx.commit().map_err(open_err)?;
     }
     Ok(())

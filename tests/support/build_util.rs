@@ -194,7 +194,8 @@ pub fn write_fast_archive(path: &Path, files: &[(&str, String)]) {
         header.set_size(content.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(315_532_800);
-        tar.append_data(&mut header, name, content.as_bytes()).unwrap();
+        tar.append_data(&mut header, name, content.as_bytes())
+            .unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap();
 }

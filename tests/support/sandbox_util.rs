@@ -7,12 +7,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
 use union_cli::idl::flyteidl::admin::{
-    LaunchPlanCreateRequest, LaunchPlanSpec, TaskCreateRequest, TaskSpec, WorkflowCreateRequest, WorkflowSpec,
+    LaunchPlanCreateRequest, LaunchPlanSpec, TaskCreateRequest, TaskSpec, WorkflowCreateRequest,
+    WorkflowSpec,
 };
 use union_cli::idl::flyteidl::core::{
-    self, binding_data, literal_type, node, task_node, task_template, workflow_node, Binding, BindingData, Container,
-    Identifier, LiteralType, Node, OutputReference, Parameter, ParameterMap, ResourceType, TaskNode, TaskTemplate,
-    TypedInterface, Variable, VariableMap, WorkflowNode, WorkflowTemplate,
+    self, binding_data, literal_type, node, task_node, task_template, workflow_node, Binding,
+    BindingData, Container, Identifier, LiteralType, Node, OutputReference, Parameter,
+    ParameterMap, ResourceType, TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap,
+    WorkflowNode, WorkflowTemplate,
 };
 use union_cli::idl::flyteidl::service::admin_service_client::AdminServiceClient;
 use union_cli::idl::flyteidl::service::data_proxy_service_client::DataProxyServiceClient;
@@ -28,14 +30,22 @@ pub struct TestServer {
 impl TestServer {
     /// Start a sandbox on 127.0.0.1:0 with state in `dir`.
     pub async fn start(dir: &Path) -> TestServer {
-        let config = SandboxConfig { host: "127.0.0.1".into(), port: 0, data_dir: dir.to_path_buf() };
+        let config = SandboxConfig {
+            host: "127.0.0.1".into(),
+            port: 0,
+            data_dir: dir.to_path_buf(),
+        };
         let sandbox = Sandbox::bind(&config).await.expect("bind sandbox");
         let addr = sandbox.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(sandbox.serve(async {
             let _ = rx.await;
         }));
-        TestServer { addr, shutdown: Some(tx), handle }
+        TestServer {
+            addr,
+            shutdown: Some(tx),
+            handle,
+        }
     }
 
     /// Stop gracefully and wait until the database is closed.
@@ -43,7 +53,10 @@ impl TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        (&mut self.handle).await.expect("server task").expect("server result");
+        (&mut self.handle)
+            .await
+            .expect("server task")
+            .expect("server result");
     }
 
     pub fn endpoint(&self) -> String {
@@ -51,11 +64,15 @@ impl TestServer {
     }
 
     pub async fn admin(&self) -> AdminServiceClient<tonic::transport::Channel> {
-        AdminServiceClient::connect(self.endpoint()).await.expect("connect admin")
+        AdminServiceClient::connect(self.endpoint())
+            .await
+            .expect("connect admin")
     }
 
     pub async fn data_proxy(&self) -> DataProxyServiceClient<tonic::transport::Channel> {
-        DataProxyServiceClient::connect(self.endpoint()).await.expect("connect data proxy")
+        DataProxyServiceClient::connect(self.endpoint())
+            .await
+            .expect("connect data proxy")
     }
 }
 
@@ -74,14 +91,26 @@ pub fn id(rt: ResourceType, name: &str, version: &str) -> Identifier {
 }
 
 fn int_type() -> LiteralType {
-    LiteralType { r#type: Some(literal_type::Type::Simple(core::SimpleType::Integer as i32)), ..Default::default() }
+    LiteralType {
+        r#type: Some(literal_type::Type::Simple(core::SimpleType::Integer as i32)),
+        ..Default::default()
+    }
 }
 
 fn vars(names: &[&str]) -> VariableMap {
     VariableMap {
         variables: names
             .iter()
-            .map(|n| (n.to_string(), Variable { r#type: Some(int_type()), description: n.to_string(), ..Default::default() }))
+            .map(|n| {
+                (
+                    n.to_string(),
+                    Variable {
+                        r#type: Some(int_type()),
+                        description: n.to_string(),
+                        ..Default::default()
+                    },
+                )
+            })
             .collect(),
     }
 }
@@ -91,10 +120,17 @@ pub fn task_template(name: &str, version: &str, image: &str) -> TaskTemplate {
     TaskTemplate {
         id: Some(id(ResourceType::Task, name, version)),
         r#type: "python-task".into(),
-        interface: Some(TypedInterface { inputs: Some(vars(&["a", "b"])), outputs: Some(vars(&["o0"])) }),
+        interface: Some(TypedInterface {
+            inputs: Some(vars(&["a", "b"])),
+            outputs: Some(vars(&["o0"])),
+        }),
         target: Some(task_template::Target::Container(Container {
             image: image.into(),
-            args: vec!["pyflyte-execute".into(), "--inputs".into(), "{{.input}}".into()],
+            args: vec![
+                "pyflyte-execute".into(),
+                "--inputs".into(),
+                "{{.input}}".into(),
+            ],
             ..Default::default()
         })),
         ..Default::default()
@@ -104,7 +140,10 @@ pub fn task_template(name: &str, version: &str, image: &str) -> TaskTemplate {
 pub fn create_task(name: &str, version: &str, image: &str) -> TaskCreateRequest {
     TaskCreateRequest {
         id: Some(id(ResourceType::Task, name, version)),
-        spec: Some(TaskSpec { template: Some(task_template(name, version, image)), description: None }),
+        spec: Some(TaskSpec {
+            template: Some(task_template(name, version, image)),
+            description: None,
+        }),
     }
 }
 
@@ -121,12 +160,23 @@ fn promise(node_id: &str, var: &str) -> BindingData {
 
 /// A workflow `(a, b) -> o0` calling `task` twice (n0, then n1 on n0's output) and, optionally,
 /// a launch plan node.
-pub fn workflow_template(name: &str, version: &str, task: &Identifier, lp: Option<&Identifier>) -> WorkflowTemplate {
+pub fn workflow_template(
+    name: &str,
+    version: &str,
+    task: &Identifier,
+    lp: Option<&Identifier>,
+) -> WorkflowTemplate {
     let task_node = |nid: &str, a: BindingData| Node {
         id: nid.into(),
         inputs: vec![
-            Binding { var: "a".into(), binding: Some(a) },
-            Binding { var: "b".into(), binding: Some(promise("start-node", "b")) },
+            Binding {
+                var: "a".into(),
+                binding: Some(a),
+            },
+            Binding {
+                var: "b".into(),
+                binding: Some(promise("start-node", "b")),
+            },
         ],
         target: Some(node::Target::TaskNode(TaskNode {
             reference: Some(task_node::Reference::ReferenceId(task.clone())),
@@ -134,7 +184,10 @@ pub fn workflow_template(name: &str, version: &str, task: &Identifier, lp: Optio
         })),
         ..Default::default()
     };
-    let mut nodes = vec![task_node("n0", promise("start-node", "a")), task_node("n1", promise("n0", "o0"))];
+    let mut nodes = vec![
+        task_node("n0", promise("start-node", "a")),
+        task_node("n1", promise("n0", "o0")),
+    ];
     if let Some(lp) = lp {
         nodes.push(Node {
             id: "n2".into(),
@@ -147,9 +200,15 @@ pub fn workflow_template(name: &str, version: &str, task: &Identifier, lp: Optio
     }
     WorkflowTemplate {
         id: Some(id(ResourceType::Workflow, name, version)),
-        interface: Some(TypedInterface { inputs: Some(vars(&["a", "b"])), outputs: Some(vars(&["o0"])) }),
+        interface: Some(TypedInterface {
+            inputs: Some(vars(&["a", "b"])),
+            outputs: Some(vars(&["o0"])),
+        }),
         nodes,
-        outputs: vec![Binding { var: "o0".into(), binding: Some(promise("n1", "o0")) }],
+        outputs: vec![Binding {
+            var: "o0".into(),
+            binding: Some(promise("n1", "o0")),
+        }],
         ..Default::default()
     }
 }
@@ -165,16 +224,26 @@ pub fn create_workflow(name: &str, version: &str, task: &Identifier) -> Workflow
     }
 }
 
-pub fn create_launch_plan(name: &str, version: &str, workflow: &Identifier) -> LaunchPlanCreateRequest {
+pub fn create_launch_plan(
+    name: &str,
+    version: &str,
+    workflow: &Identifier,
+) -> LaunchPlanCreateRequest {
     let default_b = Parameter {
-        var: Some(Variable { r#type: Some(int_type()), description: "b".into(), ..Default::default() }),
+        var: Some(Variable {
+            r#type: Some(int_type()),
+            description: "b".into(),
+            ..Default::default()
+        }),
         behavior: None,
     };
     LaunchPlanCreateRequest {
         id: Some(id(ResourceType::LaunchPlan, name, version)),
         spec: Some(LaunchPlanSpec {
             workflow_id: Some(workflow.clone()),
-            default_inputs: Some(ParameterMap { parameters: [("b".to_string(), default_b)].into_iter().collect() }),
+            default_inputs: Some(ParameterMap {
+                parameters: [("b".to_string(), default_b)].into_iter().collect(),
+            }),
             ..Default::default()
         }),
     }
@@ -185,7 +254,10 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut stream = TcpStream::connect(host).expect("connect http");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -194,11 +266,21 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (
     stream.write_all(body).expect("write body");
     let mut resp = Vec::new();
     stream.read_to_end(&mut resp).expect("read response");
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").expect("http header end");
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("http header end");
     let head = String::from_utf8_lossy(&resp[..split]).to_string();
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
     let mut payload = resp[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         payload = dechunk(&payload);
     }
     (status, payload)
@@ -207,8 +289,11 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }

@@ -1,0 +1,317 @@
+//! Helpers for tests/remote_builder.rs: the real `union sandbox start` binary as the image
+//! builder server (its engine from tests/setup/docker.sh), and reporters that collect events.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use union_cli::image::build::{BuildError, BuildEvent, BuildReporter, Outcome};
+
+/// The engine socket tests/setup/docker.sh starts.
+pub const TEST_DOCKER_HOST: &str = "unix:///run/union-test/docker.sock";
+/// The registry it starts.
+pub const TEST_REGISTRY: &str = "localhost:30000";
+/// The offline base image it pushes.
+pub const TEST_BASE_IMAGE: &str = "localhost:30000/union/debian-python:bookworm";
+/// The flytekit the fixtures pin.
+pub const FLYTEKIT: &str = "1.16.31";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `union sandbox start` process on a free port, stopped (SIGTERM) when dropped.
+pub struct SandboxProcess {
+    child: Child,
+    pub port: u16,
+    pub data_dir: tempfile::TempDir,
+    /// Everything it printed on stderr so far is appended here by a reader thread.
+    stderr: std::sync::Arc<Mutex<String>>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl SandboxProcess {
+    /// Start with the test engine as its Docker engine, the test registry as default registry
+    /// and the offline base image; `extra` flags and `env` on top.
+    pub fn start(extra: &[&str], env: &[(&str, &str)]) -> SandboxProcess {
+        let data_dir = tempfile::tempdir().unwrap();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_union"));
+            cmd.args([
+                "sandbox",
+                "start",
+                "--port",
+                &port.to_string(),
+                "--data-dir",
+            ])
+            .arg(data_dir.path())
+            .args(["--image-registry", TEST_REGISTRY])
+            .env("DOCKER_HOST", TEST_DOCKER_HOST)
+            .env("UNION_BASE_IMAGE", TEST_BASE_IMAGE)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd.spawn().expect("spawn union sandbox start");
+            let stdout = child.stdout.take().unwrap();
+            let stderr_pipe = child.stderr.take().unwrap();
+            let stderr = std::sync::Arc::new(Mutex::new(String::new()));
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                    let mut s = sink.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            });
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.contains("listening on") {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            if rx.recv_timeout(Duration::from_secs(20)).is_ok() {
+                return SandboxProcess {
+                    child,
+                    port,
+                    data_dir,
+                    stderr,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = stderr.lock().unwrap().clone();
+            if !err.contains("already in use") {
+                panic!("union sandbox start did not come up:\n{err}");
+            }
+        }
+        panic!("no free port for union sandbox start");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The server's build records (`image-builds.json`).
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        read_records(self.data_dir.path())
+    }
+}
+
+pub fn read_records(dir: &Path) -> Vec<serde_json::Value> {
+    let Ok(bytes) = std::fs::read(dir.join("image-builds.json")) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["builds"].as_array().cloned().unwrap_or_default()
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        // SAFETY: sending SIGTERM to the child this struct spawned (and has not reaped yet).
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Records everything a build reports.
+#[derive(Default)]
+pub struct Collect {
+    pub events: Mutex<Vec<(String, BuildEvent)>>,
+    pub finished: Mutex<Vec<(String, Result<Outcome, String>)>>,
+}
+
+impl BuildReporter for Collect {
+    fn event(&self, image: &str, event: &BuildEvent) {
+        self.events
+            .lock()
+            .unwrap()
+            .push((image.to_string(), event.clone()));
+    }
+    fn finished(&self, image: &str, result: Result<&Outcome, &BuildError>) {
+        self.finished.lock().unwrap().push((
+            image.to_string(),
+            result.map(|o| o.clone()).map_err(|e| e.to_string()),
+        ));
+    }
+}
+
+impl Collect {
+    /// Every log line, joined.
+    pub fn log_text(&self) -> String {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, e)| match e {
+                BuildEvent::Log { line, .. } => Some(line.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Names of the steps reported done.
+    pub fn steps_done(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, e)| match e {
+                BuildEvent::StepDone { step, .. } => Some(step.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A name unique to this run.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Make sure the test engine, registry and base image are up (running tests/setup/docker.sh under
+/// a lock when they are not). Unlike build_util, this never points this process's DOCKER_HOST at
+/// the engine: only the sandbox server gets it; clients here must work without one.
+pub fn ensure_infra() {
+    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    READY.get_or_init(|| {
+        let ok = |args: &[&str]| {
+            Command::new("curl")
+                .args(args)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        };
+        let engine = || {
+            ok(&[
+                "-sf",
+                "--max-time",
+                "2",
+                "--unix-socket",
+                "/run/union-test/docker.sock",
+                "http://localhost/_ping",
+            ])
+        };
+        let base = || {
+            ok(&[
+                "-sf",
+                "-o",
+                "/dev/null",
+                "-I",
+                "-H",
+                "Accept: application/vnd.docker.distribution.manifest.v2+json",
+                "http://127.0.0.1:30000/v2/union/debian-python/manifests/bookworm",
+            ])
+        };
+        if !(engine() && base()) {
+            let status = Command::new("flock")
+                .arg("/tmp/union-test-docker-setup.lock")
+                .arg("bash")
+                .arg(repo_root().join("tests/setup/docker.sh"))
+                .status()
+                .expect("run tests/setup/docker.sh");
+            assert!(status.success(), "tests/setup/docker.sh failed");
+        }
+    });
+}
+
+/// A bollard client for the test engine (explicit socket; this process has no DOCKER_HOST).
+pub async fn test_docker() -> bollard::Docker {
+    bollard::Docker::connect_with_unix(
+        "/run/union-test/docker.sock",
+        120,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap()
+    .negotiate_version()
+    .await
+    .unwrap()
+}
+
+/// Run `sh -c script` in a new container of `image` on the test engine; (exit code, output).
+pub async fn run_sh(image: &str, script: &str) -> (i64, String) {
+    use bollard::models::ContainerCreateBody;
+    use bollard::query_parameters::{
+        CreateContainerOptions, LogsOptions, RemoveContainerOptions, WaitContainerOptions,
+    };
+    use futures_util::StreamExt;
+    let docker = test_docker().await;
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec!["sh".into(), "-c".into()]),
+        cmd: Some(vec![script.to_string()]),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await
+        .unwrap();
+    docker.start_container(&created.id, None).await.unwrap();
+    let mut code = 0;
+    let mut wait = docker.wait_container(&created.id, None::<WaitContainerOptions>);
+    while let Some(r) = wait.next().await {
+        match r {
+            Ok(w) => code = w.status_code,
+            Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
+            Err(e) => panic!("waiting for container: {e}"),
+        }
+    }
+    let mut logs = docker.logs(
+        &created.id,
+        Some(LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    let mut out = String::new();
+    while let Some(Ok(chunk)) = logs.next().await {
+        out.push_str(&chunk.to_string());
+    }
+    let _ = docker
+        .remove_container(
+            &created.id,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+    (code, out)
+}
