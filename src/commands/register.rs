@@ -54,8 +54,8 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         .build()
         .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
 
-    progress.phase("Serializing");
     if args.dry_run {
+        progress.phase("Serializing");
         let (entities, version) = register::serialize_for_registration(&loaded, &opts, None)?;
         loaded.session.finish();
         progress.done(&format!("{} specs, version {version}", entities.len()));
