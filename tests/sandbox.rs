@@ -13,7 +13,7 @@ use md5::{Digest as _, Md5};
 use sandbox_util::*;
 use tonic::Code;
 use union_cli::idl::flyteidl::admin::{
-    sort, ActiveLaunchPlanRequest, ExecutionCreateRequest, GetVersionRequest, LaunchPlanState,
+    sort, ActiveLaunchPlanRequest, ExecutionRelaunchRequest, GetVersionRequest, LaunchPlanState,
     LaunchPlanUpdateRequest, NamedEntityGetRequest, NamedEntityIdentifier,
     NamedEntityIdentifierListRequest, NamedEntityListRequest, ObjectGetRequest,
     ResourceListRequest, Sort, TaskCreateRequest, WorkflowCreateRequest, WorkflowSpec,
@@ -377,11 +377,11 @@ async fn unknown_ids_are_not_found_and_empty_fields_are_named() {
 
     // Everything outside the registration subset is UNIMPLEMENTED, naming the method.
     let e = admin
-        .create_execution(ExecutionCreateRequest::default())
+        .relaunch_execution(ExecutionRelaunchRequest::default())
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
-    assert!(e.message().contains("CreateExecution"), "{}", e.message());
+    assert!(e.message().contains("RelaunchExecution"), "{}", e.message());
     server.stop().await;
 }
 

@@ -4,9 +4,10 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use crate::idl::flyteidl::core::{
-    binding_data, boolean_expression, comparison_expression::Operator, conjunction_expression::LogicalOperator,
-    literal, operand, primitive, promise_attribute, scalar, Binding, BindingData, BooleanExpression, Literal,
-    LiteralCollection, LiteralMap, Operand, Primitive, PromiseAttribute, Scalar, Union,
+    binding_data, boolean_expression, comparison_expression::Operator,
+    conjunction_expression::LogicalOperator, literal, operand, primitive, promise_attribute,
+    scalar, Binding, BindingData, BooleanExpression, Literal, LiteralCollection, LiteralMap,
+    Operand, Primitive, PromiseAttribute, Scalar, Union,
 };
 
 /// The id flytekit gives the implicit node that provides the workflow's inputs.
@@ -20,7 +21,10 @@ pub type Scope = BTreeMap<String, LiteralMap>;
 pub fn resolve_bindings(bindings: &[Binding], scope: &Scope) -> Result<LiteralMap, String> {
     let mut literals = BTreeMap::new();
     for b in bindings {
-        let data = b.binding.as_ref().ok_or_else(|| format!("input `{}` has no binding", b.var))?;
+        let data = b
+            .binding
+            .as_ref()
+            .ok_or_else(|| format!("input `{}` has no binding", b.var))?;
         let value = resolve(data, scope).map_err(|e| format!("input `{}`: {e}", b.var))?;
         literals.insert(b.var.clone(), value);
     }
@@ -32,7 +36,11 @@ pub fn resolve(data: &BindingData, scope: &Scope) -> Result<Literal, String> {
     let value = match &data.value {
         Some(binding_data::Value::Scalar(s)) => lit(literal::Value::Scalar(Box::new(s.clone()))),
         Some(binding_data::Value::Collection(c)) => {
-            let literals = c.bindings.iter().map(|d| resolve(d, scope)).collect::<Result<Vec<_>, _>>()?;
+            let literals = c
+                .bindings
+                .iter()
+                .map(|d| resolve(d, scope))
+                .collect::<Result<Vec<_>, _>>()?;
             lit(literal::Value::Collection(LiteralCollection { literals }))
         }
         Some(binding_data::Value::Map(m)) => {
@@ -43,12 +51,22 @@ pub fn resolve(data: &BindingData, scope: &Scope) -> Result<Literal, String> {
             lit(literal::Value::Map(LiteralMap { literals }))
         }
         Some(binding_data::Value::Promise(p)) => {
+            // flytekit names the workflow-input node "" (GLOBAL_INPUT_NODE_ID); flytepropeller
+            // reads an empty node id as start-node.
+            let node_id = if p.node_id.is_empty() {
+                START_NODE
+            } else {
+                p.node_id.as_str()
+            };
             let outputs = scope
-                .get(&p.node_id)
+                .get(node_id)
                 .ok_or_else(|| format!("node `{}` has not produced outputs", p.node_id))?;
             let value = outputs.literals.get(&p.var).ok_or_else(|| {
-                if p.node_id == START_NODE {
-                    format!("the workflow input `{}` was not given and has no default", p.var)
+                if node_id == START_NODE {
+                    format!(
+                        "the workflow input `{}` was not given and has no default",
+                        p.var
+                    )
                 } else {
                     format!("node `{}` has no output `{}`", p.node_id, p.var)
                 }
@@ -74,7 +92,10 @@ pub fn resolve(data: &BindingData, scope: &Scope) -> Result<Literal, String> {
 }
 
 fn lit(value: literal::Value) -> Literal {
-    Literal { value: Some(value), ..Default::default() }
+    Literal {
+        value: Some(value),
+        ..Default::default()
+    }
 }
 
 fn is_union(l: &Literal) -> bool {
@@ -87,21 +108,29 @@ fn follow_attr_path(value: &Literal, path: &[PromiseAttribute]) -> Result<Litera
     for attr in path {
         let current_value = unwrap_union(&current).clone();
         current = match (&current_value.value, &attr.value) {
-            (Some(literal::Value::Collection(c)), Some(promise_attribute::Value::IntValue(i))) => usize::try_from(*i)
-                .ok()
-                .and_then(|i| c.literals.get(i))
-                .cloned()
-                .ok_or_else(|| format!("index {i} is out of range (list of {})", c.literals.len()))?,
-            (Some(literal::Value::Map(m)), Some(promise_attribute::Value::StringValue(k))) => {
-                m.literals.get(k).cloned().ok_or_else(|| format!("key `{k}` is not in the map"))?
+            (Some(literal::Value::Collection(c)), Some(promise_attribute::Value::IntValue(i))) => {
+                usize::try_from(*i)
+                    .ok()
+                    .and_then(|i| c.literals.get(i))
+                    .cloned()
+                    .ok_or_else(|| {
+                        format!("index {i} is out of range (list of {})", c.literals.len())
+                    })?
             }
+            (Some(literal::Value::Map(m)), Some(promise_attribute::Value::StringValue(k))) => m
+                .literals
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("key `{k}` is not in the map"))?,
             (Some(literal::Value::Scalar(s)), Some(attr_value)) => match &s.value {
                 Some(scalar::Value::Generic(st)) => {
                     let v = match attr_value {
                         promise_attribute::Value::StringValue(k) => st.fields.get(k).cloned(),
                         promise_attribute::Value::IntValue(_) => None,
                     };
-                    json_value_to_literal(&v.ok_or_else(|| format!("attribute {attr_value:?} is not in the struct"))?)
+                    json_value_to_literal(
+                        &v.ok_or_else(|| format!("attribute {attr_value:?} is not in the struct"))?,
+                    )
                 }
                 _ => return Err(format!("cannot take attribute {attr_value:?} of a scalar")),
             },
@@ -121,7 +150,9 @@ fn json_value_to_literal(v: &prost_types::Value) -> Literal {
     match &v.kind {
         Some(Kind::StringValue(s)) => prim(primitive::Value::StringValue(s.clone())),
         Some(Kind::BoolValue(b)) => prim(primitive::Value::Boolean(*b)),
-        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => prim(primitive::Value::Integer(*n as i64)),
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            prim(primitive::Value::Integer(*n as i64))
+        }
         Some(Kind::NumberValue(n)) => prim(primitive::Value::FloatValue(*n)),
         Some(Kind::ListValue(l)) => lit(literal::Value::Collection(LiteralCollection {
             literals: l.values.iter().map(json_value_to_literal).collect(),
@@ -129,9 +160,9 @@ fn json_value_to_literal(v: &prost_types::Value) -> Literal {
         Some(Kind::StructValue(s)) => lit(literal::Value::Scalar(Box::new(Scalar {
             value: Some(scalar::Value::Generic(s.clone())),
         }))),
-        Some(Kind::NullValue(_)) | None => {
-            lit(literal::Value::Scalar(Box::new(Scalar { value: Some(scalar::Value::NoneType(Default::default())) })))
-        }
+        Some(Kind::NullValue(_)) | None => lit(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::NoneType(Default::default())),
+        }))),
     }
 }
 
@@ -157,15 +188,24 @@ enum Value {
 pub fn evaluate(expr: &BooleanExpression, inputs: &LiteralMap) -> Result<bool, String> {
     match &expr.expr {
         Some(boolean_expression::Expr::Conjunction(c)) => {
-            let left = c.left_expression.as_deref().ok_or("conjunction without left side")?;
-            let right = c.right_expression.as_deref().ok_or("conjunction without right side")?;
-            match LogicalOperator::try_from(c.operator).map_err(|_| format!("unknown operator {}", c.operator))? {
+            let left = c
+                .left_expression
+                .as_deref()
+                .ok_or("conjunction without left side")?;
+            let right = c
+                .right_expression
+                .as_deref()
+                .ok_or("conjunction without right side")?;
+            match LogicalOperator::try_from(c.operator)
+                .map_err(|_| format!("unknown operator {}", c.operator))?
+            {
                 LogicalOperator::And => Ok(evaluate(left, inputs)? && evaluate(right, inputs)?),
                 LogicalOperator::Or => Ok(evaluate(left, inputs)? || evaluate(right, inputs)?),
             }
         }
         Some(boolean_expression::Expr::Comparison(c)) => {
-            let op = Operator::try_from(c.operator).map_err(|_| format!("unknown comparison operator {}", c.operator))?;
+            let op = Operator::try_from(c.operator)
+                .map_err(|_| format!("unknown comparison operator {}", c.operator))?;
             let left = operand_value(c.left_value.as_ref(), inputs)?;
             let right = operand_value(c.right_value.as_ref(), inputs)?;
             compare(op, &left, &right)
@@ -178,13 +218,22 @@ pub fn evaluate(expr: &BooleanExpression, inputs: &LiteralMap) -> Result<bool, S
 #[allow(deprecated)]
 fn operand_value(op: Option<&Operand>, inputs: &LiteralMap) -> Result<Value, String> {
     match op.and_then(|o| o.val.as_ref()) {
-        Some(operand::Val::Primitive(p)) => p.value.clone().map(Value::Prim).ok_or_else(|| "empty primitive".into()),
+        Some(operand::Val::Primitive(p)) => p
+            .value
+            .clone()
+            .map(Value::Prim)
+            .ok_or_else(|| "empty primitive".into()),
         Some(operand::Val::Scalar(s)) => scalar_value(s),
         Some(operand::Val::Var(name)) => {
-            let l = inputs.literals.get(name).ok_or_else(|| format!("the condition reads `{name}`, which is not an input"))?;
+            let l = inputs
+                .literals
+                .get(name)
+                .ok_or_else(|| format!("the condition reads `{name}`, which is not an input"))?;
             match &unwrap_union(l).value {
                 Some(literal::Value::Scalar(s)) => scalar_value(s),
-                _ => Err(format!("`{name}` is not a primitive; the sandbox compares primitives only")),
+                _ => Err(format!(
+                    "`{name}` is not a primitive; the sandbox compares primitives only"
+                )),
             }
         }
         None => Err("empty operand".into()),
@@ -193,7 +242,11 @@ fn operand_value(op: Option<&Operand>, inputs: &LiteralMap) -> Result<Value, Str
 
 fn scalar_value(s: &Scalar) -> Result<Value, String> {
     match &s.value {
-        Some(scalar::Value::Primitive(p)) => p.value.clone().map(Value::Prim).ok_or_else(|| "empty primitive".into()),
+        Some(scalar::Value::Primitive(p)) => p
+            .value
+            .clone()
+            .map(Value::Prim)
+            .ok_or_else(|| "empty primitive".into()),
         Some(scalar::Value::NoneType(_)) => Ok(Value::None),
         Some(scalar::Value::Union(u)) => match u.value.as_deref().map(|l| &l.value) {
             Some(Some(literal::Value::Scalar(s))) => scalar_value(s),
@@ -215,8 +268,12 @@ fn compare(op: Operator, left: &Value, right: &Value) -> Result<bool, String> {
             (P::FloatValue(a), P::FloatValue(b)) => a.partial_cmp(b),
             (P::StringValue(a), P::StringValue(b)) => Some(a.cmp(b)),
             (P::Boolean(a), P::Boolean(b)) => Some(a.cmp(b)),
-            (P::Datetime(a), P::Datetime(b)) => Some((a.seconds, a.nanos).cmp(&(b.seconds, b.nanos))),
-            (P::Duration(a), P::Duration(b)) => Some((a.seconds, a.nanos).cmp(&(b.seconds, b.nanos))),
+            (P::Datetime(a), P::Datetime(b)) => {
+                Some((a.seconds, a.nanos).cmp(&(b.seconds, b.nanos)))
+            }
+            (P::Duration(a), P::Duration(b)) => {
+                Some((a.seconds, a.nanos).cmp(&(b.seconds, b.nanos)))
+            }
             _ => return Err(format!("cannot compare {a:?} with {b:?}")),
         },
     };
@@ -233,7 +290,9 @@ fn compare(op: Operator, left: &Value, right: &Value) -> Result<bool, String> {
 
 /// A primitive literal (for tests and default values).
 pub fn primitive_literal(p: primitive::Value) -> Literal {
-    lit(literal::Value::Scalar(Box::new(Scalar { value: Some(scalar::Value::Primitive(Primitive { value: Some(p) })) })))
+    lit(literal::Value::Scalar(Box::new(Scalar {
+        value: Some(scalar::Value::Primitive(Primitive { value: Some(p) })),
+    })))
 }
 
 #[cfg(test)]
@@ -241,7 +300,8 @@ pub fn primitive_literal(p: primitive::Value) -> Literal {
 mod tests {
     use super::*;
     use crate::idl::flyteidl::core::{
-        BindingDataCollection, ComparisonExpression, ConjunctionExpression, OutputReference, UnionInfo,
+        BindingDataCollection, ComparisonExpression, ConjunctionExpression, OutputReference,
+        UnionInfo,
     };
 
     fn int(i: i64) -> Literal {
@@ -261,9 +321,21 @@ mod tests {
 
     fn scope() -> Scope {
         let mut s = Scope::new();
-        s.insert(START_NODE.into(), LiteralMap { literals: [("x".to_string(), int(3))].into() });
-        let list = lit(literal::Value::Collection(LiteralCollection { literals: vec![int(10), int(20)] }));
-        s.insert("n0".into(), LiteralMap { literals: [("o0".to_string(), list)].into() });
+        s.insert(
+            START_NODE.into(),
+            LiteralMap {
+                literals: [("x".to_string(), int(3))].into(),
+            },
+        );
+        let list = lit(literal::Value::Collection(LiteralCollection {
+            literals: vec![int(10), int(20)],
+        }));
+        s.insert(
+            "n0".into(),
+            LiteralMap {
+                literals: [("o0".to_string(), list)].into(),
+            },
+        );
         s
     }
 
@@ -272,17 +344,21 @@ mod tests {
         let s = scope();
         let coll = BindingData {
             value: Some(binding_data::Value::Collection(BindingDataCollection {
-                bindings: vec![promise(START_NODE, "x"), promise("n0", "o0")],
+                bindings: vec![promise("", "x"), promise("n0", "o0")],
             })),
             union: None,
         };
         let v = resolve(&coll, &s).unwrap();
-        let Some(literal::Value::Collection(c)) = v.value else { panic!() };
+        let Some(literal::Value::Collection(c)) = v.value else {
+            panic!()
+        };
         assert_eq!(c.literals[0], int(3));
 
         let mut indexed = promise("n0", "o0");
         if let Some(binding_data::Value::Promise(p)) = &mut indexed.value {
-            p.attr_path = vec![PromiseAttribute { value: Some(promise_attribute::Value::IntValue(1)) }];
+            p.attr_path = vec![PromiseAttribute {
+                value: Some(promise_attribute::Value::IntValue(1)),
+            }];
         }
         assert_eq!(resolve(&indexed, &s).unwrap(), int(20));
 
@@ -302,8 +378,12 @@ mod tests {
         BooleanExpression {
             expr: Some(boolean_expression::Expr::Comparison(ComparisonExpression {
                 operator: op as i32,
-                left_value: Some(Operand { val: Some(operand::Val::Var(var.into())) }),
-                right_value: Some(Operand { val: Some(operand::Val::Primitive(Primitive { value: Some(right) })) }),
+                left_value: Some(Operand {
+                    val: Some(operand::Val::Var(var.into())),
+                }),
+                right_value: Some(Operand {
+                    val: Some(operand::Val::Primitive(Primitive { value: Some(right) })),
+                }),
             })),
         }
     }
@@ -311,28 +391,64 @@ mod tests {
     #[test]
     fn evaluates_comparisons_and_conjunctions() {
         let inputs = LiteralMap {
-            literals: [("x".to_string(), int(3)), ("f".to_string(), primitive_literal(primitive::Value::FloatValue(2.5)))]
-                .into(),
+            literals: [
+                ("x".to_string(), int(3)),
+                (
+                    "f".to_string(),
+                    primitive_literal(primitive::Value::FloatValue(2.5)),
+                ),
+            ]
+            .into(),
         };
-        assert!(evaluate(&cmp(Operator::Gt, "x", primitive::Value::Integer(2)), &inputs).unwrap());
-        assert!(!evaluate(&cmp(Operator::Lt, "x", primitive::Value::Integer(2)), &inputs).unwrap());
-        assert!(evaluate(&cmp(Operator::Lte, "f", primitive::Value::Integer(3)), &inputs).unwrap());
+        assert!(evaluate(
+            &cmp(Operator::Gt, "x", primitive::Value::Integer(2)),
+            &inputs
+        )
+        .unwrap());
+        assert!(!evaluate(
+            &cmp(Operator::Lt, "x", primitive::Value::Integer(2)),
+            &inputs
+        )
+        .unwrap());
+        assert!(evaluate(
+            &cmp(Operator::Lte, "f", primitive::Value::Integer(3)),
+            &inputs
+        )
+        .unwrap());
         let and = BooleanExpression {
-            expr: Some(boolean_expression::Expr::Conjunction(Box::new(ConjunctionExpression {
-                operator: LogicalOperator::And as i32,
-                left_expression: Some(Box::new(cmp(Operator::Eq, "x", primitive::Value::Integer(3)))),
-                right_expression: Some(Box::new(cmp(Operator::Gt, "f", primitive::Value::FloatValue(9.0)))),
-            }))),
+            expr: Some(boolean_expression::Expr::Conjunction(Box::new(
+                ConjunctionExpression {
+                    operator: LogicalOperator::And as i32,
+                    left_expression: Some(Box::new(cmp(
+                        Operator::Eq,
+                        "x",
+                        primitive::Value::Integer(3),
+                    ))),
+                    right_expression: Some(Box::new(cmp(
+                        Operator::Gt,
+                        "f",
+                        primitive::Value::FloatValue(9.0),
+                    ))),
+                },
+            ))),
         };
         assert!(!evaluate(&and, &inputs).unwrap());
-        let err = evaluate(&cmp(Operator::Eq, "x", primitive::Value::StringValue("a".into())), &inputs).unwrap_err();
+        let err = evaluate(
+            &cmp(Operator::Eq, "x", primitive::Value::StringValue("a".into())),
+            &inputs,
+        )
+        .unwrap_err();
         assert!(err.contains("cannot compare"), "{err}");
         let none = BooleanExpression {
             expr: Some(boolean_expression::Expr::Comparison(ComparisonExpression {
                 operator: Operator::Eq as i32,
-                left_value: Some(Operand { val: Some(operand::Val::Var("x".into())) }),
+                left_value: Some(Operand {
+                    val: Some(operand::Val::Var("x".into())),
+                }),
                 right_value: Some(Operand {
-                    val: Some(operand::Val::Scalar(Scalar { value: Some(scalar::Value::NoneType(Default::default())) })),
+                    val: Some(operand::Val::Scalar(Scalar {
+                        value: Some(scalar::Value::NoneType(Default::default())),
+                    })),
                 }),
             })),
         };

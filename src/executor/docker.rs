@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::future::BoxFuture;
@@ -33,8 +33,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::{AttemptId, CancelToken, TaskFailure, TaskOutcome, TaskRequest, TaskRunner};
 use crate::idl::flyteidl::core::{
-    container_error, execution_error::ErrorKind, resources::ResourceName, task_template, ErrorDocument, LiteralMap,
-    TaskTemplate,
+    container_error, execution_error::ErrorKind, resources::ResourceName, task_template,
+    ErrorDocument, LiteralMap, TaskTemplate,
 };
 use crate::image::build::{docker_config_credentials, registry_host, split_tag};
 
@@ -63,13 +63,25 @@ pub struct DockerRunner {
 
 impl std::fmt::Debug for DockerRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerRunner").field("endpoint", &self.endpoint).field("config", &self.config).finish()
+        f.debug_struct("DockerRunner")
+            .field("endpoint", &self.endpoint)
+            .field("config", &self.config)
+            .finish()
     }
 }
 
 /// Keep path components and container names to a safe alphabet.
 fn component(s: &str) -> String {
-    let c: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let c: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if c.is_empty() {
         "_".into()
     } else {
@@ -79,13 +91,20 @@ fn component(s: &str) -> String {
 
 /// The Docker endpoint the runner uses: `DOCKER_HOST`, else the default socket.
 pub fn docker_endpoint() -> String {
-    std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
 }
 
 impl DockerRunner {
     /// A runner; the engine is contacted only when the first task runs.
     pub fn new(config: DockerRunnerConfig) -> Self {
-        DockerRunner { config, endpoint: docker_endpoint(), docker: tokio::sync::Mutex::new(None) }
+        DockerRunner {
+            config,
+            endpoint: docker_endpoint(),
+            docker: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// The engine endpoint.
@@ -94,7 +113,10 @@ impl DockerRunner {
     }
 
     /// The work directory of an execution.
-    pub fn execution_dir(&self, execution: &crate::idl::flyteidl::core::WorkflowExecutionIdentifier) -> PathBuf {
+    pub fn execution_dir(
+        &self,
+        execution: &crate::idl::flyteidl::core::WorkflowExecutionIdentifier,
+    ) -> PathBuf {
         self.config
             .work_root
             .join(component(&execution.project))
@@ -104,7 +126,9 @@ impl DockerRunner {
 
     /// The work directory of one attempt.
     pub fn attempt_dir(&self, attempt: &AttemptId) -> PathBuf {
-        self.execution_dir(&attempt.execution).join(component(&attempt.node_id)).join(attempt.retry_attempt.to_string())
+        self.execution_dir(&attempt.execution)
+            .join(component(&attempt.node_id))
+            .join(attempt.retry_attempt.to_string())
     }
 
     async fn connect(&self) -> Result<Docker, TaskFailure> {
@@ -133,12 +157,23 @@ impl DockerRunner {
         let docker = self.connect().await.map_err(|f| f.message)?;
         let label = format!("{LABEL_SANDBOX}={}", self.config.work_root.display());
         let filters: HashMap<String, Vec<String>> = [("label".to_string(), vec![label])].into();
-        let options = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        let list = docker.list_containers(Some(options)).await.map_err(|e| e.to_string())?;
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| e.to_string())?;
         let mut n = 0;
         for c in list {
             if let Some(id) = c.id {
-                let _ = docker.remove_container(&id, Some(RemoveContainerOptionsBuilder::new().force(true).build())).await;
+                let _ = docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                    )
+                    .await;
                 n += 1;
             }
         }
@@ -155,7 +190,10 @@ impl DockerRunner {
             CreateImageOptionsBuilder::new().from_image(image).build()
         } else {
             let (repo, tag) = split_tag(image);
-            CreateImageOptionsBuilder::new().from_image(repo).tag(tag).build()
+            CreateImageOptionsBuilder::new()
+                .from_image(repo)
+                .tag(tag)
+                .build()
         };
         let creds = docker_config_credentials(registry_host(image));
         let mut stream = docker.create_image(Some(options), None, creds);
@@ -173,22 +211,35 @@ impl DockerRunner {
             };
             return Err(TaskFailure::system(
                 "ErrImagePull",
-                format!("failed to pull image `{image}` from {}: {message}", registry_host(image)),
+                format!(
+                    "failed to pull image `{image}` from {}: {message}",
+                    registry_host(image)
+                ),
             ));
         }
         Ok(())
     }
 
-    async fn run_attempt(&self, request: &TaskRequest, cancel: &CancelToken) -> Result<TaskOutcome, TaskFailure> {
+    async fn run_attempt(
+        &self,
+        request: &TaskRequest,
+        cancel: &CancelToken,
+    ) -> Result<TaskOutcome, TaskFailure> {
         let task: &TaskTemplate = &request.task;
         let Some(task_template::Target::Container(container)) = &task.target else {
             return Err(TaskFailure::user(
                 "NotSupported",
-                format!("task type `{}` has no container; the sandbox runs container tasks only", task.r#type),
+                format!(
+                    "task type `{}` has no container; the sandbox runs container tasks only",
+                    task.r#type
+                ),
             ));
         };
         if container.image.is_empty() {
-            return Err(TaskFailure::user("InvalidTask", "the task's container has no image"));
+            return Err(TaskFailure::user(
+                "InvalidTask",
+                "the task's container has no image",
+            ));
         }
         let docker = self.connect().await?;
         if cancel.is_cancelled() {
@@ -198,7 +249,10 @@ impl DockerRunner {
         let dir = self.attempt_dir(&request.attempt);
         let paths = AttemptPaths::new(&dir);
         paths.prepare(&exec_dir, request).map_err(|e| {
-            TaskFailure::system("WorkDir", format!("cannot prepare the work directory `{}`: {e}", dir.display()))
+            TaskFailure::system(
+                "WorkDir",
+                format!("cannot prepare the work directory `{}`: {e}", dir.display()),
+            )
         })?;
 
         tokio::select! {
@@ -211,7 +265,11 @@ impl DockerRunner {
         let args: Vec<String> = container.args.iter().map(substitute).collect();
         let exec = &request.attempt.execution;
         let task_id = task.id.clone().unwrap_or_default();
-        let mut env: Vec<String> = container.env.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect();
+        let mut env: Vec<String> = container
+            .env
+            .iter()
+            .map(|kv| format!("{}={}", kv.key, kv.value))
+            .collect();
         for (k, v) in [
             ("FLYTE_INTERNAL_EXECUTION_ID", exec.name.as_str()),
             ("FLYTE_INTERNAL_EXECUTION_PROJECT", exec.project.as_str()),
@@ -227,7 +285,10 @@ impl DockerRunner {
         ] {
             env.push(format!("{k}={v}"));
         }
-        env.push(format!("FLYTE_ATTEMPT_NUMBER={}", request.attempt.retry_attempt));
+        env.push(format!(
+            "FLYTE_ATTEMPT_NUMBER={}",
+            request.attempt.retry_attempt
+        ));
 
         let (nano_cpus, memory, memory_text) = resources(container.resources.as_ref());
         let mut binds = vec![format!("{0}:{0}:rw", exec_dir.display())];
@@ -237,8 +298,14 @@ impl DockerRunner {
             }
         }
         let labels: HashMap<String, String> = [
-            (LABEL_SANDBOX.to_string(), self.config.work_root.display().to_string()),
-            (LABEL_EXECUTION.to_string(), format!("{}/{}/{}", exec.project, exec.domain, exec.name)),
+            (
+                LABEL_SANDBOX.to_string(),
+                self.config.work_root.display().to_string(),
+            ),
+            (
+                LABEL_EXECUTION.to_string(),
+                format!("{}/{}/{}", exec.project, exec.domain, exec.name),
+            ),
         ]
         .into();
         let body = ContainerCreateBody {
@@ -248,20 +315,45 @@ impl DockerRunner {
             cmd: (!args.is_empty()).then_some(args),
             env: Some(env),
             labels: Some(labels),
-            host_config: Some(HostConfig { binds: Some(binds), nano_cpus, memory, ..Default::default() }),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                nano_cpus,
+                memory,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let name = component(&format!(
             "union-{}-{}-{}-{}",
-            exec.name, request.attempt.node_id, request.attempt.retry_attempt, short_random()
+            exec.name,
+            request.attempt.node_id,
+            request.attempt.retry_attempt,
+            short_random()
         ));
         let created = docker
-            .create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                body,
+            )
             .await
-            .map_err(|e| TaskFailure::system("CreateContainerError", format!("cannot create a container from `{}`: {}", container.image, engine_message(e))))?;
+            .map_err(|e| {
+                TaskFailure::system(
+                    "CreateContainerError",
+                    format!(
+                        "cannot create a container from `{}`: {}",
+                        container.image,
+                        engine_message(e)
+                    ),
+                )
+            })?;
         let id = created.id;
         let outcome = self.supervise(&docker, &id, &paths, cancel).await;
-        let _ = docker.remove_container(&id, Some(RemoveContainerOptionsBuilder::new().force(true).build())).await;
+        let _ = docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
         let exit = outcome?;
         Ok(match exit {
             None => TaskOutcome::Aborted,
@@ -277,16 +369,29 @@ impl DockerRunner {
         paths: &AttemptPaths,
         cancel: &CancelToken,
     ) -> Result<Option<(i64, bool)>, TaskFailure> {
-        docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| TaskFailure::system("StartContainerError", format!("cannot start the container: {}", engine_message(e))))?;
+        docker.start_container(id, None).await.map_err(|e| {
+            TaskFailure::system(
+                "StartContainerError",
+                format!("cannot start the container: {}", engine_message(e)),
+            )
+        })?;
         let log_docker = docker.clone();
         let log_id = id.to_string();
         let log_path = paths.log.clone();
         let logger = tokio::spawn(async move {
-            let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(&log_path).await else { return };
-            let options = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
+            let Ok(mut file) = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .await
+            else {
+                return;
+            };
+            let options = LogsOptionsBuilder::new()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .build();
             let mut logs = log_docker.logs(&log_id, Some(options));
             while let Some(Ok(chunk)) = logs.next().await {
                 if file.write_all(chunk.as_ref()).await.is_err() {
@@ -296,12 +401,27 @@ impl DockerRunner {
             let _ = file.flush().await;
         });
         let wait = async {
-            let mut s = docker.wait_container(id, Some(WaitContainerOptionsBuilder::new().condition("not-running").build()));
+            let mut s = docker.wait_container(
+                id,
+                Some(
+                    WaitContainerOptionsBuilder::new()
+                        .condition("not-running")
+                        .build(),
+                ),
+            );
             match s.next().await {
                 Some(Ok(r)) => Ok(r.status_code),
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-                Some(Err(e)) => Err(TaskFailure::system("ContainerLost", format!("lost track of the container: {e}"))),
-                None => Err(TaskFailure::system("ContainerLost", "the engine stopped reporting on the container")),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
+                Some(Err(e)) => Err(TaskFailure::system(
+                    "ContainerLost",
+                    format!("lost track of the container: {e}"),
+                )),
+                None => Err(TaskFailure::system(
+                    "ContainerLost",
+                    "the engine stopped reporting on the container",
+                )),
             }
         };
         let result = tokio::select! {
@@ -326,7 +446,11 @@ impl DockerRunner {
 }
 
 impl TaskRunner for DockerRunner {
-    fn run<'a>(&'a self, request: &'a TaskRequest, cancel: &'a CancelToken) -> BoxFuture<'a, TaskOutcome> {
+    fn run<'a>(
+        &'a self,
+        request: &'a TaskRequest,
+        cancel: &'a CancelToken,
+    ) -> BoxFuture<'a, TaskOutcome> {
         Box::pin(async move {
             match self.run_attempt(request, cancel).await {
                 Ok(o) => o,
@@ -334,8 +458,17 @@ impl TaskRunner for DockerRunner {
                 Err(f) => {
                     // Make the failure visible in the attempt's log too.
                     let log = self.attempt_dir(&request.attempt).join(LOG_FILE);
-                    if let Ok(mut file) = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await {
-                        let _ = file.write_all(format!("[union sandbox] {}: {}\n", f.code, f.message).as_bytes()).await;
+                    if let Ok(mut file) = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                        .await
+                    {
+                        let _ = file
+                            .write_all(
+                                format!("[union sandbox] {}: {}\n", f.code, f.message).as_bytes(),
+                            )
+                            .await;
                     }
                     TaskOutcome::Failed(f)
                 }
@@ -372,8 +505,9 @@ struct AttemptPaths {
     log: PathBuf,
 }
 
-static TEMPLATE_VAR: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::Regex::new(r"(?i)\{\{\s*[\.$]([a-z0-9_]+)\s*\}\}").unwrap_or_else(|_| unreachable!()));
+static TEMPLATE_VAR: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(?i)\{\{\s*[\.$]([a-z0-9_]+)\s*\}\}").unwrap_or_else(|_| unreachable!())
+});
 
 impl AttemptPaths {
     fn new(dir: &Path) -> Self {
@@ -412,7 +546,10 @@ impl AttemptPaths {
             if let Ok(meta) = std::fs::metadata(parent) {
                 let mode = meta.permissions().mode();
                 if mode & 0o001 == 0 {
-                    let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o011));
+                    let _ = std::fs::set_permissions(
+                        parent,
+                        std::fs::Permissions::from_mode(mode | 0o011),
+                    );
                 }
             }
             if parent == exec_dir {
@@ -427,7 +564,10 @@ impl AttemptPaths {
     fn substitute(&self, arg: &String) -> String {
         TEMPLATE_VAR
             .replace_all(arg, |c: &regex::Captures<'_>| {
-                let name = c.get(1).map(|m| m.as_str().to_ascii_lowercase()).unwrap_or_default();
+                let name = c
+                    .get(1)
+                    .map(|m| m.as_str().to_ascii_lowercase())
+                    .unwrap_or_default();
                 let p = |p: &Path| p.display().to_string();
                 match name.as_str() {
                     "input" => p(&self.inputs),
@@ -443,7 +583,13 @@ impl AttemptPaths {
             .into_owned()
     }
 
-    fn outcome(&self, code: i64, oom: bool, memory_limit: Option<&str>, task: &TaskTemplate) -> TaskOutcome {
+    fn outcome(
+        &self,
+        code: i64,
+        oom: bool,
+        memory_limit: Option<&str>,
+        task: &TaskTemplate,
+    ) -> TaskOutcome {
         if oom || code == 137 && oom {
             return TaskOutcome::Failed(TaskFailure {
                 code: "OOMKilled".into(),
@@ -460,10 +606,16 @@ impl AttemptPaths {
                 Ok(ErrorDocument { error: Some(e) }) => TaskFailure {
                     code: e.code,
                     message: e.message,
-                    kind: if e.origin == ErrorKind::System as i32 { ErrorKind::System } else { ErrorKind::User },
+                    kind: if e.origin == ErrorKind::System as i32 {
+                        ErrorKind::System
+                    } else {
+                        ErrorKind::User
+                    },
                     recoverable: e.kind == container_error::Kind::Recoverable as i32,
                 },
-                _ => TaskFailure::system("BadErrorDocument", "the task wrote an unreadable error.pb"),
+                _ => {
+                    TaskFailure::system("BadErrorDocument", "the task wrote an unreadable error.pb")
+                }
             });
         }
         if self.outputs.join("futures.pb").exists() {
@@ -483,7 +635,10 @@ impl AttemptPaths {
         match std::fs::read(self.outputs.join("outputs.pb")) {
             Ok(bytes) => match LiteralMap::decode(bytes.as_slice()) {
                 Ok(m) => TaskOutcome::Succeeded(m),
-                Err(e) => TaskOutcome::Failed(TaskFailure::system("BadOutputs", format!("the task wrote an unreadable outputs.pb: {e}"))),
+                Err(e) => TaskOutcome::Failed(TaskFailure::system(
+                    "BadOutputs",
+                    format!("the task wrote an unreadable outputs.pb: {e}"),
+                )),
             },
             Err(_) => {
                 let has_outputs = task
@@ -494,7 +649,11 @@ impl AttemptPaths {
                 if has_outputs {
                     TaskOutcome::Failed(TaskFailure::system(
                         "OutputsNotFound",
-                        format!("the task exited without writing {}{}", self.outputs.join("outputs.pb").display(), self.log_tail()),
+                        format!(
+                            "the task exited without writing {}{}",
+                            self.outputs.join("outputs.pb").display(),
+                            self.log_tail()
+                        ),
                     ))
                 } else {
                     TaskOutcome::Succeeded(LiteralMap::default())
@@ -516,8 +675,12 @@ impl AttemptPaths {
 }
 
 /// Limits (or requests when there are no limits): CPU as NanoCpus, memory in bytes and as written.
-fn resources(r: Option<&crate::idl::flyteidl::core::Resources>) -> (Option<i64>, Option<i64>, Option<String>) {
-    let Some(r) = r else { return (None, None, None) };
+fn resources(
+    r: Option<&crate::idl::flyteidl::core::Resources>,
+) -> (Option<i64>, Option<i64>, Option<String>) {
+    let Some(r) = r else {
+        return (None, None, None);
+    };
     let pick = |name: ResourceName| {
         r.limits
             .iter()
@@ -525,9 +688,16 @@ fn resources(r: Option<&crate::idl::flyteidl::core::Resources>) -> (Option<i64>,
             .or_else(|| r.requests.iter().find(|e| e.name == name as i32))
             .map(|e| e.value.clone())
     };
-    let cpu = pick(ResourceName::Cpu).and_then(|v| parse_quantity(&v)).map(|c| (c * 1e9) as i64).filter(|n| *n > 0);
+    let cpu = pick(ResourceName::Cpu)
+        .and_then(|v| parse_quantity(&v))
+        .map(|c| (c * 1e9) as i64)
+        .filter(|n| *n > 0);
     let mem_text = pick(ResourceName::Memory);
-    let mem = mem_text.as_deref().and_then(parse_quantity).map(|m| m as i64).filter(|m| *m > 0);
+    let mem = mem_text
+        .as_deref()
+        .and_then(parse_quantity)
+        .map(|m| m as i64)
+        .filter(|m| *m > 0);
     (cpu, mem, mem_text)
 }
 
@@ -551,7 +721,11 @@ pub fn parse_quantity(s: &str) -> Option<f64> {
     ];
     for (suffix, factor) in suffixes {
         if let Some(num) = s.strip_suffix(suffix) {
-            return num.parse::<f64>().ok().filter(|n| n.is_finite()).map(|n| n * factor);
+            return num
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(|n| n * factor);
         }
     }
     s.parse::<f64>().ok().filter(|n| n.is_finite())
@@ -575,12 +749,27 @@ mod tests {
     fn substitutes_template_variables_like_flytepropeller() {
         let p = AttemptPaths::new(Path::new("/d/a/0"));
         assert_eq!(p.substitute(&"{{.input}}".to_string()), "/d/a/0/inputs.pb");
-        assert_eq!(p.substitute(&"{{ .OutputPrefix }}".to_string()), "/d/a/0/outputs");
-        assert_eq!(p.substitute(&"{{.rawOutputDataPrefix}}".to_string()), "/d/a/0/raw");
-        assert_eq!(p.substitute(&"{{.checkpointOutputPrefix}}".to_string()), "/d/a/0/checkpoint");
+        assert_eq!(
+            p.substitute(&"{{ .OutputPrefix }}".to_string()),
+            "/d/a/0/outputs"
+        );
+        assert_eq!(
+            p.substitute(&"{{.rawOutputDataPrefix}}".to_string()),
+            "/d/a/0/raw"
+        );
+        assert_eq!(
+            p.substitute(&"{{.checkpointOutputPrefix}}".to_string()),
+            "/d/a/0/checkpoint"
+        );
         assert_eq!(p.substitute(&"{{.prevCheckpointPrefix}}".to_string()), "");
-        assert_eq!(p.substitute(&"{{$taskTemplatePath}}".to_string()), "/d/a/0/task.pb");
-        assert_eq!(p.substitute(&"--x={{.unknown}}".to_string()), "--x={{.unknown}}");
+        assert_eq!(
+            p.substitute(&"{{$taskTemplatePath}}".to_string()),
+            "/d/a/0/task.pb"
+        );
+        assert_eq!(
+            p.substitute(&"--x={{.unknown}}".to_string()),
+            "--x={{.unknown}}"
+        );
     }
 
     #[test]

@@ -10,12 +10,14 @@ use tokio::sync::Semaphore;
 
 use super::bindings::{self, Scope, START_NODE};
 use super::{
-    describe_id, entity_ref, now_nanos, AttemptId, CancelToken, Event, EventSink, ExecutionOutcome, LaunchPlanResolver,
-    NodeEvent, NodePhase, TaskEvent, TaskFailure, TaskOutcome, TaskPhase, TaskRequest, TaskRunner, WorkflowClosure,
+    describe_id, entity_ref, now_nanos, AttemptId, CancelToken, Event, EventSink, ExecutionOutcome,
+    LaunchPlanResolver, NodeEvent, NodePhase, TaskEvent, TaskFailure, TaskOutcome, TaskPhase,
+    TaskRequest, TaskRunner, WorkflowClosure,
 };
 use crate::idl::flyteidl::core::{
-    self, binding_data, execution_error::ErrorKind, if_else_block, node::Target, task_node, workflow_node, Binding,
-    BindingData, ExecutionError, Identifier, LiteralMap, Node, OutputReference, TaskTemplate, WorkflowTemplate,
+    self, binding_data, execution_error::ErrorKind, if_else_block, node::Target, task_node,
+    workflow_node, Binding, BindingData, ExecutionError, Identifier, LiteralMap, Node,
+    OutputReference, TaskTemplate, WorkflowTemplate,
 };
 
 /// Engine settings.
@@ -27,7 +29,11 @@ pub struct ExecutorConfig {
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
-        ExecutorConfig { max_parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) }
+        ExecutorConfig {
+            max_parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
     }
 }
 
@@ -41,14 +47,19 @@ pub struct Executor {
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").field("available_permits", &self.permits.available_permits()).finish()
+        f.debug_struct("Executor")
+            .field("available_permits", &self.permits.available_permits())
+            .finish()
     }
 }
 
 /// Why a node (and so its workflow) did not succeed.
 #[derive(Debug, Clone)]
 enum NodeFailure {
-    Failed { node_id: String, error: ExecutionError },
+    Failed {
+        node_id: String,
+        error: ExecutionError,
+    },
     Aborted,
 }
 
@@ -62,8 +73,16 @@ struct Ctx {
 
 impl Executor {
     /// An executor running tasks with `runner` and resolving launch plan nodes with `resolver`.
-    pub fn new(config: ExecutorConfig, runner: Arc<dyn TaskRunner>, resolver: Arc<dyn LaunchPlanResolver>) -> Self {
-        Executor { runner, resolver, permits: Arc::new(Semaphore::new(config.max_parallelism.max(1))) }
+    pub fn new(
+        config: ExecutorConfig,
+        runner: Arc<dyn TaskRunner>,
+        resolver: Arc<dyn LaunchPlanResolver>,
+    ) -> Self {
+        Executor {
+            runner,
+            resolver,
+            permits: Arc::new(Semaphore::new(config.max_parallelism.max(1))),
+        }
     }
 
     /// Run `closure.primary` with `inputs` until it finishes or `cancel` fires; progress goes to `sink`.
@@ -75,11 +94,17 @@ impl Executor {
         sink: Arc<dyn EventSink>,
         cancel: CancelToken,
     ) -> ExecutionOutcome {
-        let ctx = Ctx { exec: self.clone(), execution, sink };
+        let ctx = Ctx {
+            exec: self.clone(),
+            execution,
+            sink,
+        };
         let template = Arc::new(closure.primary.clone());
         match run_workflow(ctx, closure, template, inputs, None, cancel).await {
             Ok(outputs) => ExecutionOutcome::Succeeded(outputs),
-            Err(NodeFailure::Failed { node_id, error }) => ExecutionOutcome::Failed { node_id, error },
+            Err(NodeFailure::Failed { node_id, error }) => {
+                ExecutionOutcome::Failed { node_id, error }
+            }
             Err(NodeFailure::Aborted) => ExecutionOutcome::Aborted,
         }
     }
@@ -88,7 +113,12 @@ impl Executor {
 fn failed(node_id: &str, code: &str, message: impl Into<String>, kind: ErrorKind) -> NodeFailure {
     NodeFailure::Failed {
         node_id: node_id.to_string(),
-        error: ExecutionError { code: code.into(), message: message.into(), kind: kind as i32, ..Default::default() },
+        error: ExecutionError {
+            code: code.into(),
+            message: message.into(),
+            kind: kind as i32,
+            ..Default::default()
+        },
     }
 }
 
@@ -105,7 +135,9 @@ fn promises(data: &BindingData, out: &mut BTreeSet<String>) {
         Some(binding_data::Value::Promise(p)) => {
             out.insert(p.node_id.clone());
         }
-        Some(binding_data::Value::Collection(c)) => c.bindings.iter().for_each(|d| promises(d, out)),
+        Some(binding_data::Value::Collection(c)) => {
+            c.bindings.iter().for_each(|d| promises(d, out))
+        }
         Some(binding_data::Value::Map(m)) => m.bindings.values().for_each(|d| promises(d, out)),
         _ => {}
     }
@@ -126,9 +158,14 @@ fn dependencies(template: &WorkflowTemplate) -> Result<BTreeMap<String, BTreeSet
             }
         }
         d.remove(START_NODE);
+        // flytekit's id for the workflow-input node (GLOBAL_INPUT_NODE_ID).
+        d.remove("");
         d.remove(&node.id);
         if let Some(unknown) = d.iter().find(|id| !ids.contains(id.as_str())) {
-            return Err(format!("node `{}` depends on `{unknown}`, which is not a node of the workflow", node.id));
+            return Err(format!(
+                "node `{}` depends on `{unknown}`, which is not a node of the workflow",
+                node.id
+            ));
         }
         deps.insert(node.id.clone(), d);
     }
@@ -148,8 +185,10 @@ fn run_workflow(
 ) -> BoxFuture<'static, Result<LiteralMap, NodeFailure>> {
     Box::pin(async move {
         let owner = parent.clone().unwrap_or_else(|| "end-node".to_string());
-        let deps = dependencies(&template).map_err(|e| failed(&owner, "InvalidWorkflow", e, ErrorKind::System))?;
-        let nodes: HashMap<&str, &Node> = template.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+        let deps = dependencies(&template)
+            .map_err(|e| failed(&owner, "InvalidWorkflow", e, ErrorKind::System))?;
+        let nodes: HashMap<&str, &Node> =
+            template.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
         let mut scope = Scope::new();
         scope.insert(START_NODE.to_string(), inputs);
         let mut pending: BTreeSet<String> = deps.keys().cloned().collect();
@@ -163,15 +202,21 @@ fn run_workflow(
                 wf_cancel.cancel();
             }
             if failure.is_none() {
-                let ready: Vec<String> =
-                    pending.iter().filter(|id| deps[*id].iter().all(|d| scope.contains_key(d))).cloned().collect();
+                let ready: Vec<String> = pending
+                    .iter()
+                    .filter(|id| deps[*id].iter().all(|d| scope.contains_key(d)))
+                    .cloned()
+                    .collect();
                 for id in ready {
                     pending.remove(&id);
-                    let Some(node) = nodes.get(id.as_str()) else { continue };
+                    let Some(node) = nodes.get(id.as_str()) else {
+                        continue;
+                    };
                     let uid = unique_id(parent.as_deref(), &id);
                     match bindings::resolve_bindings(&node.inputs, &scope) {
                         Ok(node_inputs) => {
-                            let branch_scope = matches!(node.target, Some(Target::BranchNode(_))).then(|| scope.clone());
+                            let branch_scope = matches!(node.target, Some(Target::BranchNode(_)))
+                                .then(|| scope.clone());
                             let fut = execute_node(
                                 ctx.clone(),
                                 closure.clone(),
@@ -186,7 +231,16 @@ fn run_workflow(
                         }
                         Err(e) => {
                             let f = failed(&uid, "BindingResolutionFailure", e, ErrorKind::User);
-                            emit_node(&ctx, node, &uid, parent.as_deref(), NodePhase::Failed, None, None, error_of(&f));
+                            emit_node(
+                                &ctx,
+                                node,
+                                &uid,
+                                parent.as_deref(),
+                                NodePhase::Failed,
+                                None,
+                                None,
+                                error_of(&f),
+                            );
                             failure = Some(f);
                             wf_cancel.cancel();
                             break;
@@ -194,7 +248,9 @@ fn run_workflow(
                     }
                 }
             }
-            let Some((id, result)) = running.next().await else { break };
+            let Some((id, result)) = running.next().await else {
+                break;
+            };
             match result {
                 Ok(outputs) => {
                     scope.insert(id, outputs);
@@ -213,10 +269,21 @@ fn run_workflow(
         }
         if !pending.is_empty() {
             let ids: Vec<&str> = pending.iter().map(String::as_str).collect();
-            return Err(failed(&owner, "InvalidWorkflow", format!("nodes {ids:?} depend on each other in a cycle"), ErrorKind::System));
+            return Err(failed(
+                &owner,
+                "InvalidWorkflow",
+                format!("nodes {ids:?} depend on each other in a cycle"),
+                ErrorKind::System,
+            ));
         }
-        bindings::resolve_bindings(&template.outputs, &scope)
-            .map_err(|e| failed(&owner, "OutputsNotFound", format!("workflow outputs: {e}"), ErrorKind::User))
+        bindings::resolve_bindings(&template.outputs, &scope).map_err(|e| {
+            failed(
+                &owner,
+                "OutputsNotFound",
+                format!("workflow outputs: {e}"),
+                ErrorKind::User,
+            )
+        })
     })
 }
 
@@ -248,9 +315,8 @@ fn node_target(node: &Node) -> Option<Identifier> {
             None => None,
         },
         Some(Target::WorkflowNode(w)) => match &w.reference {
-            Some(workflow_node::Reference::LaunchplanRef(id)) | Some(workflow_node::Reference::SubWorkflowRef(id)) => {
-                Some(id.clone())
-            }
+            Some(workflow_node::Reference::LaunchplanRef(id))
+            | Some(workflow_node::Reference::SubWorkflowRef(id)) => Some(id.clone()),
             None => None,
         },
         _ => None,
@@ -295,56 +361,132 @@ fn execute_node(
     cancel: CancelToken,
 ) -> BoxFuture<'static, Result<LiteralMap, NodeFailure>> {
     Box::pin(async move {
-        emit_node(&ctx, &node, &uid, parent.as_deref(), NodePhase::Queued, None, None, None);
+        emit_node(
+            &ctx,
+            &node,
+            &uid,
+            parent.as_deref(),
+            NodePhase::Queued,
+            None,
+            None,
+            None,
+        );
         let result = match &node.target {
             Some(Target::TaskNode(t)) => match &t.reference {
-                Some(task_node::Reference::ReferenceId(id)) => match closure.tasks.get(&entity_ref(id)) {
-                    Some(task) => {
-                        run_task_node(&ctx, &node, &uid, parent.as_deref(), task.clone(), inputs, &cancel).await
+                Some(task_node::Reference::ReferenceId(id)) => {
+                    match closure.tasks.get(&entity_ref(id)) {
+                        Some(task) => {
+                            run_task_node(
+                                &ctx,
+                                &node,
+                                &uid,
+                                parent.as_deref(),
+                                task.clone(),
+                                inputs,
+                                &cancel,
+                            )
+                            .await
+                        }
+                        None => Err(failed(
+                            &uid,
+                            "TaskNotFound",
+                            format!("task {} is not in the workflow's closure", describe_id(id)),
+                            ErrorKind::System,
+                        )),
                     }
-                    None => Err(failed(
-                        &uid,
-                        "TaskNotFound",
-                        format!("task {} is not in the workflow's closure", describe_id(id)),
-                        ErrorKind::System,
-                    )),
-                },
-                None => Err(failed(&uid, "InvalidNode", "task node without a task reference", ErrorKind::System)),
+                }
+                None => Err(failed(
+                    &uid,
+                    "InvalidNode",
+                    "task node without a task reference",
+                    ErrorKind::System,
+                )),
             },
             Some(Target::WorkflowNode(w)) => {
-                emit_node(&ctx, &node, &uid, parent.as_deref(), NodePhase::Running, Some(inputs.clone()), None, None);
+                emit_node(
+                    &ctx,
+                    &node,
+                    &uid,
+                    parent.as_deref(),
+                    NodePhase::Running,
+                    Some(inputs.clone()),
+                    None,
+                    None,
+                );
                 match &w.reference {
                     Some(workflow_node::Reference::SubWorkflowRef(id)) => {
                         match closure.sub_workflows.get(&entity_ref(id)) {
                             Some(sub) => {
                                 let sub = Arc::new(sub.clone());
-                                run_workflow(ctx.clone(), closure.clone(), sub, inputs, Some(uid.clone()), cancel.clone())
-                                    .await
+                                run_workflow(
+                                    ctx.clone(),
+                                    closure.clone(),
+                                    sub,
+                                    inputs,
+                                    Some(uid.clone()),
+                                    cancel.clone(),
+                                )
+                                .await
                             }
                             None => Err(failed(
                                 &uid,
                                 "WorkflowNotFound",
-                                format!("subworkflow {} is not in the workflow's closure", describe_id(id)),
+                                format!(
+                                    "subworkflow {} is not in the workflow's closure",
+                                    describe_id(id)
+                                ),
                                 ErrorKind::System,
                             )),
                         }
                     }
-                    Some(workflow_node::Reference::LaunchplanRef(id)) => match ctx.exec.resolver.resolve(id).await {
-                        Ok(lp) => {
-                            let mut all = lp.default_inputs.clone();
-                            all.literals.extend(inputs.literals);
-                            let template = Arc::new(lp.closure.primary.clone());
-                            run_workflow(ctx.clone(), lp.closure.clone(), template, all, Some(uid.clone()), cancel.clone())
+                    Some(workflow_node::Reference::LaunchplanRef(id)) => {
+                        match ctx.exec.resolver.resolve(id).await {
+                            Ok(lp) => {
+                                let mut all = lp.default_inputs.clone();
+                                all.literals.extend(inputs.literals);
+                                let template = Arc::new(lp.closure.primary.clone());
+                                run_workflow(
+                                    ctx.clone(),
+                                    lp.closure.clone(),
+                                    template,
+                                    all,
+                                    Some(uid.clone()),
+                                    cancel.clone(),
+                                )
                                 .await
+                            }
+                            Err(e) => Err(failed(&uid, "LaunchPlanNotFound", e, ErrorKind::System)),
                         }
-                        Err(e) => Err(failed(&uid, "LaunchPlanNotFound", e, ErrorKind::System)),
-                    },
-                    None => Err(failed(&uid, "InvalidNode", "workflow node without a reference", ErrorKind::System)),
+                    }
+                    None => Err(failed(
+                        &uid,
+                        "InvalidNode",
+                        "workflow node without a reference",
+                        ErrorKind::System,
+                    )),
                 }
             }
             Some(Target::BranchNode(b)) => {
-                emit_node(&ctx, &node, &uid, parent.as_deref(), NodePhase::Running, Some(inputs.clone()), None, None);
-                run_branch(&ctx, &closure, b, &uid, &inputs, scope.unwrap_or_default(), &cancel).await
+                emit_node(
+                    &ctx,
+                    &node,
+                    &uid,
+                    parent.as_deref(),
+                    NodePhase::Running,
+                    Some(inputs.clone()),
+                    None,
+                    None,
+                );
+                run_branch(
+                    &ctx,
+                    &closure,
+                    b,
+                    &uid,
+                    &inputs,
+                    scope.unwrap_or_default(),
+                    &cancel,
+                )
+                .await
             }
             Some(Target::GateNode(_)) => Err(failed(
                 &uid,
@@ -358,18 +500,44 @@ fn execute_node(
                 "array nodes (map tasks) are not supported by the sandbox",
                 ErrorKind::User,
             )),
-            None => Err(failed(&uid, "InvalidNode", "node without a target", ErrorKind::System)),
+            None => Err(failed(
+                &uid,
+                "InvalidNode",
+                "node without a target",
+                ErrorKind::System,
+            )),
         };
         match &result {
-            Ok(outputs) => {
-                emit_node(&ctx, &node, &uid, parent.as_deref(), NodePhase::Succeeded, None, Some(outputs.clone()), None)
-            }
-            Err(NodeFailure::Failed { error, .. }) => {
-                emit_node(&ctx, &node, &uid, parent.as_deref(), NodePhase::Failed, None, None, Some(error.clone()))
-            }
-            Err(NodeFailure::Aborted) => {
-                emit_node(&ctx, &node, &uid, parent.as_deref(), NodePhase::Aborted, None, None, None)
-            }
+            Ok(outputs) => emit_node(
+                &ctx,
+                &node,
+                &uid,
+                parent.as_deref(),
+                NodePhase::Succeeded,
+                None,
+                Some(outputs.clone()),
+                None,
+            ),
+            Err(NodeFailure::Failed { error, .. }) => emit_node(
+                &ctx,
+                &node,
+                &uid,
+                parent.as_deref(),
+                NodePhase::Failed,
+                None,
+                None,
+                Some(error.clone()),
+            ),
+            Err(NodeFailure::Aborted) => emit_node(
+                &ctx,
+                &node,
+                &uid,
+                parent.as_deref(),
+                NodePhase::Aborted,
+                None,
+                None,
+                None,
+            ),
         }
         result
     })
@@ -384,24 +552,46 @@ async fn run_branch(
     scope: Scope,
     cancel: &CancelToken,
 ) -> Result<LiteralMap, NodeFailure> {
-    let if_else = branch
-        .if_else
-        .as_deref()
-        .ok_or_else(|| failed(uid, "InvalidNode", "branch node without cases", ErrorKind::System))?;
+    let if_else = branch.if_else.as_deref().ok_or_else(|| {
+        failed(
+            uid,
+            "InvalidNode",
+            "branch node without cases",
+            ErrorKind::System,
+        )
+    })?;
     let mut chosen: Option<&Node> = None;
-    for case in if_else.case.as_deref().into_iter().chain(if_else.other.iter()) {
-        let cond = case
-            .condition
-            .as_ref()
-            .ok_or_else(|| failed(uid, "InvalidNode", "branch case without a condition", ErrorKind::System))?;
-        let hit = bindings::evaluate(cond, inputs)
-            .map_err(|e| failed(uid, "BranchEvaluationFailed", format!("cannot evaluate the condition: {e}"), ErrorKind::User))?;
+    for case in if_else
+        .case
+        .as_deref()
+        .into_iter()
+        .chain(if_else.other.iter())
+    {
+        let cond = case.condition.as_ref().ok_or_else(|| {
+            failed(
+                uid,
+                "InvalidNode",
+                "branch case without a condition",
+                ErrorKind::System,
+            )
+        })?;
+        let hit = bindings::evaluate(cond, inputs).map_err(|e| {
+            failed(
+                uid,
+                "BranchEvaluationFailed",
+                format!("cannot evaluate the condition: {e}"),
+                ErrorKind::User,
+            )
+        })?;
         if hit {
-            chosen = Some(
-                case.then_node
-                    .as_deref()
-                    .ok_or_else(|| failed(uid, "InvalidNode", "branch case without a node", ErrorKind::System))?,
-            );
+            chosen = Some(case.then_node.as_deref().ok_or_else(|| {
+                failed(
+                    uid,
+                    "InvalidNode",
+                    "branch case without a node",
+                    ErrorKind::System,
+                )
+            })?);
             break;
         }
     }
@@ -409,16 +599,37 @@ async fn run_branch(
         (Some(n), _) => n,
         (None, Some(if_else_block::Default::ElseNode(n))) => n.as_ref(),
         (None, Some(if_else_block::Default::Error(e))) => {
-            return Err(failed(uid, "UserProvidedError", e.message.clone(), ErrorKind::User))
+            return Err(failed(
+                uid,
+                "UserProvidedError",
+                e.message.clone(),
+                ErrorKind::User,
+            ))
         }
-        (None, None) => return Err(failed(uid, "NoBranchTaken", "no branch condition matched and there is no else", ErrorKind::User)),
+        (None, None) => {
+            return Err(failed(
+                uid,
+                "NoBranchTaken",
+                "no branch condition matched and there is no else",
+                ErrorKind::User,
+            ))
+        }
     };
     // The chosen node's bindings read the enclosing workflow's nodes.
     let then_inputs = bindings::resolve_bindings(&then.inputs, &scope)
         .map_err(|e| failed(uid, "BindingResolutionFailure", e, ErrorKind::User))?;
     let child = unique_id(Some(uid), &then.id);
-    execute_node(ctx.clone(), closure.clone(), then.clone(), child, Some(uid.to_string()), then_inputs, Some(scope), cancel.clone())
-        .await
+    execute_node(
+        ctx.clone(),
+        closure.clone(),
+        then.clone(),
+        child,
+        Some(uid.to_string()),
+        then_inputs,
+        Some(scope),
+        cancel.clone(),
+    )
+    .await
 }
 
 fn duration_of(d: &prost_types::Duration) -> Option<Duration> {
@@ -458,26 +669,40 @@ async fn run_task_node(
             _ = cancel.cancelled() => return Err(NodeFailure::Aborted),
         };
         if !announced {
-            emit_node(ctx, node, uid, parent, NodePhase::Running, Some(inputs.clone()), None, None);
+            emit_node(
+                ctx,
+                node,
+                uid,
+                parent,
+                NodePhase::Running,
+                Some(inputs.clone()),
+                None,
+                None,
+            );
             announced = true;
         }
         let request = TaskRequest {
-            attempt: AttemptId { execution: ctx.execution.clone(), node_id: uid.to_string(), retry_attempt: attempt },
+            attempt: AttemptId {
+                execution: ctx.execution.clone(),
+                node_id: uid.to_string(),
+                retry_attempt: attempt,
+            },
             task: task.clone(),
             inputs: inputs.clone(),
         };
         let log = runner.log_path(&request.attempt);
-        let task_event = |phase: TaskPhase, outputs: Option<LiteralMap>, error: Option<ExecutionError>| {
-            ctx.sink.emit(Event::Task(TaskEvent {
-                attempt: request.attempt.clone(),
-                task_id: task.id.clone(),
-                phase,
-                at: now_nanos(),
-                log: log.clone(),
-                outputs,
-                error,
-            }))
-        };
+        let task_event =
+            |phase: TaskPhase, outputs: Option<LiteralMap>, error: Option<ExecutionError>| {
+                ctx.sink.emit(Event::Task(TaskEvent {
+                    attempt: request.attempt.clone(),
+                    task_id: task.id.clone(),
+                    phase,
+                    at: now_nanos(),
+                    log: log.clone(),
+                    outputs,
+                    error,
+                }))
+            };
         task_event(TaskPhase::Running, None, None);
         let attempt_cancel = cancel.child();
         let outcome = {
@@ -516,12 +741,19 @@ async fn run_task_node(
             }
             TaskOutcome::Failed(f) => {
                 if f.recoverable && attempt < retries {
-                    task_event(TaskPhase::RetryableFailed, None, Some(f.to_execution_error()));
+                    task_event(
+                        TaskPhase::RetryableFailed,
+                        None,
+                        Some(f.to_execution_error()),
+                    );
                     attempt += 1;
                     continue;
                 }
                 task_event(TaskPhase::Failed, None, Some(f.to_execution_error()));
-                return Err(NodeFailure::Failed { node_id: uid.to_string(), error: f.to_execution_error() });
+                return Err(NodeFailure::Failed {
+                    node_id: uid.to_string(),
+                    error: f.to_execution_error(),
+                });
             }
             TaskOutcome::Aborted => {
                 task_event(TaskPhase::Aborted, None, None);
@@ -551,13 +783,30 @@ pub(super) fn single_task_closure(task: TaskTemplate) -> WorkflowClosure {
         })),
         union: None,
     };
-    let input_names: Vec<String> = interface.inputs.as_ref().map(|v| v.variables.keys().cloned().collect()).unwrap_or_default();
-    let output_names: Vec<String> = interface.outputs.as_ref().map(|v| v.variables.keys().cloned().collect()).unwrap_or_default();
+    let input_names: Vec<String> = interface
+        .inputs
+        .as_ref()
+        .map(|v| v.variables.keys().cloned().collect())
+        .unwrap_or_default();
+    let output_names: Vec<String> = interface
+        .outputs
+        .as_ref()
+        .map(|v| v.variables.keys().cloned().collect())
+        .unwrap_or_default();
     let task_id = task.id.clone().unwrap_or_default();
     let node = Node {
         id: "n0".into(),
-        metadata: Some(core::NodeMetadata { name: task_id.name.clone(), ..Default::default() }),
-        inputs: input_names.iter().map(|v| Binding { var: v.clone(), binding: Some(promise(START_NODE, v)) }).collect(),
+        metadata: Some(core::NodeMetadata {
+            name: task_id.name.clone(),
+            ..Default::default()
+        }),
+        inputs: input_names
+            .iter()
+            .map(|v| Binding {
+                var: v.clone(),
+                binding: Some(promise(START_NODE, v)),
+            })
+            .collect(),
         upstream_node_ids: vec![],
         output_aliases: vec![],
         target: Some(Target::TaskNode(core::TaskNode {
@@ -565,17 +814,29 @@ pub(super) fn single_task_closure(task: TaskTemplate) -> WorkflowClosure {
             reference: Some(task_node::Reference::ReferenceId(task_id.clone())),
         })),
     };
-    let wf_id = Identifier { resource_type: core::ResourceType::Workflow as i32, ..task_id.clone() };
+    let wf_id = Identifier {
+        resource_type: core::ResourceType::Workflow as i32,
+        ..task_id.clone()
+    };
     let primary = WorkflowTemplate {
         id: Some(wf_id),
         metadata: None,
         interface: Some(interface),
         nodes: vec![node],
-        outputs: output_names.iter().map(|v| Binding { var: v.clone(), binding: Some(promise("n0", v)) }).collect(),
+        outputs: output_names
+            .iter()
+            .map(|v| Binding {
+                var: v.clone(),
+                binding: Some(promise("n0", v)),
+            })
+            .collect(),
         failure_node: None,
         metadata_defaults: None,
     };
-    let mut closure = WorkflowClosure { primary, ..Default::default() };
+    let mut closure = WorkflowClosure {
+        primary,
+        ..Default::default()
+    };
     closure.tasks.insert(entity_ref(&task_id), Arc::new(task));
     closure
 }

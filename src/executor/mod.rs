@@ -35,8 +35,8 @@ use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 
 use crate::idl::flyteidl::core::{
-    self, execution_error::ErrorKind, CompiledWorkflowClosure, ExecutionError, Identifier, LiteralMap,
-    TaskTemplate, WorkflowTemplate,
+    self, execution_error::ErrorKind, CompiledWorkflowClosure, ExecutionError, Identifier,
+    LiteralMap, TaskTemplate, WorkflowTemplate,
 };
 
 pub use engine::{Executor, ExecutorConfig};
@@ -51,12 +51,21 @@ pub type EntityRef = (String, String, String, String, String);
 
 /// The identity of `id`, ignoring its resource type.
 pub fn entity_ref(id: &Identifier) -> EntityRef {
-    (id.org.clone(), id.project.clone(), id.domain.clone(), id.name.clone(), id.version.clone())
+    (
+        id.org.clone(),
+        id.project.clone(),
+        id.domain.clone(),
+        id.name.clone(),
+        id.version.clone(),
+    )
 }
 
 /// A readable id for messages: "`name` (version `v`)".
 pub fn describe_id(id: &Identifier) -> String {
-    format!("`{}` (project `{}`, domain `{}`, version `{}`)", id.name, id.project, id.domain, id.version)
+    format!(
+        "`{}` (project `{}`, domain `{}`, version `{}`)",
+        id.name, id.project, id.domain, id.version
+    )
 }
 
 /// Everything an execution needs: the workflow to run, its subworkflows and its tasks.
@@ -73,12 +82,18 @@ pub struct WorkflowClosure {
 impl WorkflowClosure {
     /// From a compiled closure (what flyteadmin stores for a workflow).
     pub fn from_compiled(compiled: CompiledWorkflowClosure) -> Result<Self, ExecutorError> {
-        let primary = compiled
-            .primary
-            .and_then(|p| p.template)
-            .ok_or_else(|| ExecutorError::Invalid("the compiled workflow has no primary template".into()))?;
-        let mut closure = WorkflowClosure { primary, ..Default::default() };
-        for sub in compiled.sub_workflows.into_iter().filter_map(|s| s.template) {
+        let primary = compiled.primary.and_then(|p| p.template).ok_or_else(|| {
+            ExecutorError::Invalid("the compiled workflow has no primary template".into())
+        })?;
+        let mut closure = WorkflowClosure {
+            primary,
+            ..Default::default()
+        };
+        for sub in compiled
+            .sub_workflows
+            .into_iter()
+            .filter_map(|s| s.template)
+        {
             if let Some(id) = &sub.id {
                 closure.sub_workflows.insert(entity_ref(id), sub);
             }
@@ -143,12 +158,22 @@ pub struct TaskFailure {
 impl TaskFailure {
     /// A non-recoverable system failure.
     pub fn system(code: &str, message: impl Into<String>) -> Self {
-        TaskFailure { code: code.into(), message: message.into(), kind: ErrorKind::System, recoverable: false }
+        TaskFailure {
+            code: code.into(),
+            message: message.into(),
+            kind: ErrorKind::System,
+            recoverable: false,
+        }
     }
 
     /// A non-recoverable user failure.
     pub fn user(code: &str, message: impl Into<String>) -> Self {
-        TaskFailure { code: code.into(), message: message.into(), kind: ErrorKind::User, recoverable: false }
+        TaskFailure {
+            code: code.into(),
+            message: message.into(),
+            kind: ErrorKind::User,
+            recoverable: false,
+        }
     }
 
     /// As flyteidl's `ExecutionError`.
@@ -177,7 +202,11 @@ pub enum TaskOutcome {
 /// `cancel` fires, having stopped whatever it started.
 pub trait TaskRunner: Send + Sync {
     /// Run `request`; `cancel` fires on termination or timeout.
-    fn run<'a>(&'a self, request: &'a TaskRequest, cancel: &'a CancelToken) -> BoxFuture<'a, TaskOutcome>;
+    fn run<'a>(
+        &'a self,
+        request: &'a TaskRequest,
+        cancel: &'a CancelToken,
+    ) -> BoxFuture<'a, TaskOutcome>;
 
     /// Where the attempt's log is written (reported in task events), if anywhere.
     fn log_path(&self, _attempt: &AttemptId) -> Option<PathBuf> {
@@ -197,7 +226,10 @@ pub struct ResolvedLaunchPlan {
 /// Looks up launch plans referenced by launch plan nodes.
 pub trait LaunchPlanResolver: Send + Sync {
     /// The launch plan `id`, or a message saying why not.
-    fn resolve<'a>(&'a self, id: &'a Identifier) -> BoxFuture<'a, Result<ResolvedLaunchPlan, String>>;
+    fn resolve<'a>(
+        &'a self,
+        id: &'a Identifier,
+    ) -> BoxFuture<'a, Result<ResolvedLaunchPlan, String>>;
 }
 
 /// A resolver for executions without launch plan nodes: every lookup fails.
@@ -205,7 +237,10 @@ pub trait LaunchPlanResolver: Send + Sync {
 pub struct NoLaunchPlans;
 
 impl LaunchPlanResolver for NoLaunchPlans {
-    fn resolve<'a>(&'a self, id: &'a Identifier) -> BoxFuture<'a, Result<ResolvedLaunchPlan, String>> {
+    fn resolve<'a>(
+        &'a self,
+        id: &'a Identifier,
+    ) -> BoxFuture<'a, Result<ResolvedLaunchPlan, String>> {
         let msg = format!("launch plan {} cannot be resolved here", describe_id(id));
         Box::pin(async move { Err(msg) })
     }
@@ -315,7 +350,9 @@ impl Default for CancelToken {
 impl CancelToken {
     /// A new, uncancelled token.
     pub fn new() -> Self {
-        CancelToken { inner: Arc::new(CancelInner::default()) }
+        CancelToken {
+            inner: Arc::new(CancelInner::default()),
+        }
     }
 
     /// A token cancelled when this one is (or on its own).

@@ -24,12 +24,30 @@ use crate::idl::google_protobuf::Timestamp;
 #[derive(Debug, Clone)]
 pub struct AdminApi {
     store: Arc<Store>,
+    executions: Option<Arc<super::executions::Executions>>,
 }
 
 impl AdminApi {
     /// An AdminService backed by `store`.
     pub fn new(store: Arc<Store>) -> Self {
-        AdminApi { store }
+        AdminApi {
+            store,
+            executions: None,
+        }
+    }
+
+    /// Serve the execution methods (CreateExecution, ...) from `executions`.
+    pub fn with_executions(mut self, executions: Arc<super::executions::Executions>) -> Self {
+        self.executions = Some(executions);
+        self
+    }
+
+    fn executions(&self, method: &str) -> Result<&Arc<super::executions::Executions>, Status> {
+        self.executions.as_ref().ok_or_else(|| {
+            Status::unimplemented(format!(
+                "flyteidl.service.AdminService/{method} is not implemented by the union sandbox"
+            ))
+        })
     }
 
     /// Run blocking database work off the async workers.
@@ -748,20 +766,123 @@ impl AdminService for AdminApi {
         }))
     }
 
+    // Executions: see `super::executions`.
+    async fn create_execution(
+        &self,
+        request: Request<ExecutionCreateRequest>,
+    ) -> Result<Response<ExecutionCreateResponse>, Status> {
+        self.executions("CreateExecution")?
+            .create(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_execution(
+        &self,
+        request: Request<WorkflowExecutionGetRequest>,
+    ) -> Result<Response<Execution>, Status> {
+        self.executions("GetExecution")?
+            .get(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_execution_data(
+        &self,
+        request: Request<WorkflowExecutionGetDataRequest>,
+    ) -> Result<Response<WorkflowExecutionGetDataResponse>, Status> {
+        self.executions("GetExecutionData")?
+            .get_data(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_executions(
+        &self,
+        request: Request<ResourceListRequest>,
+    ) -> Result<Response<ExecutionList>, Status> {
+        self.executions("ListExecutions")?
+            .list(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn terminate_execution(
+        &self,
+        request: Request<ExecutionTerminateRequest>,
+    ) -> Result<Response<ExecutionTerminateResponse>, Status> {
+        self.executions("TerminateExecution")?
+            .terminate(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_node_execution(
+        &self,
+        request: Request<NodeExecutionGetRequest>,
+    ) -> Result<Response<NodeExecution>, Status> {
+        self.executions("GetNodeExecution")?
+            .get_node(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_node_executions(
+        &self,
+        request: Request<NodeExecutionListRequest>,
+    ) -> Result<Response<NodeExecutionList>, Status> {
+        self.executions("ListNodeExecutions")?
+            .list_nodes(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_node_execution_data(
+        &self,
+        request: Request<NodeExecutionGetDataRequest>,
+    ) -> Result<Response<NodeExecutionGetDataResponse>, Status> {
+        self.executions("GetNodeExecutionData")?
+            .get_node_data(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_task_executions(
+        &self,
+        request: Request<TaskExecutionListRequest>,
+    ) -> Result<Response<TaskExecutionList>, Status> {
+        self.executions("ListTaskExecutions")?
+            .list_tasks(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_task_execution(
+        &self,
+        request: Request<TaskExecutionGetRequest>,
+    ) -> Result<Response<TaskExecution>, Status> {
+        self.executions("GetTaskExecution")?
+            .get_task(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_task_execution_data(
+        &self,
+        request: Request<TaskExecutionGetDataRequest>,
+    ) -> Result<Response<TaskExecutionGetDataResponse>, Status> {
+        self.executions("GetTaskExecutionData")?
+            .get_task_data(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     unimplemented_methods! {
-        create_execution(ExecutionCreateRequest) -> ExecutionCreateResponse = "CreateExecution";
         relaunch_execution(ExecutionRelaunchRequest) -> ExecutionCreateResponse = "RelaunchExecution";
         recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse = "RecoverExecution";
-        get_execution(WorkflowExecutionGetRequest) -> Execution = "GetExecution";
         update_execution(ExecutionUpdateRequest) -> ExecutionUpdateResponse = "UpdateExecution";
-        get_execution_data(WorkflowExecutionGetDataRequest) -> WorkflowExecutionGetDataResponse = "GetExecutionData";
-        list_executions(ResourceListRequest) -> ExecutionList = "ListExecutions";
-        terminate_execution(ExecutionTerminateRequest) -> ExecutionTerminateResponse = "TerminateExecution";
-        get_node_execution(NodeExecutionGetRequest) -> NodeExecution = "GetNodeExecution";
         get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse = "GetDynamicNodeWorkflow";
-        list_node_executions(NodeExecutionListRequest) -> NodeExecutionList = "ListNodeExecutions";
         list_node_executions_for_task(NodeExecutionForTaskListRequest) -> NodeExecutionList = "ListNodeExecutionsForTask";
-        get_node_execution_data(NodeExecutionGetDataRequest) -> NodeExecutionGetDataResponse = "GetNodeExecutionData";
         register_project(ProjectRegisterRequest) -> ProjectRegisterResponse = "RegisterProject";
         update_project(Project) -> ProjectUpdateResponse = "UpdateProject";
         get_project(ProjectGetRequest) -> Project = "GetProject";
@@ -770,9 +891,6 @@ impl AdminService for AdminApi {
         create_workflow_event(WorkflowExecutionEventRequest) -> WorkflowExecutionEventResponse = "CreateWorkflowEvent";
         create_node_event(NodeExecutionEventRequest) -> NodeExecutionEventResponse = "CreateNodeEvent";
         create_task_event(TaskExecutionEventRequest) -> TaskExecutionEventResponse = "CreateTaskEvent";
-        get_task_execution(TaskExecutionGetRequest) -> TaskExecution = "GetTaskExecution";
-        list_task_executions(TaskExecutionListRequest) -> TaskExecutionList = "ListTaskExecutions";
-        get_task_execution_data(TaskExecutionGetDataRequest) -> TaskExecutionGetDataResponse = "GetTaskExecutionData";
         update_project_domain_attributes(ProjectDomainAttributesUpdateRequest) -> ProjectDomainAttributesUpdateResponse = "UpdateProjectDomainAttributes";
         get_project_domain_attributes(ProjectDomainAttributesGetRequest) -> ProjectDomainAttributesGetResponse = "GetProjectDomainAttributes";
         delete_project_domain_attributes(ProjectDomainAttributesDeleteRequest) -> ProjectDomainAttributesDeleteResponse = "DeleteProjectDomainAttributes";

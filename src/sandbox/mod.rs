@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod blobs;
 pub mod compile;
+pub mod executions;
 pub mod query;
 pub mod store;
 
@@ -176,19 +177,30 @@ impl Sandbox {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), SandboxError> {
-        let admin = AdminServiceServer::new(admin::AdminApi::new(self.store.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        // One short write at startup (interrupted executions become FAILED).
+        let executions = executions::Executions::open(
+            self.store.clone(),
+            self.data_dir.clone(),
+            self.blobs.root().to_path_buf(),
+            self.local_addr,
+        )?;
+        let admin = AdminServiceServer::new(
+            admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let data_proxy = DataProxyServiceServer::new(blobs::DataProxyApi::new(
             self.blobs.clone(),
             self.local_addr,
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let routes = tonic::service::Routes::from(blobs::router(self.blobs.clone()))
-            .add_service(admin)
-            .add_service(data_proxy)
-            .add_service(AuthMetadataServiceServer::new(NoAuth))
-            .add_service(self.image_builder_service().into_server());
+        let routes = tonic::service::Routes::from(
+            blobs::router(self.blobs.clone()).merge(executions::router(executions)),
+        )
+        .add_service(admin)
+        .add_service(data_proxy)
+        .add_service(AuthMetadataServiceServer::new(NoAuth))
+        .add_service(self.image_builder_service().into_server());
         let incoming =
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let result = tonic::transport::Server::builder()

@@ -47,6 +47,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX entities_by_name ON entities (resource_type, org, project, domain, name, created_at);
     CREATE INDEX entities_by_project ON entities (resource_type, org, project, domain, created_at);
     CREATE INDEX entities_active ON entities (org, project, domain, name) WHERE state = 1;",
+    // 2: executions, node executions and task attempts (see `executions`).
+    super::executions::MIGRATION,
 ];
 
 /// Read connections kept open for reuse.
