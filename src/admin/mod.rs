@@ -55,6 +55,7 @@ pub enum Created {
 pub struct AdminClient {
     admin: AdminServiceClient<Channel>,
     data_proxy: DataProxyServiceClient<Channel>,
+    channel: Channel,
     endpoint: String,
     source: Source,
     insecure: bool,
@@ -140,7 +141,8 @@ impl AdminClient {
         let max = 64 * 1024 * 1024;
         let client = AdminClient {
             admin: AdminServiceClient::new(channel.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
-            data_proxy: DataProxyServiceClient::new(channel).max_decoding_message_size(max),
+            data_proxy: DataProxyServiceClient::new(channel.clone()).max_decoding_message_size(max),
+            channel,
             endpoint: settings.endpoint.clone(),
             source: settings.endpoint_source.clone(),
             insecure: settings.insecure,
@@ -148,6 +150,11 @@ impl AdminClient {
         // One cheap call so that TLS/plaintext mismatches show up here, not mid-registration.
         client.get_version().await?;
         Ok(client)
+    }
+
+    /// The underlying channel (TLS included), for other services on the same endpoint.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// The endpoint this client talks to.

@@ -48,7 +48,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         allow_unverified: args.common.allow_unverified_images,
     };
     let set = discovery::modules_for_paths(&args.common.paths)?;
-    let loaded = register::load(set, &opts, &progress)?;
+    let mut loaded = register::load(set, &opts, &progress)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,7 +85,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     }
 
     // Images before any RPC: nothing is registered if one cannot be built or pushed.
-    images::ensure_images(&rt, &loaded, &settings, &image_opts, &progress)?;
+    images::ensure_images(&rt, &mut loaded, &settings, &image_opts, &progress)?;
 
     progress.phase(&format!("Connecting to {}", settings.endpoint));
     let client = rt.block_on(AdminClient::connect(&settings)).map_err(register::admin_diagnostic)?;

@@ -55,7 +55,7 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
     let set = discovery::file_module(file)?;
     let module = set.modules[0].clone();
     let root = set.root.clone();
-    let loaded = register::load(set, &opts, &progress)?;
+    let mut loaded = register::load(set, &opts, &progress)?;
     let session = &loaded.session;
 
     // The entity and its inputs, converted exactly as for a local run (then to a LiteralMap).
@@ -78,7 +78,7 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
 
     // Images first: nothing is uploaded or registered if an image cannot be had.
     let image_opts = ImageOptions { base_image: args.base_image.clone(), allow_unverified: args.allow_unverified_images };
-    register::images::ensure_images(&rt, &loaded, &settings, &image_opts, &progress)?;
+    register::images::ensure_images(&rt, &mut loaded, &settings, &image_opts, &progress)?;
 
     progress.phase(&format!("Connecting to {}", settings.endpoint));
     let client = rt.block_on(AdminClient::connect(&settings)).map_err(register::admin_diagnostic)?;
@@ -216,8 +216,11 @@ pub async fn follow(
     };
     let mut d = Diagnostic::new(format!("execution {} {}", id.name, phase_name(closure.phase).to_lowercase()));
     let mut detail = message;
-    if let Some(tail) = failing_log_tail(client, id).await {
-        detail.push_str(&format!("\n\n{tail}"));
+    // The error usually carries the user's traceback already; the log tail helps when it does not.
+    if !detail.contains("Traceback") {
+        if let Some(tail) = failing_log_tail(client, id).await {
+            detail.push_str(&format!("\n\n{tail}"));
+        }
     }
     d = d.detail(detail);
     d = d.hint(format!("inspect it with `union get execution {}`", id.name));

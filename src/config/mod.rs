@@ -4,7 +4,7 @@
 //! `$FLYTECTL_CONFIG`, `~/.union/config.yaml`, `~/.flyte/config.yaml`. Keys read:
 //! `admin.endpoint` (a `dns:///` prefix is dropped), `admin.insecure`, `admin.insecureSkipVerify`,
 //! `admin.caCertFilePath`, `task.project`, `task.domain`, `images.<name>`, and our own
-//! `union.defaultImage` / `union.baseImage`. Environment overrides are read before the file, as
+//! `union.defaultImage` / `union.baseImage` / `union.imageBuilder`. Environment overrides are read before the file, as
 //! flytekit does: `FLYTE_PLATFORM_URL`, `FLYTE_PLATFORM_INSECURE`,
 //! `FLYTE_PLATFORM_INSECURE_SKIP_VERIFY`, `FLYTE_DEFAULT_PROJECT`, `FLYTE_DEFAULT_DOMAIN`,
 //! `FLYTE_INTERNAL_IMAGE`. Command-line flags win over both.
@@ -58,6 +58,8 @@ pub struct Settings {
     pub default_image: Option<String>,
     /// The base image for ImageSpecs that name none (`union.baseImage`).
     pub base_image: Option<String>,
+    /// The builder for ImageSpecs that name none (`union.imageBuilder`: `union` for the backend's).
+    pub image_builder: Option<String>,
     /// The config file read, if any.
     pub file: Option<PathBuf>,
 }
@@ -181,6 +183,7 @@ pub fn load_with(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>, ho
         images: BTreeMap::new(),
         default_image: None,
         base_image: None,
+        image_builder: None,
         file: file.clone(),
     };
     // The sandbox default is plaintext on localhost; a configured remote endpoint is TLS unless
@@ -226,6 +229,9 @@ pub fn load_with(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>, ho
     }
     if let Some(v) = get(&doc, &["union", "baseImage"]).and_then(|v| v.as_str()) {
         s.base_image = Some(v.to_string());
+    }
+    if let Some(v) = get(&doc, &["union", "imageBuilder"]).and_then(|v| v.as_str()) {
+        s.image_builder = Some(v.to_string());
     }
 
     if let Some(v) = env("FLYTE_PLATFORM_URL").filter(|v| !v.is_empty()) {

@@ -40,11 +40,14 @@ pub fn base_image(opts: &ImageOptions, settings: &Settings) -> String {
 
 /// Build plans for every planned image (nested bases included in each plan).
 pub fn plans(loaded: &Loaded, opts: &ImageOptions, settings: &Settings) -> Result<Vec<BuildPlan>, Diagnostic> {
-    let mut ctx = TagContext::from_cwd().map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
+    let mut ctx = TagContext::new(&loaded.base_dir);
     ctx.loaded_modules = loaded.loaded_modules.clone();
     let bs = BuildSettings { default_base_image: base_image(opts, settings), flytekit_version: loaded.flytekit_version.clone() };
     let mut out: Vec<BuildPlan> = Vec::new();
     for img in &loaded.images {
+        if is_remote(&img.spec, settings) {
+            continue;
+        }
         let plan = dockerfile::plan(&img.spec, &ctx, &bs).map_err(|e| plan_diagnostic(e, &img.tasks))?;
         if plan.image_name != img.name {
             // A file changed between computing the tag and planning the build (flytekit's guard).
@@ -152,10 +155,74 @@ pub fn build_diagnostic(e: BuildError) -> Diagnostic {
     }
 }
 
-/// Check every image; build and push what is missing. Returns (built, existed).
+/// Does this spec go to the backend's image builder? Its `builder` is `union`/`unionai`, or it
+/// names none (flytekit fills in `default`/`envd` then) and the config says `union.imageBuilder: union`.
+pub fn is_remote(spec: &crate::image::ImageSpec, settings: &Settings) -> bool {
+    let unspecified = matches!(spec.builder.as_deref().map(str::trim), None | Some("") | Some("default") | Some("envd"));
+    if unspecified {
+        let mut s = spec.clone();
+        s.builder = None;
+        return crate::image::remote::wants_remote(&s, settings.image_builder.as_deref());
+    }
+    crate::image::remote::wants_remote(spec, None)
+}
+
+/// Images the backend builds (`builder="union"`): ask it, stream its logs, and use the
+/// fully-qualified image it returns. Needs no Docker engine here.
+fn ensure_remote(
+    rt: &tokio::runtime::Runtime,
+    loaded: &mut Loaded,
+    settings: &Settings,
+    opts: &ImageOptions,
+    progress: &Progress,
+) -> Result<usize, Diagnostic> {
+    use crate::image::remote::client::RemoteBuildOptions;
+    use crate::image::remote::{ensure_remote_images, RemoteBuilderClient};
+    let remote: Vec<usize> = (0..loaded.images.len()).filter(|&i| is_remote(&loaded.images[i].spec, settings)).collect();
+    if remote.is_empty() {
+        return Ok(0);
+    }
+    progress.phase(&format!("Building {} image(s) on {}", remote.len(), settings.endpoint));
+    let admin = rt.block_on(crate::admin::AdminClient::connect(settings)).map_err(super::admin_diagnostic)?;
+    let client = RemoteBuilderClient::from_channel(admin.channel(), &settings.endpoint);
+    let specs: Vec<crate::image::ImageSpec> = remote.iter().map(|&i| loaded.images[i].spec.clone()).collect();
+    let mut ctx = TagContext::new(&loaded.base_dir);
+    ctx.loaded_modules = loaded.loaded_modules.clone();
+    let options = RemoteBuildOptions {
+        force: false,
+        flytekit_version: loaded.flytekit_version.clone(),
+        default_base_image: opts.base_image.clone().or_else(|| settings.base_image.clone()),
+        ..Default::default()
+    };
+    let reporter = ProgressReporter { progress, steps: Mutex::new(BTreeMap::new()) };
+    let done = rt.block_on(ensure_remote_images(&client, &specs, &ctx, &options, &reporter)).map_err(|e| {
+        let mut d = Diagnostic::new(e.to_string());
+        if let Some(out) = e.output() {
+            d = d.detail(out.to_string());
+        }
+        d.hint("nothing was registered")
+    })?;
+    let mut built = 0;
+    for r in &done {
+        if r.built {
+            built += 1;
+        }
+        for img in loaded.images.iter_mut() {
+            if img.name == r.image_name {
+                // flytekit's union builder maps the tag to the real name; tasks use that.
+                img.name = r.fully_qualified.clone();
+            }
+        }
+    }
+    progress.done(&format!("{built} built, {} already there", done.len() - built));
+    Ok(remote.len())
+}
+
+/// Check every image; build and push what is missing (locally through the Docker engine, or on
+/// the backend for `builder="union"`). Returns (built, existed).
 pub fn ensure_images(
     rt: &tokio::runtime::Runtime,
-    loaded: &Loaded,
+    loaded: &mut Loaded,
     settings: &Settings,
     opts: &ImageOptions,
     progress: &Progress,
@@ -163,7 +230,11 @@ pub fn ensure_images(
     if loaded.images.is_empty() {
         return Ok((0, 0));
     }
-    let plans = plans(loaded, opts, settings)?;
+    let remote = ensure_remote(rt, loaded, settings, opts, progress)?;
+    if remote == loaded.images.len() {
+        return Ok((0, remote));
+    }
+    let plans: Vec<BuildPlan> = plans(loaded, opts, settings)?;
     progress.phase(&format!("Checking {} image(s)", plans.len()));
     let registry = RegistryClient::builder()
         .build()
@@ -221,6 +292,14 @@ pub fn describe(rt: &tokio::runtime::Runtime, loaded: &Loaded, settings: &Settin
     let plans = plans(loaded, opts, settings)?;
     let registry = RegistryClient::builder().build().ok();
     let mut out = String::new();
+    for img in loaded.images.iter().filter(|i| is_remote(&i.spec, settings)) {
+        out.push_str(&format!(
+            "  {}\n    ImageSpec {} used by {}\n    built by the backend's image builder (builder=\"union\")\n",
+            img.name,
+            img.spec.name,
+            img.tasks.join(", ")
+        ));
+    }
     for p in &plans {
         let exists = match (&registry, image_has_registry(&p.image_name)) {
             (Some(r), true) => match ImageReference::parse(&p.image_name) {

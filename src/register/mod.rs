@@ -104,6 +104,34 @@ pub struct Loaded {
     pub flytekit_version: String,
     pub git_repo: Option<String>,
     pub loaded_modules: Vec<PathBuf>,
+    /// Where ImageSpecs' relative paths (requirements, copy, source_root) are resolved.
+    pub base_dir: PathBuf,
+}
+
+/// The directory ImageSpec paths are relative to. flytekit resolves them against the working
+/// directory, so that is used whenever the files are there; when they are not but are under the
+/// project root (running `union` from a parent directory, where flytekit would fail), the project
+/// root is used. The file contents, not their paths, go into the tag, so tags are the same.
+pub fn spec_base_dir<'a>(specs: impl Iterator<Item = &'a ImageSpec>, cwd: &Path, root: &Path) -> PathBuf {
+    fn paths(s: &ImageSpec, out: &mut Vec<String>) {
+        out.extend(s.requirements.iter().filter(|r| !r.is_empty()).cloned());
+        out.extend(s.copy.iter().flatten().cloned());
+        out.extend(s.source_root.iter().cloned());
+        if let Some(crate::image::spec::BaseImage::Spec(b)) = &s.base_image {
+            paths(b, out);
+        }
+    }
+    let mut rel = Vec::new();
+    for s in specs {
+        paths(s, &mut rel);
+    }
+    let rel: Vec<&String> = rel.iter().filter(|p| !Path::new(p.as_str()).is_absolute()).collect();
+    let all_in = |dir: &Path| rel.iter().all(|p| dir.join(p.as_str()).exists());
+    if rel.is_empty() || all_in(cwd) || !all_in(root) {
+        cwd.to_path_buf()
+    } else {
+        root.to_path_buf()
+    }
 }
 
 fn py(session: &PythonSession) -> impl Fn(PyUserError) -> Diagnostic + '_ {
@@ -144,14 +172,19 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
     let settings = base_settings(opts, &set.root, &default_image, git_repo.clone());
     let uses = session.image_specs(&settings).map_err(py(&session))?;
     let host = HostEnv::current();
-    let mut ctx = TagContext::from_cwd()
-        .map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
-    ctx.loaded_modules = info.files.clone();
-    let mut images = Vec::new();
+    let mut specs = Vec::new();
     for u in uses {
         let spec = ImageSpec::from_bridge_json(&u.spec, &host).map_err(|e| {
             Diagnostic::new(format!("ImageSpec used by {}: {e}", u.tasks.join(", ")))
         })?;
+        specs.push((u, spec));
+    }
+    let cwd = std::env::current_dir().map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
+    let base_dir = spec_base_dir(specs.iter().map(|(_, s)| s), &cwd, &set.root);
+    let mut ctx = TagContext::new(&base_dir);
+    ctx.loaded_modules = info.files.clone();
+    let mut images = Vec::new();
+    for (u, spec) in specs {
         let name = spec.image_name(&ctx).map_err(|e| {
             Diagnostic::new(format!("ImageSpec `{}` (used by {}): {e}", spec.name, u.tasks.join(", ")))
         })?;
@@ -194,7 +227,7 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
         (Some(files), Some((archive, bytes)))
     };
     let loaded_modules = info.files;
-    Ok(Loaded { set, session, entities, images, files, archive, flytekit_version, git_repo, loaded_modules })
+    Ok(Loaded { set, session, entities, images, files, archive, flytekit_version, git_repo, loaded_modules, base_dir })
 }
 
 fn check_duplicate_names(entities: &[Entity]) -> Result<(), Diagnostic> {
