@@ -91,7 +91,7 @@ pub fn local_flytekit_version(prefix: &Path) -> Option<String> {
 fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
     let host = HostEnv::current();
     let cwd = std::env::current_dir()?;
-    let ctx = TagContext::new(&cwd);
+    let mut ctx = TagContext::new(&cwd);
 
     let yaml: Vec<&PathBuf> = settings.paths.iter().filter(|p| is_yaml(p)).collect();
     let mut specs: Vec<ImageSpec> = Vec::new();
@@ -136,6 +136,8 @@ fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
             eprintln!("no task under the given paths uses an ImageSpec; nothing to build");
             return Ok(ExitCode::SUCCESS);
         }
+        // Relative ImageSpec paths: the working directory as flytekit, else the project root.
+        ctx.base_dir = crate::register::spec_base_dir(specs.iter(), &cwd, &set.root);
     }
 
     let build_settings = BuildSettings {

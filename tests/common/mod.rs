@@ -73,6 +73,28 @@ pub fn exists(p: &Path) -> bool {
     p.exists()
 }
 
+/// The test Docker engine's socket (tests/setup/docker.sh).
+pub const TEST_DOCKER_SOCKET: &str = "/run/union-test/docker.sock";
+/// The offline base image tests/setup/docker.sh pushes.
+pub const TEST_BASE_IMAGE: &str = "localhost:30000/union/debian-python:bookworm";
+
+/// Are the test engine and registry up?
+pub fn docker_infra_up() -> bool {
+    let up = std::net::TcpStream::connect("127.0.0.1:30000").is_ok() && Path::new(TEST_DOCKER_SOCKET).exists();
+    if !up {
+        eprintln!("SKIP: the test engine/registry is not running (bash tests/setup/docker.sh)");
+    }
+    up
+}
+
+/// A `union` command that builds with the test engine and base image.
+pub fn union_docker() -> Command {
+    let mut c = union();
+    c.env("DOCKER_HOST", format!("unix://{TEST_DOCKER_SOCKET}"));
+    c.env("UNION_BASE_IMAGE", TEST_BASE_IMAGE);
+    c
+}
+
 /// A `union sandbox` running on a free loopback port with its own data directory; stopped on drop.
 pub struct Sandbox {
     pub port: u16,
@@ -91,7 +113,13 @@ impl Sandbox {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_union"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_union"));
+        if Path::new(TEST_DOCKER_SOCKET).exists() {
+            // Executions and the image builder use the test engine (tests/setup/docker.sh).
+            cmd.env("DOCKER_HOST", format!("unix://{TEST_DOCKER_SOCKET}"));
+            cmd.env("UNION_BASE_IMAGE", TEST_BASE_IMAGE);
+        }
+        let mut child = cmd
             .args(["sandbox", "start", "--port", &port.to_string(), "--data-dir"])
             .arg(dir.path())
             .stdout(std::process::Stdio::piped())
