@@ -175,9 +175,9 @@ mod wire_types {
             return (python.clone(), version);
         }
 
-        let setup = manifest_dir.join("scripts").join("setup-python.sh");
+        let setup = manifest_dir.join("tests").join("setup").join("python-env.sh");
         let setup_hint = if setup.exists() {
-            "run scripts/setup-python.sh, or "
+            "run `bash tests/setup/python-env.sh` (it makes .venv with the pinned flyteidl), or "
         } else {
             ""
         };
