@@ -156,3 +156,27 @@ fn missing_requirements_file_names_spec_and_path() {
     let err = stderr(&o);
     assert!(err.contains("union-test-img") && err.contains("requirements.txt"), "{err}");
 }
+
+#[test]
+fn image_spec_yaml_as_the_default_image_is_built_and_used() {
+    if !infra_up() {
+        return;
+    }
+    let sb = Sandbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(&spec, format!("name: union-test-yaml\nregistry: localhost:30000\npackages:\n  - flytekit==1.16.31\nenv:\n  SALT: \"{}\"\n", salt())).unwrap();
+    let spec_arg = spec.to_string_lossy().into_owned();
+    let dry = run(union().env("UNION_BASE_IMAGE", BASE).args(["register", &fixture("pkgtree/myproj"), "--dry-run", "--image", &spec_arg]));
+    assert!(dry.status.success());
+    let out = stdout(&dry);
+    let image = out.lines().find(|l| l.trim_start().starts_with("localhost:30000/union-test-yaml:")).unwrap().trim().to_string();
+    assert!(out.contains("no (would build and push)"), "{out}");
+
+    let o = run(union_docker().args(["register", &fixture("pkgtree/myproj"), "--endpoint", &sb.endpoint(), "--image", &spec_arg]));
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("1 built and pushed"), "{}", stderr(&o));
+    let version = stdout(&o).split("with version ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let py = python_support("fetch_entities.py", &[&sb.endpoint(), "flytesnacks", "development", &version, "task:myproj.greet.greet"]);
+    assert!(stdout(&py).contains(&format!("\"image\": \"{image}\"")), "{}", stdout(&py));
+}

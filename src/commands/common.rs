@@ -16,6 +16,51 @@ pub fn copy_mode(c: CopyArg) -> CopyMode {
     }
 }
 
+/// An ImageSpec given as `--image [NAME=]spec.yaml`: built like a task's, used by its name.
+#[derive(Debug, Clone)]
+pub struct YamlImage {
+    pub spec: crate::image::ImageSpec,
+    pub name: String,
+    pub path: std::path::PathBuf,
+}
+
+fn is_yaml(v: &str) -> bool {
+    v.ends_with(".yaml") || v.ends_with(".yml")
+}
+
+fn load_yaml_image(path: &str) -> Result<YamlImage, Diagnostic> {
+    let p = std::path::PathBuf::from(path);
+    let host = crate::image::HostEnv::current();
+    let spec = crate::image::ImageSpec::from_yaml_file(&p, &host).map_err(|e| Diagnostic::usage(format!("--image {path}: {e}")))?;
+    let ctx = crate::image::TagContext::from_cwd().map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
+    let name = spec.image_name(&ctx).map_err(|e| Diagnostic::new(format!("--image {path}: {e}")))?;
+    Ok(YamlImage { spec, name, path: p })
+}
+
+/// Split `--image` values into the default image, named images (pyflyte's `[NAME=]URI`), and the
+/// ImageSpec YAML files among them (which stand for their image name and must be built).
+pub fn parse_images_and_specs(values: &[String]) -> Result<(Option<String>, BTreeMap<String, String>, Vec<YamlImage>), Diagnostic> {
+    let mut plain = Vec::new();
+    let mut specs = Vec::new();
+    for v in values {
+        match v.split_once('=') {
+            Some((name, uri)) if is_yaml(uri) && !name.contains('/') && !name.contains(':') => {
+                let y = load_yaml_image(uri)?;
+                plain.push(format!("{name}={}", y.name));
+                specs.push(y);
+            }
+            _ if is_yaml(v) => {
+                let y = load_yaml_image(v)?;
+                plain.push(y.name.clone());
+                specs.push(y);
+            }
+            _ => plain.push(v.clone()),
+        }
+    }
+    let (default, named) = parse_images(&plain)?;
+    Ok((default, named, specs))
+}
+
 /// Split `--image` values into the default image and named images (pyflyte's `[NAME=]URI`).
 pub fn parse_images(values: &[String]) -> Result<(Option<String>, BTreeMap<String, String>), Diagnostic> {
     let mut default = None;
@@ -33,10 +78,6 @@ pub fn parse_images(values: &[String]) -> Result<(Option<String>, BTreeMap<Strin
                 named.insert(name.to_string(), uri.to_string());
             }
             _ => {
-                if v.ends_with(".yaml") || v.ends_with(".yml") {
-                    return Err(Diagnostic::usage(format!("--image {v}: ImageSpec YAML files are accepted by `union build`, not here yet"))
-                        .hint("build it with `union build SPEC.yaml`, then pass the printed image name with --image"));
-                }
                 if default.replace(v.clone()).is_some() {
                     return Err(Diagnostic::usage("more than one --image without a name")
                         .hint("only one default image; name the others: --image NAME=URI"));

@@ -12,7 +12,7 @@ use crate::register::{self, PlanOptions, Spec};
 
 pub fn package(args: PackageArgs) -> Result<ExitCode> {
     let progress = common::progress(&args.common);
-    let (default_image, images) = common::parse_images(&args.common.images)?;
+    let (default_image, images, yaml_images) = common::parse_images_and_specs(&args.common.images)?;
     let opts = PlanOptions {
         project: String::new(),
         domain: String::new(),
@@ -23,6 +23,7 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
         images,
         env: common::parse_env(&args.common.env)?,
         for_package: true,
+        yaml_images,
     };
     let set = discovery::modules_for_paths(&args.common.paths)?;
 

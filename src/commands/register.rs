@@ -22,7 +22,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         project: args.backend.project.clone(),
         domain: args.backend.domain.clone(),
     })?;
-    let (default_image, mut images) = common::parse_images(&args.common.images)?;
+    let (default_image, mut images, yaml_images) = common::parse_images_and_specs(&args.common.images)?;
     for (k, v) in &settings.images {
         images.entry(k.clone()).or_insert_with(|| v.clone());
     }
@@ -42,6 +42,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         images,
         env: common::parse_env(&args.common.env)?,
         for_package: false,
+        yaml_images,
     };
     let image_opts = ImageOptions {
         base_image: args.common.base_image.clone(),

@@ -31,7 +31,7 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
         project: args.backend.project.clone(),
         domain: args.backend.domain.clone(),
     })?;
-    let (default_image, mut images) = common::parse_images(&args.images)?;
+    let (default_image, mut images, yaml_images) = common::parse_images_and_specs(&args.images)?;
     for (k, v) in &settings.images {
         images.entry(k.clone()).or_insert_with(|| v.clone());
     }
@@ -51,6 +51,7 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
         images,
         env: BTreeMap::new(),
         for_package: false,
+        yaml_images,
     };
     let set = discovery::file_module(file)?;
     let module = set.modules[0].clone();

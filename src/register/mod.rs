@@ -47,6 +47,8 @@ pub struct PlanOptions {
     pub env: BTreeMap<String, String>,
     /// Serialize ids with empty project/domain/version (pyflyte package).
     pub for_package: bool,
+    /// ImageSpecs given as `--image spec.yaml`: built like tasks' images.
+    pub yaml_images: Vec<crate::commands::common::YamlImage>,
 }
 
 /// An ImageSpec used by tasks, with the name union computed for it.
@@ -189,6 +191,16 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
             Diagnostic::new(format!("ImageSpec `{}` (used by {}): {e}", spec.name, u.tasks.join(", ")))
         })?;
         images.push(PlannedImage { spec_id: u.id, spec, name, tasks: u.tasks });
+    }
+    for y in &opts.yaml_images {
+        if !images.iter().any(|i| i.name == y.name) {
+            images.push(PlannedImage {
+                spec_id: format!("yaml:{}", y.path.display()),
+                spec: y.spec.clone(),
+                name: y.name.clone(),
+                tasks: vec![format!("--image {}", y.path.display())],
+            });
+        }
     }
 
     // The code archive.
