@@ -1,9 +1,8 @@
 //! The file digests an ImageSpec tag needs: flytekit's `ls_files` digest for `source_root` and
 //! `compute_digest` for `copy`, with flytekit's exact (and sometimes quirky) semantics.
 //!
-//! TODO: the file listing and ignore rules should move to the shared listing in
-//! `crate::package::files` (`list_files` + `IgnoreSet::image_spec()` + `ls_digest`). It is not
-//! reused yet because it deliberately differs from flytekit (it applies `.gitignore` rules without
+//! Why this is not the shared listing in `crate::package::files` (`list_files` +
+//! `IgnoreSet::image_spec()` + `ls_digest`): that one it deliberately differs from flytekit (it applies `.gitignore` rules without
 //! running git, also outside a git work tree, and always makes the root absolute, whereas flytekit
 //! matches ignore rules against `os.path.join(<relative source_root>, ...)`), and a tag must be
 //! byte-identical to pyflyte's. Sharing it needs a "flytekit-exact" switch there.
