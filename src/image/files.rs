@@ -2,8 +2,8 @@
 //! `compute_digest` for `copy`, with flytekit's exact (and sometimes quirky) semantics.
 //!
 //! Why this is not the shared listing in `crate::package::files` (`list_files` +
-//! `IgnoreSet::image_spec()` + `ls_digest`): that one it deliberately differs from flytekit (it applies `.gitignore` rules without
-//! running git, also outside a git work tree, and always makes the root absolute, whereas flytekit
+//! `IgnoreSet::image_spec()` + `ls_digest`): that one deliberately differs from flytekit (it
+//! applies `.gitignore` rules without running git, also outside a git work tree, and always makes the root absolute, whereas flytekit
 //! matches ignore rules against `os.path.join(<relative source_root>, ...)`), and a tag must be
 //! byte-identical to pyflyte's. Sharing it needs a "flytekit-exact" switch there.
 //!
