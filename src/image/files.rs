@@ -1,11 +1,11 @@
 //! The file digests an ImageSpec tag needs: flytekit's `ls_files` digest for `source_root` and
 //! `compute_digest` for `copy`, with flytekit's exact (and sometimes quirky) semantics.
 //!
-//! Why this is not the shared listing in `crate::package::files` (`list_files` +
-//! `IgnoreSet::image_spec()` + `ls_digest`): that one deliberately differs from flytekit (it
-//! applies `.gitignore` rules without running git, also outside a git work tree, and always makes the root absolute, whereas flytekit
-//! matches ignore rules against `os.path.join(<relative source_root>, ...)`), and a tag must be
-//! byte-identical to pyflyte's. Sharing it needs a "flytekit-exact" switch there.
+//! Why this is not the shared listing in `crate::package::files`: that one deliberately differs
+//! from flytekit (it applies `.gitignore` rules without running git, also outside a git work
+//! tree, and always makes the root absolute, whereas flytekit matches ignore rules against
+//! `os.path.join(<relative source_root>, ...)`), and a tag must be byte-identical to pyflyte's.
+//! Sharing it would need a "flytekit-exact" switch there.
 //!
 //! Directory order: `compute_digest` hashes directories in `os.walk` order, which is
 //! `os.scandir` (readdir) order, i.e. filesystem order. We use `std::fs::read_dir`, which is the
