@@ -158,3 +158,16 @@ fn remote_builder_needs_no_local_docker() {
     assert!(stdout(&o).ends_with(", Ada!\n"), "{}", stdout(&o));
     assert!(stderr(&o).contains("image(s) on"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_container_killed_for_memory_says_so() {
+    if !docker_infra_up() {
+        return;
+    }
+    let sb = Sandbox::start();
+    let o = run(remote(&sb).args(["--image", task_image(), "--wait", &fixture("exec/workflows/oom.py"), "hog_wf"]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("out of memory"), "{err}");
+    assert!(err.contains("64"), "names the limit: {err}");
+}
