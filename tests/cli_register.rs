@@ -249,3 +249,40 @@ fn pyflyte_register_works_against_the_sandbox() {
     assert!(py.status.success(), "{}", stderr(&py));
     assert!(stdout(&py).contains("\"name\": \"myproj.greet.greet\""));
 }
+
+#[test]
+fn activate_launchplans_makes_them_active() {
+    let sb = Sandbox::start();
+    let o = run(union().args(["register", &fixture("pkgtree/myproj"), "--endpoint", &sb.endpoint(), "--activate-launchplans"]));
+    assert!(o.status.success());
+    let version = version_of(&stdout(&o));
+    assert!(stderr(&o).contains("3 activated"), "{}", stderr(&o));
+    let py = python_support("fetch_entities.py", &[&sb.endpoint(), "flytesnacks", "development", "--active-lp", "myproj.sub.math_ops.add_three"]);
+    assert!(py.status.success(), "{}", stderr(&py));
+    assert_eq!(stdout(&py).trim(), format!(r#"{{"active": "{version}"}}"#));
+}
+
+#[test]
+fn skip_errors_registers_the_rest() {
+    let sb = Sandbox::start();
+    let proj = tempfile::tempdir().unwrap();
+    copy_tree(&common::repo().join("python_fixtures/pkgtree"), proj.path());
+    let pkg = proj.path().join("myproj");
+    let reg = |extra: &[&str]| {
+        run(union().arg("register").arg(&pkg).args(["--endpoint", &sb.endpoint(), "--version", "v1", "--copy", "none"]).args(extra))
+    };
+    // Register only the leaf task first, then change it: the second run conflicts on that task only.
+    let only_leaf = proj.path().join("myproj/sub/deep/leaf.py");
+    let o = run(union().arg("register").arg(&only_leaf).args(["--endpoint", &sb.endpoint(), "--version", "v1", "--copy", "none"]));
+    assert!(o.status.success());
+    std::fs::write(&only_leaf, "from flytekit import task\n\n\n@task\ndef leaf(x: float, y: float = 1.0) -> float:\n    return x / y\n").unwrap();
+    let without = reg(&[]);
+    assert_eq!(without.status.code(), Some(1));
+    assert!(stderr(&without).contains("myproj.sub.deep.leaf.leaf@v1 is already registered with different content"), "{}", stderr(&without));
+    let with = reg(&["--skip-errors"]);
+    assert_eq!(with.status.code(), Some(1), "a skipped failure still fails the command");
+    assert!(stdout(&with).contains("1 failed"), "{}", stdout(&with));
+    let py = python_support("fetch_entities.py", &[&sb.endpoint(), "flytesnacks", "development", "--count-tasks"]);
+    let names = stdout(&py);
+    assert!(names.contains("myproj.greet.greet") && names.contains("myproj.sub.math_ops.add"), "{names}");
+}

@@ -2,6 +2,7 @@
 
 Usage: python fetch_entities.py ENDPOINT PROJECT DOMAIN VERSION KIND:NAME [KIND:NAME ...]
        python fetch_entities.py ENDPOINT PROJECT DOMAIN --count-tasks
+       python fetch_entities.py ENDPOINT PROJECT DOMAIN --active-lp NAME
 
 KIND is task, workflow or launch_plan. Prints one JSON line per entity with what FlyteRemote saw
 (its name, version, input and output names, and for tasks the container image and args).
@@ -17,6 +18,12 @@ from flytekit.remote import FlyteRemote
 def main():
     endpoint, project, domain = sys.argv[1:4]
     remote = FlyteRemote(Config.for_endpoint(endpoint, insecure=True), default_project=project, default_domain=domain)
+    if sys.argv[4] == "--active-lp":
+        from flytekit.models.common import NamedEntityIdentifier
+
+        lp = remote.client.get_active_launch_plan(NamedEntityIdentifier(project, domain, sys.argv[5]))
+        print(json.dumps({"active": lp.id.version}))
+        return
     if sys.argv[4] == "--count-tasks":
         ids, _ = remote.client.list_task_ids_paginated(project, domain, limit=1000)
         print(json.dumps({"task_names": sorted(i.name for i in ids)}))
