@@ -50,6 +50,10 @@ pub enum Command {
 
     /// Stop a running execution.
     Terminate(TerminateArgs),
+
+    /// The warm interpreter's server (started by union itself when UNION_WARM=1).
+    #[command(name = "__warm-server", hide = true)]
+    WarmServer { socket: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

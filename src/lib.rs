@@ -30,5 +30,7 @@ pub mod python;
 pub mod register;
 /// `union sandbox`: a local FlyteAdmin-compatible backend (gRPC + signed blob uploads, SQLite state).
 pub mod sandbox;
+/// The opt-in warm interpreter (`UNION_WARM=1`): a forking server with flytekit already imported.
+pub mod warm;
 /// Container registry client: image references, docker credentials, manifest existence checks.
 pub mod registry;

@@ -71,3 +71,16 @@ pub fn own_sigint() {
         libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
     }
 }
+
+/// After fork in a warm interpreter's child: forget the parent's private stdout copy.
+pub fn reset_after_fork() {
+    DATA_FD.store(-1, Ordering::SeqCst);
+}
+
+/// Flush Rust's streams and exit with `code` (without running Python's finalization).
+pub fn flush_and_exit(code: std::process::ExitCode) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let n = (0u8..=255).find(|n| std::process::ExitCode::from(*n) == code).unwrap_or(1);
+    std::process::exit(n as i32)
+}

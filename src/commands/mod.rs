@@ -22,6 +22,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => list::list(args),
         Command::Get(cmd) => get::get(cmd),
         Command::Terminate(args) => get::terminate(args),
+        Command::WarmServer { socket } => Ok(crate::warm::serve(&socket)),
         Command::Package(args) => package::package(args),
         Command::Register(args) => register::register(args),
         Command::Build(args) => build::build(args),

@@ -751,3 +751,15 @@ def format_outputs(module, attr, literal_map_b64):
         v = next(iter(values.values()), None)
         return "" if v is None else str(v)
     return "\n".join(f"{k}: {v}" for k, v in values.items())
+
+
+@_guard
+def warm_up():
+    """Import what every command needs, once, in the warm interpreter."""
+    import click  # noqa: F401
+    from flytekit.core import context_manager  # noqa: F401
+    from flytekit.core.python_auto_container import update_image_spec_copy_handling  # noqa: F401
+    from flytekit.interaction.click_types import FlyteLiteralConverter  # noqa: F401
+    from flytekit.tools.serialize_helpers import get_registrable_entities  # noqa: F401
+
+    return _flytekit().__version__

@@ -112,6 +112,27 @@ struct RawSerialized {
     auto_activate: bool,
 }
 
+static INITIALIZED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Fork the process with CPython's fork protocol (at-fork hooks: `random` is reseeded, locks are
+/// reset). Returns what fork(2) returns. For the warm interpreter only.
+pub fn fork_interpreter() -> i32 {
+    Python::attach(|_py| {
+        // SAFETY: the documented CPython fork sequence, with the GIL held, in a process whose only
+        // thread is this one (the warm server never starts others).
+        unsafe {
+            pyo3::ffi::PyOS_BeforeFork();
+            let pid = libc::fork();
+            if pid == 0 {
+                pyo3::ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3::ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    })
+}
+
 /// A running embedded interpreter in the user's environment.
 pub struct PythonSession {
     env: PythonEnv,
@@ -173,7 +194,12 @@ impl PythonSession {
     /// Start the interpreter in `env` and load the bridge. Call once, from the main thread.
     pub fn start(env: PythonEnv) -> Result<PythonSession, Diagnostic> {
         crate::process::reserve_stdout_for_data();
+        if INITIALIZED.load(std::sync::atomic::Ordering::SeqCst) {
+            // A warm interpreter's forked child: Python and the bridge are already loaded.
+            return Ok(PythonSession { env });
+        }
         init_interpreter(&env)?;
+        INITIALIZED.store(true, std::sync::atomic::Ordering::SeqCst);
         Python::attach(|py| -> Result<(), Diagnostic> {
             let code = CString::new(BRIDGE_SOURCE).expect("bridge.py has no NUL bytes");
             PyModule::from_code(py, &code, c"union_bridge.py", c"union_bridge").map_err(|e| {
@@ -255,6 +281,11 @@ impl PythonSession {
     ) -> Result<String, PyUserError> {
         let given = serde_json::to_string(inputs).expect("json serializes");
         self.call("run", vec![module.to_string(), attr.to_string(), given])
+    }
+
+    /// Import flytekit and what the bridge uses (for the warm interpreter).
+    pub fn warm_up(&self) -> Result<String, PyUserError> {
+        self.call("warm_up", vec![])
     }
 
     /// The user's flytekit version (`flytekit.__version__`).
