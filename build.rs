@@ -175,7 +175,10 @@ mod wire_types {
             return (python.clone(), version);
         }
 
-        let setup = manifest_dir.join("tests").join("setup").join("python-env.sh");
+        let setup = manifest_dir
+            .join("tests")
+            .join("setup")
+            .join("python-env.sh");
         let setup_hint = if setup.exists() {
             "run `bash tests/setup/python-env.sh` (it makes .venv with the pinned flyteidl), or "
         } else {

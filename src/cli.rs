@@ -274,7 +274,11 @@ pub struct RunArgs {
 
     /// ENTITY (the task, workflow or launch plan to run, by its name in FILE), then its inputs as
     /// `--INPUT VALUE` (bools as `--INPUT` / `--no_INPUT`). Options for `union run` itself go before FILE.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ENTITY [INPUTS]")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ENTITY [INPUTS]"
+    )]
     pub rest: Vec<String>,
 }
 

@@ -33,11 +33,19 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>) -> Self {
-        Diagnostic { message: message.into(), detail: None, hints: Vec::new(), exit_code: EXIT_FAILURE }
+        Diagnostic {
+            message: message.into(),
+            detail: None,
+            hints: Vec::new(),
+            exit_code: EXIT_FAILURE,
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
-        Diagnostic { exit_code: EXIT_USAGE, ..Diagnostic::new(message) }
+        Diagnostic {
+            exit_code: EXIT_USAGE,
+            ..Diagnostic::new(message)
+        }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -79,7 +87,11 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
 /// Write `err` to `out` in the `error:` / `hint:` format and return its exit code.
 pub fn render(err: &anyhow::Error, out: &mut dyn Write) -> u8 {
     // Only when the outermost error is the diagnostic (anyhow's downcast sees through context).
-    if let Some(diag) = err.chain().next().and_then(|e| e.downcast_ref::<Diagnostic>()) {
+    if let Some(diag) = err
+        .chain()
+        .next()
+        .and_then(|e| e.downcast_ref::<Diagnostic>())
+    {
         let _ = writeln!(out, "error: {}", diag.message);
         for cause in err.chain().skip(1) {
             let _ = writeln!(out, "  caused by: {cause}");
@@ -129,13 +141,18 @@ mod tests {
     #[test]
     fn renders_message_detail_and_hints() {
         let err = anyhow::Error::new(
-            Diagnostic::new("file `x.py` does not exist").detail("line 1\nline 2").hint("check the path"),
+            Diagnostic::new("file `x.py` does not exist")
+                .detail("line 1\nline 2")
+                .hint("check the path"),
         );
         let mut buf = Vec::new();
         let code = render(&err, &mut buf);
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(code, EXIT_FAILURE);
-        assert_eq!(text, "error: file `x.py` does not exist\n\n  line 1\n  line 2\n\nhint: check the path\n");
+        assert_eq!(
+            text,
+            "error: file `x.py` does not exist\n\n  line 1\n  line 2\n\nhint: check the path\n"
+        );
     }
 
     #[test]
@@ -143,6 +160,8 @@ mod tests {
         let err = anyhow::Error::new(Diagnostic::usage("bad flag")).context("while running");
         let mut buf = Vec::new();
         assert_eq!(render(&err, &mut buf), EXIT_USAGE);
-        assert!(String::from_utf8(buf).unwrap().starts_with("error: while running\n  caused by: bad flag\n"));
+        assert!(String::from_utf8(buf)
+            .unwrap()
+            .starts_with("error: while running\n  caused by: bad flag\n"));
     }
 }

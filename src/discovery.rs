@@ -20,7 +20,10 @@ pub struct ModuleSet {
 
 /// The project root for `path`: walk up from its parent while the directory has an `__init__.py`.
 pub fn project_root(path: &Path) -> PathBuf {
-    let mut dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let mut dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     while dir.join("__init__.py").is_file() {
         match dir.parent() {
             Some(p) => dir = p.to_path_buf(),
@@ -33,12 +36,19 @@ pub fn project_root(path: &Path) -> PathBuf {
 /// The dotted module name of `path` (a `.py` file or a package directory) relative to `root`.
 pub fn module_name(root: &Path, path: &Path) -> Result<String, Diagnostic> {
     let rel = path.strip_prefix(root).map_err(|_| {
-        Diagnostic::new(format!("`{}` is not inside the project root `{}`", path.display(), root.display()))
+        Diagnostic::new(format!(
+            "`{}` is not inside the project root `{}`",
+            path.display(),
+            root.display()
+        ))
     })?;
     let mut parts: Vec<String> = Vec::new();
     for comp in rel.components() {
         let s = comp.as_os_str().to_str().ok_or_else(|| {
-            Diagnostic::new(format!("`{}` is not valid UTF-8; Python cannot import it", path.display()))
+            Diagnostic::new(format!(
+                "`{}` is not valid UTF-8; Python cannot import it",
+                path.display()
+            ))
         })?;
         parts.push(s.to_string());
     }
@@ -48,7 +58,10 @@ pub fn module_name(root: &Path, path: &Path) -> Result<String, Diagnostic> {
         }
     }
     if parts.is_empty() {
-        return Err(Diagnostic::new(format!("`{}` is the project root itself, not a module", path.display())));
+        return Err(Diagnostic::new(format!(
+            "`{}` is the project root itself, not a module",
+            path.display()
+        )));
     }
     Ok(parts.join("."))
 }
@@ -57,8 +70,11 @@ pub fn module_name(root: &Path, path: &Path) -> Result<String, Diagnostic> {
 pub fn resolve_existing(path: &Path) -> Result<PathBuf, Diagnostic> {
     std::fs::canonicalize(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Diagnostic::new(format!("file or directory `{}` does not exist", path.display()))
-                .hint("check the path; it is relative to the current directory")
+            Diagnostic::new(format!(
+                "file or directory `{}` does not exist",
+                path.display()
+            ))
+            .hint("check the path; it is relative to the current directory")
         } else {
             Diagnostic::new(format!("cannot read `{}`: {e}", path.display()))
         }
@@ -69,15 +85,24 @@ pub fn resolve_existing(path: &Path) -> Result<PathBuf, Diagnostic> {
 pub fn file_module(path: &Path) -> Result<ModuleSet, Diagnostic> {
     let path = resolve_existing(path)?;
     if path.is_dir() {
-        return Err(Diagnostic::new(format!("`{}` is a directory, not a Python file", path.display()))
-            .hint("`union run` takes a .py file; `union register` takes directories"));
+        return Err(Diagnostic::new(format!(
+            "`{}` is a directory, not a Python file",
+            path.display()
+        ))
+        .hint("`union run` takes a .py file; `union register` takes directories"));
     }
     if path.extension().and_then(|e| e.to_str()) != Some("py") {
-        return Err(Diagnostic::new(format!("`{}` is not a Python file (.py)", path.display())));
+        return Err(Diagnostic::new(format!(
+            "`{}` is not a Python file (.py)",
+            path.display()
+        )));
     }
     let root = project_root(&path);
     let module = module_name(&root, &path)?;
-    Ok(ModuleSet { root, modules: vec![module] })
+    Ok(ModuleSet {
+        root,
+        modules: vec![module],
+    })
 }
 
 /// The modules a file or directory argument stands for (a directory: the package and all below).
@@ -198,7 +223,10 @@ mod tests {
         touch(&base.join("proj/pkg/bad-name.py"));
         let set = path_modules(&base.join("proj/pkg")).unwrap();
         assert_eq!(set.root, base.join("proj"));
-        assert_eq!(set.modules, vec!["pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c"]);
+        assert_eq!(
+            set.modules,
+            vec!["pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c"]
+        );
     }
 
     #[test]

@@ -61,7 +61,9 @@ pub enum ContainerImage {
     Image { uri: String },
     /// `container_image=ImageSpec(...)`: every dataclass field by name, in declaration order,
     /// plus `_is_force_push`. Nested `base_image` specs are nested objects of the same shape.
-    Spec { spec: serde_json::Map<String, serde_json::Value> },
+    Spec {
+        spec: serde_json::Map<String, serde_json::Value>,
+    },
 }
 
 /// A task, workflow or launch plan found after importing the user's modules.

@@ -13,24 +13,24 @@
 
 pub mod admin;
 pub mod cli;
-pub mod config;
 pub mod commands;
+pub mod config;
 pub mod diagnostics;
-/// Workflow execution for the sandbox: node scheduling, bindings, branches, a Docker task runner.
-pub mod executor;
 pub mod discovery;
 pub mod entity;
-pub mod package;
+/// Workflow execution for the sandbox: node scheduling, bindings, branches, a Docker task runner.
+pub mod executor;
 /// Flyte wire types (prost messages, tonic clients/servers) generated from the installed flyteidl.
 pub mod idl;
 /// flytekit ImageSpec as native Rust data, with tags byte-identical to flytekit 1.16.
 pub mod image;
+pub mod package;
 pub mod process;
 pub mod python;
 pub mod register;
+/// Container registry client: image references, docker credentials, manifest existence checks.
+pub mod registry;
 /// `union sandbox`: a local FlyteAdmin-compatible backend (gRPC + signed blob uploads, SQLite state).
 pub mod sandbox;
 /// The opt-in warm interpreter (`UNION_WARM=1`): a forking server with flytekit already imported.
 pub mod warm;
-/// Container registry client: image references, docker credentials, manifest existence checks.
-pub mod registry;

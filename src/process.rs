@@ -81,6 +81,8 @@ pub fn reset_after_fork() {
 pub fn flush_and_exit(code: std::process::ExitCode) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    let n = (0u8..=255).find(|n| std::process::ExitCode::from(*n) == code).unwrap_or(1);
+    let n = (0u8..=255)
+        .find(|n| std::process::ExitCode::from(*n) == code)
+        .unwrap_or(1);
     std::process::exit(n as i32)
 }

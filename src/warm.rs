@@ -29,12 +29,18 @@ pub const ENV_DEBUG: &str = "UNION_WARM_DEBUG";
 pub const ENV_IDLE: &str = "UNION_WARM_IDLE_SECS";
 
 fn idle_secs() -> i32 {
-    std::env::var(ENV_IDLE).ok().and_then(|v| v.parse::<i32>().ok()).filter(|n| *n > 0).unwrap_or(600)
+    std::env::var(ENV_IDLE)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(600)
 }
 
 /// Is the warm interpreter enabled for this process?
 pub fn enabled() -> bool {
-    std::env::var(ENV_ENABLE).map(|v| crate::config::parse_bool(&v) == Some(true)).unwrap_or(false)
+    std::env::var(ENV_ENABLE)
+        .map(|v| crate::config::parse_bool(&v) == Some(true))
+        .unwrap_or(false)
 }
 
 fn mtime(p: &Path) -> String {
@@ -94,7 +100,10 @@ extern "C" fn forward_sigint(_: libc::c_int) {
 fn send_fds(sock: &UnixStream, payload: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
     // SAFETY: a standard sendmsg with one SCM_RIGHTS control message sized for `fds`.
     unsafe {
-        let mut iov = libc::iovec { iov_base: payload.as_ptr() as *mut _, iov_len: payload.len() };
+        let mut iov = libc::iovec {
+            iov_base: payload.as_ptr() as *mut _,
+            iov_len: payload.len(),
+        };
         let space = libc::CMSG_SPACE((fds.len() * std::mem::size_of::<RawFd>()) as u32) as usize;
         let mut cbuf = vec![0u8; space];
         let mut msg: libc::msghdr = std::mem::zeroed();
@@ -106,7 +115,11 @@ fn send_fds(sock: &UnixStream, payload: &[u8], fds: &[RawFd]) -> std::io::Result
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
         (*cmsg).cmsg_len = libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
-        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), fds.len());
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr(),
+            libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+            fds.len(),
+        );
         if libc::sendmsg(sock.as_raw_fd(), &msg, 0) < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -114,10 +127,17 @@ fn send_fds(sock: &UnixStream, payload: &[u8], fds: &[RawFd]) -> std::io::Result
     Ok(())
 }
 
-fn recv_fds(sock: &UnixStream, buf: &mut [u8], max_fds: usize) -> std::io::Result<(usize, Vec<RawFd>)> {
+fn recv_fds(
+    sock: &UnixStream,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> std::io::Result<(usize, Vec<RawFd>)> {
     // SAFETY: a standard recvmsg into buffers we own; control data parsed with the CMSG macros.
     unsafe {
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         let space = libc::CMSG_SPACE((max_fds * std::mem::size_of::<RawFd>()) as u32) as usize;
         let mut cbuf = vec![0u8; space];
         let mut msg: libc::msghdr = std::mem::zeroed();
@@ -133,7 +153,8 @@ fn recv_fds(sock: &UnixStream, buf: &mut [u8], max_fds: usize) -> std::io::Resul
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
                 let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
                 for i in 0..count {
                     fds.push(*data.add(i));
@@ -160,7 +181,10 @@ pub fn try_delegate(argv: &[OsString]) -> Option<ExitCode> {
             return None;
         }
     };
-    let args: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let payload = serde_json::to_vec(&args).ok()?;
     let len = (payload.len() as u32).to_le_bytes();
     send_fds(&sock, &len, &[0, 1, 2]).ok()?;
@@ -192,7 +216,9 @@ pub fn try_delegate(argv: &[OsString]) -> Option<ExitCode> {
 
 fn spawn_server(path: &Path) {
     use std::os::unix::process::CommandExt;
-    let Ok(exe) = std::env::current_exe() else { return };
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("__warm-server")
         .arg(path)
@@ -212,8 +238,12 @@ fn spawn_server(path: &Path) {
 /// `union __warm-server SOCKET`: import flytekit once, then fork a child per command.
 pub fn serve(path: &Path) -> ExitCode {
     let _ = std::fs::remove_file(path);
-    let Ok(listener) = UnixListener::bind(path) else { return ExitCode::SUCCESS };
-    let Ok(env) = crate::python::env::locate() else { return ExitCode::SUCCESS };
+    let Ok(listener) = UnixListener::bind(path) else {
+        return ExitCode::SUCCESS;
+    };
+    let Ok(env) = crate::python::env::locate() else {
+        return ExitCode::SUCCESS;
+    };
     let Ok(session) = crate::python::PythonSession::start(env) else {
         let _ = std::fs::remove_file(path);
         return ExitCode::SUCCESS;
@@ -223,7 +253,11 @@ pub fn serve(path: &Path) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     loop {
-        let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: poll on our own listening socket.
         let ready = unsafe { libc::poll(&mut pfd, 1, idle_secs().saturating_mul(1000)) };
         if ready == 0 {
@@ -232,7 +266,9 @@ pub fn serve(path: &Path) -> ExitCode {
         if ready < 0 {
             continue;
         }
-        let Ok((conn, _)) = listener.accept() else { continue };
+        let Ok((conn, _)) = listener.accept() else {
+            continue;
+        };
         serve_one(&listener, conn);
     }
     let _ = std::fs::remove_file(path);
@@ -241,7 +277,9 @@ pub fn serve(path: &Path) -> ExitCode {
 
 fn serve_one(listener: &UnixListener, mut conn: UnixStream) {
     let mut len = [0u8; 4];
-    let Ok((n, fds)) = recv_fds(&conn, &mut len, 3) else { return };
+    let Ok((n, fds)) = recv_fds(&conn, &mut len, 3) else {
+        return;
+    };
     let close_all = |fds: &[RawFd]| {
         for fd in fds {
             // SAFETY: closing descriptors we received and own.
@@ -275,7 +313,10 @@ fn serve_one(listener: &UnixListener, mut conn: UnixStream) {
         }
         crate::process::reset_after_fork();
         if std::env::var_os(ENV_DEBUG).is_some() {
-            eprintln!("union: served by the warm interpreter (pid {})", std::process::id());
+            eprintln!(
+                "union: served by the warm interpreter (pid {})",
+                std::process::id()
+            );
         }
         use clap::Parser;
         let code = match crate::cli::Cli::try_parse_from(&args) {

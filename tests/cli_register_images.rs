@@ -12,7 +12,8 @@ use common::*;
 const BASE: &str = "localhost:30000/union/debian-python:bookworm";
 
 fn infra_up() -> bool {
-    let up = std::net::TcpStream::connect("127.0.0.1:30000").is_ok() && Path::new("/run/union-test/docker.sock").exists();
+    let up = std::net::TcpStream::connect("127.0.0.1:30000").is_ok()
+        && Path::new("/run/union-test/docker.sock").exists();
     if !up {
         eprintln!("SKIP: the test engine/registry is not running (bash tests/setup/docker.sh)");
     }
@@ -24,7 +25,11 @@ fn project(dir: &Path, spec_extra: &str, salt: &str) -> std::path::PathBuf {
     let pkg = dir.join("imgproj");
     std::fs::create_dir_all(&pkg).unwrap();
     std::fs::write(pkg.join("__init__.py"), "").unwrap();
-    std::fs::write(dir.join("requirements.txt"), format!("flytekit==1.16.31\n# {salt}\n")).unwrap();
+    std::fs::write(
+        dir.join("requirements.txt"),
+        format!("flytekit==1.16.31\n# {salt}\n"),
+    )
+    .unwrap();
     std::fs::write(
         pkg.join("wf.py"),
         format!(
@@ -45,11 +50,26 @@ fn register(dir: &Path, sb: &Sandbox, extra: &[&str]) -> std::process::Output {
 }
 
 fn salt() -> String {
-    format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 fn task_names(sb: &Sandbox) -> String {
-    let py = python_support("fetch_entities.py", &[&sb.endpoint(), "flytesnacks", "development", "--count-tasks"]);
+    let py = python_support(
+        "fetch_entities.py",
+        &[
+            &sb.endpoint(),
+            "flytesnacks",
+            "development",
+            "--count-tasks",
+        ],
+    );
     assert!(py.status.success(), "{}", stderr(&py));
     stdout(&py)
 }
@@ -65,26 +85,75 @@ fn builds_once_then_skips_and_code_changes_rebuild_nothing() {
 
     let first = register(dir.path(), &sb, &[]);
     assert!(first.status.success());
-    assert!(stderr(&first).contains("1 built and pushed"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("1 built and pushed"),
+        "{}",
+        stderr(&first)
+    );
     // The registered task references exactly the pushed image.
-    let dry = run(union().current_dir(dir.path()).env("UNION_BASE_IMAGE", BASE).args(["register", "imgproj", "--dry-run"]));
-    let image = stdout(&dry).lines().find(|l| l.trim_start().starts_with("localhost:30000/union-test-img:")).unwrap().trim().to_string();
+    let dry = run(union()
+        .current_dir(dir.path())
+        .env("UNION_BASE_IMAGE", BASE)
+        .args(["register", "imgproj", "--dry-run"]));
+    let image = stdout(&dry)
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("localhost:30000/union-test-img:")
+        })
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(stdout(&dry).contains("exists: yes"), "{}", stdout(&dry));
-    let version = stdout(&first).split("with version ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    let py = python_support("fetch_entities.py", &[&sb.endpoint(), "flytesnacks", "development", &version, "task:imgproj.wf.t"]);
-    assert!(stdout(&py).contains(&format!("\"image\": \"{image}\"")), "{} vs {image}", stdout(&py));
+    let version = stdout(&first)
+        .split("with version ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let py = python_support(
+        "fetch_entities.py",
+        &[
+            &sb.endpoint(),
+            "flytesnacks",
+            "development",
+            &version,
+            "task:imgproj.wf.t",
+        ],
+    );
+    assert!(
+        stdout(&py).contains(&format!("\"image\": \"{image}\"")),
+        "{} vs {image}",
+        stdout(&py)
+    );
 
     let second = register(dir.path(), &sb, &[]);
     assert!(second.status.success());
-    assert!(stderr(&second).contains("nothing to build"), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("nothing to build"),
+        "{}",
+        stderr(&second)
+    );
     assert!(!stderr(&second).contains("built and pushed"));
 
     // Only task code changes: a new version, and still no image build.
     let f = pkg.join("wf.py");
-    std::fs::write(&f, std::fs::read_to_string(&f).unwrap().replace("x + 1", "x + 2")).unwrap();
+    std::fs::write(
+        &f,
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("x + 1", "x + 2"),
+    )
+    .unwrap();
     let third = register(dir.path(), &sb, &[]);
     assert!(third.status.success());
-    assert!(stderr(&third).contains("nothing to build"), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains("nothing to build"),
+        "{}",
+        stderr(&third)
+    );
     assert!(stdout(&third).contains("(3 new"), "{}", stdout(&third));
 }
 
@@ -95,12 +164,22 @@ fn failing_build_registers_nothing_and_shows_the_step() {
     }
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), ", commands=['echo about to fail >&2 && exit 3']", &salt());
+    project(
+        dir.path(),
+        ", commands=['echo about to fail >&2 && exit 3']",
+        &salt(),
+    );
     let o = register(dir.path(), &sb, &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("building image localhost:30000/union-test-img:"), "{err}");
-    assert!(err.contains("about to fail"), "the failing step's output: {err}");
+    assert!(
+        err.contains("building image localhost:30000/union-test-img:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("about to fail"),
+        "the failing step's output: {err}"
+    );
     assert_eq!(task_names(&sb).trim(), r#"{"task_names": []}"#);
 }
 
@@ -113,11 +192,20 @@ fn unreachable_registry_stops_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let pkg = project(dir.path(), "", &salt());
     let f = pkg.join("wf.py");
-    std::fs::write(&f, std::fs::read_to_string(&f).unwrap().replace("registry='localhost:30000'", "registry='localhost:1'")).unwrap();
+    std::fs::write(
+        &f,
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("registry='localhost:30000'", "registry='localhost:1'"),
+    )
+    .unwrap();
     let o = register(dir.path(), &sb, &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("cannot tell whether image localhost:1/union-test-img:"), "{err}");
+    assert!(
+        err.contains("cannot tell whether image localhost:1/union-test-img:"),
+        "{err}"
+    );
     assert!(err.contains("unreachable"), "{err}");
     assert!(err.contains("--allow-unverified-images"), "{err}");
     assert_eq!(task_names(&sb).trim(), r#"{"task_names": []}"#);
@@ -142,7 +230,10 @@ fn missing_image_without_an_engine_says_where_it_looked() {
         .args(["register", "imgproj", "--endpoint", &sb.endpoint()]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"),
+        "{err}"
+    );
     assert_eq!(task_names(&sb).trim(), r#"{"task_names": []}"#);
 }
 
@@ -151,10 +242,15 @@ fn missing_requirements_file_names_spec_and_path() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), "", "x");
     std::fs::remove_file(dir.path().join("requirements.txt")).unwrap();
-    let o = run(union().current_dir(dir.path()).args(["register", "imgproj", "--dry-run"]));
+    let o = run(union()
+        .current_dir(dir.path())
+        .args(["register", "imgproj", "--dry-run"]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("union-test-img") && err.contains("requirements.txt"), "{err}");
+    assert!(
+        err.contains("union-test-img") && err.contains("requirements.txt"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -167,16 +263,57 @@ fn image_spec_yaml_as_the_default_image_is_built_and_used() {
     let spec = dir.path().join("spec.yaml");
     std::fs::write(&spec, format!("name: union-test-yaml\nregistry: localhost:30000\npackages:\n  - flytekit==1.16.31\nenv:\n  SALT: \"{}\"\n", salt())).unwrap();
     let spec_arg = spec.to_string_lossy().into_owned();
-    let dry = run(union().env("UNION_BASE_IMAGE", BASE).args(["register", &fixture("pkgtree/myproj"), "--dry-run", "--image", &spec_arg]));
+    let dry = run(union().env("UNION_BASE_IMAGE", BASE).args([
+        "register",
+        &fixture("pkgtree/myproj"),
+        "--dry-run",
+        "--image",
+        &spec_arg,
+    ]));
     assert!(dry.status.success());
     let out = stdout(&dry);
-    let image = out.lines().find(|l| l.trim_start().starts_with("localhost:30000/union-test-yaml:")).unwrap().trim().to_string();
+    let image = out
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("localhost:30000/union-test-yaml:")
+        })
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(out.contains("no (would build and push)"), "{out}");
 
-    let o = run(union_docker().args(["register", &fixture("pkgtree/myproj"), "--endpoint", &sb.endpoint(), "--image", &spec_arg]));
+    let o = run(union_docker().args([
+        "register",
+        &fixture("pkgtree/myproj"),
+        "--endpoint",
+        &sb.endpoint(),
+        "--image",
+        &spec_arg,
+    ]));
     assert!(o.status.success());
     assert!(stderr(&o).contains("1 built and pushed"), "{}", stderr(&o));
-    let version = stdout(&o).split("with version ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    let py = python_support("fetch_entities.py", &[&sb.endpoint(), "flytesnacks", "development", &version, "task:myproj.greet.greet"]);
-    assert!(stdout(&py).contains(&format!("\"image\": \"{image}\"")), "{}", stdout(&py));
+    let version = stdout(&o)
+        .split("with version ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let py = python_support(
+        "fetch_entities.py",
+        &[
+            &sb.endpoint(),
+            "flytesnacks",
+            "development",
+            &version,
+            "task:myproj.greet.greet",
+        ],
+    );
+    assert!(
+        stdout(&py).contains(&format!("\"image\": \"{image}\"")),
+        "{}",
+        stdout(&py)
+    );
 }

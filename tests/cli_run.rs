@@ -33,7 +33,13 @@ fn a_task_runs_directly() {
 fn relative_path_from_another_directory() {
     let o = run(union()
         .current_dir(common::repo().join("python_fixtures/hello"))
-        .args(["run", "workflows/hello.py", "hello_world_wf", "--name", "Rel"]));
+        .args([
+            "run",
+            "workflows/hello.py",
+            "hello_world_wf",
+            "--name",
+            "Rel",
+        ]));
     assert!(o.status.success());
     assert_eq!(stdout(&o), "Hello, Rel!\n");
 }
@@ -62,8 +68,15 @@ fn subworkflow_returns_dataclass_like_pyflyte() {
     let args = ["--xs", "[2,4]", "--factor", "3"];
     let o = run(union().args(["run", &fixture(CALC), "stats_wf"]).args(args));
     assert!(o.status.success());
-    assert_eq!(stdout(&o).trim_end(), pyflyte_run(&fixture(CALC), "stats_wf", &args).trim_end());
-    assert!(stdout(&o).contains("Stats(count=2, total=18, mean=9.0)"), "{}", stdout(&o));
+    assert_eq!(
+        stdout(&o).trim_end(),
+        pyflyte_run(&fixture(CALC), "stats_wf", &args).trim_end()
+    );
+    assert!(
+        stdout(&o).contains("Stats(count=2, total=18, mean=9.0)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -77,7 +90,13 @@ fn every_input_type_converts_like_pyflyte() {
     std::fs::write(sub.join("two"), "2").unwrap();
     let parquet = dir.path().join("df.parquet");
     let made = std::process::Command::new(venv().join("bin/python"))
-        .args(["-c", &format!("import pandas as pd; pd.DataFrame({{'a': [1, 2, 3]}}).to_parquet({:?})", parquet.to_str().unwrap())])
+        .args([
+            "-c",
+            &format!(
+                "import pandas as pd; pd.DataFrame({{'a': [1, 2, 3]}}).to_parquet({:?})",
+                parquet.to_str().unwrap()
+            ),
+        ])
         .status()
         .unwrap();
     assert!(made.success());
@@ -86,15 +105,40 @@ fn every_input_type_converts_like_pyflyte() {
     let parquet = parquet.to_string_lossy().into_owned();
 
     let cases: Vec<(&str, Vec<&str>)> = vec![
-        ("scalars", vec!["--i", "3", "--f", "2.5", "--s", "hi there", "--b"]),
-        ("scalars", vec!["--i", "-4", "--f", "1e3", "--s", "", "--no_b"]),
-        ("times", vec!["--when", "2024-01-02T03:04:05", "--delta", "10 days", "--day", "2024-05-06"]),
-        ("times", vec!["--when", "now", "--delta", "1:24", "--day", "2024-05-06"]),
+        (
+            "scalars",
+            vec!["--i", "3", "--f", "2.5", "--s", "hi there", "--b"],
+        ),
+        (
+            "scalars",
+            vec!["--i", "-4", "--f", "1e3", "--s", "", "--no_b"],
+        ),
+        (
+            "times",
+            vec![
+                "--when",
+                "2024-01-02T03:04:05",
+                "--delta",
+                "10 days",
+                "--day",
+                "2024-05-06",
+            ],
+        ),
+        (
+            "times",
+            vec!["--when", "now", "--delta", "1:24", "--day", "2024-05-06"],
+        ),
         ("color", vec!["--c", "green"]),
         ("optional", vec![]),
         ("optional", vec!["--x", "5", "--s", "text"]),
-        ("collections", vec!["--xs", "[1.5, 2.0]", "--m", "{\"a\": 1, \"b\": 2}"]),
-        ("point", vec!["--p", "{\"x\": 1, \"y\": 2.5, \"tags\": [\"a\", \"b\"]}"]),
+        (
+            "collections",
+            vec!["--xs", "[1.5, 2.0]", "--m", "{\"a\": 1, \"b\": 2}"],
+        ),
+        (
+            "point",
+            vec!["--p", "{\"x\": 1, \"y\": 2.5, \"tags\": [\"a\", \"b\"]}"],
+        ),
         ("model", vec!["--c", "{\"name\": \"n\"}"]),
         ("file_size", vec!["--f", &csv]),
         ("dir_count", vec!["--d", &sub]),
@@ -111,7 +155,10 @@ fn every_input_type_converts_like_pyflyte() {
         let theirs = pyflyte_run(&fixture(TYPES), entity, &args);
         if entity == "times" && args[1] == "now" {
             // "now" differs by the clock; compare the rest of the line.
-            assert_eq!(ours.split(" delta=").nth(1).map(str::trim_end), theirs.split(" delta=").nth(1).map(str::trim_end));
+            assert_eq!(
+                ours.split(" delta=").nth(1).map(str::trim_end),
+                theirs.split(" delta=").nth(1).map(str::trim_end)
+            );
         } else {
             assert_eq!(ours.trim_end(), theirs.trim_end(), "{entity} {args:?}");
         }
@@ -121,10 +168,19 @@ fn every_input_type_converts_like_pyflyte() {
 #[test]
 fn stdout_carries_only_the_result() {
     // The task prints and flytekit logs; only the output reaches stdout.
-    let o = run(union().args(["run", &fixture("errors/slow.py"), "sleepy", "--seconds", "0"]));
+    let o = run(union().args([
+        "run",
+        &fixture("errors/slow.py"),
+        "sleepy",
+        "--seconds",
+        "0",
+    ]));
     assert!(o.status.success());
     assert_eq!(stdout(&o), "woke up\n");
-    assert!(stderr(&o).contains("sleeping"), "the task's own print goes to stderr");
+    assert!(
+        stderr(&o).contains("sleeping"),
+        "the task's own print goes to stderr"
+    );
 }
 
 #[test]
@@ -132,7 +188,10 @@ fn file_help_lists_entities() {
     let o = run(union().args(["run", &fixture(HELLO), "--help"]));
     assert!(o.status.success());
     let out = stdout(&o);
-    assert!(out.contains("hello_world_wf") && out.contains("workflow"), "{out}");
+    assert!(
+        out.contains("hello_world_wf") && out.contains("workflow"),
+        "{out}"
+    );
     assert!(out.contains("say_hello") && out.contains("task"), "{out}");
 }
 
@@ -143,17 +202,31 @@ fn entity_help_lists_inputs_with_types_and_defaults() {
     let out = stdout(&o);
     assert!(out.contains("--xs <List[int]>"), "{out}");
     assert!(out.contains("[required]"), "{out}");
-    assert!(out.contains("--factor <int>") && out.contains("[default: 2]"), "{out}");
-    assert!(out.contains("--threshold <float>") && out.contains("[default: 4.5]"), "{out}");
+    assert!(
+        out.contains("--factor <int>") && out.contains("[default: 2]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--threshold <float>") && out.contains("[default: 4.5]"),
+        "{out}"
+    );
     assert!(out.contains("--label <Optional[str]>"), "{out}");
     let o = run(union().args(["run", &fixture(TYPES), "flags", "--help"]));
     let out = stdout(&o);
-    assert!(out.contains("--verbose") && out.contains("--no_verbose"), "{out}");
+    assert!(
+        out.contains("--verbose") && out.contains("--no_verbose"),
+        "{out}"
+    );
 }
 
 #[test]
 fn help_and_version_never_start_python() {
-    for args in [vec!["--help"], vec!["--version"], vec!["run", "--help"], vec!["list", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["--version"],
+        vec!["run", "--help"],
+        vec!["list", "--help"],
+    ] {
         let o = run(union().env("VIRTUAL_ENV", "/nonexistent/venv").args(&args));
         assert!(o.status.success(), "{args:?}");
         assert!(!stdout(&o).is_empty());
@@ -166,7 +239,11 @@ fn help_and_version_never_start_python() {
 fn file_not_found() {
     let o = run(union().args(["run", "no/such/file.py", "wf"]));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("error: file or directory `no/such/file.py` does not exist"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error: file or directory `no/such/file.py` does not exist"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stdout(&o).is_empty());
 }
 
@@ -175,8 +252,14 @@ fn entity_not_found_lists_what_exists() {
     let o = run(union().args(["run", &fixture(HELLO), "hello_wf"]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("no task, workflow or launch plan named `hello_wf`"), "{err}");
-    assert!(err.contains("hello_world_wf") && err.contains("say_hello"), "{err}");
+    assert!(
+        err.contains("no task, workflow or launch plan named `hello_wf`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hello_world_wf") && err.contains("say_hello"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -194,9 +277,15 @@ fn import_error_shows_users_traceback() {
     let o = run(union().args(["run", &fixture("errors/import_error.py"), "unreachable"]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("importing module `import_error` failed"), "{err}");
+    assert!(
+        err.contains("importing module `import_error` failed"),
+        "{err}"
+    );
     assert!(err.contains("import_error.py\", line 3"), "{err}");
-    assert!(err.contains("ModuleNotFoundError: No module named 'not_a_real_module_for_union_tests'"), "{err}");
+    assert!(
+        err.contains("ModuleNotFoundError: No module named 'not_a_real_module_for_union_tests'"),
+        "{err}"
+    );
     assert!(!err.contains("union_bridge"), "{err}");
 }
 
@@ -205,19 +294,32 @@ fn missing_required_input() {
     let o = run(union().args(["run", &fixture("errors/raises.py"), "validate_wf"]));
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("missing required input for workflow `validate_wf`: --n (int)"), "{err}");
+    assert!(
+        err.contains("missing required input for workflow `validate_wf`: --n (int)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn value_that_does_not_parse_names_flag_and_type() {
-    let o = run(union().args(["run", &fixture("errors/raises.py"), "validate_wf", "--n", "abc"]));
+    let o = run(union().args([
+        "run",
+        &fixture("errors/raises.py"),
+        "validate_wf",
+        "--n",
+        "abc",
+    ]));
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("invalid value for --n (int)"), "{err}");
     assert!(err.contains("'abc' is not a valid integer"), "{err}");
     let o = run(union().args(["run", &fixture(CALC), "calc_wf", "--xs", "[1,"]));
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("invalid value for --xs (List[int])"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid value for --xs (List[int])"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -225,12 +327,21 @@ fn unknown_flag_suggests_the_right_one() {
     let o = run(union().args(["run", &fixture(HELLO), "hello_world_wf", "--nam", "x"]));
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("unexpected argument '--nam'") && err.contains("'--name'"), "{err}");
+    assert!(
+        err.contains("unexpected argument '--nam'") && err.contains("'--name'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn task_raising_shows_traceback_and_exits_1() {
-    let o = run(union().args(["run", &fixture("errors/raises.py"), "validate_wf", "--n", "-3"]));
+    let o = run(union().args([
+        "run",
+        &fixture("errors/raises.py"),
+        "validate_wf",
+        "--n",
+        "-3",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("ValueError"), "{err}");
@@ -242,7 +353,13 @@ fn task_raising_shows_traceback_and_exits_1() {
 #[test]
 fn ctrl_c_stops_promptly_with_130() {
     let mut child = union()
-        .args(["run", &fixture("errors/slow.py"), "sleepy", "--seconds", "60"])
+        .args([
+            "run",
+            &fixture("errors/slow.py"),
+            "sleepy",
+            "--seconds",
+            "60",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -262,7 +379,10 @@ fn ctrl_c_stops_promptly_with_130() {
     let started = std::time::Instant::now();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "it stopped, not the sleep ending");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "it stopped, not the sleep ending"
+    );
 }
 
 #[test]
@@ -271,11 +391,20 @@ fn venv_from_another_python_version_is_refused() {
     let env = dir.path().join("env");
     std::fs::create_dir_all(env.join("bin")).unwrap();
     std::fs::write(env.join("bin/python"), "").unwrap();
-    std::fs::write(env.join("pyvenv.cfg"), "home = /usr/local/bin\ninclude-system-site-packages = false\nversion = 3.12.1\n").unwrap();
-    let o = run(union().env("VIRTUAL_ENV", &env).args(["run", &fixture(HELLO), "hello_world_wf"]));
+    std::fs::write(
+        env.join("pyvenv.cfg"),
+        "home = /usr/local/bin\ninclude-system-site-packages = false\nversion = 3.12.1\n",
+    )
+    .unwrap();
+    let o = run(union()
+        .env("VIRTUAL_ENV", &env)
+        .args(["run", &fixture(HELLO), "hello_world_wf"]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("was made from the Python in `/usr/local/bin` (3.12.1)"), "{err}");
+    assert!(
+        err.contains("was made from the Python in `/usr/local/bin` (3.12.1)"),
+        "{err}"
+    );
     assert!(err.contains("hint: recreate it with"), "{err}");
 }
 
@@ -298,11 +427,16 @@ fn venv_without_flytekit_says_how_to_fix() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let o = run(union().env("VIRTUAL_ENV", &env).args(["run", &fixture(HELLO), "hello_world_wf"]));
+    let o = run(union()
+        .env("VIRTUAL_ENV", &env)
+        .args(["run", &fixture(HELLO), "hello_world_wf"]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("flytekit cannot be imported"), "{err}");
-    assert!(err.contains(&env.display().to_string()), "names where it looked: {err}");
+    assert!(
+        err.contains(&env.display().to_string()),
+        "names where it looked: {err}"
+    );
     assert!(err.contains("pip install flytekit"), "{err}");
 }
 

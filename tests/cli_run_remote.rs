@@ -29,7 +29,13 @@ fn hello_runs_in_a_container() {
         return;
     }
     let sb = Sandbox::start();
-    let o = run(remote(&sb).args(["--wait", &fixture("hello/workflows/hello.py"), "hello_world_wf", "--name", "Alice"]));
+    let o = run(remote(&sb).args([
+        "--wait",
+        &fixture("hello/workflows/hello.py"),
+        "hello_world_wf",
+        "--name",
+        "Alice",
+    ]));
     assert!(o.status.success());
     assert_eq!(stdout(&o), "Hello, Alice!\n");
     let err = stderr(&o);
@@ -42,10 +48,23 @@ fn typed_workflow_gives_the_local_result() {
         return;
     }
     let sb = Sandbox::start();
-    let args = ["--xs", "[1,2,3,4,5]", "--factor", "2", "--threshold", "4.5", "--label", "remote"];
-    let local = run(union().args(["run", &fixture("typed/workflows/calc.py"), "calc_wf"]).args(args));
+    let args = [
+        "--xs",
+        "[1,2,3,4,5]",
+        "--factor",
+        "2",
+        "--threshold",
+        "4.5",
+        "--label",
+        "remote",
+    ];
+    let local = run(union()
+        .args(["run", &fixture("typed/workflows/calc.py"), "calc_wf"])
+        .args(args));
     assert!(local.status.success());
-    let o = run(remote(&sb).args(["--wait", &fixture("typed/workflows/calc.py"), "calc_wf"]).args(args));
+    let o = run(remote(&sb)
+        .args(["--wait", &fixture("typed/workflows/calc.py"), "calc_wf"])
+        .args(args));
     assert!(o.status.success());
     assert_eq!(stdout(&o), stdout(&local));
 }
@@ -56,7 +75,15 @@ fn a_raising_task_shows_the_users_traceback() {
         return;
     }
     let sb = Sandbox::start();
-    let o = run(remote(&sb).args(["--image", task_image(), "--wait", &fixture("exec/workflows/failing.py"), "validate_wf", "--n", "-3"]));
+    let o = run(remote(&sb).args([
+        "--image",
+        task_image(),
+        "--wait",
+        &fixture("exec/workflows/failing.py"),
+        "validate_wf",
+        "--n",
+        "-3",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("failed"), "{err}");
@@ -73,7 +100,15 @@ fn an_image_that_does_not_exist_fails_with_its_name() {
     }
     let sb = Sandbox::start();
     let missing = "localhost:30000/union-test/does-not-exist:nope";
-    let o = run(remote(&sb).args(["--image", missing, "--wait", &fixture("exec/workflows/failing.py"), "validate_wf", "--n", "1"]));
+    let o = run(remote(&sb).args([
+        "--image",
+        missing,
+        "--wait",
+        &fixture("exec/workflows/failing.py"),
+        "validate_wf",
+        "--n",
+        "1",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains(missing), "names the image: {err}");
@@ -85,7 +120,14 @@ fn execution_name_get_and_list() {
         return;
     }
     let sb = Sandbox::start();
-    let o = run(remote(&sb).args(["--name", "myexec1", &fixture("hello/workflows/hello.py"), "hello_world_wf", "--name", "Bob"]));
+    let o = run(remote(&sb).args([
+        "--name",
+        "myexec1",
+        &fixture("hello/workflows/hello.py"),
+        "hello_world_wf",
+        "--name",
+        "Bob",
+    ]));
     assert!(o.status.success());
     assert_eq!(stdout(&o), "myexec1\n");
     // Wait for it through `union get execution`.
@@ -104,15 +146,34 @@ fn execution_name_get_and_list() {
     assert!(text.contains("Input:      name = \"Bob\""), "{text}");
     let l = run(union().args(["get", "executions", "--endpoint", &sb.endpoint()]));
     assert!(l.status.success());
-    assert!(stdout(&l).contains("myexec1") && stdout(&l).contains("SUCCEEDED"), "{}", stdout(&l));
+    assert!(
+        stdout(&l).contains("myexec1") && stdout(&l).contains("SUCCEEDED"),
+        "{}",
+        stdout(&l)
+    );
     // A second execution with the same name is refused.
-    let again = run(remote(&sb).args(["--name", "myexec1", &fixture("hello/workflows/hello.py"), "hello_world_wf"]));
+    let again = run(remote(&sb).args([
+        "--name",
+        "myexec1",
+        &fixture("hello/workflows/hello.py"),
+        "hello_world_wf",
+    ]));
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("myexec1"), "{}", stderr(&again));
     // Unknown names are clear.
-    let g = run(union().args(["get", "execution", "nosuchexec", "--endpoint", &sb.endpoint()]));
+    let g = run(union().args([
+        "get",
+        "execution",
+        "nosuchexec",
+        "--endpoint",
+        &sb.endpoint(),
+    ]));
     assert_eq!(g.status.code(), Some(1));
-    assert!(stderr(&g).contains("no execution named `nosuchexec`"), "{}", stderr(&g));
+    assert!(
+        stderr(&g).contains("no execution named `nosuchexec`"),
+        "{}",
+        stderr(&g)
+    );
 }
 
 #[test]
@@ -121,14 +182,29 @@ fn terminate_stops_a_running_execution() {
         return;
     }
     let sb = Sandbox::start();
-    let o = run(remote(&sb).args(["--image", task_image(), "--name", "slowexec", &fixture("exec/workflows/slow.py")]).arg(slow_entity()).args(slow_args()));
+    let o = run(remote(&sb)
+        .args([
+            "--image",
+            task_image(),
+            "--name",
+            "slowexec",
+            &fixture("exec/workflows/slow.py"),
+        ])
+        .arg(slow_entity())
+        .args(slow_args()));
     assert!(o.status.success());
     std::thread::sleep(std::time::Duration::from_secs(3));
     let t = run(union().args(["terminate", "slowexec", "--endpoint", &sb.endpoint()]));
     assert!(t.status.success());
     let mut text = String::new();
     for _ in 0..60 {
-        text = stdout(&run(union().args(["get", "execution", "slowexec", "--endpoint", &sb.endpoint()])));
+        text = stdout(&run(union().args([
+            "get",
+            "execution",
+            "slowexec",
+            "--endpoint",
+            &sb.endpoint(),
+        ])));
         if text.contains("ABORTED") {
             break;
         }
@@ -153,7 +229,17 @@ fn remote_builder_needs_no_local_docker() {
     let sb = Sandbox::start();
     let o = run(union()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .args(["run", "--remote", "--wait", "--endpoint", &sb.endpoint(), &fixture("remote_builder/workflows/remote_hello.py"), "remote_hello_wf", "--name", "Ada"]));
+        .args([
+            "run",
+            "--remote",
+            "--wait",
+            "--endpoint",
+            &sb.endpoint(),
+            &fixture("remote_builder/workflows/remote_hello.py"),
+            "remote_hello_wf",
+            "--name",
+            "Ada",
+        ]));
     assert!(o.status.success());
     assert!(stdout(&o).ends_with(", Ada!\n"), "{}", stdout(&o));
     assert!(stderr(&o).contains("image(s) on"), "{}", stderr(&o));
@@ -165,7 +251,13 @@ fn a_container_killed_for_memory_says_so() {
         return;
     }
     let sb = Sandbox::start();
-    let o = run(remote(&sb).args(["--image", task_image(), "--wait", &fixture("exec/workflows/oom.py"), "hog_wf"]));
+    let o = run(remote(&sb).args([
+        "--image",
+        task_image(),
+        "--wait",
+        &fixture("exec/workflows/oom.py"),
+        "hog_wf",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("out of memory"), "{err}");

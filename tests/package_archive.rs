@@ -11,25 +11,43 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use union_cli::package::{
-    build_archive, list_files, list_files_with, ls_digest, write_archive, ArchiveOptions, CopyMode, FileList,
-    IgnoreKind, IgnoreSet, IgnoreSource, ListOptions,
+    build_archive, list_files, list_files_with, ls_digest, write_archive, ArchiveOptions, CopyMode,
+    FileList, IgnoreKind, IgnoreSet, IgnoreSource, ListOptions,
 };
 
 const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/package_flytekit.py");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/package_flytekit.py"
+);
 
 fn have_git() -> bool {
-    Command::new("git").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("git")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs the flytekit helper; `None` (skip) when the project's venv is missing.
@@ -47,7 +65,11 @@ fn flytekit(req: Value) -> Option<Value> {
         .expect("python starts");
     serde_json::to_writer(child.stdin.take().unwrap(), &req).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "flytekit helper failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "flytekit helper failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 
@@ -58,7 +80,10 @@ fn write(root: &Path, rel: &str, body: &str) {
 }
 
 fn rels(list: &FileList) -> Vec<String> {
-    list.relative_files().iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    list.relative_files()
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Compares our listing and digest with flytekit's for each (root, ignore set).
@@ -66,11 +91,31 @@ fn assert_same_as_flytekit(cases: &[(PathBuf, &str)]) {
     let req = json!({"cases": cases.iter().map(|(r, i)| json!({"root": r, "ignores": i})).collect::<Vec<_>>()});
     let Some(answer) = flytekit(req) else { return };
     for ((root, which), expected) in cases.iter().zip(answer["cases"].as_array().unwrap()) {
-        let set = if *which == "fast" { IgnoreSet::fast_register() } else { IgnoreSet::image_spec() };
+        let set = if *which == "fast" {
+            IgnoreSet::fast_register()
+        } else {
+            IgnoreSet::image_spec()
+        };
         let list = list_files(root, CopyMode::All, &set).unwrap();
-        let theirs: Vec<String> = expected["files"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
-        assert_eq!(rels(&list), theirs, "file list for {} ({which})\nignored: {:#?}", root.display(), list.ignored);
-        assert_eq!(ls_digest(&list.root, &list.files).unwrap(), expected["digest"].as_str().unwrap(), "{}", root.display());
+        let theirs: Vec<String> = expected["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().into())
+            .collect();
+        assert_eq!(
+            rels(&list),
+            theirs,
+            "file list for {} ({which})\nignored: {:#?}",
+            root.display(),
+            list.ignored
+        );
+        assert_eq!(
+            ls_digest(&list.root, &list.files).unwrap(),
+            expected["digest"].as_str().unwrap(),
+            "{}",
+            root.display()
+        );
     }
 }
 
@@ -79,7 +124,11 @@ fn rich_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     git(r, &["init", "-q", "."]);
-    write(r, ".gitignore", "*.log\n/build/\ndata/\n!data/keep.txt\nsecret*\n# comment\n");
+    write(
+        r,
+        ".gitignore",
+        "*.log\n/build/\ndata/\n!data/keep.txt\nsecret*\n# comment\n",
+    );
     write(r, "a.py", "import pkg\n");
     write(r, "a.log", "ignored\n");
     write(r, "tracked.log", "tracked, so never ignored by git\n");
@@ -94,7 +143,11 @@ fn rich_repo() -> tempfile::TempDir {
     write(r, "sub/x.tmp", "t\n");
     write(r, "sub/deeper/y.tmp", "t\n");
     write(r, "sub/deeper/z.py", "z\n");
-    write(r, ".dockerignore", "docs\n**/*.md\n!README.md\n# comment\n\nnotebooks/*.ipynb\n!notebooks/keep.ipynb\n");
+    write(
+        r,
+        ".dockerignore",
+        "docs\n**/*.md\n!README.md\n# comment\n\nnotebooks/*.ipynb\n!notebooks/keep.ipynb\n",
+    );
     write(r, "docs/a.txt", "d\n");
     write(r, "README.md", "r\n");
     write(r, "sub/NOTES.md", "n\n");
@@ -125,7 +178,11 @@ fn rich_repo() -> tempfile::TempDir {
     write(r, "vendor/lib/x.log", "x\n");
     git(&r.join("vendor/lib"), &["init", "-q", "."]);
     // An ignored nested repository: git reports only "ign2/", which flytekit never matches.
-    write(r, ".gitignore", "*.log\n/build/\ndata/\n!data/keep.txt\nsecret*\n# comment\nign2/\n");
+    write(
+        r,
+        ".gitignore",
+        "*.log\n/build/\ndata/\n!data/keep.txt\nsecret*\n# comment\nign2/\n",
+    );
     write(r, "ign2/e.py", "e\n");
     git(&r.join("ign2"), &["init", "-q", "."]);
     write(r, ".git/info/exclude", "excluded_by_info.txt\n");
@@ -146,16 +203,46 @@ fn listing_and_digest_match_flytekit_in_a_git_repo() {
     let list = list_files(r, CopyMode::All, &IgnoreSet::fast_register()).unwrap();
     // Spot checks independent of flytekit being installed.
     let files = rels(&list);
-    for kept in ["tracked.log", "sub/keep.log", "sub/build/x.py", "vendor/lib/x.log", "ign2/e.py", "link.py", "pkg/.cache/y"] {
-        assert!(files.contains(&kept.to_string()), "{kept} missing from {files:#?}");
+    for kept in [
+        "tracked.log",
+        "sub/keep.log",
+        "sub/build/x.py",
+        "vendor/lib/x.log",
+        "ign2/e.py",
+        "link.py",
+        "pkg/.cache/y",
+    ] {
+        assert!(
+            files.contains(&kept.to_string()),
+            "{kept} missing from {files:#?}"
+        );
     }
-    for dropped in ["a.log", "build/out.py", "data/keep.txt", "excluded_by_info.txt", "docs/a.txt", "top.csv", "pkg/m.pyc"] {
-        assert!(!files.contains(&dropped.to_string()), "{dropped} should be ignored");
+    for dropped in [
+        "a.log",
+        "build/out.py",
+        "data/keep.txt",
+        "excluded_by_info.txt",
+        "docs/a.txt",
+        "top.csv",
+        "pkg/m.pyc",
+    ] {
+        assert!(
+            !files.contains(&dropped.to_string()),
+            "{dropped} should be ignored"
+        );
     }
-    let info = list.ignored.iter().find(|f| f.path == Path::new("excluded_by_info.txt")).unwrap();
+    let info = list
+        .ignored
+        .iter()
+        .find(|f| f.path == Path::new("excluded_by_info.txt"))
+        .unwrap();
     assert!(matches!(info.rule.source, IgnoreSource::GitInfoExclude(_)));
     assert_eq!(list.git_toplevel.as_deref(), Some(r));
-    assert_same_as_flytekit(&[(r.to_path_buf(), "fast"), (r.to_path_buf(), "image"), (r.join("sub"), "fast")]);
+    assert_same_as_flytekit(&[
+        (r.to_path_buf(), "fast"),
+        (r.to_path_buf(), "image"),
+        (r.join("sub"), "fast"),
+    ]);
 }
 
 #[test]
@@ -171,12 +258,29 @@ fn root_below_the_repository_top() {
     write(top, "proj/b.log", "b\n");
     write(top, "proj/generated/g.py", "g\n");
     write(top, "ignored_parent/proj2/x.py", "x\n");
-    write(top, ".gitignore", "*.log\nproj/generated/\nignored_parent/\n");
-    let list = list_files(&top.join("proj"), CopyMode::All, &IgnoreSet::fast_register()).unwrap();
+    write(
+        top,
+        ".gitignore",
+        "*.log\nproj/generated/\nignored_parent/\n",
+    );
+    let list = list_files(
+        &top.join("proj"),
+        CopyMode::All,
+        &IgnoreSet::fast_register(),
+    )
+    .unwrap();
     assert_eq!(rels(&list), ["a.py"]);
-    let list = list_files(&top.join("ignored_parent/proj2"), CopyMode::All, &IgnoreSet::fast_register()).unwrap();
+    let list = list_files(
+        &top.join("ignored_parent/proj2"),
+        CopyMode::All,
+        &IgnoreSet::fast_register(),
+    )
+    .unwrap();
     assert!(list.files.is_empty());
-    assert_same_as_flytekit(&[(top.join("proj"), "fast"), (top.join("ignored_parent/proj2"), "fast")]);
+    assert_same_as_flytekit(&[
+        (top.join("proj"), "fast"),
+        (top.join("ignored_parent/proj2"), "fast"),
+    ]);
 }
 
 #[test]
@@ -200,7 +304,10 @@ fn without_a_repository() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) % n as u64) as usize
     }
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
@@ -214,18 +321,61 @@ fn random_trees_match_flytekit() {
         return;
     }
     const DIRS: &[&str] = &["a", "b", "data", "__pycache__", ".cache", "src", "build"];
-    const FILES: &[&str] = &["x.py", "y.pyc", "z.log", "n.md", "keep.txt", "w.csv", ".hidden", "Q.py"];
+    const FILES: &[&str] = &[
+        "x.py", "y.pyc", "z.log", "n.md", "keep.txt", "w.csv", ".hidden", "Q.py",
+    ];
     const GIT: &[&str] = &[
-        "*.log", "data/", "/a", "b/**/x.py", "!keep.txt", "a/*.md", "**/b", "*.txt", "!a/z.log", "data", "build/*",
-        "!build/keep.txt", "src/**", "!src/x.py", "/*.md", "?.py", "[xy].py", "*.cs?", "\\#x", "a/**/", ".*",
+        "*.log",
+        "data/",
+        "/a",
+        "b/**/x.py",
+        "!keep.txt",
+        "a/*.md",
+        "**/b",
+        "*.txt",
+        "!a/z.log",
+        "data",
+        "build/*",
+        "!build/keep.txt",
+        "src/**",
+        "!src/x.py",
+        "/*.md",
+        "?.py",
+        "[xy].py",
+        "*.cs?",
+        "\\#x",
+        "a/**/",
+        ".*",
     ];
     const DOCKER: &[&str] = &[
-        "data", "**/*.md", "!a/n.md", "a/b", "*/x.py", "b/**", "!b/keep.txt", "*.log", "a/**/z.log", "?.py",
-        "/src", "!src/Q.py", "./build/../data", "**/.hidden", "[a-b]/w.csv", "*", "!*.py", "**",
+        "data",
+        "**/*.md",
+        "!a/n.md",
+        "a/b",
+        "*/x.py",
+        "b/**",
+        "!b/keep.txt",
+        "*.log",
+        "a/**/z.log",
+        "?.py",
+        "/src",
+        "!src/Q.py",
+        "./build/../data",
+        "**/.hidden",
+        "[a-b]/w.csv",
+        "*",
+        "!*.py",
+        "**",
     ];
     // PACKAGE_FUZZ_TREES / PACKAGE_FUZZ_SEED widen the search locally; CI uses the defaults.
-    let n: usize = std::env::var("PACKAGE_FUZZ_TREES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
-    let seed: u64 = std::env::var("PACKAGE_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed);
+    let n: usize = std::env::var("PACKAGE_FUZZ_TREES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let seed: u64 = std::env::var("PACKAGE_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
     let mut rng = Lcg(seed);
     let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut cases = Vec::new();
@@ -240,7 +390,12 @@ fn random_trees_match_flytekit() {
                 p.push('/');
             }
             p.push_str(rng.pick(FILES));
-            if !r.join(&p).is_dir() && !Path::new(&p).ancestors().skip(1).any(|a| r.join(a).is_file()) {
+            if !r.join(&p).is_dir()
+                && !Path::new(&p)
+                    .ancestors()
+                    .skip(1)
+                    .any(|a| r.join(a).is_file())
+            {
                 write(r, &p, &p);
             }
         }
@@ -263,9 +418,15 @@ fn random_trees_match_flytekit() {
         // Track a few files so "tracked beats ignored" gets exercised.
         if rng.next(2) == 0 {
             git(r, &["add", "-f", "--", ".gitignore"]);
-            let _ = Command::new("git").args(["add", "-f", "--", "*.log"]).current_dir(r).output();
+            let _ = Command::new("git")
+                .args(["add", "-f", "--", "*.log"])
+                .current_dir(r)
+                .output();
         }
-        cases.push((r.to_path_buf(), if rng.next(2) == 0 { "fast" } else { "image" }));
+        cases.push((
+            r.to_path_buf(),
+            if rng.next(2) == 0 { "fast" } else { "image" },
+        ));
     }
     assert_same_as_flytekit(&cases);
 }
@@ -300,7 +461,9 @@ fn archive_is_deterministic_and_identical_to_python_tarfile() {
     assert_eq!(fs::read(&path).unwrap(), gz1);
 
     let mut tar_bytes = Vec::new();
-    flate2::read::GzDecoder::new(&gz1[..]).read_to_end(&mut tar_bytes).unwrap();
+    flate2::read::GzDecoder::new(&gz1[..])
+        .read_to_end(&mut tar_bytes)
+        .unwrap();
     assert_eq!(tar_bytes.len() as u64, a1.uncompressed_size);
 
     let py_tar = out.path().join("flytekit.tar");
@@ -311,16 +474,31 @@ fn archive_is_deterministic_and_identical_to_python_tarfile() {
     });
     let Some(answer) = flytekit(req) else { return };
     // Python's tarfile (PAX format) with flytekit's attribute filter, int mtime: same bytes.
-    assert_eq!(fs::read(&py_tar).unwrap(), tar_bytes, "tar stream differs from Python tarfile's");
+    assert_eq!(
+        fs::read(&py_tar).unwrap(),
+        tar_bytes,
+        "tar stream differs from Python tarfile's"
+    );
 
     let members = answer["members"].as_array().unwrap();
-    let names: Vec<&str> = members.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = members
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, rel.iter().map(String::as_str).collect::<Vec<_>>());
     for m in members {
         let name = m["name"].as_str().unwrap();
         assert_eq!(m["mtime"], 315532800, "{name}");
-        assert_eq!((m["uid"].as_u64(), m["gid"].as_u64()), (Some(0), Some(0)), "{name}");
-        assert_eq!((m["uname"].as_str(), m["gname"].as_str()), (Some(""), Some("")), "{name}");
+        assert_eq!(
+            (m["uid"].as_u64(), m["gid"].as_u64()),
+            (Some(0), Some(0)),
+            "{name}"
+        );
+        assert_eq!(
+            (m["uname"].as_str(), m["gname"].as_str()),
+            (Some(""), Some("")),
+            "{name}"
+        );
         let ty = m["type"].as_str().unwrap();
         match name {
             "link.py" => assert_eq!((ty, m["linkname"].as_str()), ("2", Some("a.py"))),
@@ -359,15 +537,24 @@ fn archive_independent_of_location_and_deref() {
 
     // With --deref-symlinks the link becomes a regular file; the digest is the same (it always
     // hashes the link target's bytes), the archive is not.
-    let opts = ArchiveOptions { deref_symlinks: true, ..Default::default() };
+    let opts = ArchiveOptions {
+        deref_symlinks: true,
+        ..Default::default()
+    };
     let (ad, gd) = build_archive(&la, &opts).unwrap();
     assert_eq!(ad.ls_digest, aa.ls_digest);
     assert_ne!(gd, ga);
-    let Some(answer) = flytekit(json!({"members": write_archive(&la, a.path().join("out").as_path(), &opts).unwrap().path}))
-    else {
+    let Some(answer) = flytekit(
+        json!({"members": write_archive(&la, a.path().join("out").as_path(), &opts).unwrap().path}),
+    ) else {
         return;
     };
-    let alias = answer["members"].as_array().unwrap().iter().find(|m| m["name"] == "alias.py").unwrap();
+    let alias = answer["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "alias.py")
+        .unwrap();
     assert_eq!(alias["type"], "0");
 }
 
@@ -386,10 +573,19 @@ fn copy_modes() {
     let all = list_files(r, CopyMode::All, &IgnoreSet::fast_register()).unwrap();
     assert_eq!(
         rels(&all),
-        [".venv/lib/python3.11/site-packages/dep.py", ".venv/pyvenv.cfg", "helper.py", "unused.py", "wf.py"]
+        [
+            ".venv/lib/python3.11/site-packages/dep.py",
+            ".venv/pyvenv.cfg",
+            "helper.py",
+            "unused.py",
+            "wf.py"
+        ]
     );
     assert_eq!(all.virtualenvs, [PathBuf::from(".venv")]);
-    let skip_venv = ListOptions { skip_virtualenvs: true, ..Default::default() };
+    let skip_venv = ListOptions {
+        skip_virtualenvs: true,
+        ..Default::default()
+    };
     let all = list_files_with(r, CopyMode::All, &IgnoreSet::fast_register(), &skip_venv).unwrap();
     assert_eq!(rels(&all), ["helper.py", "unused.py", "wf.py"]);
 
@@ -417,7 +613,14 @@ fn copy_modes() {
     assert_eq!(archive.file_count, 0);
 
     // Reporting: what was ignored, by which source.
-    let list = list_files(r, CopyMode::All, &IgnoreSet { kinds: vec![IgnoreKind::Standard] }).unwrap();
+    let list = list_files(
+        r,
+        CopyMode::All,
+        &IgnoreSet {
+            kinds: vec![IgnoreKind::Standard],
+        },
+    )
+    .unwrap();
     assert_eq!(list.ignored_counts(), [(IgnoreSource::Standard, 1)]);
 }
 
@@ -434,6 +637,11 @@ fn known_difference_non_ascii_git_ignored_names() {
     let list = list_files(r, CopyMode::All, &IgnoreSet::fast_register()).unwrap();
     assert_eq!(rels(&list), [".gitignore"]);
     // flytekit keeps it: `git ls-files` prints the name C-quoted, so it never matches.
-    let Some(answer) = flytekit(json!({"cases": [{"root": r, "ignores": "fast"}]})) else { return };
-    assert_eq!(answer["cases"][0]["files"], json!([".gitignore", "ignorée.log"]));
+    let Some(answer) = flytekit(json!({"cases": [{"root": r, "ignores": "fast"}]})) else {
+        return;
+    };
+    assert_eq!(
+        answer["cases"][0]["files"],
+        json!([".gitignore", "ignorée.log"])
+    );
 }

@@ -18,13 +18,31 @@ use crate::idl::flyteidl::service::{CreateUploadLocationRequest, CreateUploadLoc
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("cannot reach FlyteAdmin at {endpoint} (set by {source_desc}): {detail}")]
-    Unreachable { endpoint: String, source_desc: String, detail: String, hint: String },
+    Unreachable {
+        endpoint: String,
+        source_desc: String,
+        detail: String,
+        hint: String,
+    },
     #[error("{kind} {id} already exists with a different structure")]
-    DifferentStructure { kind: &'static str, id: String, message: String },
+    DifferentStructure {
+        kind: &'static str,
+        id: String,
+        message: String,
+    },
     #[error("{rpc} for {what} failed: {code:?}: {message}")]
-    Rpc { rpc: &'static str, what: String, code: Code, message: String },
+    Rpc {
+        rpc: &'static str,
+        what: String,
+        code: Code,
+        message: String,
+    },
     #[error("invalid admin endpoint `{endpoint}` (set by {source_desc}): {detail}")]
-    BadEndpoint { endpoint: String, source_desc: String, detail: String },
+    BadEndpoint {
+        endpoint: String,
+        source_desc: String,
+        detail: String,
+    },
 }
 
 impl AdminError {
@@ -76,7 +94,11 @@ fn describe_transport(err: &(dyn std::error::Error + 'static)) -> String {
 
 fn tls_hint(detail: &str, insecure: bool, endpoint: &str, source: &Source) -> String {
     let d = detail.to_ascii_lowercase();
-    if !insecure && (d.contains("invalidcontenttype") || d.contains("corrupt message") || d.contains("wrong version number")) {
+    if !insecure
+        && (d.contains("invalidcontenttype")
+            || d.contains("corrupt message")
+            || d.contains("wrong version number"))
+    {
         return format!(
             "the server at {endpoint} does not speak TLS; set `admin.insecure: true` in {} (or FLYTE_PLATFORM_INSECURE=true)",
             match source { Source::File(p) => p.display().to_string(), _ => "your config file".into() }
@@ -122,17 +144,30 @@ impl AdminClient {
         if !settings.insecure {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(ca) = &settings.ca_cert_file {
-                let pem = std::fs::read(ca).map_err(|e| bad(format!("cannot read caCertFilePath {}: {e}", ca.display())))?;
+                let pem = std::fs::read(ca).map_err(|e| {
+                    bad(format!("cannot read caCertFilePath {}: {e}", ca.display()))
+                })?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
-            let host = settings.endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(&settings.endpoint);
+            let host = settings
+                .endpoint
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(&settings.endpoint);
             tls = tls.domain_name(host.to_string());
-            ep = ep.tls_config(tls).map_err(|e| bad(describe_transport(&e)))?;
+            ep = ep
+                .tls_config(tls)
+                .map_err(|e| bad(describe_transport(&e)))?;
         }
         let channel = ep.connect().await.map_err(|e| {
             let detail = describe_transport(&e);
             AdminError::Unreachable {
-                hint: tls_hint(&detail, settings.insecure, &settings.endpoint, &settings.endpoint_source),
+                hint: tls_hint(
+                    &detail,
+                    settings.insecure,
+                    &settings.endpoint,
+                    &settings.endpoint_source,
+                ),
                 endpoint: settings.endpoint.clone(),
                 source_desc: settings.endpoint_source.to_string(),
                 detail,
@@ -140,7 +175,9 @@ impl AdminClient {
         })?;
         let max = 64 * 1024 * 1024;
         let client = AdminClient {
-            admin: AdminServiceClient::new(channel.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            admin: AdminServiceClient::new(channel.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
             data_proxy: DataProxyServiceClient::new(channel.clone()).max_decoding_message_size(max),
             channel,
             endpoint: settings.endpoint.clone(),
@@ -166,7 +203,8 @@ impl AdminClient {
         // Transport-level failures surface as these codes; on the first call (GetVersion) a
         // cancelled stream is what a TLS server does to a plaintext HTTP/2 preface.
         let transport = s.code() == Code::Unavailable
-            || (matches!(s.code(), Code::Unknown | Code::Internal) && s.message().contains("transport"))
+            || (matches!(s.code(), Code::Unknown | Code::Internal)
+                && s.message().contains("transport"))
             || (rpc == "GetVersion" && s.code() == Code::Cancelled);
         if transport {
             let detail = format!("{}: {}", rpc, s.message());
@@ -186,61 +224,127 @@ impl AdminClient {
                 detail,
             };
         }
-        AdminError::Rpc { rpc, what, code: s.code(), message: s.message().to_string() }
+        AdminError::Rpc {
+            rpc,
+            what,
+            code: s.code(),
+            message: s.message().to_string(),
+        }
     }
 
     /// AdminService.GetVersion (a liveness check).
     pub async fn get_version(&self) -> Result<admin::GetVersionResponse, AdminError> {
         let mut c = self.admin.clone();
-        c.get_version(admin::GetVersionRequest {}).await.map(|r| r.into_inner()).map_err(|s| self.status_error("GetVersion", "the server".into(), s))
+        c.get_version(admin::GetVersionRequest {})
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| self.status_error("GetVersion", "the server".into(), s))
     }
 
     /// DataProxyService.CreateUploadLocation.
-    pub async fn create_upload_location(&self, req: CreateUploadLocationRequest) -> Result<CreateUploadLocationResponse, AdminError> {
+    pub async fn create_upload_location(
+        &self,
+        req: CreateUploadLocationRequest,
+    ) -> Result<CreateUploadLocationResponse, AdminError> {
         let what = req.filename.clone();
         let mut c = self.data_proxy.clone();
-        c.create_upload_location(req).await.map(|r| r.into_inner()).map_err(|s| self.status_error("CreateUploadLocation", what, s))
+        c.create_upload_location(req)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| self.status_error("CreateUploadLocation", what, s))
     }
 
-    fn created(&self, kind: &'static str, rpc: &'static str, id: &core::Identifier, r: Result<(), Status>) -> Result<Created, AdminError> {
+    fn created(
+        &self,
+        kind: &'static str,
+        rpc: &'static str,
+        id: &core::Identifier,
+        r: Result<(), Status>,
+    ) -> Result<Created, AdminError> {
         match r {
             Ok(()) => Ok(Created::New),
             Err(s) if s.code() == Code::AlreadyExists => Ok(Created::AlreadyExisted),
-            Err(s) if s.code() == Code::InvalidArgument && s.message().contains("different structure") => {
-                Err(AdminError::DifferentStructure { kind, id: id_text(id), message: s.message().to_string() })
+            Err(s)
+                if s.code() == Code::InvalidArgument
+                    && s.message().contains("different structure") =>
+            {
+                Err(AdminError::DifferentStructure {
+                    kind,
+                    id: id_text(id),
+                    message: s.message().to_string(),
+                })
             }
             Err(s) => Err(self.status_error(rpc, format!("{kind} {}", id_text(id)), s)),
         }
     }
 
     /// CreateTask; ALREADY_EXISTS (the identical spec is registered) counts as success.
-    pub async fn create_task(&self, id: core::Identifier, spec: admin::TaskSpec) -> Result<Created, AdminError> {
+    pub async fn create_task(
+        &self,
+        id: core::Identifier,
+        spec: admin::TaskSpec,
+    ) -> Result<Created, AdminError> {
         let mut c = self.admin.clone();
-        let r = c.create_task(admin::TaskCreateRequest { id: Some(id.clone()), spec: Some(spec) }).await.map(|_| ());
+        let r = c
+            .create_task(admin::TaskCreateRequest {
+                id: Some(id.clone()),
+                spec: Some(spec),
+            })
+            .await
+            .map(|_| ());
         self.created("task", "CreateTask", &id, r)
     }
 
     /// CreateWorkflow; ALREADY_EXISTS counts as success.
-    pub async fn create_workflow(&self, id: core::Identifier, spec: admin::WorkflowSpec) -> Result<Created, AdminError> {
+    pub async fn create_workflow(
+        &self,
+        id: core::Identifier,
+        spec: admin::WorkflowSpec,
+    ) -> Result<Created, AdminError> {
         let mut c = self.admin.clone();
-        let r = c.create_workflow(admin::WorkflowCreateRequest { id: Some(id.clone()), spec: Some(spec) }).await.map(|_| ());
+        let r = c
+            .create_workflow(admin::WorkflowCreateRequest {
+                id: Some(id.clone()),
+                spec: Some(spec),
+            })
+            .await
+            .map(|_| ());
         self.created("workflow", "CreateWorkflow", &id, r)
     }
 
     /// CreateLaunchPlan; ALREADY_EXISTS counts as success.
-    pub async fn create_launch_plan(&self, id: core::Identifier, spec: admin::LaunchPlanSpec) -> Result<Created, AdminError> {
+    pub async fn create_launch_plan(
+        &self,
+        id: core::Identifier,
+        spec: admin::LaunchPlanSpec,
+    ) -> Result<Created, AdminError> {
         let mut c = self.admin.clone();
-        let r = c.create_launch_plan(admin::LaunchPlanCreateRequest { id: Some(id.clone()), spec: Some(spec) }).await.map(|_| ());
+        let r = c
+            .create_launch_plan(admin::LaunchPlanCreateRequest {
+                id: Some(id.clone()),
+                spec: Some(spec),
+            })
+            .await
+            .map(|_| ());
         self.created("launch plan", "CreateLaunchPlan", &id, r)
     }
 
     /// UpdateLaunchPlan(ACTIVE).
     pub async fn activate_launch_plan(&self, id: core::Identifier) -> Result<(), AdminError> {
         let mut c = self.admin.clone();
-        c.update_launch_plan(admin::LaunchPlanUpdateRequest { id: Some(id.clone()), state: admin::LaunchPlanState::Active as i32 })
-            .await
-            .map(|_| ())
-            .map_err(|s| self.status_error("UpdateLaunchPlan", format!("launch plan {}", id_text(&id)), s))
+        c.update_launch_plan(admin::LaunchPlanUpdateRequest {
+            id: Some(id.clone()),
+            state: admin::LaunchPlanState::Active as i32,
+        })
+        .await
+        .map(|_| ())
+        .map_err(|s| {
+            self.status_error(
+                "UpdateLaunchPlan",
+                format!("launch plan {}", id_text(&id)),
+                s,
+            )
+        })
     }
 
     /// CreateExecution of a launch plan (or a task, whose id goes in `launch_plan`).
@@ -262,7 +366,10 @@ impl AdminClient {
                 ..Default::default()
             }),
             envs: (!envs.is_empty()).then(|| admin::Envs {
-                values: envs.into_iter().map(|(key, value)| core::KeyValuePair { key, value }).collect(),
+                values: envs
+                    .into_iter()
+                    .map(|(key, value)| core::KeyValuePair { key, value })
+                    .collect(),
             }),
             ..Default::default()
         };
@@ -289,21 +396,38 @@ impl AdminClient {
     }
 
     /// GetExecution.
-    pub async fn get_execution(&self, id: &core::WorkflowExecutionIdentifier) -> Result<admin::Execution, AdminError> {
+    pub async fn get_execution(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<admin::Execution, AdminError> {
         let mut c = self.admin.clone();
-        c.get_execution(admin::WorkflowExecutionGetRequest { id: Some(id.clone()) })
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| self.status_error("GetExecution", format!("execution {}", id.name), s))
+        c.get_execution(admin::WorkflowExecutionGetRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| self.status_error("GetExecution", format!("execution {}", id.name), s))
     }
 
     /// ListExecutions in a project/domain, newest first.
-    pub async fn list_executions(&self, project: &str, domain: &str, limit: u32) -> Result<Vec<admin::Execution>, AdminError> {
+    pub async fn list_executions(
+        &self,
+        project: &str,
+        domain: &str,
+        limit: u32,
+    ) -> Result<Vec<admin::Execution>, AdminError> {
         let mut c = self.admin.clone();
         let req = admin::ResourceListRequest {
-            id: Some(admin::NamedEntityIdentifier { project: project.into(), domain: domain.into(), ..Default::default() }),
+            id: Some(admin::NamedEntityIdentifier {
+                project: project.into(),
+                domain: domain.into(),
+                ..Default::default()
+            }),
             limit,
-            sort_by: Some(admin::Sort { key: "created_at".into(), direction: admin::sort::Direction::Descending as i32 }),
+            sort_by: Some(admin::Sort {
+                key: "created_at".into(),
+                direction: admin::sort::Direction::Descending as i32,
+            }),
             ..Default::default()
         };
         c.list_executions(req)
@@ -318,10 +442,12 @@ impl AdminClient {
         id: &core::WorkflowExecutionIdentifier,
     ) -> Result<admin::WorkflowExecutionGetDataResponse, AdminError> {
         let mut c = self.admin.clone();
-        c.get_execution_data(admin::WorkflowExecutionGetDataRequest { id: Some(id.clone()) })
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| self.status_error("GetExecutionData", format!("execution {}", id.name), s))
+        c.get_execution_data(admin::WorkflowExecutionGetDataRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| self.status_error("GetExecutionData", format!("execution {}", id.name), s))
     }
 
     /// ListNodeExecutions of an execution (top level).
@@ -330,11 +456,17 @@ impl AdminClient {
         id: &core::WorkflowExecutionIdentifier,
     ) -> Result<Vec<admin::NodeExecution>, AdminError> {
         let mut c = self.admin.clone();
-        let req = admin::NodeExecutionListRequest { workflow_execution_id: Some(id.clone()), limit: 1000, ..Default::default() };
+        let req = admin::NodeExecutionListRequest {
+            workflow_execution_id: Some(id.clone()),
+            limit: 1000,
+            ..Default::default()
+        };
         c.list_node_executions(req)
             .await
             .map(|r| r.into_inner().node_executions)
-            .map_err(|s| self.status_error("ListNodeExecutions", format!("execution {}", id.name), s))
+            .map_err(|s| {
+                self.status_error("ListNodeExecutions", format!("execution {}", id.name), s)
+            })
     }
 
     /// ListTaskExecutions of a node execution (its attempts, with log links).
@@ -343,7 +475,11 @@ impl AdminClient {
         id: &core::NodeExecutionIdentifier,
     ) -> Result<Vec<admin::TaskExecution>, AdminError> {
         let mut c = self.admin.clone();
-        let req = admin::TaskExecutionListRequest { node_execution_id: Some(id.clone()), limit: 100, ..Default::default() };
+        let req = admin::TaskExecutionListRequest {
+            node_execution_id: Some(id.clone()),
+            limit: 100,
+            ..Default::default()
+        };
         c.list_task_executions(req)
             .await
             .map(|r| r.into_inner().task_executions)
@@ -351,12 +487,19 @@ impl AdminClient {
     }
 
     /// TerminateExecution.
-    pub async fn terminate_execution(&self, id: &core::WorkflowExecutionIdentifier, cause: &str) -> Result<(), AdminError> {
+    pub async fn terminate_execution(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+        cause: &str,
+    ) -> Result<(), AdminError> {
         let mut c = self.admin.clone();
-        c.terminate_execution(admin::ExecutionTerminateRequest { id: Some(id.clone()), cause: cause.into() })
-            .await
-            .map(|_| ())
-            .map_err(|s| self.status_error("TerminateExecution", format!("execution {}", id.name), s))
+        c.terminate_execution(admin::ExecutionTerminateRequest {
+            id: Some(id.clone()),
+            cause: cause.into(),
+        })
+        .await
+        .map(|_| ())
+        .map_err(|s| self.status_error("TerminateExecution", format!("execution {}", id.name), s))
     }
 
     /// The raw generated client, for calls not wrapped here.

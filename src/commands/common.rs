@@ -31,15 +31,25 @@ fn is_yaml(v: &str) -> bool {
 fn load_yaml_image(path: &str) -> Result<YamlImage, Diagnostic> {
     let p = std::path::PathBuf::from(path);
     let host = crate::image::HostEnv::current();
-    let spec = crate::image::ImageSpec::from_yaml_file(&p, &host).map_err(|e| Diagnostic::usage(format!("--image {path}: {e}")))?;
-    let ctx = crate::image::TagContext::from_cwd().map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
-    let name = spec.image_name(&ctx).map_err(|e| Diagnostic::new(format!("--image {path}: {e}")))?;
-    Ok(YamlImage { spec, name, path: p })
+    let spec = crate::image::ImageSpec::from_yaml_file(&p, &host)
+        .map_err(|e| Diagnostic::usage(format!("--image {path}: {e}")))?;
+    let ctx = crate::image::TagContext::from_cwd()
+        .map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
+    let name = spec
+        .image_name(&ctx)
+        .map_err(|e| Diagnostic::new(format!("--image {path}: {e}")))?;
+    Ok(YamlImage {
+        spec,
+        name,
+        path: p,
+    })
 }
 
 /// Split `--image` values into the default image, named images (pyflyte's `[NAME=]URI`), and the
 /// ImageSpec YAML files among them (which stand for their image name and must be built).
-pub fn parse_images_and_specs(values: &[String]) -> Result<(Option<String>, BTreeMap<String, String>, Vec<YamlImage>), Diagnostic> {
+pub fn parse_images_and_specs(
+    values: &[String],
+) -> Result<(Option<String>, BTreeMap<String, String>, Vec<YamlImage>), Diagnostic> {
     let mut plain = Vec::new();
     let mut specs = Vec::new();
     for v in values {
@@ -62,7 +72,9 @@ pub fn parse_images_and_specs(values: &[String]) -> Result<(Option<String>, BTre
 }
 
 /// Split `--image` values into the default image and named images (pyflyte's `[NAME=]URI`).
-pub fn parse_images(values: &[String]) -> Result<(Option<String>, BTreeMap<String, String>), Diagnostic> {
+pub fn parse_images(
+    values: &[String],
+) -> Result<(Option<String>, BTreeMap<String, String>), Diagnostic> {
     let mut default = None;
     let mut named = BTreeMap::new();
     for v in values {
@@ -70,7 +82,9 @@ pub fn parse_images(values: &[String]) -> Result<(Option<String>, BTreeMap<Strin
         match v.split_once('=') {
             Some((name, uri)) if !name.is_empty() && !name.contains('/') && !name.contains(':') => {
                 if uri.is_empty() {
-                    return Err(Diagnostic::usage(format!("--image {v}: the image URI after `=` is empty")));
+                    return Err(Diagnostic::usage(format!(
+                        "--image {v}: the image URI after `=` is empty"
+                    )));
                 }
                 if name == "default" {
                     default = Some(uri.to_string());
@@ -96,7 +110,9 @@ pub fn parse_env(values: &[String]) -> Result<BTreeMap<String, String>, Diagnost
             .split_once('=')
             .ok_or_else(|| Diagnostic::usage(format!("--env {v}: expected KEY=VALUE")))?;
         if k.is_empty() {
-            return Err(Diagnostic::usage(format!("--env {v}: the name before `=` is empty")));
+            return Err(Diagnostic::usage(format!(
+                "--env {v}: the name before `=` is empty"
+            )));
         }
         out.insert(k.to_string(), val.to_string());
     }
@@ -120,7 +136,11 @@ mod tests {
 
     #[test]
     fn images_split_into_default_and_named() {
-        let (d, n) = parse_images(&["localhost:30000/img:1".into(), "trainer=ghcr.io/x/t:2".into()]).unwrap();
+        let (d, n) = parse_images(&[
+            "localhost:30000/img:1".into(),
+            "trainer=ghcr.io/x/t:2".into(),
+        ])
+        .unwrap();
         assert_eq!(d.as_deref(), Some("localhost:30000/img:1"));
         assert_eq!(n["trainer"], "ghcr.io/x/t:2");
         assert!(parse_images(&["a:1".into(), "b:2".into()]).is_err());

@@ -30,15 +30,20 @@ fn runtime() -> Result<tokio::runtime::Runtime, Diagnostic> {
 }
 
 fn phase(p: i32) -> String {
-    core::workflow_execution::Phase::try_from(p).map(|p| p.as_str_name().to_string()).unwrap_or_else(|_| p.to_string())
+    core::workflow_execution::Phase::try_from(p)
+        .map(|p| p.as_str_name().to_string())
+        .unwrap_or_else(|_| p.to_string())
 }
 
 fn node_phase(p: i32) -> String {
-    core::node_execution::Phase::try_from(p).map(|p| p.as_str_name().to_string()).unwrap_or_else(|_| p.to_string())
+    core::node_execution::Phase::try_from(p)
+        .map(|p| p.as_str_name().to_string())
+        .unwrap_or_else(|_| p.to_string())
 }
 
 fn secs(d: Option<&prost_types::Duration>) -> String {
-    d.map(|d| format!("{:.1}s", d.seconds as f64 + d.nanos as f64 / 1e9)).unwrap_or_else(|| "-".into())
+    d.map(|d| format!("{:.1}s", d.seconds as f64 + d.nanos as f64 / 1e9))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn time(t: Option<&prost_types::Timestamp>) -> String {
@@ -51,15 +56,28 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
             let s = settings(&a.backend)?;
             let rt = runtime()?;
             let out = rt.block_on(async {
-                let c = AdminClient::connect(&s).await.map_err(register::admin_diagnostic)?;
-                c.list_executions(&s.project, &s.domain, a.limit).await.map_err(register::admin_diagnostic)
+                let c = AdminClient::connect(&s)
+                    .await
+                    .map_err(register::admin_diagnostic)?;
+                c.list_executions(&s.project, &s.domain, a.limit)
+                    .await
+                    .map_err(register::admin_diagnostic)
             })?;
             let mut text = String::new();
-            let _ = writeln!(text, "{:<24} {:<10} {:>9}  {:<28} TARGET", "NAME", "PHASE", "DURATION", "STARTED");
+            let _ = writeln!(
+                text,
+                "{:<24} {:<10} {:>9}  {:<28} TARGET",
+                "NAME", "PHASE", "DURATION", "STARTED"
+            );
             for e in out {
                 let id = e.id.clone().unwrap_or_default();
                 let c = e.closure.clone().unwrap_or_default();
-                let target = e.spec.as_ref().and_then(|s| s.launch_plan.as_ref()).map(id_text).unwrap_or_default();
+                let target = e
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.launch_plan.as_ref())
+                    .map(id_text)
+                    .unwrap_or_default();
                 let _ = writeln!(
                     text,
                     "{:<24} {:<10} {:>9}  {:<28} {}",
@@ -83,9 +101,17 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
                 ..Default::default()
             };
             let (exec, nodes, data) = rt.block_on(async {
-                let c = AdminClient::connect(&s).await.map_err(register::admin_diagnostic)?;
-                let exec = c.get_execution(&id).await.map_err(|e| not_found(e, &a.name, &s))?;
-                let nodes = c.list_node_executions(&id).await.map_err(register::admin_diagnostic)?;
+                let c = AdminClient::connect(&s)
+                    .await
+                    .map_err(register::admin_diagnostic)?;
+                let exec = c
+                    .get_execution(&id)
+                    .await
+                    .map_err(|e| not_found(e, &a.name, &s))?;
+                let nodes = c
+                    .list_node_executions(&id)
+                    .await
+                    .map_err(register::admin_diagnostic)?;
                 let data = c.get_execution_data(&id).await.ok();
                 Ok::<_, Diagnostic>((exec, nodes, data))
             })?;
@@ -96,7 +122,11 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
 }
 
 fn not_found(e: crate::admin::AdminError, name: &str, s: &Settings) -> Diagnostic {
-    if let crate::admin::AdminError::Rpc { code: tonic::Code::NotFound, .. } = e {
+    if let crate::admin::AdminError::Rpc {
+        code: tonic::Code::NotFound,
+        ..
+    } = e
+    {
         return Diagnostic::new(format!("no execution named `{name}` in {}/{}", s.project, s.domain))
             .hint("list recent ones with `union get executions` (add -p/-d for another project or domain)");
     }
@@ -125,17 +155,32 @@ fn literal_text(l: &core::Literal) -> String {
             Some(other) => format!("{other:?}"),
             None => "null".into(),
         },
-        Some(Value::Collection(c)) => format!("[{}]", c.literals.iter().map(literal_text).collect::<Vec<_>>().join(", ")),
+        Some(Value::Collection(c)) => format!(
+            "[{}]",
+            c.literals
+                .iter()
+                .map(literal_text)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Some(Value::Map(m)) => format!(
             "{{{}}}",
-            m.literals.iter().map(|(k, v)| format!("{k:?}: {}", literal_text(v))).collect::<Vec<_>>().join(", ")
+            m.literals
+                .iter()
+                .map(|(k, v)| format!("{k:?}: {}", literal_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Some(other) => format!("{other:?}"),
         None => "null".into(),
     }
 }
 
-fn render_execution(e: &admin::Execution, nodes: &[admin::NodeExecution], data: Option<&admin::WorkflowExecutionGetDataResponse>) -> String {
+fn render_execution(
+    e: &admin::Execution,
+    nodes: &[admin::NodeExecution],
+    data: Option<&admin::WorkflowExecutionGetDataResponse>,
+) -> String {
     let id = e.id.clone().unwrap_or_default();
     let c = e.closure.clone().unwrap_or_default();
     let mut t = String::new();
@@ -160,22 +205,42 @@ fn render_execution(e: &admin::Execution, nodes: &[admin::NodeExecution], data: 
     }
     match &c.output_result {
         Some(admin::execution_closure::OutputResult::Error(err)) => {
-            let _ = writeln!(t, "Error:      {}", err.message.trim_end().replace('\n', "\n            "));
+            let _ = writeln!(
+                t,
+                "Error:      {}",
+                err.message.trim_end().replace('\n', "\n            ")
+            );
         }
         Some(admin::execution_closure::OutputResult::AbortMetadata(a)) => {
             let _ = writeln!(t, "Aborted:    {} (by {})", a.cause, a.principal);
         }
         _ => {}
     }
-    let shown: Vec<&admin::NodeExecution> =
-        nodes.iter().filter(|n| !matches!(n.id.as_ref().map(|i| i.node_id.as_str()), Some("start-node" | "end-node"))).collect();
+    let shown: Vec<&admin::NodeExecution> = nodes
+        .iter()
+        .filter(|n| {
+            !matches!(
+                n.id.as_ref().map(|i| i.node_id.as_str()),
+                Some("start-node" | "end-node")
+            )
+        })
+        .collect();
     if !shown.is_empty() {
         let _ = writeln!(t, "Nodes:");
         for n in shown {
             let nid = n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
             let nc = n.closure.clone().unwrap_or_default();
-            let _ = writeln!(t, "  {:<20} {:<10} {:>8}", nid, node_phase(nc.phase), secs(nc.duration.as_ref()));
-            if let Some(crate::idl::flyteidl::admin::node_execution_closure::OutputResult::Error(err)) = &nc.output_result {
+            let _ = writeln!(
+                t,
+                "  {:<20} {:<10} {:>8}",
+                nid,
+                node_phase(nc.phase),
+                secs(nc.duration.as_ref())
+            );
+            if let Some(crate::idl::flyteidl::admin::node_execution_closure::OutputResult::Error(
+                err,
+            )) = &nc.output_result
+            {
                 let first = err.message.lines().last().unwrap_or("");
                 let _ = writeln!(t, "    error: {first}");
             }
@@ -187,10 +252,19 @@ fn render_execution(e: &admin::Execution, nodes: &[admin::NodeExecution], data: 
 pub fn terminate(a: TerminateArgs) -> Result<ExitCode> {
     let s = settings(&a.backend)?;
     let rt = runtime()?;
-    let id = core::WorkflowExecutionIdentifier { project: s.project.clone(), domain: s.domain.clone(), name: a.name.clone(), ..Default::default() };
+    let id = core::WorkflowExecutionIdentifier {
+        project: s.project.clone(),
+        domain: s.domain.clone(),
+        name: a.name.clone(),
+        ..Default::default()
+    };
     rt.block_on(async {
-        let c = AdminClient::connect(&s).await.map_err(register::admin_diagnostic)?;
-        c.terminate_execution(&id, &a.cause).await.map_err(|e| not_found(e, &a.name, &s))
+        let c = AdminClient::connect(&s)
+            .await
+            .map_err(register::admin_diagnostic)?;
+        c.terminate_execution(&id, &a.cause)
+            .await
+            .map_err(|e| not_found(e, &a.name, &s))
     })?;
     crate::process::write_data(&format!("Terminated {}\n", a.name))?;
     Ok(ExitCode::SUCCESS)

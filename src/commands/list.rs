@@ -15,7 +15,9 @@ pub fn list(args: ListArgs) -> Result<ExitCode> {
     let set = discovery::modules_for_paths(&args.paths)?;
     let env = python::env::locate()?;
     let session = PythonSession::start(env)?;
-    let entities = session.discover(&set.root, &set.modules).map_err(|e| e.into_diagnostic(session.env()))?;
+    let entities = session
+        .discover(&set.root, &set.modules)
+        .map_err(|e| e.into_diagnostic(session.env()))?;
     session.finish();
     if args.json {
         let doc = serde_json::json!({
@@ -25,7 +27,11 @@ pub fn list(args: ListArgs) -> Result<ExitCode> {
         });
         process::write_data(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
     } else {
-        process::write_data(&render(&set.root.display().to_string(), &set.modules, &entities))?;
+        process::write_data(&render(
+            &set.root.display().to_string(),
+            &set.modules,
+            &entities,
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -35,7 +41,10 @@ fn image_text(e: &Entity) -> String {
         None => "default image".to_string(),
         Some(ContainerImage::Image { uri }) => uri.clone(),
         Some(ContainerImage::Spec { spec }) => {
-            let name = spec.get("name").and_then(|v| v.as_str()).unwrap_or("flytekit");
+            let name = spec
+                .get("name")
+                .and_then(|v| v.as_str())
+                .unwrap_or("flytekit");
             format!("ImageSpec {name}")
         }
     }
@@ -45,7 +54,11 @@ fn render(root: &str, modules: &[String], entities: &[Entity]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Project root: {root}");
     let _ = writeln!(out, "Modules: {}", modules.len());
-    for kind in [EntityKind::Task, EntityKind::Workflow, EntityKind::LaunchPlan] {
+    for kind in [
+        EntityKind::Task,
+        EntityKind::Workflow,
+        EntityKind::LaunchPlan,
+    ] {
         let of_kind: Vec<&Entity> = entities.iter().filter(|e| e.kind == kind).collect();
         if of_kind.is_empty() {
             continue;
@@ -61,14 +74,25 @@ fn render(root: &str, modules: &[String], entities: &[Entity]) -> String {
                     None => format!("{}: {}", i.name, i.type_text),
                 })
                 .collect();
-            let outputs: Vec<String> = e.interface.outputs.iter().map(|o| o.type_text.clone()).collect();
+            let outputs: Vec<String> = e
+                .interface
+                .outputs
+                .iter()
+                .map(|o| o.type_text.clone())
+                .collect();
             let sig = format!("({}) -> ({})", inputs.join(", "), outputs.join(", "));
             match kind {
                 EntityKind::Task => {
                     let _ = writeln!(out, "  {}{}  [{}]", e.name, sig, image_text(e));
                 }
                 EntityKind::LaunchPlan => {
-                    let _ = writeln!(out, "  {}{}  -> {}", e.name, sig, e.workflow.as_deref().unwrap_or("?"));
+                    let _ = writeln!(
+                        out,
+                        "  {}{}  -> {}",
+                        e.name,
+                        sig,
+                        e.workflow.as_deref().unwrap_or("?")
+                    );
                 }
                 EntityKind::Workflow => {
                     let _ = writeln!(out, "  {}{}", e.name, sig);

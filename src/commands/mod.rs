@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod build;
 pub mod common;
 pub mod get;
-pub mod build;
 pub mod list;
 pub mod package;
 pub mod register;

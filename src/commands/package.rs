@@ -29,19 +29,21 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
 
     let out = &args.output;
     if out.exists() && !out.is_dir() {
-        return Err(Diagnostic::new(format!("`{}` exists and is not a directory", out.display())).into());
+        return Err(
+            Diagnostic::new(format!("`{}` exists and is not a directory", out.display())).into(),
+        );
     }
     if out.is_dir() && !args.force {
-        let existing = std::fs::read_dir(out)?
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.ends_with(".pb") || (n.starts_with("fast") && n.ends_with(".tar.gz"))
-            });
+        let existing = std::fs::read_dir(out)?.filter_map(|e| e.ok()).any(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".pb") || (n.starts_with("fast") && n.ends_with(".tar.gz"))
+        });
         if existing {
-            return Err(Diagnostic::new(format!("`{}` already holds a package", out.display()))
-                .hint("pass --force to replace it, or choose another --output")
-                .into());
+            return Err(
+                Diagnostic::new(format!("`{}` already holds a package", out.display()))
+                    .hint("pass --force to replace it, or choose another --output")
+                    .into(),
+            );
         }
     }
 
@@ -54,7 +56,8 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
         return Err(Diagnostic::new("no tasks, workflows or launch plans found").into());
     }
 
-    std::fs::create_dir_all(out).map_err(|e| Diagnostic::new(format!("cannot create `{}`: {e}", out.display())))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Diagnostic::new(format!("cannot create `{}`: {e}", out.display())))?;
     if args.force {
         for e in std::fs::read_dir(out)?.filter_map(|e| e.ok()) {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -64,7 +67,11 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
         }
     }
     // pyflyte's naming: <index zero-padded>_<name>_<1 task | 2 workflow | 3 launch plan>.pb
-    let width = if entities.len() <= 1 { 1 } else { ((entities.len() as f64).log10().ceil() as usize).max(1) };
+    let width = if entities.len() <= 1 {
+        1
+    } else {
+        ((entities.len() as f64).log10().ceil() as usize).max(1)
+    };
     for (i, e) in entities.iter().enumerate() {
         let k = match e.spec {
             Spec::Task(_) => 1,
@@ -81,7 +88,11 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
     crate::process::write_data(&format!(
         "Packaged {} entities{} into {}\n",
         entities.len(),
-        loaded.archive.as_ref().map(|(a, _)| format!(" and {} ({} files)", a.file_name, a.file_count)).unwrap_or_default(),
+        loaded
+            .archive
+            .as_ref()
+            .map(|(a, _)| format!(" and {} ({} files)", a.file_name, a.file_count))
+            .unwrap_or_default(),
         out.display()
     ))?;
     Ok(ExitCode::SUCCESS)

@@ -22,7 +22,8 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         project: args.backend.project.clone(),
         domain: args.backend.domain.clone(),
     })?;
-    let (default_image, mut images, yaml_images) = common::parse_images_and_specs(&args.common.images)?;
+    let (default_image, mut images, yaml_images) =
+        common::parse_images_and_specs(&args.common.images)?;
     for (k, v) in &settings.images {
         images.entry(k.clone()).or_insert_with(|| v.clone());
     }
@@ -38,7 +39,9 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         version: args.version.clone(),
         copy,
         destination_dir: args.common.destination_dir.clone(),
-        default_image: default_image.or(settings.default_image.clone()).or_else(|| images.get("default").cloned()),
+        default_image: default_image
+            .or(settings.default_image.clone())
+            .or_else(|| images.get("default").cloned()),
         images,
         env: common::parse_env(&args.common.env)?,
         for_package: false,
@@ -89,21 +92,34 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     images::ensure_images(&rt, &mut loaded, &settings, &image_opts, &progress)?;
 
     progress.phase(&format!("Connecting to {}", settings.endpoint));
-    let client = rt.block_on(AdminClient::connect(&settings)).map_err(register::admin_diagnostic)?;
+    let client = rt
+        .block_on(AdminClient::connect(&settings))
+        .map_err(register::admin_diagnostic)?;
     progress.done("ok");
 
     let location = match &loaded.archive {
         Some((archive, bytes)) => {
             progress.phase("Uploading code");
-            let url = rt.block_on(upload::upload_archive(&client, &settings.project, &settings.domain, archive, bytes.clone()))?;
-            progress.done(&format!("{} ({})", url, register::human_bytes(archive.compressed_size)));
+            let url = rt.block_on(upload::upload_archive(
+                &client,
+                &settings.project,
+                &settings.domain,
+                archive,
+                bytes.clone(),
+            ))?;
+            progress.done(&format!(
+                "{} ({})",
+                url,
+                register::human_bytes(archive.compressed_size)
+            ));
             Some(url)
         }
         None => None,
     };
 
     progress.phase("Serializing");
-    let (entities, version) = register::serialize_for_registration(&loaded, &opts, location.as_deref())?;
+    let (entities, version) =
+        register::serialize_for_registration(&loaded, &opts, location.as_deref())?;
     loaded.session.finish();
     progress.done(&format!("{} specs, version {version}", entities.len()));
 
@@ -123,5 +139,9 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         result.existed,
         if result.failed.is_empty() { String::new() } else { format!(", {} failed", result.failed.len()) }
     ))?;
-    Ok(if result.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -48,22 +48,42 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let wants_help = args.help || inputs.iter().any(|a| a == "--help" || a == "-h");
     let Some(entity_name) = entity_arg.clone() else {
         if args.help {
-            process::write_data(&entities_listing(&file.display().to_string(), &module, &entities))?;
+            process::write_data(&entities_listing(
+                &file.display().to_string(),
+                &module,
+                &entities,
+            ))?;
             session.finish();
             return Ok(ExitCode::SUCCESS);
         }
-        return Err(Diagnostic::usage(format!("which entity in `{}` should run?", file.display()))
-            .detail(entities_listing(&file.display().to_string(), &module, &entities))
-            .hint(format!("usage: union run {} ENTITY [--INPUT VALUE ...]", file.display()))
-            .into());
+        return Err(
+            Diagnostic::usage(format!("which entity in `{}` should run?", file.display()))
+                .detail(entities_listing(
+                    &file.display().to_string(),
+                    &module,
+                    &entities,
+                ))
+                .hint(format!(
+                    "usage: union run {} ENTITY [--INPUT VALUE ...]",
+                    file.display()
+                ))
+                .into(),
+        );
     };
 
     let entity = find_entity(&entities, &module, &entity_name).ok_or_else(|| {
-        let mut d = Diagnostic::new(format!("no task, workflow or launch plan named `{entity_name}` in `{}`", file.display()));
+        let mut d = Diagnostic::new(format!(
+            "no task, workflow or launch plan named `{entity_name}` in `{}`",
+            file.display()
+        ));
         if entities.is_empty() {
             d = d.hint("the file defines no @task, @workflow or LaunchPlan at top level");
         } else {
-            d = d.detail(entities_listing(&file.display().to_string(), &module, &entities));
+            d = d.detail(entities_listing(
+                &file.display().to_string(),
+                &module,
+                &entities,
+            ));
         }
         d
     })?;
@@ -103,12 +123,19 @@ pub(crate) fn parse_inputs(
         Ok(m) => m,
         Err(e) => {
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
             let mut d = Diagnostic::usage(first);
             for tip in text.lines().filter_map(|l| l.trim().strip_prefix("tip: ")) {
                 d = d.hint(tip.to_string());
             }
-            return Err(d.hint(format!("see `union run {file} {entity_name} --help` for its inputs")));
+            return Err(d.hint(format!(
+                "see `union run {file} {entity_name} --help` for its inputs"
+            )));
         }
     };
     let mut given = serde_json::Map::new();
@@ -127,8 +154,14 @@ pub(crate) fn parse_inputs(
         }
     }
     if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|i| format!("--{} ({})", i.name, i.type_text)).collect();
-        let example: Vec<String> = missing.iter().map(|i| format!("--{} VALUE", i.name)).collect();
+        let list: Vec<String> = missing
+            .iter()
+            .map(|i| format!("--{} ({})", i.name, i.type_text))
+            .collect();
+        let example: Vec<String> = missing
+            .iter()
+            .map(|i| format!("--{} VALUE", i.name))
+            .collect();
         return Err(Diagnostic::usage(format!(
             "missing required input{} for {} `{}`: {}",
             if missing.len() > 1 { "s" } else { "" },
@@ -136,17 +169,35 @@ pub(crate) fn parse_inputs(
             entity_name,
             list.join(", ")
         ))
-        .hint(format!("union run {file} {entity_name} {}", example.join(" "))));
+        .hint(format!(
+            "union run {file} {entity_name} {}",
+            example.join(" ")
+        )));
     }
     Ok(given)
 }
 
 /// Turn a bridge error from input conversion or a run into a diagnostic with the right exit code.
-pub(crate) fn run_error(e: crate::python::PyUserError, env: &crate::python::PythonEnv) -> Diagnostic {
+pub(crate) fn run_error(
+    e: crate::python::PyUserError,
+    env: &crate::python::PythonEnv,
+) -> Diagnostic {
     let usage = matches!(e.kind.as_str(), "bad_value" | "missing_input");
-    let flag = e.extra.get("flag").and_then(|v| v.as_str()).map(str::to_string);
-    let expected = e.extra.get("expected").and_then(|v| v.as_str()).map(str::to_string);
-    let format = e.extra.get("format").and_then(|v| v.as_str()).map(str::to_string);
+    let flag = e
+        .extra
+        .get("flag")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let expected = e
+        .extra
+        .get("expected")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let format = e
+        .extra
+        .get("format")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     let mut d = e.into_diagnostic(env);
     if usage {
         d = d.exit_code(EXIT_USAGE);
@@ -156,7 +207,9 @@ pub(crate) fn run_error(e: crate::python::PyUserError, env: &crate::python::Pyth
                 .filter(|f| f.starts_with('[') || f.contains(' '))
                 .map(|f| format!(", written as {f}"))
                 .unwrap_or_default();
-            d = d.hint(format!("{flag} expects a value of type {expected}{example}"));
+            d = d.hint(format!(
+                "{flag} expects a value of type {expected}{example}"
+            ));
         }
     }
     d
@@ -164,36 +217,74 @@ pub(crate) fn run_error(e: crate::python::PyUserError, env: &crate::python::Pyth
 
 fn print_static_help() {
     let mut cmd = Cli::command();
-    let sub = cmd.find_subcommand_mut("run").expect("run subcommand exists");
+    let sub = cmd
+        .find_subcommand_mut("run")
+        .expect("run subcommand exists");
     let mut sub = sub.clone().bin_name("union run");
     let _ = process::write_data(&format!("{}\n", sub.render_long_help()));
 }
 
 /// Find ENTITY in what the module defines: by attribute name, launch-plan name or full name.
-pub(crate) fn find_entity<'a>(entities: &'a [Entity], module: &str, name: &str) -> Option<&'a Entity> {
+pub(crate) fn find_entity<'a>(
+    entities: &'a [Entity],
+    module: &str,
+    name: &str,
+) -> Option<&'a Entity> {
     entities
         .iter()
         .find(|e| e.attr.as_deref() == Some(name))
-        .or_else(|| entities.iter().find(|e| e.kind == EntityKind::LaunchPlan && e.name == name))
-        .or_else(|| entities.iter().find(|e| e.name == name || format!("{module}.{}", e.attr.as_deref().unwrap_or("")) == name))
+        .or_else(|| {
+            entities
+                .iter()
+                .find(|e| e.kind == EntityKind::LaunchPlan && e.name == name)
+        })
+        .or_else(|| {
+            entities.iter().find(|e| {
+                e.name == name || format!("{module}.{}", e.attr.as_deref().unwrap_or("")) == name
+            })
+        })
 }
 
 pub(crate) fn entities_listing(file: &str, module: &str, entities: &[Entity]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Entities in {file} (module {module}):");
     if entities.is_empty() {
-        let _ = writeln!(out, "  (none: no @task, @workflow or LaunchPlan at top level)");
+        let _ = writeln!(
+            out,
+            "  (none: no @task, @workflow or LaunchPlan at top level)"
+        );
     }
-    let width = entities.iter().map(|e| display_name(e).len()).max().unwrap_or(0);
-    for kind in [EntityKind::Workflow, EntityKind::Task, EntityKind::LaunchPlan] {
+    let width = entities
+        .iter()
+        .map(|e| display_name(e).len())
+        .max()
+        .unwrap_or(0);
+    for kind in [
+        EntityKind::Workflow,
+        EntityKind::Task,
+        EntityKind::LaunchPlan,
+    ] {
         for e in entities.iter().filter(|e| e.kind == kind) {
             let name = display_name(e);
-            let doc = e.doc.as_deref().and_then(|d| d.lines().next()).unwrap_or("");
-            let line = format!("  {:<width$}  {:<11}  {}", name, e.kind.label(), doc, width = width);
+            let doc = e
+                .doc
+                .as_deref()
+                .and_then(|d| d.lines().next())
+                .unwrap_or("");
+            let line = format!(
+                "  {:<width$}  {:<11}  {}",
+                name,
+                e.kind.label(),
+                doc,
+                width = width
+            );
             let _ = writeln!(out, "{}", line.trim_end());
         }
     }
-    let _ = writeln!(out, "\nRun one with: union run {file} ENTITY [--INPUT VALUE ...]");
+    let _ = writeln!(
+        out,
+        "\nRun one with: union run {file} ENTITY [--INPUT VALUE ...]"
+    );
     out
 }
 
@@ -246,7 +337,12 @@ fn input_command(file: &str, entity_name: &str, entity: &Entity) -> clap::Comman
                 no = no.visible_alias(format!("no-{dashed}"));
             }
             cmd = cmd
-                .arg(Arg::new(input.name.clone()).long(input.name.clone()).action(ArgAction::SetTrue).help(help))
+                .arg(
+                    Arg::new(input.name.clone())
+                        .long(input.name.clone())
+                        .action(ArgAction::SetTrue)
+                        .help(help),
+                )
                 .arg(no);
         } else {
             cmd = cmd.arg(

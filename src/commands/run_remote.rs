@@ -18,12 +18,21 @@ use crate::diagnostics::Diagnostic;
 use crate::discovery;
 use crate::entity::EntityKind;
 use crate::idl::flyteidl::{admin, core};
-use crate::register::progress::{Progress, Verbosity};
 use crate::register::images::ImageOptions;
+use crate::register::progress::{Progress, Verbosity};
 use crate::register::{self, upload, PlanOptions};
 
-pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[String]) -> Result<ExitCode> {
-    let progress = Progress::new(if args.quiet { Verbosity::Quiet } else { Verbosity::Normal });
+pub fn run_remote(
+    args: &RunArgs,
+    file: &Path,
+    entity_name: &str,
+    inputs: &[String],
+) -> Result<ExitCode> {
+    let progress = Progress::new(if args.quiet {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    });
     let settings = config::load(&Overrides {
         config: args.backend.config.clone(),
         endpoint: args.backend.endpoint.clone(),
@@ -47,7 +56,9 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
         copy,
         // pyflyte run --remote unpacks the code in the container's working directory.
         destination_dir: ".".into(),
-        default_image: default_image.or(settings.default_image.clone()).or_else(|| images.get("default").cloned()),
+        default_image: default_image
+            .or(settings.default_image.clone())
+            .or_else(|| images.get("default").cloned()),
         images,
         env: BTreeMap::new(),
         for_package: false,
@@ -60,15 +71,24 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
     let session = &loaded.session;
 
     // The entity and its inputs, converted exactly as for a local run (then to a LiteralMap).
-    let in_module = session.entities_in_module(&root, &module).map_err(|e| e.into_diagnostic(session.env()))?;
+    let in_module = session
+        .entities_in_module(&root, &module)
+        .map_err(|e| e.into_diagnostic(session.env()))?;
     let shown = file.display().to_string();
     let entity = find_entity(&in_module, &module, entity_name).ok_or_else(|| {
-        Diagnostic::new(format!("no task, workflow or launch plan named `{entity_name}` in `{shown}`"))
-            .detail(entities_listing(&shown, &module, &in_module))
+        Diagnostic::new(format!(
+            "no task, workflow or launch plan named `{entity_name}` in `{shown}`"
+        ))
+        .detail(entities_listing(&shown, &module, &in_module))
     })?;
     let given = parse_inputs(&shown, entity_name, entity, inputs)?;
-    let attr = entity.attr.clone().unwrap_or_else(|| entity_name.to_string());
-    let literal_map = session.remote_inputs(&module, &attr, &given).map_err(|e| run_error(e, session.env()))?;
+    let attr = entity
+        .attr
+        .clone()
+        .unwrap_or_else(|| entity_name.to_string());
+    let literal_map = session
+        .remote_inputs(&module, &attr, &given)
+        .map_err(|e| run_error(e, session.env()))?;
     let literal_map = core::LiteralMap::decode(literal_map.as_slice())
         .map_err(|e| Diagnostic::new(format!("cannot decode the execution inputs: {e}")))?;
 
@@ -78,25 +98,43 @@ pub fn run_remote(args: &RunArgs, file: &Path, entity_name: &str, inputs: &[Stri
         .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
 
     // Images first: nothing is uploaded or registered if an image cannot be had.
-    let image_opts = ImageOptions { base_image: args.base_image.clone(), allow_unverified: args.allow_unverified_images };
+    let image_opts = ImageOptions {
+        base_image: args.base_image.clone(),
+        allow_unverified: args.allow_unverified_images,
+    };
     register::images::ensure_images(&rt, &mut loaded, &settings, &image_opts, &progress)?;
 
     progress.phase(&format!("Connecting to {}", settings.endpoint));
-    let client = rt.block_on(AdminClient::connect(&settings)).map_err(register::admin_diagnostic)?;
+    let client = rt
+        .block_on(AdminClient::connect(&settings))
+        .map_err(register::admin_diagnostic)?;
     progress.done("ok");
     let location = match &loaded.archive {
         Some((archive, bytes)) => {
             progress.phase("Uploading code");
-            let url = rt.block_on(upload::upload_archive(&client, &settings.project, &settings.domain, archive, bytes.clone()))?;
-            progress.done(&format!("{} files, {}", archive.file_count, register::human_bytes(archive.compressed_size)));
+            let url = rt.block_on(upload::upload_archive(
+                &client,
+                &settings.project,
+                &settings.domain,
+                archive,
+                bytes.clone(),
+            ))?;
+            progress.done(&format!(
+                "{} files, {}",
+                archive.file_count,
+                register::human_bytes(archive.compressed_size)
+            ));
             Some(url)
         }
         None => None,
     };
     progress.phase("Serializing");
-    let (entities, version) = register::serialize_for_registration(&loaded, &opts, location.as_deref())?;
+    let (entities, version) =
+        register::serialize_for_registration(&loaded, &opts, location.as_deref())?;
     progress.done(&format!("{} specs, version {version}", entities.len()));
-    rt.block_on(register::register_entities(&client, &entities, false, false, &progress))?;
+    rt.block_on(register::register_entities(
+        &client, &entities, false, false, &progress,
+    ))?;
 
     // What to execute: a workflow through its default launch plan, a launch plan, or a task.
     let target = core::Identifier {
@@ -152,16 +190,23 @@ pub enum Outcome {
 }
 
 fn phase_name(p: i32) -> String {
-    core::workflow_execution::Phase::try_from(p).map(|p| p.as_str_name().to_string()).unwrap_or_else(|_| p.to_string())
+    core::workflow_execution::Phase::try_from(p)
+        .map(|p| p.as_str_name().to_string())
+        .unwrap_or_else(|_| p.to_string())
 }
 
 fn node_phase_name(p: i32) -> String {
-    core::node_execution::Phase::try_from(p).map(|p| p.as_str_name().to_string()).unwrap_or_else(|_| p.to_string())
+    core::node_execution::Phase::try_from(p)
+        .map(|p| p.as_str_name().to_string())
+        .unwrap_or_else(|_| p.to_string())
 }
 
 fn terminal(p: i32) -> bool {
     use core::workflow_execution::Phase as P;
-    matches!(P::try_from(p), Ok(P::Succeeded | P::Failed | P::Aborted | P::TimedOut))
+    matches!(
+        P::try_from(p),
+        Ok(P::Succeeded | P::Failed | P::Aborted | P::TimedOut)
+    )
 }
 
 /// Follow an execution until it ends, printing node transitions on stderr.
@@ -174,7 +219,10 @@ pub async fn follow(
     let mut seen: BTreeMap<String, i32> = BTreeMap::new();
     let mut delay = Duration::from_millis(100);
     let exec = loop {
-        let exec = client.get_execution(id).await.map_err(register::admin_diagnostic)?;
+        let exec = client
+            .get_execution(id)
+            .await
+            .map_err(register::admin_diagnostic)?;
         if let Ok(nodes) = client.list_node_executions(id).await {
             for n in nodes {
                 let node_id = n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
@@ -183,10 +231,31 @@ pub async fn follow(
                     continue;
                 }
                 if seen.insert(node_id.clone(), phase) != Some(phase) {
-                    let name = n.metadata.as_ref().map(|m| m.spec_node_id.clone()).unwrap_or_default();
-                    let dur = n.closure.as_ref().and_then(|c| c.duration.as_ref()).map(fmt_duration).unwrap_or_default();
-                    let label = if name.is_empty() || name == node_id { node_id.clone() } else { format!("{node_id} ({name})") };
-                    progress.note(&format!("  node {label}: {}{}", node_phase_name(phase), if dur.is_empty() { String::new() } else { format!(" in {dur}") }));
+                    let name = n
+                        .metadata
+                        .as_ref()
+                        .map(|m| m.spec_node_id.clone())
+                        .unwrap_or_default();
+                    let dur = n
+                        .closure
+                        .as_ref()
+                        .and_then(|c| c.duration.as_ref())
+                        .map(fmt_duration)
+                        .unwrap_or_default();
+                    let label = if name.is_empty() || name == node_id {
+                        node_id.clone()
+                    } else {
+                        format!("{node_id} ({name})")
+                    };
+                    progress.note(&format!(
+                        "  node {label}: {}{}",
+                        node_phase_name(phase),
+                        if dur.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" in {dur}")
+                        }
+                    ));
                 }
             }
         }
@@ -206,16 +275,25 @@ pub async fn follow(
     ));
     use core::workflow_execution::Phase as P;
     if P::try_from(closure.phase) == Ok(P::Succeeded) {
-        let data = client.get_execution_data(id).await.map_err(register::admin_diagnostic)?;
+        let data = client
+            .get_execution_data(id)
+            .await
+            .map_err(register::admin_diagnostic)?;
         return Ok(Outcome::Succeeded(data.full_outputs.unwrap_or_default()));
     }
     // Failure: the execution's error, and the tail of the failing node's log.
     let message = match &closure.output_result {
         Some(admin::execution_closure::OutputResult::Error(e)) => e.message.clone(),
-        Some(admin::execution_closure::OutputResult::AbortMetadata(a)) => format!("aborted: {}", a.cause),
+        Some(admin::execution_closure::OutputResult::AbortMetadata(a)) => {
+            format!("aborted: {}", a.cause)
+        }
         _ => String::new(),
     };
-    let mut d = Diagnostic::new(format!("execution {} {}", id.name, phase_name(closure.phase).to_lowercase()));
+    let mut d = Diagnostic::new(format!(
+        "execution {} {}",
+        id.name,
+        phase_name(closure.phase).to_lowercase()
+    ));
     let mut detail = message;
     // The error usually carries the user's traceback already; the log tail helps when it does not.
     if !detail.contains("Traceback") {
@@ -234,10 +312,18 @@ fn fmt_duration(d: &prost_types::Duration) -> String {
 }
 
 /// The last lines of the log of the first failed node's last attempt, if the backend links one.
-async fn failing_log_tail(client: &AdminClient, id: &core::WorkflowExecutionIdentifier) -> Option<String> {
+async fn failing_log_tail(
+    client: &AdminClient,
+    id: &core::WorkflowExecutionIdentifier,
+) -> Option<String> {
     use core::node_execution::Phase as NP;
     let nodes = client.list_node_executions(id).await.ok()?;
-    let failed = nodes.iter().find(|n| n.closure.as_ref().map(|c| NP::try_from(c.phase) == Ok(NP::Failed)).unwrap_or(false))?;
+    let failed = nodes.iter().find(|n| {
+        n.closure
+            .as_ref()
+            .map(|c| NP::try_from(c.phase) == Ok(NP::Failed))
+            .unwrap_or(false)
+    })?;
     let node_id = failed.id.clone()?;
     let attempts = client.list_task_executions(&node_id).await.ok()?;
     let last = attempts.last()?;
@@ -251,7 +337,12 @@ async fn failing_log_tail(client: &AdminClient, id: &core::WorkflowExecutionIden
     };
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(20)..];
-    Some(format!("last lines of node {}'s log ({}):\n{}", node_id.node_id, uri, tail.join("\n")))
+    Some(format!(
+        "last lines of node {}'s log ({}):\n{}",
+        node_id.node_id,
+        uri,
+        tail.join("\n")
+    ))
 }
 
 /// `id_text` re-exported for the get/terminate commands.

@@ -75,10 +75,17 @@ pub struct Overrides {
 }
 
 /// Find the config file to read, in flytekit/union order.
-pub fn find_file(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>, home: Option<&Path>) -> Result<Option<PathBuf>, Diagnostic> {
+pub fn find_file(
+    flag: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+) -> Result<Option<PathBuf>, Diagnostic> {
     if let Some(p) = flag {
         if !p.is_file() {
-            return Err(Diagnostic::new(format!("config file `{}` (from --config) does not exist", p.display())));
+            return Err(Diagnostic::new(format!(
+                "config file `{}` (from --config) does not exist",
+                p.display()
+            )));
         }
         return Ok(Some(p.to_path_buf()));
     }
@@ -86,8 +93,10 @@ pub fn find_file(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>, home
         if let Some(v) = env(var).filter(|v| !v.is_empty()) {
             let p = PathBuf::from(&v);
             if !p.is_file() {
-                return Err(Diagnostic::new(format!("config file `{v}` (from ${var}) does not exist"))
-                    .hint(format!("unset {var} or point it at an existing file")));
+                return Err(Diagnostic::new(format!(
+                    "config file `{v}` (from ${var}) does not exist"
+                ))
+                .hint(format!("unset {var} or point it at an existing file")));
             }
             return Ok(Some(p));
         }
@@ -153,13 +162,18 @@ pub fn load(overrides: &Overrides) -> Result<Settings, Diagnostic> {
 }
 
 /// [`load`] with explicit environment and home (for tests).
-pub fn load_with(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>, home: Option<&Path>) -> Result<Settings, Diagnostic> {
+pub fn load_with(
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+) -> Result<Settings, Diagnostic> {
     let file = find_file(overrides.config.as_deref(), env, home)?;
     let doc: serde_yaml::Value = match &file {
         None => serde_yaml::Value::Null,
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Diagnostic::new(format!("cannot read config file `{}`: {e}", p.display())))?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Diagnostic::new(format!("cannot read config file `{}`: {e}", p.display()))
+            })?;
             if text.trim().is_empty() {
                 serde_yaml::Value::Null
             } else {
@@ -205,7 +219,8 @@ pub fn load_with(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>, ho
         insecure_explicit = true;
     }
     if let Some(v) = get(&doc, &["admin", "insecureSkipVerify"]) {
-        s.insecure_skip_verify = as_bool(v).ok_or_else(|| bad_key(&file, "admin.insecureSkipVerify", "true or false"))?;
+        s.insecure_skip_verify = as_bool(v)
+            .ok_or_else(|| bad_key(&file, "admin.insecureSkipVerify", "true or false"))?;
     }
     if let Some(v) = get(&doc, &["admin", "caCertFilePath"]).and_then(|v| v.as_str()) {
         s.ca_cert_file = Some(PathBuf::from(v));
@@ -245,7 +260,9 @@ pub fn load_with(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>, ho
     }
     if let Some(v) = env("FLYTE_PLATFORM_INSECURE").filter(|v| !v.is_empty()) {
         s.insecure = parse_bool(&v).ok_or_else(|| {
-            Diagnostic::new(format!("$FLYTE_PLATFORM_INSECURE is `{v}`; expected true or false"))
+            Diagnostic::new(format!(
+                "$FLYTE_PLATFORM_INSECURE is `{v}`; expected true or false"
+            ))
         })?;
         insecure_explicit = true;
     }
@@ -286,20 +303,29 @@ pub fn load_with(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>, ho
         s.insecure = true;
     }
     if s.endpoint.is_empty() {
-        return Err(Diagnostic::new(format!("the admin endpoint set by {} is empty", s.endpoint_source)));
+        return Err(Diagnostic::new(format!(
+            "the admin endpoint set by {} is empty",
+            s.endpoint_source
+        )));
     }
     Ok(s)
 }
 
 /// Is `endpoint` (host:port) on this machine?
 pub fn is_loopback(endpoint: &str) -> bool {
-    let host = endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(endpoint);
+    let host = endpoint
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(endpoint);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.starts_with("127.") || host == "::1"
 }
 
 fn bad_key(file: &Option<PathBuf>, key: &str, expected: &str) -> Diagnostic {
-    let where_ = file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let where_ = file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     Diagnostic::new(format!("`{key}` in {where_} must be {expected}"))
 }
 
@@ -308,7 +334,10 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k: &str| map.get(k).cloned()
     }
 
@@ -318,7 +347,10 @@ mod tests {
         let s = load_with(&Overrides::default(), &env_of(&[]), Some(t.path())).unwrap();
         assert_eq!(s.endpoint, "localhost:30080");
         assert!(s.insecure);
-        assert_eq!((s.project.as_str(), s.domain.as_str()), ("flytesnacks", "development"));
+        assert_eq!(
+            (s.project.as_str(), s.domain.as_str()),
+            ("flytesnacks", "development")
+        );
         assert_eq!(s.endpoint_source, Source::Default);
     }
 
@@ -333,31 +365,53 @@ mod tests {
         .unwrap();
         let s = load_with(&Overrides::default(), &env_of(&[]), Some(t.path())).unwrap();
         assert_eq!(s.endpoint, "flyte.example.com:443");
-        assert!(!s.insecure, "a remote endpoint is TLS unless configured otherwise");
+        assert!(
+            !s.insecure,
+            "a remote endpoint is TLS unless configured otherwise"
+        );
         assert_eq!(s.project, "p1");
         assert_eq!(s.domain, "staging");
         assert_eq!(s.images["trainer"], "ghcr.io/x/trainer:1");
         // ~/.union/config.yaml wins over ~/.flyte/config.yaml.
         std::fs::create_dir_all(t.path().join(".union")).unwrap();
-        std::fs::write(t.path().join(".union/config.yaml"), "admin:\n  endpoint: dns:///union.example.com\n  insecure: true\n").unwrap();
+        std::fs::write(
+            t.path().join(".union/config.yaml"),
+            "admin:\n  endpoint: dns:///union.example.com\n  insecure: true\n",
+        )
+        .unwrap();
         let s = load_with(&Overrides::default(), &env_of(&[]), Some(t.path())).unwrap();
         assert_eq!(s.endpoint, "union.example.com");
         assert!(s.insecure);
-        assert_eq!(s.endpoint_source, Source::File(t.path().join(".union/config.yaml")));
+        assert_eq!(
+            s.endpoint_source,
+            Source::File(t.path().join(".union/config.yaml"))
+        );
     }
 
     #[test]
     fn env_and_flags_override_the_file() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("c.yaml");
-        std::fs::write(&f, "admin:\n  endpoint: a:1\n  insecure: false\ntask:\n  project: fromfile\n").unwrap();
+        std::fs::write(
+            &f,
+            "admin:\n  endpoint: a:1\n  insecure: false\ntask:\n  project: fromfile\n",
+        )
+        .unwrap();
         let fs = f.to_string_lossy().into_owned();
-        let env = env_of(&[("UNION_CONFIG", &fs), ("FLYTE_PLATFORM_URL", "b:2"), ("FLYTE_DEFAULT_PROJECT", "fromenv")]);
+        let env = env_of(&[
+            ("UNION_CONFIG", &fs),
+            ("FLYTE_PLATFORM_URL", "b:2"),
+            ("FLYTE_DEFAULT_PROJECT", "fromenv"),
+        ]);
         let s = load_with(&Overrides::default(), &env, Some(t.path())).unwrap();
         assert_eq!(s.endpoint, "b:2");
         assert_eq!(s.endpoint_source, Source::Env("FLYTE_PLATFORM_URL"));
         assert_eq!(s.project, "fromenv");
-        let o = Overrides { project: Some("fromflag".into()), endpoint: Some("dns:///c:3".into()), ..Default::default() };
+        let o = Overrides {
+            project: Some("fromflag".into()),
+            endpoint: Some("dns:///c:3".into()),
+            ..Default::default()
+        };
         let s = load_with(&o, &env, Some(t.path())).unwrap();
         assert_eq!(s.endpoint, "c:3");
         assert_eq!(s.project, "fromflag");
@@ -375,7 +429,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("c.yaml");
         std::fs::write(&f, "admin: [unclosed").unwrap();
-        let o = Overrides { config: Some(f.clone()), ..Default::default() };
+        let o = Overrides {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
         let e = load_with(&o, &env_of(&[]), None).unwrap_err();
         assert!(e.message.contains("c.yaml"), "{}", e.message);
     }

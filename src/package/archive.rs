@@ -52,7 +52,10 @@ pub struct ArchiveOptions {
 
 impl Default for ArchiveOptions {
     fn default() -> Self {
-        Self { deref_symlinks: false, compression_level: 6 }
+        Self {
+            deref_symlinks: false,
+            compression_level: 6,
+        }
     }
 }
 
@@ -83,7 +86,10 @@ impl Archive {
 }
 
 /// Builds the archive for `list` in memory; returns its description and bytes.
-pub fn build_archive(list: &FileList, options: &ArchiveOptions) -> Result<(Archive, Vec<u8>), PackageError> {
+pub fn build_archive(
+    list: &FileList,
+    options: &ArchiveOptions,
+) -> Result<(Archive, Vec<u8>), PackageError> {
     let mut out = Vec::new();
     let archive = write_to(list, options, &mut out, Path::new("<memory>"))?;
     Ok((archive, out))
@@ -91,17 +97,36 @@ pub fn build_archive(list: &FileList, options: &ArchiveOptions) -> Result<(Archi
 
 /// Builds the archive for `list` into `out_dir/fast<ls_digest>.tar.gz` (written to a temporary
 /// name first, then renamed, so a partial archive never has the final name).
-pub fn write_archive(list: &FileList, out_dir: &Path, options: &ArchiveOptions) -> Result<Archive, PackageError> {
-    fs::create_dir_all(out_dir).map_err(|source| PackageError::Io { path: out_dir.to_path_buf(), source })?;
+pub fn write_archive(
+    list: &FileList,
+    out_dir: &Path,
+    options: &ArchiveOptions,
+) -> Result<Archive, PackageError> {
+    fs::create_dir_all(out_dir).map_err(|source| PackageError::Io {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
     let tmp = out_dir.join(format!(".fast-{}.tar.gz.partial", std::process::id()));
     let result = (|| {
-        let file = fs::File::create(&tmp).map_err(|source| PackageError::Io { path: tmp.clone(), source })?;
+        let file = fs::File::create(&tmp).map_err(|source| PackageError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
         let mut w = io::BufWriter::new(file);
         let mut archive = write_to(list, options, &mut w, &tmp)?;
-        let file = w.into_inner().map_err(|e| PackageError::Io { path: tmp.clone(), source: e.into_error() })?;
-        file.sync_all().map_err(|source| PackageError::Io { path: tmp.clone(), source })?;
+        let file = w.into_inner().map_err(|e| PackageError::Io {
+            path: tmp.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(|source| PackageError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
         let dest = out_dir.join(&archive.file_name);
-        fs::rename(&tmp, &dest).map_err(|source| PackageError::Io { path: dest.clone(), source })?;
+        fs::rename(&tmp, &dest).map_err(|source| PackageError::Io {
+            path: dest.clone(),
+            source,
+        })?;
         archive.path = Some(dest);
         Ok(archive)
     })();
@@ -130,12 +155,30 @@ impl<W: Write> Write for Tally<W> {
     }
 }
 
-fn write_to<W: Write>(list: &FileList, options: &ArchiveOptions, sink: W, sink_path: &Path) -> Result<Archive, PackageError> {
-    let io_err = |source: io::Error| PackageError::Io { path: sink_path.to_path_buf(), source };
-    let outer = Tally { inner: sink, bytes: 0, md5: Md5::new() };
+fn write_to<W: Write>(
+    list: &FileList,
+    options: &ArchiveOptions,
+    sink: W,
+    sink_path: &Path,
+) -> Result<Archive, PackageError> {
+    let io_err = |source: io::Error| PackageError::Io {
+        path: sink_path.to_path_buf(),
+        source,
+    };
+    let outer = Tally {
+        inner: sink,
+        bytes: 0,
+        md5: Md5::new(),
+    };
     // No FNAME and mtime 0, so the bytes depend on the contents only.
-    let gz: GzEncoder<Tally<W>> = GzBuilder::new().mtime(0).write(outer, Compression::new(options.compression_level.min(9)));
-    let mut tar = Tally { inner: gz, bytes: 0, md5: Md5::new() };
+    let gz: GzEncoder<Tally<W>> = GzBuilder::new()
+        .mtime(0)
+        .write(outer, Compression::new(options.compression_level.min(9)));
+    let mut tar = Tally {
+        inner: gz,
+        bytes: 0,
+        md5: Md5::new(),
+    };
 
     let root = &list.root;
     let mut digest = Md5::new();
@@ -147,17 +190,41 @@ fn write_to<W: Write>(list: &FileList, options: &ArchiveOptions, sink: W, sink_p
         let abs: &Path = abs.as_path();
         let rel = abs
             .strip_prefix(root)
-            .map_err(|_| PackageError::OutsideRoot { path: abs.to_path_buf(), root: root.clone() })?;
+            .map_err(|_| PackageError::OutsideRoot {
+                path: abs.to_path_buf(),
+                root: root.clone(),
+            })?;
         let arcname = rel.as_os_str().as_bytes().to_vec();
-        let meta_res = if options.deref_symlinks { fs::metadata(abs) } else { fs::symlink_metadata(abs) };
-        let meta = meta_res.map_err(|source| PackageError::Io { path: abs.to_path_buf(), source })?;
+        let meta_res = if options.deref_symlinks {
+            fs::metadata(abs)
+        } else {
+            fs::symlink_metadata(abs)
+        };
+        let meta = meta_res.map_err(|source| PackageError::Io {
+            path: abs.to_path_buf(),
+            source,
+        })?;
         let mode = meta.mode() & 0o7777;
         let ft = meta.file_type();
         if ft.is_symlink() {
-            let target = fs::read_link(abs).map_err(|source| PackageError::Io { path: abs.to_path_buf(), source })?;
-            write_header(&mut tar, &arcname, b'2', mode, 0, target.as_os_str().as_bytes()).map_err(io_err)?;
+            let target = fs::read_link(abs).map_err(|source| PackageError::Io {
+                path: abs.to_path_buf(),
+                source,
+            })?;
+            write_header(
+                &mut tar,
+                &arcname,
+                b'2',
+                mode,
+                0,
+                target.as_os_str().as_bytes(),
+            )
+            .map_err(io_err)?;
             hash_file(abs, &mut digest, &mut buf)?;
-        } else if !options.deref_symlinks && meta.nlink() > 1 && hardlinks.contains_key(&(meta.dev(), meta.ino())) {
+        } else if !options.deref_symlinks
+            && meta.nlink() > 1
+            && hardlinks.contains_key(&(meta.dev(), meta.ino()))
+        {
             let first = hardlinks[&(meta.dev(), meta.ino())].clone();
             write_header(&mut tar, &arcname, b'1', mode, 0, &first).map_err(io_err)?;
             hash_file(abs, &mut digest, &mut buf)?;
@@ -192,7 +259,10 @@ fn write_to<W: Write>(list: &FileList, options: &ArchiveOptions, sink: W, sink_p
 }
 
 fn hash_file(path: &Path, digest: &mut Md5, buf: &mut [u8]) -> Result<(), PackageError> {
-    let err = |source| PackageError::Io { path: path.to_path_buf(), source };
+    let err = |source| PackageError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = fs::File::open(path).map_err(err)?;
     loop {
         let n = f.read(buf).map_err(err)?;
@@ -212,26 +282,40 @@ fn copy_exact<W: Write>(
     buf: &mut [u8],
     sink_path: &Path,
 ) -> Result<(), PackageError> {
-    let err = |source| PackageError::Io { path: path.to_path_buf(), source };
+    let err = |source| PackageError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = fs::File::open(path).map_err(err)?;
     let mut left = size;
     while left > 0 {
         let want = buf.len().min(left as usize);
         let n = f.read(&mut buf[..want]).map_err(err)?;
         if n == 0 {
-            return Err(PackageError::FileChanged { path: path.to_path_buf() });
+            return Err(PackageError::FileChanged {
+                path: path.to_path_buf(),
+            });
         }
         digest.update(&buf[..n]);
-        tar.write_all(&buf[..n]).map_err(|source| PackageError::Io { path: sink_path.to_path_buf(), source })?;
+        tar.write_all(&buf[..n])
+            .map_err(|source| PackageError::Io {
+                path: sink_path.to_path_buf(),
+                source,
+            })?;
         left -= n as u64;
     }
     // A file that grew would make the archive disagree with its own digest-derived name.
     if f.read(&mut buf[..1]).map_err(err)? != 0 {
-        return Err(PackageError::FileChanged { path: path.to_path_buf() });
+        return Err(PackageError::FileChanged {
+            path: path.to_path_buf(),
+        });
     }
     let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
     tar.write_all(&[0u8; BLOCK][..pad as usize])
-        .map_err(|source| PackageError::Io { path: sink_path.to_path_buf(), source })?;
+        .map_err(|source| PackageError::Io {
+            path: sink_path.to_path_buf(),
+            source,
+        })?;
     Ok(())
 }
 
@@ -251,12 +335,25 @@ fn itn(out: &mut Vec<u8>, value: u64, digits: usize) {
 /// What tarfile puts in an ustar string field under a PAX header: ASCII, other chars as `?`.
 fn ascii_replace(value: &[u8]) -> Vec<u8> {
     match std::str::from_utf8(value) {
-        Ok(s) => s.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect(),
-        Err(_) => value.iter().map(|&b| if b.is_ascii() { b } else { b'?' }).collect(),
+        Ok(s) => s
+            .chars()
+            .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+            .collect(),
+        Err(_) => value
+            .iter()
+            .map(|&b| if b.is_ascii() { b } else { b'?' })
+            .collect(),
     }
 }
 
-fn ustar_block(name: &[u8], typeflag: u8, mode: u32, size: u64, mtime: u64, linkname: &[u8]) -> Vec<u8> {
+fn ustar_block(
+    name: &[u8],
+    typeflag: u8,
+    mode: u32,
+    size: u64,
+    mtime: u64,
+    linkname: &[u8],
+) -> Vec<u8> {
     let mut h = Vec::with_capacity(BLOCK);
     stn(&mut h, name, 100);
     itn(&mut h, mode as u64, 8);
@@ -296,7 +393,14 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     r
 }
 
-fn write_header<W: Write>(w: &mut W, name: &[u8], typeflag: u8, mode: u32, size: u64, linkname: &[u8]) -> io::Result<()> {
+fn write_header<W: Write>(
+    w: &mut W,
+    name: &[u8],
+    typeflag: u8,
+    mode: u32,
+    size: u64,
+    linkname: &[u8],
+) -> io::Result<()> {
     let needs = |v: &[u8], max: usize| v.len() > max || !v.is_ascii();
     let mut records = Vec::new();
     let binary = std::str::from_utf8(name).is_err() || std::str::from_utf8(linkname).is_err();
@@ -316,13 +420,34 @@ fn write_header<W: Write>(w: &mut W, name: &[u8], typeflag: u8, mode: u32, size:
     }
     let has_pax = records.len() > if binary { 21 } else { 0 };
     if has_pax {
-        w.write_all(&ustar_block(b"././@PaxHeader", b'x', 0, records.len() as u64, 0, b""))?;
+        w.write_all(&ustar_block(
+            b"././@PaxHeader",
+            b'x',
+            0,
+            records.len() as u64,
+            0,
+            b"",
+        ))?;
         let pad = (BLOCK - records.len() % BLOCK) % BLOCK;
         records.resize(records.len() + pad, 0);
         w.write_all(&records)?;
-        w.write_all(&ustar_block(&ascii_replace(name), typeflag, mode, ustar_size, ARCHIVE_MTIME, &ascii_replace(linkname)))
+        w.write_all(&ustar_block(
+            &ascii_replace(name),
+            typeflag,
+            mode,
+            ustar_size,
+            ARCHIVE_MTIME,
+            &ascii_replace(linkname),
+        ))
     } else {
-        w.write_all(&ustar_block(name, typeflag, mode, ustar_size, ARCHIVE_MTIME, linkname))
+        w.write_all(&ustar_block(
+            name,
+            typeflag,
+            mode,
+            ustar_size,
+            ARCHIVE_MTIME,
+            linkname,
+        ))
     }
 }
 
@@ -344,8 +469,14 @@ mod tests {
         let dir = tree();
         let list = list_files(dir.path(), CopyMode::All, &IgnoreSet::none()).unwrap();
         let (a1, b1) = build_archive(&list, &ArchiveOptions::default()).unwrap();
-        let f = fs::File::options().write(true).open(dir.path().join("a.py")).unwrap();
-        f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000)).unwrap();
+        let f = fs::File::options()
+            .write(true)
+            .open(dir.path().join("a.py"))
+            .unwrap();
+        f.set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000),
+        )
+        .unwrap();
         let (a2, b2) = build_archive(&list, &ArchiveOptions::default()).unwrap();
         assert_eq!(b1, b2);
         assert_eq!(a1, a2);

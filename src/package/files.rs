@@ -33,7 +33,9 @@ impl FromStr for CopyMode {
             "all" => Ok(Self::All),
             "auto" => Ok(Self::Auto),
             "none" => Ok(Self::None),
-            other => Err(format!("invalid copy mode {other:?} (expected all, auto or none)")),
+            other => Err(format!(
+                "invalid copy mode {other:?} (expected all, auto or none)"
+            )),
         }
     }
 }
@@ -123,12 +125,19 @@ impl FileList {
 
     /// The selected files relative to the root.
     pub fn relative_files(&self) -> Vec<PathBuf> {
-        self.files.iter().map(|f| f.strip_prefix(&self.root).unwrap_or(f).to_path_buf()).collect()
+        self.files
+            .iter()
+            .map(|f| f.strip_prefix(&self.root).unwrap_or(f).to_path_buf())
+            .collect()
     }
 }
 
 /// Lists the files for `mode` under `root` with default [`ListOptions`].
-pub fn list_files(root: &Path, mode: CopyMode, ignores: &IgnoreSet) -> Result<FileList, PackageError> {
+pub fn list_files(
+    root: &Path,
+    mode: CopyMode,
+    ignores: &IgnoreSet,
+) -> Result<FileList, PackageError> {
     list_files_with(root, mode, ignores, &ListOptions::default())
 }
 
@@ -140,18 +149,35 @@ pub fn list_files_with(
     options: &ListOptions,
 ) -> Result<FileList, PackageError> {
     let root = absolute_root(root)?;
-    let mut list = FileList { root: root.clone(), ..Default::default() };
+    let mut list = FileList {
+        root: root.clone(),
+        ..Default::default()
+    };
     match mode {
         CopyMode::None => {}
         CopyMode::Auto => {
-            list.files = loaded_module_files(&root, &options.loaded_modules, &options.installed_prefixes);
+            list.files =
+                loaded_module_files(&root, &options.loaded_modules, &options.installed_prefixes);
         }
         CopyMode::All => {
             let matchers = Matchers::new(&root, ignores)?;
-            let mut walker = Walker { root: &root, options, matchers: &matchers, list: &mut list, visited: HashSet::new() };
-            let git_state = matchers.git.as_ref().map(|g| g.root_state(&root)).unwrap_or_default();
+            let mut walker = Walker {
+                root: &root,
+                options,
+                matchers: &matchers,
+                list: &mut list,
+                visited: HashSet::new(),
+            };
+            let git_state = matchers
+                .git
+                .as_ref()
+                .map(|g| g.root_state(&root))
+                .unwrap_or_default();
             if options.deref_symlinks {
-                let meta = fs::metadata(&root).map_err(|source| PackageError::Io { path: root.clone(), source })?;
+                let meta = fs::metadata(&root).map_err(|source| PackageError::Io {
+                    path: root.clone(),
+                    source,
+                })?;
                 walker.visited.insert((meta.dev(), meta.ino()));
             }
             walker.walk(&root, &git_state)?;
@@ -161,7 +187,8 @@ pub fn list_files_with(
             }
         }
     }
-    list.files.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    list.files
+        .sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
     list.ignored.sort_by(|a, b| a.path.cmp(&b.path));
     list.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     list.virtualenvs.sort();
@@ -172,7 +199,12 @@ fn absolute_root(root: &Path) -> Result<PathBuf, PackageError> {
     let abs = if root.is_absolute() {
         root.to_path_buf()
     } else {
-        std::env::current_dir().map_err(|source| PackageError::Io { path: root.to_path_buf(), source })?.join(root)
+        std::env::current_dir()
+            .map_err(|source| PackageError::Io {
+                path: root.to_path_buf(),
+                source,
+            })?
+            .join(root)
     };
     let abs = normalize(&abs);
     match fs::metadata(&abs) {
@@ -205,7 +237,9 @@ fn loaded_module_files(root: &Path, modules: &[PathBuf], installed: &[PathBuf]) 
         .iter()
         .map(|m| normalize(m))
         // flytekit compares paths with os.path.commonpath: lexical, component-wise, no realpath.
-        .filter(|m| m.is_absolute() && !installed.iter().any(|d| m.starts_with(d)) && m.starts_with(root))
+        .filter(|m| {
+            m.is_absolute() && !installed.iter().any(|d| m.starts_with(d)) && m.starts_with(root)
+        })
         // Two module names for one file would be hashed and archived twice by flytekit; once is enough.
         .filter(|m| seen.insert(m.clone()))
         .collect()
@@ -240,9 +274,17 @@ impl Walker<'_> {
                 self.skip(dir, SkipReason::Unreadable);
                 return Ok(());
             }
-            Err(source) => return Err(PackageError::Io { path: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(PackageError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
         };
-        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| (e.file_name(), e.file_type().ok())).collect();
+        let mut names: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| (e.file_name(), e.file_type().ok()))
+            .collect();
         names.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, ftype) in names {
             let abs = dir.join(&name);
@@ -302,7 +344,10 @@ impl Walker<'_> {
             }
             let rel = rel_string(self.rel(&abs));
             match self.matchers.file_rule(git, &abs, &rel) {
-                Some(rule) => self.list.ignored.push(IgnoredFile { path: PathBuf::from(rel), rule }),
+                Some(rule) => self.list.ignored.push(IgnoredFile {
+                    path: PathBuf::from(rel),
+                    rule,
+                }),
                 None => self.list.files.push(abs),
             }
         }
@@ -318,10 +363,20 @@ pub fn ls_digest(root: &Path, files: &[PathBuf]) -> Result<String, PackageError>
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 65536];
     for path in sorted {
-        let abs = if path.is_absolute() { path.clone() } else { root.join(path) };
-        let mut f = fs::File::open(&abs).map_err(|source| PackageError::Io { path: abs.clone(), source })?;
+        let abs = if path.is_absolute() {
+            path.clone()
+        } else {
+            root.join(path)
+        };
+        let mut f = fs::File::open(&abs).map_err(|source| PackageError::Io {
+            path: abs.clone(),
+            source,
+        })?;
         loop {
-            let n = f.read(&mut buf).map_err(|source| PackageError::Io { path: abs.clone(), source })?;
+            let n = f.read(&mut buf).map_err(|source| PackageError::Io {
+                path: abs.clone(),
+                source,
+            })?;
             if n == 0 {
                 break;
             }
@@ -335,7 +390,12 @@ pub fn ls_digest(root: &Path, files: &[PathBuf]) -> Result<String, PackageError>
 /// The path part of the digest: `os.path.relpath(abspath, root)` with separators removed.
 pub(crate) fn digest_path_bytes(root: &Path, abs: &Path) -> Vec<u8> {
     let rel = abs.strip_prefix(root).unwrap_or(abs);
-    rel.as_os_str().as_bytes().iter().copied().filter(|&b| b != b'/').collect()
+    rel.as_os_str()
+        .as_bytes()
+        .iter()
+        .copied()
+        .filter(|&b| b != b'/')
+        .collect()
 }
 
 /// Lowercase hex of `bytes`.
@@ -355,7 +415,10 @@ mod tests {
     }
 
     fn rels(list: &FileList) -> Vec<String> {
-        list.relative_files().iter().map(|p| p.to_string_lossy().into_owned()).collect()
+        list.relative_files()
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -388,7 +451,16 @@ mod tests {
         write(r, ".dockerignore", "data\n!data/keep.csv\n");
         write(r, ".flyteignore", "notes.txt\n");
         let list = list_files(r, CopyMode::All, &IgnoreSet::fast_register()).unwrap();
-        assert_eq!(rels(&list), [".dockerignore", ".flyteignore", "a.py", "data/keep.csv", "pkg/m.py"]);
+        assert_eq!(
+            rels(&list),
+            [
+                ".dockerignore",
+                ".flyteignore",
+                "a.py",
+                "data/keep.csv",
+                "pkg/m.py"
+            ]
+        );
         let counts = list.ignored_counts();
         assert!(counts.contains(&(IgnoreSource::DockerIgnore, 1)));
         assert!(counts.contains(&(IgnoreSource::FlyteIgnore, 1)));
@@ -409,11 +481,33 @@ mod tests {
         write(r, "sub/.gitignore", "!important.log\n");
         write(r, "sub/important.log", "i");
         write(r, "sub/other.log", "o");
-        let list = list_files(r, CopyMode::All, &IgnoreSet { kinds: vec![IgnoreKind::Git] }).unwrap();
-        assert_eq!(rels(&list), [".gitignore", "sub/.gitignore", "sub/build/keep.py", "sub/important.log"]);
-        let build = list.ignored.iter().find(|f| f.path == Path::new("build/out.py")).unwrap();
+        let list = list_files(
+            r,
+            CopyMode::All,
+            &IgnoreSet {
+                kinds: vec![IgnoreKind::Git],
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            rels(&list),
+            [
+                ".gitignore",
+                "sub/.gitignore",
+                "sub/build/keep.py",
+                "sub/important.log"
+            ]
+        );
+        let build = list
+            .ignored
+            .iter()
+            .find(|f| f.path == Path::new("build/out.py"))
+            .unwrap();
         assert_eq!(build.rule.pattern, "/build/");
-        assert_eq!(build.rule.source, IgnoreSource::GitIgnoreFile(r.join(".gitignore")));
+        assert_eq!(
+            build.rule.source,
+            IgnoreSource::GitIgnoreFile(r.join(".gitignore"))
+        );
     }
 
     #[test]
@@ -430,17 +524,31 @@ mod tests {
         std::os::unix::fs::symlink(r.join("sub"), r.join("linkdir")).unwrap();
         let _sock = std::os::unix::net::UnixListener::bind(r.join("s.sock")).unwrap();
         let list = list_files(r, CopyMode::All, &IgnoreSet::none()).unwrap();
-        assert_eq!(rels(&list), [".venv/lib/x.py", ".venv/pyvenv.cfg", "a.py", "link.py"]);
+        assert_eq!(
+            rels(&list),
+            [".venv/lib/x.py", ".venv/pyvenv.cfg", "a.py", "link.py"]
+        );
         assert_eq!(list.virtualenvs, [PathBuf::from(".venv")]);
-        let reasons: Vec<_> = list.skipped.iter().map(|s| (s.path.to_string_lossy().into_owned(), s.reason)).collect();
+        let reasons: Vec<_> = list
+            .skipped
+            .iter()
+            .map(|s| (s.path.to_string_lossy().into_owned(), s.reason))
+            .collect();
         assert!(reasons.contains(&("broken.py".into(), SkipReason::BrokenSymlink)));
         assert!(reasons.contains(&("s.sock".into(), SkipReason::Socket)));
         assert!(reasons.contains(&("linkdir".into(), SkipReason::SymlinkedDirectory)));
 
-        let opts = ListOptions { skip_virtualenvs: true, deref_symlinks: true, ..Default::default() };
+        let opts = ListOptions {
+            skip_virtualenvs: true,
+            deref_symlinks: true,
+            ..Default::default()
+        };
         let list = list_files_with(r, CopyMode::All, &IgnoreSet::none(), &opts).unwrap();
         assert_eq!(rels(&list), ["a.py", "link.py"]);
-        assert!(list.skipped.iter().any(|s| s.reason == SkipReason::Virtualenv));
+        assert!(list
+            .skipped
+            .iter()
+            .any(|s| s.reason == SkipReason::Virtualenv));
     }
 
     #[test]

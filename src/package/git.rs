@@ -31,7 +31,11 @@ fn git_dir_of(dir: &Path) -> Option<PathBuf> {
         let text = fs::read_to_string(&dot_git).ok()?;
         let target = text.lines().next()?.strip_prefix("gitdir:")?.trim();
         let target = Path::new(target);
-        let resolved = if target.is_absolute() { target.to_path_buf() } else { dir.join(target) };
+        let resolved = if target.is_absolute() {
+            target.to_path_buf()
+        } else {
+            dir.join(target)
+        };
         return resolved.is_dir().then_some(resolved);
     }
     None
@@ -42,7 +46,10 @@ pub(crate) fn discover(root: &Path) -> Option<Repo> {
     let mut dir = Some(root);
     while let Some(d) = dir {
         if let Some(git_dir) = git_dir_of(d) {
-            return Some(Repo { toplevel: d.to_path_buf(), git_dir });
+            return Some(Repo {
+                toplevel: d.to_path_buf(),
+                git_dir,
+            });
         }
         dir = d.parent();
     }
@@ -96,7 +103,12 @@ fn parse_index(data: &[u8]) -> Option<HashSet<Vec<u8>>> {
     None
 }
 
-fn parse_entries(data: &[u8], version: u32, count: usize, hash_len: usize) -> Option<HashSet<Vec<u8>>> {
+fn parse_entries(
+    data: &[u8],
+    version: u32,
+    count: usize,
+    hash_len: usize,
+) -> Option<HashSet<Vec<u8>>> {
     let mut paths = HashSet::with_capacity(count);
     let mut pos = 12usize;
     let mut prev: Vec<u8> = Vec::new();
@@ -183,12 +195,22 @@ mod tests {
             fs::write(dir.path().join("pkg/deep/b.py"), "b").unwrap();
             fs::write(dir.path().join("pkg/c.py"), "c").unwrap();
             assert!(git(dir.path(), &["add", "."]));
-            assert!(git(dir.path(), &["update-index", "--index-version", version]));
+            assert!(git(
+                dir.path(),
+                &["update-index", "--index-version", version]
+            ));
             let repo = discover(dir.path()).unwrap();
             let tracked = repo.tracked_paths().unwrap();
-            let mut v: Vec<_> = tracked.into_iter().map(|p| String::from_utf8(p).unwrap()).collect();
+            let mut v: Vec<_> = tracked
+                .into_iter()
+                .map(|p| String::from_utf8(p).unwrap())
+                .collect();
             v.sort();
-            assert_eq!(v, ["a.py", "pkg/c.py", "pkg/deep/b.py"], "index version {version}");
+            assert_eq!(
+                v,
+                ["a.py", "pkg/c.py", "pkg/deep/b.py"],
+                "index version {version}"
+            );
         }
     }
 

@@ -28,7 +28,13 @@ use ignore::Match;
 use super::git::{self, Repo};
 
 /// flytekit's `STANDARD_IGNORE_PATTERNS`, matched with Python's `fnmatch` against the relative path.
-pub const STANDARD_IGNORE_PATTERNS: [&str; 5] = ["*.pyc", ".cache", ".cache/*", "__pycache__/*", "**/__pycache__/*"];
+pub const STANDARD_IGNORE_PATTERNS: [&str; 5] = [
+    "*.pyc",
+    ".cache",
+    ".cache/*",
+    "__pycache__/*",
+    "**/__pycache__/*",
+];
 
 /// One of flytekit's `Ignore` classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,12 +60,21 @@ pub struct IgnoreSet {
 impl IgnoreSet {
     /// `fast_package`'s default ignores: `[GitIgnore, DockerIgnore, StandardIgnore, FlyteIgnore]`.
     pub fn fast_register() -> Self {
-        Self { kinds: vec![IgnoreKind::Git, IgnoreKind::Docker, IgnoreKind::Standard, IgnoreKind::Flyte] }
+        Self {
+            kinds: vec![
+                IgnoreKind::Git,
+                IgnoreKind::Docker,
+                IgnoreKind::Standard,
+                IgnoreKind::Flyte,
+            ],
+        }
     }
 
     /// `ImageSpec.source_root`'s ignores: `[GitIgnore, DockerIgnore, StandardIgnore]` (no `.flyteignore`).
     pub fn image_spec() -> Self {
-        Self { kinds: vec![IgnoreKind::Git, IgnoreKind::Docker, IgnoreKind::Standard] }
+        Self {
+            kinds: vec![IgnoreKind::Git, IgnoreKind::Docker, IgnoreKind::Standard],
+        }
     }
 
     /// No ignore rules at all.
@@ -89,7 +104,9 @@ impl IgnoreSource {
     /// The kind of ignore this source belongs to.
     pub fn kind(&self) -> IgnoreKind {
         match self {
-            Self::GitIgnoreFile(_) | Self::GitInfoExclude(_) | Self::GitGlobalExcludes(_) => IgnoreKind::Git,
+            Self::GitIgnoreFile(_) | Self::GitInfoExclude(_) | Self::GitGlobalExcludes(_) => {
+                IgnoreKind::Git
+            }
             Self::DockerIgnore => IgnoreKind::Docker,
             Self::FlyteIgnore => IgnoreKind::Flyte,
             Self::Standard => IgnoreKind::Standard,
@@ -225,7 +242,10 @@ impl Glob {
                 c => toks.push(Tok::Lit(c)),
             }
         }
-        Self { toks, dot_excludes_newline: true }
+        Self {
+            toks,
+            dot_excludes_newline: true,
+        }
     }
 
     /// Python `fnmatch.fnmatch` on POSIX (case-sensitive; `*` and `?` match `/`).
@@ -253,7 +273,10 @@ impl Glob {
                 c => toks.push(Tok::Lit(c)),
             }
         }
-        Self { toks, dot_excludes_newline: false }
+        Self {
+            toks,
+            dot_excludes_newline: false,
+        }
     }
 
     fn is_match(&self, s: &str) -> bool {
@@ -291,7 +314,9 @@ impl Glob {
                             Tok::Lit(l) => c == *l,
                             Tok::QNoSlash => c != '/',
                             Tok::QAny => dot_ok(c),
-                            Tok::Class(neg, items) => items.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *neg,
+                            Tok::Class(neg, items) => {
+                                items.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *neg
+                            }
                             _ => unreachable!("handled above"),
                         };
                         cur[j] = ok && next[j + 1];
@@ -322,7 +347,10 @@ pub(crate) struct DockerMatcher {
 }
 
 fn split_path(p: &str) -> Vec<String> {
-    p.split('/').filter(|s| !s.is_empty() && *s != ".").map(str::to_string).collect()
+    p.split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .map(str::to_string)
+        .collect()
 }
 
 impl DockerMatcher {
@@ -369,7 +397,12 @@ impl DockerMatcher {
             }
         }
         let glob = Glob::docker(&dirs.join("/"));
-        DockerPattern { original: raw.to_string(), exclusion, dirs, glob }
+        DockerPattern {
+            original: raw.to_string(),
+            exclusion,
+            dirs,
+            glob,
+        }
     }
 
     /// `PatternMatcher.matches(relpath)`; returns the deciding (last matching) pattern if ignored.
@@ -386,13 +419,17 @@ impl DockerMatcher {
                 decision = Some(pat);
             }
         }
-        decision.filter(|p| !p.exclusion).map(|p| p.original.as_str())
+        decision
+            .filter(|p| !p.exclusion)
+            .map(|p| p.original.as_str())
     }
 }
 
 /// flytekit's `StandardIgnore` with its default patterns.
 fn standard_match(rel: &str) -> Option<&'static str> {
-    STANDARD_IGNORE_PATTERNS.into_iter().find(|p| Glob::python(p).is_match(rel))
+    STANDARD_IGNORE_PATTERNS
+        .into_iter()
+        .find(|p| Glob::python(p).is_match(rel))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,12 +465,20 @@ pub(crate) struct GitDirState {
     pub in_nested_repo: bool,
 }
 
-fn rule_from(m: Match<&ignore::gitignore::Glob>, source: impl Fn(PathBuf) -> IgnoreSource, fallback: &Path) -> Option<Result<IgnoreRule, ()>> {
+fn rule_from(
+    m: Match<&ignore::gitignore::Glob>,
+    source: impl Fn(PathBuf) -> IgnoreSource,
+    fallback: &Path,
+) -> Option<Result<IgnoreRule, ()>> {
     match m {
         Match::None => None,
         Match::Whitelist(_) => Some(Err(())),
         Match::Ignore(g) => Some(Ok(IgnoreRule {
-            source: source(g.from().map(Path::to_path_buf).unwrap_or_else(|| fallback.to_path_buf())),
+            source: source(
+                g.from()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| fallback.to_path_buf()),
+            ),
             pattern: g.original().to_string(),
         })),
     }
@@ -505,7 +550,15 @@ impl GitRules {
                 }
             }
         }
-        Self { repo, tracked, fallbacks, above_root, root_ignored, root_prefix, warnings }
+        Self {
+            repo,
+            tracked,
+            fallbacks,
+            above_root,
+            root_ignored,
+            root_prefix,
+            warnings,
+        }
     }
 
     /// The top of the git work tree holding the root, if any.
@@ -515,7 +568,10 @@ impl GitRules {
 
     /// The state for the root directory.
     pub fn root_state(&self, root: &Path) -> GitDirState {
-        let mut st = GitDirState { ignored_by: self.root_ignored.clone(), ..Default::default() };
+        let mut st = GitDirState {
+            ignored_by: self.root_ignored.clone(),
+            ..Default::default()
+        };
         if st.ignored_by.is_none() {
             if let Some(g) = load_gitignore(root, &mut Vec::new()) {
                 st.stack.push(std::sync::Arc::new(g));
@@ -525,7 +581,12 @@ impl GitRules {
     }
 
     /// The state for subdirectory `dir` (absolute) of a directory in state `parent`.
-    pub fn child_state(&self, parent: &GitDirState, dir: &Path, warnings: &mut Vec<String>) -> GitDirState {
+    pub fn child_state(
+        &self,
+        parent: &GitDirState,
+        dir: &Path,
+        warnings: &mut Vec<String>,
+    ) -> GitDirState {
         let mut st = parent.clone();
         if st.in_nested_repo || st.ignored_by.is_some() {
             return st;
@@ -550,7 +611,11 @@ impl GitRules {
             return None;
         }
         if let Some(tracked) = &self.tracked {
-            let key = if self.root_prefix.is_empty() { rel.to_string() } else { format!("{}/{}", self.root_prefix, rel) };
+            let key = if self.root_prefix.is_empty() {
+                rel.to_string()
+            } else {
+                format!("{}/{}", self.root_prefix, rel)
+            };
             if tracked.contains(key.as_bytes()) {
                 return None;
             }
@@ -573,7 +638,11 @@ impl GitRules {
     ) -> Option<IgnoreRule> {
         let dirs = stack.iter().rev().copied().chain(above_root.iter().rev());
         for g in dirs {
-            if let Some(r) = rule_from(g.matched(abs, is_dir), IgnoreSource::GitIgnoreFile, g.path()) {
+            if let Some(r) = rule_from(
+                g.matched(abs, is_dir),
+                IgnoreSource::GitIgnoreFile,
+                g.path(),
+            ) {
                 return r.ok();
             }
         }
@@ -600,13 +669,25 @@ impl Matchers {
     pub fn new(root: &Path, set: &IgnoreSet) -> Result<Self, super::PackageError> {
         let read = |name: &str| {
             let path = root.join(name);
-            DockerMatcher::from_file(&path).map_err(|source| super::PackageError::Io { path, source })
+            DockerMatcher::from_file(&path)
+                .map_err(|source| super::PackageError::Io { path, source })
         };
         Ok(Self {
             kinds: set.kinds.clone(),
-            git: set.kinds.contains(&IgnoreKind::Git).then(|| GitRules::new(root)),
-            docker: if set.kinds.contains(&IgnoreKind::Docker) { Some(read(".dockerignore")?) } else { None },
-            flyte: if set.kinds.contains(&IgnoreKind::Flyte) { Some(read(".flyteignore")?) } else { None },
+            git: set
+                .kinds
+                .contains(&IgnoreKind::Git)
+                .then(|| GitRules::new(root)),
+            docker: if set.kinds.contains(&IgnoreKind::Docker) {
+                Some(read(".dockerignore")?)
+            } else {
+                None
+            },
+            flyte: if set.kinds.contains(&IgnoreKind::Flyte) {
+                Some(read(".flyteignore")?)
+            } else {
+                None
+            },
         })
     }
 
@@ -614,18 +695,32 @@ impl Matchers {
     pub fn file_rule(&self, git_state: &GitDirState, abs: &Path, rel: &str) -> Option<IgnoreRule> {
         for kind in &self.kinds {
             let rule = match kind {
-                IgnoreKind::Git => self.git.as_ref().and_then(|g| g.file_rule(git_state, abs, rel)),
-                IgnoreKind::Docker => self.docker.as_ref().and_then(|m| m.matched(rel)).map(|p| IgnoreRule {
-                    source: IgnoreSource::DockerIgnore,
-                    pattern: p.to_string(),
-                }),
-                IgnoreKind::Flyte => self.flyte.as_ref().and_then(|m| m.matched(rel)).map(|p| IgnoreRule {
-                    source: IgnoreSource::FlyteIgnore,
-                    pattern: p.to_string(),
-                }),
-                IgnoreKind::Standard => {
-                    standard_match(rel).map(|p| IgnoreRule { source: IgnoreSource::Standard, pattern: p.to_string() })
+                IgnoreKind::Git => self
+                    .git
+                    .as_ref()
+                    .and_then(|g| g.file_rule(git_state, abs, rel)),
+                IgnoreKind::Docker => {
+                    self.docker
+                        .as_ref()
+                        .and_then(|m| m.matched(rel))
+                        .map(|p| IgnoreRule {
+                            source: IgnoreSource::DockerIgnore,
+                            pattern: p.to_string(),
+                        })
                 }
+                IgnoreKind::Flyte => {
+                    self.flyte
+                        .as_ref()
+                        .and_then(|m| m.matched(rel))
+                        .map(|p| IgnoreRule {
+                            source: IgnoreSource::FlyteIgnore,
+                            pattern: p.to_string(),
+                        })
+                }
+                IgnoreKind::Standard => standard_match(rel).map(|p| IgnoreRule {
+                    source: IgnoreSource::Standard,
+                    pattern: p.to_string(),
+                }),
             };
             if rule.is_some() {
                 return rule;
@@ -671,7 +766,14 @@ mod tests {
 
     #[test]
     fn docker_pattern_matcher_semantics() {
-        let m = dm(&["data", "*.csv", "!keep.csv", "build/**/*.o", "/abs/x", "a/../b"]);
+        let m = dm(&[
+            "data",
+            "*.csv",
+            "!keep.csv",
+            "build/**/*.o",
+            "/abs/x",
+            "a/../b",
+        ]);
         assert_eq!(m.matched("data/x/y.txt"), Some("data"));
         assert_eq!(m.matched("big.csv"), Some("*.csv"));
         assert_eq!(m.matched("keep.csv"), None);

@@ -31,7 +31,8 @@ use std::path::PathBuf;
 
 pub use archive::{build_archive, write_archive, Archive, ArchiveOptions};
 pub use files::{
-    list_files, list_files_with, ls_digest, CopyMode, FileList, IgnoredFile, ListOptions, SkipReason, SkippedPath,
+    list_files, list_files_with, ls_digest, CopyMode, FileList, IgnoredFile, ListOptions,
+    SkipReason, SkippedPath,
 };
 pub use ignore::{IgnoreKind, IgnoreRule, IgnoreSet, IgnoreSource, STANDARD_IGNORE_PATTERNS};
 

@@ -52,7 +52,9 @@ fn read_pyvenv_cfg(path: &Path) -> std::io::Result<(Option<String>, Option<Strin
     let mut home = None;
     let mut version = None;
     for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         let (k, v) = (k.trim(), v.trim().to_string());
         match k {
             "home" => home = Some(v),
@@ -121,14 +123,25 @@ fn check_venv(dir: &Path, source: &EnvSource) -> Result<PythonEnv, Diagnostic> {
         .map(|p| dir.join(p))
         .find(|p| p.exists())
         .ok_or_else(|| {
-            Diagnostic::new(format!("the virtualenv `{}` has no bin/python", dir.display())).hint(fix.clone())
+            Diagnostic::new(format!(
+                "the virtualenv `{}` has no bin/python",
+                dir.display()
+            ))
+            .hint(fix.clone())
         })?;
-    Ok(PythonEnv { prefix: dir.to_path_buf(), python, source: source.clone() })
+    Ok(PythonEnv {
+        prefix: dir.to_path_buf(),
+        python,
+        source: source.clone(),
+    })
 }
 
 /// Find the environment to run in, from the process environment and working directory.
 pub fn locate() -> Result<PythonEnv, Diagnostic> {
-    locate_from(std::env::var_os("VIRTUAL_ENV").map(PathBuf::from), &std::env::current_dir().unwrap_or_default())
+    locate_from(
+        std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
+        &std::env::current_dir().unwrap_or_default(),
+    )
 }
 
 /// [`locate`] with explicit inputs (for tests).
@@ -150,7 +163,11 @@ pub fn locate_from(virtual_env: Option<PathBuf>, cwd: &Path) -> Result<PythonEnv
         .map(|p| prefix.join(p))
         .find(|p| p.exists())
         .unwrap_or_else(|| prefix.join("bin/python3"));
-    Ok(PythonEnv { prefix, python, source: EnvSource::BuildInterpreter })
+    Ok(PythonEnv {
+        prefix,
+        python,
+        source: EnvSource::BuildInterpreter,
+    })
 }
 
 #[cfg(test)]
@@ -160,7 +177,11 @@ mod tests {
     fn fake_venv(dir: &Path, home: &str, version: &str) {
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::fs::write(dir.join("bin/python"), "").unwrap();
-        std::fs::write(dir.join("pyvenv.cfg"), format!("home = {home}\ninclude-system-site-packages = false\nversion = {version}\n")).unwrap();
+        std::fs::write(
+            dir.join("pyvenv.cfg"),
+            format!("home = {home}\ninclude-system-site-packages = false\nversion = {version}\n"),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -176,7 +197,11 @@ mod tests {
     #[test]
     fn dot_venv_found_upward() {
         let t = tempfile::tempdir().unwrap();
-        fake_venv(&t.path().join(".venv"), &format!("{BUILD_PREFIX}/bin"), BUILD_VERSION);
+        fake_venv(
+            &t.path().join(".venv"),
+            &format!("{BUILD_PREFIX}/bin"),
+            BUILD_VERSION,
+        );
         let deep = t.path().join("a/b/c");
         std::fs::create_dir_all(&deep).unwrap();
         let env = locate_from(None, &deep).unwrap();

@@ -145,8 +145,12 @@ struct Reply<T> {
 }
 
 fn init_interpreter(env: &PythonEnv) -> Result<(), Diagnostic> {
-    let program = CString::new(env.python.to_string_lossy().as_bytes())
-        .map_err(|_| Diagnostic::new(format!("invalid interpreter path `{}`", env.python.display())))?;
+    let program = CString::new(env.python.to_string_lossy().as_bytes()).map_err(|_| {
+        Diagnostic::new(format!(
+            "invalid interpreter path `{}`",
+            env.python.display()
+        ))
+    })?;
     // SAFETY: standard PyConfig initialisation sequence on the main thread, before any other use
     // of the C API; every PyStatus is checked, and the config is cleared on every path.
     unsafe {
@@ -155,10 +159,17 @@ fn init_interpreter(env: &PythonEnv) -> Result<(), Diagnostic> {
         let mut config = config.assume_init();
         // program_name = <venv>/bin/python makes sys.executable the venv's python and sys.prefix
         // the venv, so .pth files run and the base installation's site-packages stay out.
-        let status = pyo3::ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, program.as_ptr());
+        let status = pyo3::ffi::PyConfig_SetBytesString(
+            &mut config,
+            &mut config.program_name,
+            program.as_ptr(),
+        );
         if pyo3::ffi::PyStatus_Exception(status) != 0 {
             pyo3::ffi::PyConfig_Clear(&mut config);
-            return Err(Diagnostic::new(format!("cannot configure Python for `{}`", env.python.display())));
+            return Err(Diagnostic::new(format!(
+                "cannot configure Python for `{}`",
+                env.python.display()
+            )));
         }
         config.parse_argv = 0;
         config.install_signal_handlers = 0; // we own SIGINT (see process.rs)
@@ -257,18 +268,35 @@ impl PythonSession {
     /// Import `modules` from project `root`; describe every task, workflow and launch plan.
     pub fn discover(&self, root: &Path, modules: &[String]) -> Result<Vec<Entity>, PyUserError> {
         let mods = serde_json::to_string(modules).expect("strings serialize");
-        self.call("discover", vec![root.to_string_lossy().into_owned(), mods, "1".into()])
+        self.call(
+            "discover",
+            vec![root.to_string_lossy().into_owned(), mods, "1".into()],
+        )
     }
 
     /// Like [`discover`](Self::discover), without interfaces (faster; enough for registration).
-    pub fn discover_names(&self, root: &Path, modules: &[String]) -> Result<Vec<Entity>, PyUserError> {
+    pub fn discover_names(
+        &self,
+        root: &Path,
+        modules: &[String],
+    ) -> Result<Vec<Entity>, PyUserError> {
         let mods = serde_json::to_string(modules).expect("strings serialize");
-        self.call("discover", vec![root.to_string_lossy().into_owned(), mods, "0".into()])
+        self.call(
+            "discover",
+            vec![root.to_string_lossy().into_owned(), mods, "0".into()],
+        )
     }
 
     /// Import one module and describe the entities bound at its top level (`pyflyte run FILE`).
-    pub fn entities_in_module(&self, root: &Path, module: &str) -> Result<Vec<Entity>, PyUserError> {
-        self.call("entities_in_module", vec![root.to_string_lossy().into_owned(), module.to_string()])
+    pub fn entities_in_module(
+        &self,
+        root: &Path,
+        module: &str,
+    ) -> Result<Vec<Entity>, PyUserError> {
+        self.call(
+            "entities_in_module",
+            vec![root.to_string_lossy().into_owned(), module.to_string()],
+        )
     }
 
     /// Run `module.attr` locally with the given raw inputs (name -> text or bool); returns what
@@ -294,13 +322,22 @@ impl PythonSession {
     }
 
     /// Every ImageSpec used by a loaded task, after flytekit's copy-mode handling.
-    pub fn image_specs(&self, settings: &SerializeSettings) -> Result<Vec<ImageSpecUse>, PyUserError> {
-        self.call("image_specs", vec![serde_json::to_string(settings).expect("settings serialize")])
+    pub fn image_specs(
+        &self,
+        settings: &SerializeSettings,
+    ) -> Result<Vec<ImageSpecUse>, PyUserError> {
+        self.call(
+            "image_specs",
+            vec![serde_json::to_string(settings).expect("settings serialize")],
+        )
     }
 
     /// Files of every loaded module and the prefixes holding installed packages (`--copy auto`).
     pub fn loaded_module_files(&self, root: &Path) -> Result<LoadedModules, PyUserError> {
-        self.call("loaded_module_files", vec![root.to_string_lossy().into_owned()])
+        self.call(
+            "loaded_module_files",
+            vec![root.to_string_lossy().into_owned()],
+        )
     }
 
     /// The `origin` remote of the git repository at `root`, as flytekit records it.
@@ -309,19 +346,31 @@ impl PythonSession {
     }
 
     /// Serialize every registrable entity with flytekit's translator (no image is ever built).
-    pub fn serialize(&self, settings: &SerializeSettings) -> Result<Vec<SerializedEntity>, PyUserError> {
-        let raw: Vec<RawSerialized> =
-            self.call("serialize", vec![serde_json::to_string(settings).expect("settings serialize")])?;
+    pub fn serialize(
+        &self,
+        settings: &SerializeSettings,
+    ) -> Result<Vec<SerializedEntity>, PyUserError> {
+        let raw: Vec<RawSerialized> = self.call(
+            "serialize",
+            vec![serde_json::to_string(settings).expect("settings serialize")],
+        )?;
         use base64::Engine as _;
         raw.into_iter()
             .map(|r| {
-                let pb = base64::engine::general_purpose::STANDARD.decode(r.pb.as_bytes()).map_err(|e| PyUserError {
-                    kind: "internal".into(),
-                    message: format!("bad serialized bytes for {}: {e}", r.name),
-                    traceback: None,
-                    extra: Default::default(),
-                })?;
-                Ok(SerializedEntity { kind: r.kind, name: r.name, pb, auto_activate: r.auto_activate })
+                let pb = base64::engine::general_purpose::STANDARD
+                    .decode(r.pb.as_bytes())
+                    .map_err(|e| PyUserError {
+                        kind: "internal".into(),
+                        message: format!("bad serialized bytes for {}: {e}", r.name),
+                        traceback: None,
+                        extra: Default::default(),
+                    })?;
+                Ok(SerializedEntity {
+                    kind: r.kind,
+                    name: r.name,
+                    pb,
+                    auto_activate: r.auto_activate,
+                })
             })
             .collect()
     }
@@ -334,21 +383,34 @@ impl PythonSession {
         inputs: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Vec<u8>, PyUserError> {
         let given = serde_json::to_string(inputs).expect("json serializes");
-        let b64: String = self.call("remote_inputs", vec![module.to_string(), attr.to_string(), given])?;
+        let b64: String = self.call(
+            "remote_inputs",
+            vec![module.to_string(), attr.to_string(), given],
+        )?;
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()).map_err(|e| PyUserError {
-            kind: "internal".into(),
-            message: format!("bad literal map from the bridge: {e}"),
-            traceback: None,
-            extra: Default::default(),
-        })
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| PyUserError {
+                kind: "internal".into(),
+                message: format!("bad literal map from the bridge: {e}"),
+                traceback: None,
+                extra: Default::default(),
+            })
     }
 
     /// Render a `core.LiteralMap` of `module.attr`'s outputs as a local run prints them.
-    pub fn format_outputs(&self, module: &str, attr: &str, literal_map: &[u8]) -> Result<String, PyUserError> {
+    pub fn format_outputs(
+        &self,
+        module: &str,
+        attr: &str,
+        literal_map: &[u8],
+    ) -> Result<String, PyUserError> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(literal_map);
-        self.call("format_outputs", vec![module.to_string(), attr.to_string(), b64])
+        self.call(
+            "format_outputs",
+            vec![module.to_string(), attr.to_string(), b64],
+        )
     }
 
     /// Flush Python's streams and run atexit handlers. The interpreter is not finalized (slow).

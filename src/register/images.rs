@@ -14,7 +14,9 @@ use futures_util::FutureExt;
 
 use crate::config::Settings;
 use crate::diagnostics::Diagnostic;
-use crate::image::build::{BuildAllOptions, BuildError, BuildEvent, BuildReporter, Builder, ExistenceCheck, Outcome};
+use crate::image::build::{
+    BuildAllOptions, BuildError, BuildEvent, BuildReporter, Builder, ExistenceCheck, Outcome,
+};
 use crate::image::dockerfile::{self, BuildPlan, BuildSettings, PlanError};
 use crate::image::TagContext;
 use crate::register::{Loaded, Progress};
@@ -39,16 +41,24 @@ pub fn base_image(opts: &ImageOptions, settings: &Settings) -> String {
 }
 
 /// Build plans for every planned image (nested bases included in each plan).
-pub fn plans(loaded: &Loaded, opts: &ImageOptions, settings: &Settings) -> Result<Vec<BuildPlan>, Diagnostic> {
+pub fn plans(
+    loaded: &Loaded,
+    opts: &ImageOptions,
+    settings: &Settings,
+) -> Result<Vec<BuildPlan>, Diagnostic> {
     let mut ctx = TagContext::new(&loaded.base_dir);
     ctx.loaded_modules = loaded.loaded_modules.clone();
-    let bs = BuildSettings { default_base_image: base_image(opts, settings), flytekit_version: loaded.flytekit_version.clone() };
+    let bs = BuildSettings {
+        default_base_image: base_image(opts, settings),
+        flytekit_version: loaded.flytekit_version.clone(),
+    };
     let mut out: Vec<BuildPlan> = Vec::new();
     for img in &loaded.images {
         if is_remote(&img.spec, settings) {
             continue;
         }
-        let plan = dockerfile::plan(&img.spec, &ctx, &bs).map_err(|e| plan_diagnostic(e, &img.tasks))?;
+        let plan =
+            dockerfile::plan(&img.spec, &ctx, &bs).map_err(|e| plan_diagnostic(e, &img.tasks))?;
         if plan.image_name != img.name {
             // A file changed between computing the tag and planning the build (flytekit's guard).
             return Err(Diagnostic::new(format!(
@@ -67,7 +77,9 @@ pub fn plans(loaded: &Loaded, opts: &ImageOptions, settings: &Settings) -> Resul
 fn plan_diagnostic(e: PlanError, tasks: &[String]) -> Diagnostic {
     let d = Diagnostic::new(format!("{e} (used by {})", tasks.join(", ")));
     match e {
-        PlanError::Unsupported { .. } => d.hint("see docs/images.md for what the Docker builder supports"),
+        PlanError::Unsupported { .. } => {
+            d.hint("see docs/images.md for what the Docker builder supports")
+        }
         _ => d,
     }
 }
@@ -84,15 +96,23 @@ impl ExistenceCheck for RegistryExistence {
             if !image_has_registry(image) {
                 return match &self.engine {
                     Some(b) => b.image_exists(image).await,
-                    None => Err(BuildError::Existence { image: image.into(), message: "no Docker engine to look in".into() }),
+                    None => Err(BuildError::Existence {
+                        image: image.into(),
+                        message: "no Docker engine to look in".into(),
+                    }),
                 };
             }
-            let r = ImageReference::parse(image)
-                .map_err(|e| BuildError::Existence { image: image.into(), message: e.to_string() })?;
+            let r = ImageReference::parse(image).map_err(|e| BuildError::Existence {
+                image: image.into(),
+                message: e.to_string(),
+            })?;
             match self.registry.check(&r).await {
                 ImageStatus::Exists { .. } => Ok(true),
                 ImageStatus::Missing => Ok(false),
-                ImageStatus::Unknown { reason } => Err(BuildError::Existence { image: image.into(), message: reason.to_string() }),
+                ImageStatus::Unknown { reason } => Err(BuildError::Existence {
+                    image: image.into(),
+                    message: reason.to_string(),
+                }),
             }
         }
         .boxed()
@@ -121,7 +141,10 @@ impl BuildReporter for ProgressReporter<'_> {
         if let BuildEvent::StepDone { step, cached, .. } = event {
             let mut s = self.steps.lock().unwrap_or_else(|p| p.into_inner());
             *s.entry(image.to_string()).or_default() += 1;
-            self.progress.item(image, &format!("{}{}", if *cached { "CACHED " } else { "" }, step));
+            self.progress.item(
+                image,
+                &format!("{}{}", if *cached { "CACHED " } else { "" }, step),
+            );
         }
     }
     fn finished(&self, image: &str, result: Result<&Outcome, &BuildError>) {
@@ -158,7 +181,10 @@ pub fn build_diagnostic(e: BuildError) -> Diagnostic {
 /// Does this spec go to the backend's image builder? Its `builder` is `union`/`unionai`, or it
 /// names none (flytekit fills in `default`/`envd` then) and the config says `union.imageBuilder: union`.
 pub fn is_remote(spec: &crate::image::ImageSpec, settings: &Settings) -> bool {
-    let unspecified = matches!(spec.builder.as_deref().map(str::trim), None | Some("") | Some("default") | Some("envd"));
+    let unspecified = matches!(
+        spec.builder.as_deref().map(str::trim),
+        None | Some("") | Some("default") | Some("envd")
+    );
     if unspecified {
         let mut s = spec.clone();
         s.builder = None;
@@ -178,30 +204,51 @@ fn ensure_remote(
 ) -> Result<usize, Diagnostic> {
     use crate::image::remote::client::RemoteBuildOptions;
     use crate::image::remote::{ensure_remote_images, RemoteBuilderClient};
-    let remote: Vec<usize> = (0..loaded.images.len()).filter(|&i| is_remote(&loaded.images[i].spec, settings)).collect();
+    let remote: Vec<usize> = (0..loaded.images.len())
+        .filter(|&i| is_remote(&loaded.images[i].spec, settings))
+        .collect();
     if remote.is_empty() {
         return Ok(0);
     }
-    progress.phase(&format!("Building {} image(s) on {}", remote.len(), settings.endpoint));
-    let admin = rt.block_on(crate::admin::AdminClient::connect(settings)).map_err(super::admin_diagnostic)?;
+    progress.phase(&format!(
+        "Building {} image(s) on {}",
+        remote.len(),
+        settings.endpoint
+    ));
+    let admin = rt
+        .block_on(crate::admin::AdminClient::connect(settings))
+        .map_err(super::admin_diagnostic)?;
     let client = RemoteBuilderClient::from_channel(admin.channel(), &settings.endpoint);
-    let specs: Vec<crate::image::ImageSpec> = remote.iter().map(|&i| loaded.images[i].spec.clone()).collect();
+    let specs: Vec<crate::image::ImageSpec> = remote
+        .iter()
+        .map(|&i| loaded.images[i].spec.clone())
+        .collect();
     let mut ctx = TagContext::new(&loaded.base_dir);
     ctx.loaded_modules = loaded.loaded_modules.clone();
     let options = RemoteBuildOptions {
         force: false,
         flytekit_version: loaded.flytekit_version.clone(),
-        default_base_image: opts.base_image.clone().or_else(|| settings.base_image.clone()),
+        default_base_image: opts
+            .base_image
+            .clone()
+            .or_else(|| settings.base_image.clone()),
         ..Default::default()
     };
-    let reporter = ProgressReporter { progress, steps: Mutex::new(BTreeMap::new()) };
-    let done = rt.block_on(ensure_remote_images(&client, &specs, &ctx, &options, &reporter)).map_err(|e| {
-        let mut d = Diagnostic::new(e.to_string());
-        if let Some(out) = e.output() {
-            d = d.detail(out.to_string());
-        }
-        d.hint("nothing was registered")
-    })?;
+    let reporter = ProgressReporter {
+        progress,
+        steps: Mutex::new(BTreeMap::new()),
+    };
+    let done = rt
+        .block_on(ensure_remote_images(
+            &client, &specs, &ctx, &options, &reporter,
+        ))
+        .map_err(|e| {
+            let mut d = Diagnostic::new(e.to_string());
+            if let Some(out) = e.output() {
+                d = d.detail(out.to_string());
+            }
+            d.hint("nothing was registered")
+        })?;
     let mut built = 0;
     for r in &done {
         if r.built {
@@ -214,7 +261,10 @@ fn ensure_remote(
             }
         }
     }
-    progress.done(&format!("{built} built, {} already there", done.len() - built));
+    progress.done(&format!(
+        "{built} built, {} already there",
+        done.len() - built
+    ));
     Ok(remote.len())
 }
 
@@ -239,7 +289,10 @@ pub fn ensure_images(
     let registry = RegistryClient::builder()
         .build()
         .map_err(|e| Diagnostic::new(format!("cannot set up the registry client: {e}")))?;
-    let existence = RegistryExistence { registry, engine: None };
+    let existence = RegistryExistence {
+        registry,
+        engine: None,
+    };
 
     // Decide first (cheap HEAD requests), so that no engine is needed when nothing is missing.
     let mut missing: Vec<&BuildPlan> = Vec::new();
@@ -253,7 +306,9 @@ pub fn ensure_images(
             }
             Ok(_) => missing.push(p),
             Err(e) if opts.allow_unverified => {
-                progress.warn(&format!("{e}; registering anyway (--allow-unverified-images)"));
+                progress.warn(&format!(
+                    "{e}; registering anyway (--allow-unverified-images)"
+                ));
                 existed += 1;
             }
             Err(e) => return Err(build_diagnostic(e)),
@@ -266,14 +321,22 @@ pub fn ensure_images(
     progress.done(&format!("{} to build, {existed} up to date", missing.len()));
     progress.phase(&format!("Building {} image(s)", missing.len()));
     let builder = rt.block_on(Builder::connect()).map_err(build_diagnostic)?;
-    let existence = RegistryExistence { registry: existence.registry, engine: Some(builder.clone()) };
+    let existence = RegistryExistence {
+        registry: existence.registry,
+        engine: Some(builder.clone()),
+    };
     let todo: Vec<BuildPlan> = missing.into_iter().cloned().collect();
     let options = BuildAllOptions {
         force: false,
-        push: std::env::var("FLYTE_PUSH_IMAGE_SPEC").map(|v| crate::image::spec::str2bool(&v)).unwrap_or(true),
+        push: std::env::var("FLYTE_PUSH_IMAGE_SPEC")
+            .map(|v| crate::image::spec::str2bool(&v))
+            .unwrap_or(true),
         concurrency: 2,
     };
-    let reporter = ProgressReporter { progress, steps: Mutex::new(BTreeMap::new()) };
+    let reporter = ProgressReporter {
+        progress,
+        steps: Mutex::new(BTreeMap::new()),
+    };
     let results = rt.block_on(builder.build_all(&todo, &options, &existence, &reporter));
     let mut built = 0;
     for (_, r) in results {
@@ -288,11 +351,20 @@ pub fn ensure_images(
 }
 
 /// For --dry-run: each image's name, whether it exists, and the Dockerfile it would build.
-pub fn describe(rt: &tokio::runtime::Runtime, loaded: &Loaded, settings: &Settings, opts: &ImageOptions) -> Result<String, Diagnostic> {
+pub fn describe(
+    rt: &tokio::runtime::Runtime,
+    loaded: &Loaded,
+    settings: &Settings,
+    opts: &ImageOptions,
+) -> Result<String, Diagnostic> {
     let plans = plans(loaded, opts, settings)?;
     let registry = RegistryClient::builder().build().ok();
     let mut out = String::new();
-    for img in loaded.images.iter().filter(|i| is_remote(&i.spec, settings)) {
+    for img in loaded
+        .images
+        .iter()
+        .filter(|i| is_remote(&i.spec, settings))
+    {
         out.push_str(&format!(
             "  {}\n    ImageSpec {} used by {}\n    built by the backend's image builder (builder=\"union\")\n",
             img.name,
@@ -312,8 +384,16 @@ pub fn describe(rt: &tokio::runtime::Runtime, loaded: &Loaded, settings: &Settin
             },
             _ => "unknown: no registry in the image name (local engine only)".to_string(),
         };
-        let users = loaded.images.iter().find(|i| i.name == p.image_name).map(|i| i.tasks.join(", ")).unwrap_or_default();
-        out.push_str(&format!("  {}\n    ImageSpec {} used by {users}\n    exists: {exists}\n    Dockerfile:\n", p.image_name, p.spec_name));
+        let users = loaded
+            .images
+            .iter()
+            .find(|i| i.name == p.image_name)
+            .map(|i| i.tasks.join(", "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {}\n    ImageSpec {} used by {users}\n    exists: {exists}\n    Dockerfile:\n",
+            p.image_name, p.spec_name
+        ));
         for line in p.dockerfile.lines() {
             out.push_str(&format!("      {line}\n"));
         }

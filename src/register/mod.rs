@@ -27,7 +27,11 @@ pub use progress::Progress;
 
 /// flytekit's default task image for this Python and flytekit (`DefaultImages.default_image()`).
 pub fn flytekit_default_image(flytekit_version: &str) -> String {
-    let py = crate::python::env::BUILD_VERSION.split('.').take(2).collect::<Vec<_>>().join(".");
+    let py = crate::python::env::BUILD_VERSION
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
     format!("cr.flyte.org/flyteorg/flytekit:py{py}-{flytekit_version}")
 }
 
@@ -81,8 +85,16 @@ pub struct PlannedEntity {
 impl PlannedEntity {
     pub fn id(&self) -> core::Identifier {
         match &self.spec {
-            Spec::Task(t) => t.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default(),
-            Spec::Workflow(w) => w.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default(),
+            Spec::Task(t) => t
+                .template
+                .as_ref()
+                .and_then(|t| t.id.clone())
+                .unwrap_or_default(),
+            Spec::Workflow(w) => w
+                .template
+                .as_ref()
+                .and_then(|t| t.id.clone())
+                .unwrap_or_default(),
             Spec::LaunchPlan(lp) => lp.id.clone().unwrap_or_default(),
         }
     }
@@ -114,7 +126,11 @@ pub struct Loaded {
 /// directory, so that is used whenever the files are there; when they are not but are under the
 /// project root (running `union` from a parent directory, where flytekit would fail), the project
 /// root is used. The file contents, not their paths, go into the tag, so tags are the same.
-pub fn spec_base_dir<'a>(specs: impl Iterator<Item = &'a ImageSpec>, cwd: &Path, root: &Path) -> PathBuf {
+pub fn spec_base_dir<'a>(
+    specs: impl Iterator<Item = &'a ImageSpec>,
+    cwd: &Path,
+    root: &Path,
+) -> PathBuf {
     fn paths(s: &ImageSpec, out: &mut Vec<String>) {
         out.extend(s.requirements.iter().filter(|r| !r.is_empty()).cloned());
         out.extend(s.copy.iter().flatten().cloned());
@@ -127,7 +143,10 @@ pub fn spec_base_dir<'a>(specs: impl Iterator<Item = &'a ImageSpec>, cwd: &Path,
     for s in specs {
         paths(s, &mut rel);
     }
-    let rel: Vec<&String> = rel.iter().filter(|p| !Path::new(p.as_str()).is_absolute()).collect();
+    let rel: Vec<&String> = rel
+        .iter()
+        .filter(|p| !Path::new(p.as_str()).is_absolute())
+        .collect();
     let all_in = |dir: &Path| rel.iter().all(|p| dir.join(p.as_str()).exists());
     if rel.is_empty() || all_in(cwd) || !all_in(root) {
         cwd.to_path_buf()
@@ -140,7 +159,12 @@ fn py(session: &PythonSession) -> impl Fn(PyUserError) -> Diagnostic + '_ {
     move |e| e.into_diagnostic(session.env())
 }
 
-fn base_settings(opts: &PlanOptions, root: &Path, default_image: &str, git_repo: Option<String>) -> SerializeSettings {
+fn base_settings(
+    opts: &PlanOptions,
+    root: &Path,
+    default_image: &str,
+    git_repo: Option<String>,
+) -> SerializeSettings {
     SerializeSettings {
         project: (!opts.for_package).then(|| opts.project.clone()),
         domain: (!opts.for_package).then(|| opts.domain.clone()),
@@ -159,18 +183,29 @@ fn base_settings(opts: &PlanOptions, root: &Path, default_image: &str, git_repo:
 
 /// Import the user's code, compute image names, and build the code archive (no network).
 pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<Loaded, Diagnostic> {
-    progress.phase(&format!("Loading {} module(s) from {}", set.modules.len(), set.root.display()));
+    progress.phase(&format!(
+        "Loading {} module(s) from {}",
+        set.modules.len(),
+        set.root.display()
+    ));
     let env = crate::python::env::locate()?;
     let session = PythonSession::start(env)?;
-    let entities = session.discover_names(&set.root, &set.modules).map_err(py(&session))?;
-    let info = session.loaded_module_files(&set.root).map_err(py(&session))?;
+    let entities = session
+        .discover_names(&set.root, &set.modules)
+        .map_err(py(&session))?;
+    let info = session
+        .loaded_module_files(&set.root)
+        .map_err(py(&session))?;
     let flytekit_version = session.flytekit_version().map_err(py(&session))?;
     let git_repo = session.git_repo(&set.root).map_err(py(&session))?;
     check_duplicate_names(&entities)?;
     progress.done(&format!("{} entities", entities.len()));
 
     // Images: flytekit's copy handling first (it can change the spec), then our own tag.
-    let default_image = opts.default_image.clone().unwrap_or_else(|| flytekit_default_image(&flytekit_version));
+    let default_image = opts
+        .default_image
+        .clone()
+        .unwrap_or_else(|| flytekit_default_image(&flytekit_version));
     let settings = base_settings(opts, &set.root, &default_image, git_repo.clone());
     let uses = session.image_specs(&settings).map_err(py(&session))?;
     let host = HostEnv::current();
@@ -181,16 +216,26 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
         })?;
         specs.push((u, spec));
     }
-    let cwd = std::env::current_dir().map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
     let base_dir = spec_base_dir(specs.iter().map(|(_, s)| s), &cwd, &set.root);
     let mut ctx = TagContext::new(&base_dir);
     ctx.loaded_modules = info.files.clone();
     let mut images = Vec::new();
     for (u, spec) in specs {
         let name = spec.image_name(&ctx).map_err(|e| {
-            Diagnostic::new(format!("ImageSpec `{}` (used by {}): {e}", spec.name, u.tasks.join(", ")))
+            Diagnostic::new(format!(
+                "ImageSpec `{}` (used by {}): {e}",
+                spec.name,
+                u.tasks.join(", ")
+            ))
         })?;
-        images.push(PlannedImage { spec_id: u.id, spec, name, tasks: u.tasks });
+        images.push(PlannedImage {
+            spec_id: u.id,
+            spec,
+            name,
+            tasks: u.tasks,
+        });
     }
     for y in &opts.yaml_images {
         if !images.iter().any(|i| i.name == y.name) {
@@ -213,8 +258,13 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
             installed_prefixes: info.prefixes.clone(),
             ..ListOptions::default()
         };
-        let files = package::list_files_with(&set.root, opts.copy, &IgnoreSet::fast_register(), &list_opts)
-            .map_err(|e| Diagnostic::new(format!("cannot list the project's files: {e}")))?;
+        let files = package::list_files_with(
+            &set.root,
+            opts.copy,
+            &IgnoreSet::fast_register(),
+            &list_opts,
+        )
+        .map_err(|e| Diagnostic::new(format!("cannot list the project's files: {e}")))?;
         let (archive, bytes) = package::build_archive(&files, &ArchiveOptions::default())
             .map_err(|e| Diagnostic::new(format!("cannot build the code archive: {e}")))?;
         let ignored: usize = files.ignored.len();
@@ -226,7 +276,10 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
         );
         if ignored > 0 {
             let counts = files.ignored_counts();
-            let by: Vec<String> = counts.iter().map(|(src, n)| format!("{n} by {src}")).collect();
+            let by: Vec<String> = counts
+                .iter()
+                .map(|(src, n)| format!("{n} by {src}"))
+                .collect();
             note.push_str(&format!(" ({} ignored: {})", ignored, by.join(", ")));
         }
         for v in &files.virtualenvs {
@@ -239,7 +292,18 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
         (Some(files), Some((archive, bytes)))
     };
     let loaded_modules = info.files;
-    Ok(Loaded { set, session, entities, images, files, archive, flytekit_version, git_repo, loaded_modules, base_dir })
+    Ok(Loaded {
+        set,
+        session,
+        entities,
+        images,
+        files,
+        archive,
+        flytekit_version,
+        git_repo,
+        loaded_modules,
+        base_dir,
+    })
 }
 
 fn check_duplicate_names(entities: &[Entity]) -> Result<(), Diagnostic> {
@@ -270,12 +334,31 @@ pub fn serialize(
     version: Option<&str>,
     distribution_location: Option<&str>,
 ) -> Result<Vec<PlannedEntity>, Diagnostic> {
-    let default_image = opts.default_image.clone().unwrap_or_else(|| flytekit_default_image(&loaded.flytekit_version));
-    let mut settings = base_settings(opts, &loaded.set.root, &default_image, loaded.git_repo.clone());
-    settings.version = if opts.for_package { None } else { version.map(str::to_string) };
+    let default_image = opts
+        .default_image
+        .clone()
+        .unwrap_or_else(|| flytekit_default_image(&loaded.flytekit_version));
+    let mut settings = base_settings(
+        opts,
+        &loaded.set.root,
+        &default_image,
+        loaded.git_repo.clone(),
+    );
+    settings.version = if opts.for_package {
+        None
+    } else {
+        version.map(str::to_string)
+    };
     settings.distribution_location = distribution_location.map(str::to_string);
-    settings.spec_images = loaded.images.iter().map(|i| (i.spec_id.clone(), i.name.clone())).collect();
-    let raw = loaded.session.serialize(&settings).map_err(py(&loaded.session))?;
+    settings.spec_images = loaded
+        .images
+        .iter()
+        .map(|i| (i.spec_id.clone(), i.name.clone()))
+        .collect();
+    let raw = loaded
+        .session
+        .serialize(&settings)
+        .map_err(py(&loaded.session))?;
     decode_all(raw)
 }
 
@@ -283,12 +366,25 @@ fn decode_all(raw: Vec<SerializedEntity>) -> Result<Vec<PlannedEntity>, Diagnost
     let mut out: Vec<PlannedEntity> = Vec::new();
     let mut by_key: HashMap<(String, String), usize> = HashMap::new();
     for r in raw {
-        let bad = |e: prost::DecodeError| Diagnostic::new(format!("cannot decode the {} spec of {}: {e}", r.kind, r.name));
+        let bad = |e: prost::DecodeError| {
+            Diagnostic::new(format!(
+                "cannot decode the {} spec of {}: {e}",
+                r.kind, r.name
+            ))
+        };
         let spec = match r.kind.as_str() {
             "task" => Spec::Task(admin::TaskSpec::decode(r.pb.as_slice()).map_err(bad)?),
-            "workflow" => Spec::Workflow(admin::WorkflowSpec::decode(r.pb.as_slice()).map_err(bad)?),
-            "launch_plan" => Spec::LaunchPlan(admin::LaunchPlan::decode(r.pb.as_slice()).map_err(bad)?),
-            other => return Err(Diagnostic::new(format!("unexpected entity kind `{other}` from serialization"))),
+            "workflow" => {
+                Spec::Workflow(admin::WorkflowSpec::decode(r.pb.as_slice()).map_err(bad)?)
+            }
+            "launch_plan" => {
+                Spec::LaunchPlan(admin::LaunchPlan::decode(r.pb.as_slice()).map_err(bad)?)
+            }
+            other => {
+                return Err(Diagnostic::new(format!(
+                    "unexpected entity kind `{other}` from serialization"
+                )))
+            }
         };
         let key = (r.kind.clone(), r.name.clone());
         if let Some(&i) = by_key.get(&key) {
@@ -303,7 +399,11 @@ fn decode_all(raw: Vec<SerializedEntity>) -> Result<Vec<PlannedEntity>, Diagnost
             continue;
         }
         by_key.insert(key, out.len());
-        out.push(PlannedEntity { spec, pb: r.pb, auto_activate: r.auto_activate });
+        out.push(PlannedEntity {
+            spec,
+            pb: r.pb,
+            auto_activate: r.auto_activate,
+        });
     }
     Ok(out)
 }
@@ -315,7 +415,10 @@ pub const VERSION_PLACEHOLDER: &str = "uNiOnVeRsIoNpLaCeHoLdR";
 pub const LOCATION_PLACEHOLDER: &str = "{{ .remote_package_path }}";
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 /// Serialize once for registration: the version (given, or derived from specs that do not depend
@@ -327,18 +430,32 @@ pub fn serialize_for_registration(
     location: Option<&str>,
 ) -> Result<(Vec<PlannedEntity>, String), Diagnostic> {
     let given = opts.version.clone();
-    let probe_version = given.clone().unwrap_or_else(|| VERSION_PLACEHOLDER.to_string());
+    let probe_version = given
+        .clone()
+        .unwrap_or_else(|| VERSION_PLACEHOLDER.to_string());
     let mut entities = serialize(loaded, opts, Some(&probe_version), None)?;
     let version = match given {
         Some(v) => v,
         None => {
-            let v = derive_version(loaded.archive.as_ref().map(|(a, _)| &a.md5), &entities, &loaded.images);
+            let v = derive_version(
+                loaded.archive.as_ref().map(|(a, _)| &a.md5),
+                &entities,
+                &loaded.images,
+            );
             debug_assert_eq!(v.len(), VERSION_PLACEHOLDER.len());
-            let expected: usize = entities.iter().map(|e| count(&e.pb, VERSION_PLACEHOLDER.as_bytes())).sum();
+            let expected: usize = entities
+                .iter()
+                .map(|e| count(&e.pb, VERSION_PLACEHOLDER.as_bytes()))
+                .sum();
             let mut replaced = Vec::with_capacity(entities.len());
             for e in &entities {
                 let pb = replace_bytes(&e.pb, VERSION_PLACEHOLDER.as_bytes(), v.as_bytes());
-                replaced.push(SerializedEntity { kind: kind_key(&e.spec).into(), name: e.id().name, pb, auto_activate: e.auto_activate });
+                replaced.push(SerializedEntity {
+                    kind: kind_key(&e.spec).into(),
+                    name: e.id().name,
+                    pb,
+                    auto_activate: e.auto_activate,
+                });
             }
             let redecoded = decode_all(replaced)?;
             let ids_ok = redecoded.iter().all(|e| e.id().version == v);
@@ -410,7 +527,11 @@ fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 
 /// A content-addressed version: the archive, every serialized spec and every image name.
 /// Changing code or an image changes it; nothing else does.
-pub fn derive_version(archive_md5: Option<&[u8; 16]>, entities: &[PlannedEntity], images: &[PlannedImage]) -> String {
+pub fn derive_version(
+    archive_md5: Option<&[u8; 16]>,
+    entities: &[PlannedEntity],
+    images: &[PlannedImage],
+) -> String {
     let mut h = Md5::new();
     h.update(b"union-version-1\0");
     if let Some(m) = archive_md5 {
@@ -530,9 +651,11 @@ pub fn dependency_layers(entities: &[PlannedEntity]) -> Vec<Vec<usize>> {
     let mut remaining: Vec<usize> = (0..ids.len()).collect();
     let mut layers = Vec::new();
     while !remaining.is_empty() {
-        let (ready, rest): (Vec<usize>, Vec<usize>) = remaining
-            .iter()
-            .partition(|&&k| deps[k].iter().all(|d| done.contains(d) || !known.contains(d)));
+        let (ready, rest): (Vec<usize>, Vec<usize>) = remaining.iter().partition(|&&k| {
+            deps[k]
+                .iter()
+                .all(|d| done.contains(d) || !known.contains(d))
+        });
         if ready.is_empty() {
             // A cycle cannot be registered in any order; keep flytekit's order for the rest.
             layers.push(rest.iter().map(|&k| idx[k]).collect());
@@ -574,15 +697,27 @@ pub async fn register_entities(
         match &e.spec {
             Spec::Task(t) => client.create_task(id, t.clone()).await,
             Spec::Workflow(w) => client.create_workflow(id, w.clone()).await,
-            Spec::LaunchPlan(lp) => client.create_launch_plan(id, lp.spec.clone().unwrap_or_default()).await,
+            Spec::LaunchPlan(lp) => {
+                client
+                    .create_launch_plan(id, lp.spec.clone().unwrap_or_default())
+                    .await
+            }
         }
     }
 
-    let tasks: Vec<usize> = entities.iter().enumerate().filter(|(_, e)| matches!(e.spec, Spec::Task(_))).map(|(i, _)| i).collect();
+    let tasks: Vec<usize> = entities
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.spec, Spec::Task(_)))
+        .map(|(i, _)| i)
+        .collect();
     let mut layers = vec![tasks];
     layers.extend(dependency_layers(entities));
     let total: usize = layers.iter().map(Vec::len).sum();
-    progress.phase(&format!("Registering {total} entities with {}", client.endpoint()));
+    progress.phase(&format!(
+        "Registering {total} entities with {}",
+        client.endpoint()
+    ));
     for layer in layers {
         let results: Vec<(usize, Result<Created, AdminError>)> = stream::iter(layer.into_iter())
             .map(|i| async move { (i, one(client, &entities[i]).await) })
@@ -600,7 +735,10 @@ pub async fn register_entities(
                 }
                 Ok(Created::AlreadyExisted) => {
                     out.existed += 1;
-                    progress.item(&format!("{} {}", e.kind(), id_text(&e.id())), "already registered");
+                    progress.item(
+                        &format!("{} {}", e.kind(), id_text(&e.id())),
+                        "already registered",
+                    );
                 }
                 Err(err) if skip_errors && !matches!(err, AdminError::Unreachable { .. }) => {
                     progress.warn(&format!("{} {}: {err}", e.kind(), id_text(&e.id())));
@@ -617,7 +755,10 @@ pub async fn register_entities(
                 if out.failed.contains(&id_text(&e.id())) {
                     continue;
                 }
-                client.activate_launch_plan(e.id()).await.map_err(admin_diagnostic)?;
+                client
+                    .activate_launch_plan(e.id())
+                    .await
+                    .map_err(admin_diagnostic)?;
                 out.activated += 1;
                 progress.item(&format!("launch plan {}", id_text(&e.id())), "activated");
             }
@@ -638,9 +779,10 @@ pub async fn register_entities(
 pub fn admin_diagnostic(err: AdminError) -> Diagnostic {
     let hint = err.hint();
     let mut d = match &err {
-        AdminError::DifferentStructure { kind, id, message } => {
-            Diagnostic::new(format!("{kind} {id} is already registered with different content")).detail(message.clone())
-        }
+        AdminError::DifferentStructure { kind, id, message } => Diagnostic::new(format!(
+            "{kind} {id} is already registered with different content"
+        ))
+        .detail(message.clone()),
         _ => Diagnostic::new(err.to_string()),
     };
     if let Some(h) = hint {
@@ -662,19 +804,29 @@ mod tests {
             .map(|r| core::Node {
                 id: format!("n-{r}"),
                 target: Some(core::node::Target::WorkflowNode(core::WorkflowNode {
-                    reference: Some(core::workflow_node::Reference::LaunchplanRef(core::Identifier {
-                        resource_type: core::ResourceType::LaunchPlan as i32,
-                        name: r.to_string(),
-                        ..Default::default()
-                    })),
+                    reference: Some(core::workflow_node::Reference::LaunchplanRef(
+                        core::Identifier {
+                            resource_type: core::ResourceType::LaunchPlan as i32,
+                            name: r.to_string(),
+                            ..Default::default()
+                        },
+                    )),
                 })),
                 ..Default::default()
             })
             .collect();
-        let id = core::Identifier { resource_type: core::ResourceType::Workflow as i32, name: name.into(), ..Default::default() };
+        let id = core::Identifier {
+            resource_type: core::ResourceType::Workflow as i32,
+            name: name.into(),
+            ..Default::default()
+        };
         PlannedEntity {
             spec: Spec::Workflow(admin::WorkflowSpec {
-                template: Some(core::WorkflowTemplate { id: Some(id), nodes, ..Default::default() }),
+                template: Some(core::WorkflowTemplate {
+                    id: Some(id),
+                    nodes,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             pb: vec![],
@@ -685,9 +837,17 @@ mod tests {
     fn lp(name: &str, wf: &str) -> PlannedEntity {
         PlannedEntity {
             spec: Spec::LaunchPlan(admin::LaunchPlan {
-                id: Some(core::Identifier { resource_type: core::ResourceType::LaunchPlan as i32, name: name.into(), ..Default::default() }),
+                id: Some(core::Identifier {
+                    resource_type: core::ResourceType::LaunchPlan as i32,
+                    name: name.into(),
+                    ..Default::default()
+                }),
                 spec: Some(admin::LaunchPlanSpec {
-                    workflow_id: Some(core::Identifier { resource_type: core::ResourceType::Workflow as i32, name: wf.into(), ..Default::default() }),
+                    workflow_id: Some(core::Identifier {
+                        resource_type: core::ResourceType::Workflow as i32,
+                        name: wf.into(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -700,7 +860,12 @@ mod tests {
     #[test]
     fn launch_plans_follow_their_workflows_and_referencing_workflows_follow_them() {
         // outer calls launch plan `inner_lp` of workflow `inner`.
-        let es = vec![wf("outer", &["inner_lp"]), lp("outer", "outer"), wf("inner", &[]), lp("inner_lp", "inner")];
+        let es = vec![
+            wf("outer", &["inner_lp"]),
+            lp("outer", "outer"),
+            wf("inner", &[]),
+            lp("inner_lp", "inner"),
+        ];
         let layers = dependency_layers(&es);
         let pos = |i: usize| layers.iter().position(|l| l.contains(&i)).unwrap();
         assert!(pos(2) < pos(3), "inner before its LP");

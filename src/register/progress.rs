@@ -22,7 +22,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(verbosity: Verbosity) -> Self {
-        Progress { verbosity, current: Mutex::new(None) }
+        Progress {
+            verbosity,
+            current: Mutex::new(None),
+        }
     }
 
     fn out(&self, line: &str) {

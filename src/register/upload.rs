@@ -25,7 +25,10 @@ pub async fn upload_archive(
         add_content_md5_metadata: true,
         ..Default::default()
     };
-    let loc = client.create_upload_location(req).await.map_err(super::admin_diagnostic)?;
+    let loc = client
+        .create_upload_location(req)
+        .await
+        .map_err(super::admin_diagnostic)?;
     let md5_b64 = base64::engine::general_purpose::STANDARD.encode(archive.md5);
     let http = reqwest::Client::builder()
         .build()
@@ -43,7 +46,11 @@ pub async fn upload_archive(
     // The signed URL carries credentials in its query: never show it whole.
     let shown = loc.signed_url.split('?').next().unwrap_or("").to_string();
     let resp = put.body(bytes).send().await.map_err(|e| {
-        Diagnostic::new(format!("uploading {} to {shown} failed: {}", archive.file_name, without_url(&e)))
+        Diagnostic::new(format!(
+            "uploading {} to {shown} failed: {}",
+            archive.file_name,
+            without_url(&e)
+        ))
     })?;
     let status = resp.status();
     if !(status.as_u16() == 200 || status.as_u16() == 201) {

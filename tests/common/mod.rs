@@ -11,7 +11,11 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn fixture(rel: &str) -> String {
-    repo().join("python_fixtures").join(rel).to_string_lossy().into_owned()
+    repo()
+        .join("python_fixtures")
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The test virtualenv (made by scripts/setup-python.sh).
@@ -39,7 +43,12 @@ pub fn stderr(o: &Output) -> String {
 /// Run and return output, printing both streams for debugging when the assertion fails.
 pub fn run(cmd: &mut Command) -> Output {
     let o = cmd.output().expect("run union");
-    eprintln!("--- stdout:\n{}--- stderr:\n{}--- status: {:?}", stdout(&o), stderr(&o), o.status);
+    eprintln!(
+        "--- stdout:\n{}--- stderr:\n{}--- status: {:?}",
+        stdout(&o),
+        stderr(&o),
+        o.status
+    );
     o
 }
 
@@ -49,7 +58,11 @@ pub fn pyflyte_run(file: &str, entity: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     // With `union` installed, pyflyte refuses to run without a config file, even locally.
     let cfg = dir.path().join("config.yaml");
-    std::fs::write(&cfg, "admin:\n  endpoint: dns:///localhost:30080\n  insecure: true\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "admin:\n  endpoint: dns:///localhost:30080\n  insecure: true\n",
+    )
+    .unwrap();
     let o = Command::new(venv().join("bin/pyflyte"))
         .current_dir(repo())
         .env("VIRTUAL_ENV", venv())
@@ -62,7 +75,12 @@ pub fn pyflyte_run(file: &str, entity: &str, args: &[&str]) -> String {
         .output()
         .expect("run pyflyte");
     let out = stdout(&o);
-    assert!(o.status.success(), "pyflyte failed: {}\n{}", out, stderr(&o));
+    assert!(
+        o.status.success(),
+        "pyflyte failed: {}\n{}",
+        out,
+        stderr(&o)
+    );
     out.lines()
         .filter(|l| !l.starts_with("Running Execution on"))
         .collect::<Vec<_>>()
@@ -80,7 +98,8 @@ pub const TEST_BASE_IMAGE: &str = "localhost:30000/union/debian-python:bookworm"
 
 /// Are the test engine and registry up?
 pub fn docker_infra_up() -> bool {
-    let up = std::net::TcpStream::connect("127.0.0.1:30000").is_ok() && Path::new(TEST_DOCKER_SOCKET).exists();
+    let up = std::net::TcpStream::connect("127.0.0.1:30000").is_ok()
+        && Path::new(TEST_DOCKER_SOCKET).exists();
     if !up {
         eprintln!("SKIP: the test engine/registry is not running (bash tests/setup/docker.sh)");
     }
@@ -120,7 +139,13 @@ impl Sandbox {
             cmd.env("UNION_BASE_IMAGE", TEST_BASE_IMAGE);
         }
         let mut child = cmd
-            .args(["sandbox", "start", "--port", &port.to_string(), "--data-dir"])
+            .args([
+                "sandbox",
+                "start",
+                "--port",
+                &port.to_string(),
+                "--data-dir",
+            ])
             .arg(dir.path())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -140,7 +165,14 @@ impl Sandbox {
     /// A flytekit/union YAML config pointing at this sandbox.
     pub fn config_file(&self) -> PathBuf {
         let p = self.dir.path().join("client-config.yaml");
-        std::fs::write(&p, format!("admin:\n  endpoint: dns:///{}\n  insecure: true\n", self.endpoint())).unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "admin:\n  endpoint: dns:///{}\n  insecure: true\n",
+                self.endpoint()
+            ),
+        )
+        .unwrap();
         p
     }
 }
