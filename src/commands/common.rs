@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::cli::{CopyArg, SerializeArgs};
+use crate::cli::{BackendArgs, CopyArg, SerializeArgs};
+use crate::config::{self, Overrides, Settings};
 use crate::diagnostics::Diagnostic;
 use crate::package::CopyMode;
 use crate::register::progress::{Progress, Verbosity};
@@ -117,6 +118,60 @@ pub fn parse_env(values: &[String]) -> Result<BTreeMap<String, String>, Diagnost
         out.insert(k.to_string(), val.to_string());
     }
     Ok(out)
+}
+
+/// Resolve backend settings: flags over environment over config file.
+pub fn settings(b: &BackendArgs) -> Result<Settings, Diagnostic> {
+    config::load(&Overrides {
+        config: b.config.clone(),
+        endpoint: b.endpoint.clone(),
+        insecure: b.insecure.then_some(true),
+        project: b.project.clone(),
+        domain: b.domain.clone(),
+    })
+}
+
+/// The async runtime for a command's network work (library code never creates one).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Diagnostic> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))
+}
+
+/// Plan options for registering (register, run --remote): `--image` values merged with the
+/// config's `images:`, the default image resolved, and `--copy none` refused without a version.
+pub fn registration_options(
+    settings: &Settings,
+    image_args: &[String],
+    copy: CopyArg,
+    version: Option<String>,
+    destination_dir: String,
+    env: &[String],
+) -> Result<crate::register::PlanOptions, Diagnostic> {
+    let (default_image, mut images, yaml_images) = parse_images_and_specs(image_args)?;
+    for (k, v) in &settings.images {
+        images.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let copy = copy_mode(copy);
+    if copy == CopyMode::None && version.is_none() {
+        return Err(Diagnostic::usage("--copy none needs an explicit --version")
+            .hint("without a code archive the version cannot be derived from the code; pass --version"));
+    }
+    Ok(crate::register::PlanOptions {
+        project: settings.project.clone(),
+        domain: settings.domain.clone(),
+        version,
+        copy,
+        destination_dir,
+        default_image: default_image
+            .or(settings.default_image.clone())
+            .or_else(|| images.get("default").cloned()),
+        images,
+        env: parse_env(env)?,
+        for_package: false,
+        yaml_images,
+    })
 }
 
 /// The progress reporter for these flags.

@@ -6,28 +6,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::admin::{id_text, AdminClient};
-use crate::cli::{BackendArgs, GetCommand, TerminateArgs};
-use crate::config::{self, Overrides, Settings};
+use crate::cli::{GetCommand, TerminateArgs};
+use crate::config::Settings;
 use crate::diagnostics::Diagnostic;
 use crate::idl::flyteidl::{admin, core};
 use crate::register;
 
-fn settings(b: &BackendArgs) -> Result<Settings, Diagnostic> {
-    config::load(&Overrides {
-        config: b.config.clone(),
-        endpoint: b.endpoint.clone(),
-        insecure: b.insecure.then_some(true),
-        project: b.project.clone(),
-        domain: b.domain.clone(),
-    })
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Diagnostic> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))
-}
+use crate::commands::common::{runtime, settings};
 
 fn phase(p: i32) -> String {
     core::workflow_execution::Phase::try_from(p)

@@ -4,59 +4,31 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::admin::{id_text, AdminClient};
+use crate::admin::id_text;
 use crate::cli::RegisterArgs;
 use crate::commands::common;
-use crate::config::{self, Overrides};
-use crate::diagnostics::Diagnostic;
 use crate::discovery;
+use crate::register;
 use crate::register::images::{self, ImageOptions};
-use crate::register::{self, upload, PlanOptions};
 
 pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     let progress = common::progress(&args.common);
-    let settings = config::load(&Overrides {
-        config: args.backend.config.clone(),
-        endpoint: args.backend.endpoint.clone(),
-        insecure: args.backend.insecure.then_some(true),
-        project: args.backend.project.clone(),
-        domain: args.backend.domain.clone(),
-    })?;
-    let (default_image, mut images, yaml_images) =
-        common::parse_images_and_specs(&args.common.images)?;
-    for (k, v) in &settings.images {
-        images.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    let copy = common::copy_mode(args.common.copy);
-    if copy == crate::package::CopyMode::None && args.version.is_none() {
-        return Err(Diagnostic::usage("--copy none needs an explicit --version")
-            .hint("without a code archive the version cannot be derived from the code; pass --version")
-            .into());
-    }
-    let opts = PlanOptions {
-        project: settings.project.clone(),
-        domain: settings.domain.clone(),
-        version: args.version.clone(),
-        copy,
-        destination_dir: args.common.destination_dir.clone(),
-        default_image: default_image
-            .or(settings.default_image.clone())
-            .or_else(|| images.get("default").cloned()),
-        images,
-        env: common::parse_env(&args.common.env)?,
-        for_package: false,
-        yaml_images,
-    };
+    let settings = common::settings(&args.backend)?;
+    let opts = common::registration_options(
+        &settings,
+        &args.common.images,
+        args.common.copy,
+        args.version.clone(),
+        args.common.destination_dir.clone(),
+        &args.common.env,
+    )?;
     let image_opts = ImageOptions {
         base_image: args.common.base_image.clone(),
         allow_unverified: args.common.allow_unverified_images,
     };
     let set = discovery::modules_for_paths(&args.common.paths)?;
     let mut loaded = register::load(set, &opts, &progress)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
+    let rt = common::runtime()?;
 
     if args.dry_run {
         progress.phase("Serializing");
@@ -91,45 +63,21 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     // Images before any RPC: nothing is registered if one cannot be built or pushed.
     images::ensure_images(&rt, &mut loaded, &settings, &image_opts, &progress)?;
 
-    progress.phase(&format!("Connecting to {}", settings.endpoint));
-    let client = rt
-        .block_on(AdminClient::connect(&settings))
-        .map_err(register::admin_diagnostic)?;
-    progress.done("ok");
-
-    let location = match &loaded.archive {
-        Some((archive, bytes)) => {
-            progress.phase("Uploading code");
-            let url = rt.block_on(upload::upload_archive(
-                &client,
-                &settings.project,
-                &settings.domain,
-                archive,
-                bytes.clone(),
-            ))?;
-            progress.done(&format!(
-                "{} ({})",
-                url,
-                register::human_bytes(archive.compressed_size)
-            ));
-            Some(url)
-        }
-        None => None,
-    };
-
-    progress.phase("Serializing");
-    let (entities, version) =
-        register::serialize_for_registration(&loaded, &opts, location.as_deref())?;
-    loaded.session.finish();
-    progress.done(&format!("{} specs, version {version}", entities.len()));
-
-    let result = rt.block_on(register::register_entities(
-        &client,
-        &entities,
+    let published = register::publish(
+        &rt,
+        &loaded,
+        &opts,
+        &settings,
         args.activate_launchplans,
         args.skip_errors,
         &progress,
-    ))?;
+    )?;
+    loaded.session.finish();
+    let (entities, version, result) = (
+        &published.entities,
+        &published.version,
+        &published.registered,
+    );
     crate::process::write_data(&format!(
         "Registered {} entities with version {version} in {}/{} ({} new, {} already registered{})\n",
         entities.len() - result.failed.len(),

@@ -13,14 +13,13 @@ use crate::admin::{id_text, AdminClient};
 use crate::cli::RunArgs;
 use crate::commands::common;
 use crate::commands::run::{entities_listing, find_entity, parse_inputs, run_error};
-use crate::config::{self, Overrides};
 use crate::diagnostics::Diagnostic;
 use crate::discovery;
 use crate::entity::EntityKind;
 use crate::idl::flyteidl::{admin, core};
+use crate::register;
 use crate::register::images::ImageOptions;
 use crate::register::progress::{Progress, Verbosity};
-use crate::register::{self, upload, PlanOptions};
 
 pub fn run_remote(
     args: &RunArgs,
@@ -33,37 +32,17 @@ pub fn run_remote(
     } else {
         Verbosity::Normal
     });
-    let settings = config::load(&Overrides {
-        config: args.backend.config.clone(),
-        endpoint: args.backend.endpoint.clone(),
-        insecure: args.backend.insecure.then_some(true),
-        project: args.backend.project.clone(),
-        domain: args.backend.domain.clone(),
-    })?;
-    let (default_image, mut images, yaml_images) = common::parse_images_and_specs(&args.images)?;
-    for (k, v) in &settings.images {
-        images.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    let copy = common::copy_mode(args.copy);
-    if copy == crate::package::CopyMode::None && args.version.is_none() {
-        return Err(Diagnostic::usage("--copy none needs an explicit --version").into());
-    }
+    let settings = common::settings(&args.backend)?;
+    // pyflyte run --remote unpacks the code in the container's working directory.
+    let opts = common::registration_options(
+        &settings,
+        &args.images,
+        args.copy,
+        args.version.clone(),
+        ".".into(),
+        &[],
+    )?;
     let env = common::parse_env(&args.env)?;
-    let opts = PlanOptions {
-        project: settings.project.clone(),
-        domain: settings.domain.clone(),
-        version: args.version.clone(),
-        copy,
-        // pyflyte run --remote unpacks the code in the container's working directory.
-        destination_dir: ".".into(),
-        default_image: default_image
-            .or(settings.default_image.clone())
-            .or_else(|| images.get("default").cloned()),
-        images,
-        env: BTreeMap::new(),
-        for_package: false,
-        yaml_images,
-    };
     let set = discovery::file_module(file)?;
     let module = set.modules[0].clone();
     let root = set.root.clone();
@@ -92,10 +71,7 @@ pub fn run_remote(
     let literal_map = core::LiteralMap::decode(literal_map.as_slice())
         .map_err(|e| Diagnostic::new(format!("cannot decode the execution inputs: {e}")))?;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))?;
+    let rt = common::runtime()?;
 
     // Images first: nothing is uploaded or registered if an image cannot be had.
     let image_opts = ImageOptions {
@@ -104,37 +80,8 @@ pub fn run_remote(
     };
     register::images::ensure_images(&rt, &mut loaded, &settings, &image_opts, &progress)?;
 
-    progress.phase(&format!("Connecting to {}", settings.endpoint));
-    let client = rt
-        .block_on(AdminClient::connect(&settings))
-        .map_err(register::admin_diagnostic)?;
-    progress.done("ok");
-    let location = match &loaded.archive {
-        Some((archive, bytes)) => {
-            progress.phase("Uploading code");
-            let url = rt.block_on(upload::upload_archive(
-                &client,
-                &settings.project,
-                &settings.domain,
-                archive,
-                bytes.clone(),
-            ))?;
-            progress.done(&format!(
-                "{} files, {}",
-                archive.file_count,
-                register::human_bytes(archive.compressed_size)
-            ));
-            Some(url)
-        }
-        None => None,
-    };
-    progress.phase("Serializing");
-    let (entities, version) =
-        register::serialize_for_registration(&loaded, &opts, location.as_deref())?;
-    progress.done(&format!("{} specs, version {version}", entities.len()));
-    rt.block_on(register::register_entities(
-        &client, &entities, false, false, &progress,
-    ))?;
+    let published = register::publish(&rt, &loaded, &opts, &settings, false, false, &progress)?;
+    let (client, version) = (&published.client, published.version.clone());
 
     // What to execute: a workflow through its default launch plan, a launch plan, or a task.
     let target = core::Identifier {
@@ -165,7 +112,7 @@ pub fn run_remote(
         loaded.session.finish();
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = rt.block_on(follow(&client, &exec_id, &progress))?;
+    let outcome = rt.block_on(follow(client, &exec_id, &progress))?;
     match outcome {
         Outcome::Succeeded(outputs) => {
             let text = loaded

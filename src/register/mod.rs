@@ -552,21 +552,7 @@ pub fn derive_version(
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
 }
 
-/// Human-readable byte counts (1.2 MiB).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use crate::diagnostics::human_bytes;
 
 /// Entity ids referenced by a workflow's nodes, by kind (tasks, launch plans, subworkflows).
 fn node_refs(wf: &admin::WorkflowSpec) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -773,6 +759,67 @@ pub async fn register_entities(
     }
     progress.done(&summary);
     Ok(out)
+}
+
+/// What [`publish`] did.
+pub struct Published {
+    pub client: AdminClient,
+    pub entities: Vec<PlannedEntity>,
+    pub version: String,
+    pub registered: Registered,
+}
+
+/// Connect, upload the code archive, serialize with its location, and register everything.
+/// Images must have been taken care of before (see [`images::ensure_images`]).
+pub fn publish(
+    rt: &tokio::runtime::Runtime,
+    loaded: &Loaded,
+    opts: &PlanOptions,
+    settings: &crate::config::Settings,
+    activate_all: bool,
+    skip_errors: bool,
+    progress: &Progress,
+) -> Result<Published, Diagnostic> {
+    progress.phase(&format!("Connecting to {}", settings.endpoint));
+    let client = rt
+        .block_on(AdminClient::connect(settings))
+        .map_err(admin_diagnostic)?;
+    progress.done("ok");
+    let location = match &loaded.archive {
+        Some((archive, bytes)) => {
+            progress.phase("Uploading code");
+            let url = rt.block_on(upload::upload_archive(
+                &client,
+                &settings.project,
+                &settings.domain,
+                archive,
+                bytes.clone(),
+            ))?;
+            progress.done(&format!(
+                "{} files, {} → {url}",
+                archive.file_count,
+                human_bytes(archive.compressed_size)
+            ));
+            Some(url)
+        }
+        None => None,
+    };
+    progress.phase("Serializing");
+    let (entities, version) = serialize_for_registration(loaded, opts, location.as_deref())?;
+    progress.done(&format!("{} specs, version {version}", entities.len()));
+    let registered = rt.block_on(register_entities(
+        &client,
+        &entities,
+        activate_all,
+        skip_errors,
+        progress,
+    ))?;
+    Ok(Published {
+        client,
+        entities,
+        version,
+        registered,
+    })
 }
 
 /// Turn an admin error into a user-facing diagnostic.

@@ -609,20 +609,7 @@ fn pyproject_readme(pyproject: &Path) -> Option<PathBuf> {
 }
 
 /// Human-readable size, e.g. `12.5 MiB`.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+pub use crate::diagnostics::human_bytes as human_size;
 
 fn check_limits(
     image: &str,
