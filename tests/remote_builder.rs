@@ -2,6 +2,8 @@
 //! whose Docker engine and registry come from tests/setup/docker.sh. The client side (this test
 //! process) has no Docker engine: DOCKER_HOST points nowhere.
 
+#[path = "support/build_util.rs"]
+mod build_util;
 #[path = "support/rbuild_util.rs"]
 mod rbuild_util;
 

@@ -95,6 +95,11 @@ pub async fn run_in(docker: &Docker, image: &str, cmd: &[&str], binds: &[String]
         }),
         ..Default::default()
     };
+    run_container(docker, body).await
+}
+
+/// Create, start and wait for a container; return (exit code, stdout+stderr). It is removed after.
+pub async fn run_container(docker: &Docker, body: ContainerCreateBody) -> (i64, String) {
     let created = docker
         .create_container(None::<CreateContainerOptions>, body)
         .await

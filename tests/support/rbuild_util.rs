@@ -11,12 +11,7 @@ use std::time::{Duration, Instant};
 
 use union_cli::image::build::{BuildError, BuildEvent, BuildReporter, Outcome};
 
-/// The engine socket tests/setup/docker.sh starts.
-pub const TEST_DOCKER_HOST: &str = "unix:///run/union-test/docker.sock";
-/// The registry it starts.
-pub const TEST_REGISTRY: &str = "localhost:30000";
-/// The offline base image it pushes.
-pub const TEST_BASE_IMAGE: &str = "localhost:30000/union/debian-python:bookworm";
+pub use crate::build_util::{TEST_BASE_IMAGE, TEST_DOCKER_HOST, TEST_REGISTRY};
 /// The flytekit the fixtures pin.
 pub const FLYTEKIT: &str = "1.16.31";
 
@@ -266,52 +261,11 @@ pub async fn test_docker() -> bollard::Docker {
 
 /// Run `sh -c script` in a new container of `image` on the test engine; (exit code, output).
 pub async fn run_sh(image: &str, script: &str) -> (i64, String) {
-    use bollard::models::ContainerCreateBody;
-    use bollard::query_parameters::{
-        CreateContainerOptions, LogsOptions, RemoveContainerOptions, WaitContainerOptions,
-    };
-    use futures_util::StreamExt;
-    let docker = test_docker().await;
-    let body = ContainerCreateBody {
+    let body = bollard::models::ContainerCreateBody {
         image: Some(image.to_string()),
         entrypoint: Some(vec!["sh".into(), "-c".into()]),
         cmd: Some(vec![script.to_string()]),
         ..Default::default()
     };
-    let created = docker
-        .create_container(None::<CreateContainerOptions>, body)
-        .await
-        .unwrap();
-    docker.start_container(&created.id, None).await.unwrap();
-    let mut code = 0;
-    let mut wait = docker.wait_container(&created.id, None::<WaitContainerOptions>);
-    while let Some(r) = wait.next().await {
-        match r {
-            Ok(w) => code = w.status_code,
-            Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
-            Err(e) => panic!("waiting for container: {e}"),
-        }
-    }
-    let mut logs = docker.logs(
-        &created.id,
-        Some(LogsOptions {
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        }),
-    );
-    let mut out = String::new();
-    while let Some(Ok(chunk)) = logs.next().await {
-        out.push_str(&chunk.to_string());
-    }
-    let _ = docker
-        .remove_container(
-            &created.id,
-            Some(RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            }),
-        )
-        .await;
-    (code, out)
+    crate::build_util::run_container(&test_docker().await, body).await
 }
