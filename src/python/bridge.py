@@ -328,15 +328,47 @@ def _describe(entity, module=None, attr=None, full=True):
     return d
 
 
+def _module_dict(mod):
+    """A module's namespace without executing it: flytekit (and the libraries it pulls in) install
+    lazily-loaded modules whose first attribute access imports them for real (pandas, pyarrow,
+    joblib: hundreds of milliseconds that pyflyte does not spend either)."""
+    try:
+        d = object.__getattribute__(mod, "__dict__")
+    except Exception:
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _user_modules(root, imported):
+    """The modules that belong to the project: the ones we imported and any other loaded module
+    whose file lies under `root` (a package's submodules imported by the user's code)."""
+    names = [m for m in imported if m in sys.modules]
+    root = os.path.abspath(root) + os.sep
+    seen = set(names)
+    for name, mod in list(sys.modules.items()):
+        if name in seen or mod is None or type(mod).__name__ == "_LazyModule":
+            continue
+        f = _module_dict(mod).get("__file__")
+        if isinstance(f, str) and os.path.abspath(f).startswith(root):
+            names.append(name)
+            seen.add(name)
+    return names
+
+
 def _attrs_by_identity(modules):
     """Map id(entity) -> (module, attribute) for every entity bound at the top level of `modules`."""
+    from flytekit.core.base_task import PythonTask
+    from flytekit.core.launch_plan import LaunchPlan
+    from flytekit.core.workflow import WorkflowBase
+
+    kinds = (PythonTask, WorkflowBase, LaunchPlan)
     found = {}
     for mod_name in modules:
         mod = sys.modules.get(mod_name)
         if mod is None:
             continue
-        for attr, obj in list(vars(mod).items()):
-            if _kind(obj) is not None:
+        for attr, obj in list(_module_dict(mod).items()):
+            if isinstance(obj, kinds):
                 found.setdefault(id(obj), (mod_name, attr))
     return found
 
@@ -348,10 +380,11 @@ def discover(root, modules_json, full="1"):
     With full="0" interfaces are left out (registration does not need them, and building click
     converters for every input of hundreds of entities is the slow part)."""
     full = full == "1"
-    _import_modules(root, json.loads(modules_json))
+    modules = json.loads(modules_json)
+    _import_modules(root, modules)
     from flytekit.core.context_manager import FlyteEntities
 
-    where = _attrs_by_identity(list(sys.modules.keys()))
+    where = _attrs_by_identity(_user_modules(root, modules))
     out = []
     seen = set()
     for e in FlyteEntities.entities:
@@ -590,8 +623,8 @@ def loaded_module_files(root):
 
     files = []
     for m in list(sys.modules.values()):
-        f = getattr(m, "__file__", None)
-        if f:
+        f = _module_dict(m).get("__file__")
+        if isinstance(f, str) and f:
             files.append(os.path.abspath(f))
     prefixes = {sys.prefix, sys.base_prefix}
     try:
