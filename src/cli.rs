@@ -51,9 +51,25 @@ pub enum Command {
     /// Stop a running execution.
     Terminate(TerminateArgs),
 
-    /// The warm interpreter's server (started by union itself when UNION_WARM=1).
+    /// Look at or stop the warm interpreters: background processes that keep flytekit imported
+    /// so that `run`, `list`, `package`, `register` and `build` start in milliseconds.
+    ///
+    /// One runs per working directory, environment and virtualenv; each exits after 10 idle
+    /// minutes (UNION_WARM_IDLE_SECS). UNION_WARM=0 turns them off; they are off in CI.
+    #[command(subcommand)]
+    Warm(WarmCommand),
+
+    /// The warm interpreter's server (started by union itself).
     #[command(name = "__warm-server", hide = true)]
     WarmServer { socket: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WarmCommand {
+    /// List the running warm interpreters.
+    Status,
+    /// Stop every running warm interpreter (commands they are serving finish first).
+    Stop,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,21 +3,28 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Commands that import the user's code can be served by a warm interpreter (opt-in).
+    // Commands that import the user's code can be served by a warm interpreter (src/warm.rs).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let python_command = matches!(
         argv.get(1).and_then(|a| a.to_str()),
         Some("run" | "list" | "package" | "register" | "build")
     );
     let wants_help = argv.iter().skip(1).any(|a| a == "--help" || a == "-h");
+    let mut start_server = None;
     if python_command && !wants_help {
-        if let Some(code) = union_cli::warm::try_delegate(&argv) {
-            return code;
+        match union_cli::warm::try_delegate(&argv) {
+            union_cli::warm::Delegation::Served(code) => return code,
+            union_cli::warm::Delegation::Cold(path) => start_server = path,
         }
     }
     let cli = union_cli::cli::Cli::parse();
-    match union_cli::commands::dispatch(cli) {
+    let code = match union_cli::commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => union_cli::diagnostics::report(&err),
+    };
+    // After the command, not before: the server's own `import flytekit` must not slow this one.
+    if let Some(path) = start_server {
+        union_cli::warm::start_server(&path);
     }
+    code
 }

@@ -53,16 +53,31 @@ fn pyflyte_package(project: &Path, pkg: &str, out: &Path, image: &str) {
 }
 
 fn check_same_as_pyflyte(project_rel: &str, pkg: &str) {
-    let project = repo().join("python_fixtures").join(project_rel);
+    check_same_as_pyflyte_at(&repo().join("python_fixtures").join(project_rel), pkg, None);
+}
+
+/// `union package` (with UNION_SERIALIZE_WORKERS=`workers` when given) against `pyflyte package`.
+fn check_same_as_pyflyte_at(project: &Path, pkg: &str, workers: Option<&str>) {
     let theirs = tempfile::tempdir().unwrap();
     let ours = tempfile::tempdir().unwrap();
     let image = "localhost:30000/union-test/default:1";
-    pyflyte_package(&project, pkg, theirs.path(), image);
-    let o = run(union()
-        .current_dir(&project)
-        .args(["package", pkg, "--image", image, "-q", "-o"])
+    pyflyte_package(project, pkg, theirs.path(), image);
+    let mut cmd = union();
+    if let Some(w) = workers {
+        cmd.env("UNION_SERIALIZE_WORKERS", w);
+    }
+    let o = run(cmd
+        .current_dir(project)
+        .args(["package", pkg, "--image", image, "-o"])
         .arg(ours.path()));
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", stderr(&o));
+    if let Some(w) = workers {
+        assert!(
+            stderr(&o).contains(&format!(" in {w} processes")),
+            "not serialized in {w} processes: {}",
+            stderr(&o)
+        );
+    }
     let cmp = Command::new(venv().join("bin/python"))
         .arg(repo().join("tests/support/compare_packages.py"))
         .arg(theirs.path())
@@ -85,6 +100,80 @@ fn check_same_as_pyflyte(project_rel: &str, pkg: &str) {
             .find(|n| n.starts_with("fast") && n.ends_with(".tar.gz"))
     };
     assert_eq!(archive(theirs.path()), archive(ours.path()));
+}
+
+/// A generated project (tests/bench/gen_project.py): `tasks` tasks, `workflows` workflows.
+fn generated_project(tasks: u32, workflows: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(venv().join("bin/python"))
+        .arg(repo().join("tests/bench/gen_project.py"))
+        .arg(dir.path())
+        .arg(tasks.to_string())
+        .arg(workflows.to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    dir
+}
+
+/// Every file of a package directory, name and bytes, sorted by name.
+fn package_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn parallel_serialization_of_a_big_project_equals_pyflyte_package() {
+    // 90 specs: serialized by several forked worker processes (three, whatever the CPU count).
+    let project = generated_project(60, 15);
+    check_same_as_pyflyte_at(project.path(), "benchproj", Some("3"));
+}
+
+#[test]
+fn parallel_and_single_process_serialization_write_identical_files() {
+    let generated = generated_project(60, 15);
+    let projects = [
+        (repo().join("python_fixtures/hello"), "workflows"),
+        (repo().join("python_fixtures/typed"), "workflows"),
+        (repo().join("python_fixtures/pkgtree"), "myproj"),
+        (generated.path().to_path_buf(), "benchproj"),
+    ];
+    for (project, pkg) in projects {
+        let outs: Vec<_> = ["1", "3"]
+            .iter()
+            .map(|workers| {
+                let out = tempfile::tempdir().unwrap();
+                let o = run(union()
+                    .current_dir(&project)
+                    .env("UNION_SERIALIZE_WORKERS", workers)
+                    .args(["package", pkg, "--image", "localhost:30000/x:1", "-o"])
+                    .arg(out.path()));
+                assert!(o.status.success(), "{}", stderr(&o));
+                // The forced worker count is used, even for small projects.
+                let parallel = stderr(&o).contains(" in 3 processes");
+                assert_eq!(parallel, *workers == "3", "{}", stderr(&o));
+                out
+            })
+            .collect();
+        let (one, three) = (package_files(outs[0].path()), package_files(outs[1].path()));
+        assert!(one.len() > 2, "{}: nothing packaged", project.display());
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&one),
+            names(&three),
+            "{}: different files",
+            project.display()
+        );
+        assert!(one == three, "{}: different bytes", project.display());
+    }
 }
 
 #[test]
@@ -163,4 +252,36 @@ fn package_without_code_archive() {
         .file_name()
         .to_string_lossy()
         .ends_with(".tar.gz")));
+}
+
+#[test]
+fn a_user_thread_keeps_serialization_in_one_process() {
+    // Forking beside a thread of the user's could inherit a lock that thread holds: with one
+    // alive, serialization stays in one process (and gives the same files).
+    let project = generated_project(40, 10);
+    let pkg = project.path().join("benchproj");
+    std::fs::write(
+        pkg.join("__init__.py"),
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = run(union()
+        .current_dir(project.path())
+        .env("UNION_SERIALIZE_WORKERS", "3")
+        .args([
+            "package",
+            "benchproj",
+            "--image",
+            "localhost:30000/x:1",
+            "-o",
+        ])
+        .arg(out.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(" processes"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Serializing: 60 specs ("),
+        "{}",
+        stderr(&o)
+    );
 }

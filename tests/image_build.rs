@@ -443,6 +443,7 @@ fn union_build(cwd: &Path, args: &[&str]) -> std::process::Output {
     ensure_engine();
     let o = Command::new(env!("CARGO_BIN_EXE_union"))
         .current_dir(cwd)
+        .env("UNION_WARM", "0")
         .env("VIRTUAL_ENV", repo_root().join(".venv"))
         .env("DOCKER_HOST", TEST_DOCKER_HOST)
         .env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC")
@@ -737,6 +738,7 @@ fn unreachable_engine_is_a_clear_error() {
     write(dir.path(), "spec.yaml", "name: x\n");
     let o = Command::new(env!("CARGO_BIN_EXE_union"))
         .current_dir(dir.path())
+        .env("UNION_WARM", "0")
         .env("VIRTUAL_ENV", repo_root().join(".venv"))
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["build", "spec.yaml"])
@@ -757,6 +759,7 @@ fn refused_spec_fails_before_any_build_naming_the_field() {
     // Even with no engine at all: the refusal comes first.
     let o = Command::new(env!("CARGO_BIN_EXE_union"))
         .current_dir(dir.path())
+        .env("UNION_WARM", "0")
         .env("VIRTUAL_ENV", repo_root().join(".venv"))
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["build", "spec.yaml"])

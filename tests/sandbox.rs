@@ -927,6 +927,7 @@ fn union_bin() -> Command {
             cmd.env_remove(k);
         }
     }
+    cmd.env("UNION_WARM", "0");
     cmd
 }
 

@@ -64,6 +64,7 @@ fn register_exec(sb: &SandboxProcess, dir: &Path, image: &str, version: &str) {
 fn local_calc_output() -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_union"))
         .current_dir(repo_root().join("python_fixtures/typed"))
+        .env("UNION_WARM", "0")
         .args([
             "run",
             "workflows/calc.py",

@@ -132,11 +132,31 @@ pub fn settings(b: &BackendArgs) -> Result<Settings, Diagnostic> {
 }
 
 /// The async runtime for a command's network work (library code never creates one).
-pub fn runtime() -> Result<tokio::runtime::Runtime, Diagnostic> {
+pub fn runtime() -> Result<Runtime, Diagnostic> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
+        .map(|rt| Runtime(Some(rt)))
         .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))
+}
+
+/// A tokio runtime that does not wait for its threads when dropped: a command is over when its
+/// result is printed, and joining idle workers only delays the exit.
+pub struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Runtime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("runtime is present until dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Plan options for registering (register, run --remote): `--image` values merged with the

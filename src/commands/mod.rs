@@ -13,6 +13,7 @@ pub mod register;
 pub mod run;
 pub mod run_remote;
 pub mod sandbox;
+pub mod warm;
 
 /// Run the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => list::list(args),
         Command::Get(cmd) => get::get(cmd),
         Command::Terminate(args) => get::terminate(args),
+        Command::Warm(cmd) => warm::warm(cmd),
         Command::WarmServer { socket } => Ok(crate::warm::serve(&socket)),
         Command::Package(args) => package::package(args),
         Command::Register(args) => register::register(args),

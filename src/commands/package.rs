@@ -51,7 +51,11 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
     progress.phase("Serializing");
     let entities = register::serialize(&loaded, &opts, None, None)?;
     loaded.session.finish();
-    progress.done(&format!("{} specs", entities.len()));
+    progress.done(&format!(
+        "{} specs{}",
+        entities.len(),
+        register::processes_note(&loaded)
+    ));
     if entities.is_empty() {
         return Err(Diagnostic::new("no tasks, workflows or launch plans found").into());
     }

@@ -34,7 +34,11 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         progress.phase("Serializing");
         let (entities, version) = register::serialize_for_registration(&loaded, &opts, None)?;
         loaded.session.finish();
-        progress.done(&format!("{} specs, version {version}", entities.len()));
+        progress.done(&format!(
+            "{} specs{}, version {version}",
+            entities.len(),
+            register::processes_note(&loaded)
+        ));
         let mut out = String::new();
         out.push_str(&format!(
             "Dry run: nothing uploaded, nothing registered.\nTarget: {} (set by {}), project {}, domain {}\nVersion: {version}\n",

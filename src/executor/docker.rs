@@ -590,7 +590,7 @@ impl AttemptPaths {
         memory_limit: Option<&str>,
         task: &TaskTemplate,
     ) -> TaskOutcome {
-        if oom || code == 137 && oom {
+        if oom {
             return TaskOutcome::Failed(TaskFailure {
                 code: "OOMKilled".into(),
                 message: format!(

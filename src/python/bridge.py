@@ -650,45 +650,221 @@ def git_repo(root):
         return None
 
 
+def _admin_item(e):
+    """(kind, name, pb bytes, auto_activate) of a registrable admin message, or None."""
+    from flytekit.models import launch_plan as lp_models
+    from flytekit.models.admin import workflow as wf_models
+    from flytekit.models.task import TaskSpec
+
+    if isinstance(e, TaskSpec):
+        kind, name, auto = "task", e.template.id.name, False
+    elif isinstance(e, wf_models.WorkflowSpec):
+        kind, name, auto = "workflow", e.template.id.name, False
+    elif isinstance(e, lp_models.LaunchPlan):
+        kind, name, auto = "launch_plan", e.id.name, bool(getattr(e, "should_auto_activate", False))
+    else:
+        return None
+    return (kind, name, e.to_flyte_idl().SerializeToString(deterministic=True), auto)
+
+
+# Below this many entities, one process serializes (a fork costs more than it saves).
+PARALLEL_MIN_ENTITIES = 32
+
+
+def _serialize_workers(n):
+    """How many processes serialize `n` entities: UNION_SERIALIZE_WORKERS if set (1 = never fork,
+    and the size threshold does not apply), else one per CPU (at most 4) for big projects."""
+    forced = os.environ.get("UNION_SERIALIZE_WORKERS", "").strip()
+    if forced:
+        try:
+            return max(1, min(int(forced), 16))
+        except ValueError:
+            return 1
+    if n < PARALLEL_MIN_ENTITIES:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+def _serialize_share(ctx, entities, indices):
+    """flytekit's get_registrable_entities loop over the entities at `indices`, recording for each
+    one the registrable messages it added: {index: [(kind, name, pb, auto), ...]}."""
+    import itertools
+    from collections import OrderedDict
+
+    from flytekit import LaunchPlan
+    from flytekit.core.python_function_task import EagerAsyncPythonFunctionTask
+    from flytekit.core.workflow import WorkflowBase
+    from flytekit.tools.serialize_helpers import _should_register_with_admin
+    from flytekit.tools.translator import get_serializable
+
+    settings = ctx.serialization_settings
+    mapping = OrderedDict()
+    out = {}
+    for i in indices:
+        entity = entities[i]
+        before = len(mapping)
+        get_serializable(mapping, settings, entity, options=None)
+        if isinstance(entity, WorkflowBase):
+            get_serializable(mapping, settings, LaunchPlan.get_default_launch_plan(ctx, entity), None)
+        if isinstance(entity, EagerAsyncPythonFunctionTask):
+            wf = entity.get_as_workflow()
+            get_serializable(mapping, settings, LaunchPlan.get_default_launch_plan(ctx, wf), None)
+        added = len(mapping) - before
+        new = list(itertools.islice(reversed(mapping.values()), added))[::-1] if added else []
+        out[i] = [item for item in (_admin_item(v) for v in new if _should_register_with_admin(v)) if item]
+    return out
+
+
+def _read_all(fd):
+    chunks = []
+    while True:
+        b = os.read(fd, 1 << 20)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def _serialize_parallel(ctx, workers):
+    """get_registrable_entities with the top-level entities shared out among `workers` forked
+    processes (dynamically, in small chunks). Each process keeps its own "already serialized" map,
+    so dependencies shared by entities of different processes are serialized more than once; the
+    merge walks the entities in flytekit's order and keeps the first copy of each message, which is
+    exactly the list flytekit builds in one process. Returns None when it cannot run (threads
+    running, fork unavailable, a worker failed): the caller then serializes in one process."""
+    import pickle
+    import struct
+    import threading
+
+    from flytekit import LaunchPlan
+    from flytekit.core.base_task import PythonTask
+    from flytekit.core.context_manager import FlyteEntities
+    from flytekit.core.workflow import WorkflowBase
+
+    # A fork copies only this thread. flytekit's event-loop threads are fork-aware (its loop
+    # manager keys them by pid, so a child starts its own) and sit idle in their selector while
+    # this thread runs; any other Python thread (a user's pool, a plugin's worker) could hold a
+    # lock the children would wait on forever: then serialize in one process.
+    if not hasattr(os, "fork"):
+        return None
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and not (t.daemon and t.name.endswith(" : loop-runner")):
+            return None
+    entities = [
+        e for e in FlyteEntities.entities.copy() if isinstance(e, (PythonTask, WorkflowBase, LaunchPlan))
+    ]
+    n = len(entities)
+    chunk = max(1, min(8, n // (workers * 8)))
+    starts = list(range(0, n, chunk))
+    tokens_r, tokens_w = os.pipe()
+    payload = b"".join(struct.pack("<I", s) for s in starts)
+    if len(payload) > 60000:  # must fit in the pipe before anyone reads
+        os.close(tokens_r)
+        os.close(tokens_w)
+        return None
+    os.write(tokens_w, payload)
+    os.close(tokens_w)
+
+    def my_indices():
+        while True:
+            b = os.read(tokens_r, 4)
+            if len(b) < 4:
+                return
+            (s,) = struct.unpack("<I", b)
+            yield from range(s, min(s + chunk, n))
+
+    children = []
+    for _ in range(workers - 1):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(r)
+                try:
+                    data = pickle.dumps(("ok", _serialize_share(ctx, entities, my_indices())))
+                except BaseException as e:  # reported; the parent redoes the work in one process
+                    data = pickle.dumps(("error", f"{type(e).__name__}: {e}"))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(w, view) :]
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        children.append((pid, r))
+    ok = True
+    try:
+        results = _serialize_share(ctx, entities, my_indices())
+    finally:
+        os.close(tokens_r)
+        for pid, r in children:
+            try:
+                status, part = pickle.loads(_read_all(r))
+                if status == "ok":
+                    results.update(part)
+                else:
+                    ok = False
+            except Exception:
+                ok = False
+            finally:
+                os.close(r)
+                _, st = os.waitpid(pid, 0)
+                ok = ok and os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+    if not ok or len(results) != n:
+        return None
+    out, seen = [], set()
+    for i in range(n):
+        for item in results[i]:
+            key = item[:3]
+            if key not in seen:
+                seen.add(key)
+                out.append(item)
+    return out
+
+
 @_guard
 def serialize(settings_json):
     """Serialize every registrable entity as pyflyte register / package does.
 
-    Returns [{kind, name, pb (base64 of the admin message, deterministic), auto_activate}] in
-    flytekit's order (dependencies first; each workflow before its default launch plan).
+    Returns {"entities": [{kind, name, pb (base64 of the admin message, deterministic),
+    auto_activate}] in flytekit's order (dependencies first; each workflow before its default
+    launch plan), "processes": how many processes serialized}.
     """
     import base64
 
-    from flytekit.core.context_manager import FlyteContextManager
+    from flytekit.core.context_manager import FlyteContextManager, FlyteEntities
     from flytekit.image_spec.image_spec import ImageBuildEngine
-    from flytekit.models import launch_plan as lp_models
-    from flytekit.models.admin import workflow as wf_models
-    from flytekit.models.task import TaskSpec
     from flytekit.tools.serialize_helpers import get_registrable_entities
 
     ImageBuildEngine.build = staticmethod(_refuse_build)
     settings = _settings(json.loads(settings_json))
     ctx_builder = FlyteContextManager.current_context().with_serialization_settings(settings)
+    items = None
     try:
         with FlyteContextManager.with_context(ctx_builder) as ctx:
-            entities = get_registrable_entities(ctx)
+            workers = _serialize_workers(len(FlyteEntities.entities))
+            if workers > 1:
+                try:
+                    items = _serialize_parallel(ctx, workers)
+                except (ImportError, AttributeError):  # a flytekit without these internals
+                    items = None
+            if items is None:
+                workers = 1
+                items = [i for i in (_admin_item(e) for e in get_registrable_entities(ctx)) if i]
     except UserError:
         raise
     except Exception as e:
         raise UserError("serialize", f"serializing failed: {type(e).__name__}: {e}", format_user_traceback(e))
-    out = []
-    for e in entities:
-        if isinstance(e, TaskSpec):
-            kind, name, auto = "task", e.template.id.name, False
-        elif isinstance(e, wf_models.WorkflowSpec):
-            kind, name, auto = "workflow", e.template.id.name, False
-        elif isinstance(e, lp_models.LaunchPlan):
-            kind, name, auto = "launch_plan", e.id.name, bool(getattr(e, "should_auto_activate", False))
-        else:
-            continue
-        pb = e.to_flyte_idl().SerializeToString(deterministic=True)
-        out.append({"kind": kind, "name": name, "pb": base64.b64encode(pb).decode(), "auto_activate": auto})
-    return out
+    entities = [
+        {"kind": kind, "name": name, "pb": base64.b64encode(pb).decode(), "auto_activate": auto}
+        for kind, name, pb, auto in items
+    ]
+    return {"entities": entities, "processes": workers}
 
 
 @_guard
@@ -788,11 +964,36 @@ def format_outputs(module, attr, literal_map_b64):
 
 @_guard
 def warm_up():
-    """Import what every command needs, once, in the warm interpreter."""
+    """Import what every command needs, once, in the warm interpreter's server.
+
+    Returns flytekit's version and every file the server has loaded (the server checks them before
+    each command: if one changed, it is stale and exits)."""
+    import gc
+
     import click  # noqa: F401
     from flytekit.core import context_manager  # noqa: F401
     from flytekit.core.python_auto_container import update_image_spec_copy_handling  # noqa: F401
     from flytekit.interaction.click_types import FlyteLiteralConverter  # noqa: F401
     from flytekit.tools.serialize_helpers import get_registrable_entities  # noqa: F401
 
-    return _flytekit().__version__
+    version = _flytekit().__version__
+    files = set()
+    for m in list(sys.modules.values()):
+        f = _module_dict(m).get("__file__")
+        if isinstance(f, str) and f:
+            files.add(os.path.abspath(f))
+    # What the server holds now is never garbage: take it out of the collector's sight, so each
+    # command's collections only walk what the command allocated (and fork shares more pages).
+    gc.collect()
+    gc.freeze()
+    return {"flytekit": version, "files": sorted(files)}
+
+
+@_guard
+def after_fork():
+    """In a warm interpreter's child, before the command: give flytekit a fresh default context
+    (its execution date, local sandbox directories and config are read now, as a cold start would)."""
+    from flytekit.core.context_manager import FlyteContextManager
+
+    FlyteContextManager.initialize()
+    return True

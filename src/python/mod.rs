@@ -5,7 +5,7 @@
 pub mod env;
 
 use std::ffi::CString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
@@ -105,11 +105,25 @@ pub struct SerializedEntity {
 }
 
 #[derive(Deserialize)]
+struct RawSerialization {
+    entities: Vec<RawSerialized>,
+    processes: usize,
+}
+
+#[derive(Deserialize)]
 struct RawSerialized {
     kind: String,
     name: String,
     pb: String,
     auto_activate: bool,
+}
+
+/// What a warm interpreter's server loaded: flytekit's version and every module file (checked
+/// before each command, so that a changed installation is never served from memory).
+#[derive(Debug, Deserialize)]
+pub struct WarmState {
+    pub flytekit: String,
+    pub files: Vec<PathBuf>,
 }
 
 static INITIALIZED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -125,6 +139,7 @@ pub fn fork_interpreter() -> i32 {
             let pid = libc::fork();
             if pid == 0 {
                 pyo3::ffi::PyOS_AfterFork_Child();
+                FORKED.store(true, std::sync::atomic::Ordering::SeqCst);
             } else {
                 pyo3::ffi::PyOS_AfterFork_Parent();
             }
@@ -133,9 +148,15 @@ pub fn fork_interpreter() -> i32 {
     })
 }
 
+/// Set in a warm interpreter's child until its first session has refreshed flytekit's state.
+static FORKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A running embedded interpreter in the user's environment.
 pub struct PythonSession {
     env: PythonEnv,
+    /// How many processes the last `serialize` used (flytekit's serialization is shared out
+    /// among forked workers for big projects).
+    serialize_processes: std::cell::Cell<usize>,
 }
 
 #[derive(Deserialize)]
@@ -202,12 +223,35 @@ fn format_pyerr(py: Python<'_>, err: &PyErr) -> String {
 }
 
 impl PythonSession {
+    fn new(env: PythonEnv) -> PythonSession {
+        PythonSession {
+            env,
+            serialize_processes: std::cell::Cell::new(1),
+        }
+    }
+
+    /// How many processes serialized in the last `serialize` call.
+    pub fn serialize_processes(&self) -> usize {
+        self.serialize_processes.get()
+    }
+
     /// Start the interpreter in `env` and load the bridge. Call once, from the main thread.
     pub fn start(env: PythonEnv) -> Result<PythonSession, Diagnostic> {
         crate::process::reserve_stdout_for_data();
         if INITIALIZED.load(std::sync::atomic::Ordering::SeqCst) {
             // A warm interpreter's forked child: Python and the bridge are already loaded.
-            return Ok(PythonSession { env });
+            let session = PythonSession::new(env);
+            if FORKED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                session.after_fork().map_err(|e| {
+                    Diagnostic::new("the warm interpreter could not refresh flytekit's state")
+                        .detail(format!("{}: {}", e.kind, e.message))
+                        .hint(format!(
+                            "run with {}=0 to start Python afresh, and please report this",
+                            crate::warm::ENV_ENABLE
+                        ))
+                })?;
+            }
+            return Ok(session);
         }
         init_interpreter(&env)?;
         INITIALIZED.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -220,7 +264,7 @@ impl PythonSession {
             })?;
             Ok(())
         })?;
-        Ok(PythonSession { env })
+        Ok(PythonSession::new(env))
     }
 
     /// The environment this session runs in.
@@ -311,9 +355,15 @@ impl PythonSession {
         self.call("run", vec![module.to_string(), attr.to_string(), given])
     }
 
-    /// Import flytekit and what the bridge uses (for the warm interpreter).
-    pub fn warm_up(&self) -> Result<String, PyUserError> {
+    /// Import flytekit and what the bridge uses (for the warm interpreter's server).
+    pub fn warm_up(&self) -> Result<WarmState, PyUserError> {
         self.call("warm_up", vec![])
+    }
+
+    /// In a warm interpreter's forked child: refresh what flytekit computed at import time and
+    /// a cold start would compute now (its default context: execution date, config, local dirs).
+    pub fn after_fork(&self) -> Result<(), PyUserError> {
+        self.call::<bool>("after_fork", vec![]).map(|_| ())
     }
 
     /// The user's flytekit version (`flytekit.__version__`).
@@ -350,12 +400,14 @@ impl PythonSession {
         &self,
         settings: &SerializeSettings,
     ) -> Result<Vec<SerializedEntity>, PyUserError> {
-        let raw: Vec<RawSerialized> = self.call(
+        let raw: RawSerialization = self.call(
             "serialize",
             vec![serde_json::to_string(settings).expect("settings serialize")],
         )?;
+        self.serialize_processes.set(raw.processes.max(1));
         use base64::Engine as _;
-        raw.into_iter()
+        raw.entities
+            .into_iter()
             .map(|r| {
                 let pb = base64::engine::general_purpose::STANDARD
                     .decode(r.pb.as_bytes())

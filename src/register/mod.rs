@@ -806,7 +806,11 @@ pub fn publish(
     };
     progress.phase("Serializing");
     let (entities, version) = serialize_for_registration(loaded, opts, location.as_deref())?;
-    progress.done(&format!("{} specs, version {version}", entities.len()));
+    progress.done(&format!(
+        "{} specs{}, version {version}",
+        entities.len(),
+        processes_note(loaded)
+    ));
     let registered = rt.block_on(register_entities(
         &client,
         &entities,
@@ -820,6 +824,14 @@ pub fn publish(
         version,
         registered,
     })
+}
+
+/// " in N processes" when flytekit's serialization was shared out among worker processes.
+pub fn processes_note(loaded: &Loaded) -> String {
+    match loaded.session.serialize_processes() {
+        n if n > 1 => format!(" in {n} processes"),
+        _ => String::new(),
+    }
 }
 
 /// Turn an admin error into a user-facing diagnostic.

@@ -130,6 +130,7 @@ impl Drop for SandboxProcess {
 pub fn build_image(fixture: &str, package: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_union"))
         .current_dir(repo_root().join("python_fixtures").join(fixture))
+        .env("UNION_WARM", "0")
         .args(["build", "--quiet", package])
         .env(
             "UNION_BASE_IMAGE",
