@@ -14,7 +14,8 @@
 //!   library: ~1,300 `stat`s, a couple of milliseconds); if one changed (`pip install -U`, an edit
 //!   to an editable install), it exits and the command runs cold;
 //! - the fork goes through CPython's `PyOS_BeforeFork`/`PyOS_AfterFork_*` (reseeding `random`,
-//!   resetting locks), the server is single-threaded, and the child refreshes flytekit's default
+//!   resetting locks), the server runs no Python thread but its own (it refuses to serve if
+//!   importing flytekit started one), and the child refreshes flytekit's default
 //!   context (execution date, config, local directories) before running the command;
 //! - commands run concurrently: each is its own child, and the server waits for none of them;
 //! - anything unexpected before the command started falls back to running cold.
@@ -427,6 +428,7 @@ pub fn serve(path: &Path) -> ExitCode {
     let cleanup = || {
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(info_path(path));
+        let _ = std::fs::remove_file(path.with_extension("lock"));
     };
     let Ok(env) = crate::python::env::locate() else {
         cleanup();
@@ -442,8 +444,10 @@ pub fn serve(path: &Path) -> ExitCode {
         return ExitCode::SUCCESS;
     };
     // fork(2) copies only the calling thread: if importing flytekit (or a plugin it loads)
-    // started threads, children could inherit locks nobody will release. Serve nothing then.
-    if std::fs::read_dir("/proc/self/task").map_or(true, |d| d.count() != 1) {
+    // started a Python thread, children could inherit Python-level locks nobody will release.
+    // Serve nothing then. (Native pools such as OpenBLAS's, which numpy starts at import, stop
+    // themselves around fork through pthread_atfork.)
+    if state.python_threads != 1 {
         cleanup();
         return ExitCode::SUCCESS;
     }
@@ -670,6 +674,13 @@ pub fn servers() -> Vec<ServerInfo> {
     let mut out = vec![];
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let p = entry.path();
+        if p.extension().and_then(|e| e.to_str()) == Some("sock")
+            && !p.with_extension("json").exists()
+            && matches!(UnixStream::connect(&p), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            let _ = std::fs::remove_file(&p); // left by a server that died
+            continue;
+        }
         if p.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }

@@ -396,3 +396,29 @@ fn wait_for_stderr(child: &mut std::process::Child, text: &str) {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
+
+#[test]
+fn no_server_when_start_up_leaves_a_python_thread_running() {
+    // Forking beside another Python thread could hand the child a lock nobody releases: such an
+    // interpreter never serves, and every command runs cold and correctly.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sitecustomize.py"),
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let o = run(warm("threads")
+            .env("PYTHONPATH", dir.path())
+            .args(strs(&hello_args())));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "Hello, Alice!\n");
+        assert!(!served_warm(&o));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let o = run(warm("threads")
+        .env("PYTHONPATH", dir.path())
+        .args(["warm", "status"]));
+    assert_eq!(stdout(&o), "");
+    stop("threads");
+}

@@ -969,6 +969,7 @@ def warm_up():
     Returns flytekit's version and every file the server has loaded (the server checks them before
     each command: if one changed, it is stale and exits)."""
     import gc
+    import threading
 
     import click  # noqa: F401
     from flytekit.core import context_manager  # noqa: F401
@@ -986,7 +987,7 @@ def warm_up():
     # command's collections only walk what the command allocated (and fork shares more pages).
     gc.collect()
     gc.freeze()
-    return {"flytekit": version, "files": sorted(files)}
+    return {"flytekit": version, "files": sorted(files), "python_threads": threading.active_count()}
 
 
 @_guard

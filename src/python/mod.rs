@@ -124,6 +124,8 @@ struct RawSerialized {
 pub struct WarmState {
     pub flytekit: String,
     pub files: Vec<PathBuf>,
+    /// Python threads alive after the imports (the server forks only with one).
+    pub python_threads: usize,
 }
 
 static INITIALIZED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

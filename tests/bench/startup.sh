@@ -23,19 +23,21 @@ hyperfine -N --warmup 3 --runs 30 --export-json "$OUT/help.json" \
   -n "union --help" "$UNION --help" \
   -n "pyflyte --help" "$VENV/bin/pyflyte --help"
 
-hyperfine -N --warmup 2 --runs 10 --export-json "$OUT/run.json" \
+# Cold: the warm interpreter off (as in CI, or with UNION_WARM=0): every run imports flytekit.
+UNION_WARM=0 hyperfine -N --warmup 2 --runs 10 --export-json "$OUT/run.json" \
   -n 'python -c "import flytekit"' "$VENV/bin/python -c 'import flytekit'" \
-  -n "union run hello" "$UNION run $HELLO hello_world_wf --name Alice" \
+  -n "UNION_WARM=0 union run hello" "$UNION run $HELLO hello_world_wf --name Alice" \
   -n "pyflyte run hello" "$VENV/bin/pyflyte -c $CFG run $HELLO hello_world_wf --name Alice" \
-  -n "union run calc" "$UNION run $CALC calc_wf --xs [1,2,3,4,5] --factor 2 --threshold 4.5" \
+  -n "UNION_WARM=0 union run calc" "$UNION run $CALC calc_wf --xs [1,2,3,4,5] --factor 2 --threshold 4.5" \
   -n "pyflyte run calc" "$VENV/bin/pyflyte -c $CFG run $CALC calc_wf --xs [1,2,3,4,5] --factor 2 --threshold 4.5"
 
-# The opt-in warm interpreter: one cold run starts the server, then every run is warm.
-UNION_WARM=1 "$UNION" run $HELLO hello_world_wf --name Alice >/dev/null
+# The default: the first run (cold) leaves a warm interpreter, and every later run is served by it.
+env -u UNION_WARM -u CI "$UNION" run $HELLO hello_world_wf --name Alice >/dev/null
 sleep 3
-UNION_WARM=1 hyperfine -N --warmup 2 --runs 10 --export-json "$OUT/warm.json" \
-  -n "UNION_WARM=1 union run hello" "$UNION run $HELLO hello_world_wf --name Alice" \
-  -n "UNION_WARM=1 union run calc" "$UNION run $CALC calc_wf --xs [1,2,3,4,5] --factor 2 --threshold 4.5"
+env -u UNION_WARM -u CI hyperfine -N --warmup 2 --runs 10 --export-json "$OUT/warm.json" \
+  -n "union run hello (default: warm)" "$UNION run $HELLO hello_world_wf --name Alice" \
+  -n "union run calc (default: warm)" "$UNION run $CALC calc_wf --xs [1,2,3,4,5] --factor 2 --threshold 4.5"
+"$UNION" warm stop
 
 "$VENV/bin/python" - "$OUT/help.json" "$OUT/run.json" "$OUT/warm.json" <<'PY'
 import json, sys
