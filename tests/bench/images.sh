@@ -19,6 +19,8 @@ UNION="$PWD/target/release/union"
 export VIRTUAL_ENV="$PWD/.venv"
 export DOCKER_HOST=unix:///run/union-test/docker.sock
 export UNION_BASE_IMAGE=localhost:30000/union/debian-python:bookworm
+# Cold commands (every one imports flytekit), as recorded in docs/benchmarks.md.
+export UNION_WARM=0
 OUT="$PWD/target/bench/images"; rm -rf "$OUT"; mkdir -p "$OUT"
 cp -r python_fixtures/hello "$OUT/hello"
 echo "# bench salt $(date +%s%N)" >> "$OUT/hello/requirements.txt"

@@ -17,6 +17,8 @@ runs="${1:-10}"
 profile="${PROFILE:-release}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target-exec}"
 export DOCKER_HOST="${DOCKER_HOST:-unix:///run/union-test/docker.sock}"
+# The client is not what is measured here: no warm interpreter.
+export UNION_WARM=0
 cargo build --profile "$profile" --bin union >&2
 bin="$CARGO_TARGET_DIR/$([ "$profile" = dev ] && echo debug || echo "$profile")/union"
 py="$root/.venv/bin/python"
