@@ -89,7 +89,13 @@ fn runtime_dir() -> Option<PathBuf> {
     let uid = unsafe { libc::getuid() };
     let dir = std::env::temp_dir().join(format!("union-warm-{uid}"));
     std::fs::create_dir_all(&dir).ok()?;
-    use std::os::unix::fs::PermissionsExt;
+    // Ours, a real directory (not a symlink someone planted), and private: anyone who can reach
+    // a socket in it can run commands as us.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    if !meta.is_dir() || meta.uid() != uid {
+        return None;
+    }
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
     Some(dir)
 }
@@ -127,11 +133,11 @@ fn socket_path(env: &crate::python::PythonEnv) -> Option<PathBuf> {
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn forward_sigint(_: libc::c_int) {
+extern "C" fn forward_signal(sig: libc::c_int) {
     let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe.
-        unsafe { libc::kill(pid, libc::SIGINT) };
+        unsafe { libc::kill(pid, sig) };
     }
 }
 
@@ -267,12 +273,15 @@ fn delegate(path: &Path, argv: &[OsString]) -> Option<ExitCode> {
     let mut pid = [0u8; 4];
     sock.read_exact(&mut pid).ok()?;
     CHILD.store(i32::from_le_bytes(pid), Ordering::SeqCst);
+    // Ctrl-C, `kill`, a closed terminal: what would stop a cold command stops the served one.
     // SAFETY: installing a handler that only calls kill(2).
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = forward_sigint as *const () as usize;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = forward_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
     }
     // From here on the command runs there: its exit status is ours.
     let mut code = [0u8; 4];

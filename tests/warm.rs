@@ -422,3 +422,30 @@ fn no_server_when_start_up_leaves_a_python_thread_running() {
     assert_eq!(stdout(&o), "");
     stop("threads");
 }
+
+#[test]
+fn warm_sigterm_stops_the_served_command() {
+    let mut args = vec![
+        "run".to_string(),
+        fixture("errors/slow.py"),
+        "sleepy".into(),
+        "--seconds".into(),
+        "0".into(),
+    ];
+    until_warm("sigterm", &strs(&args));
+    args[4] = "60".into();
+    let started = Instant::now();
+    let mut child = warm("sigterm")
+        .args(strs(&args))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_stderr(&mut child, "sleeping");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // The served command got the signal too: it ends now, as a cold one would (128 + 15).
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    stop("sigterm");
+}
