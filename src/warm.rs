@@ -117,7 +117,10 @@ fn socket_path(env: &crate::python::PythonEnv) -> Option<PathBuf> {
         // Shell bookkeeping and hyperfine's per-run randomized variable are not configuration.
         .filter(|(k, _)| {
             let k = k.to_str().unwrap_or("");
-            !matches!(k, "_" | "OLDPWD" | "SHLVL" | "PWD") && !k.starts_with("HYPERFINE_")
+            // UNION_WARM_DEBUG travels with each request instead: turning it on must not
+            // change which server answers.
+            !matches!(k, "_" | "OLDPWD" | "SHLVL" | "PWD" | ENV_DEBUG)
+                && !k.starts_with("HYPERFINE_")
         })
         .collect();
     vars.sort();
@@ -222,6 +225,8 @@ fn recv_fds(
 struct Request {
     args: Vec<String>,
     umask: u32,
+    /// UNION_WARM_DEBUG is set on the client.
+    debug: bool,
 }
 
 /// The outcome of offering a command to a warm interpreter.
@@ -264,6 +269,7 @@ fn delegate(path: &Path, argv: &[OsString]) -> Option<ExitCode> {
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         umask: umask as u32,
+        debug: std::env::var_os(ENV_DEBUG).is_some(),
     };
     let payload = serde_json::to_vec(&request).ok()?;
     let len = (payload.len() as u32).to_le_bytes();
@@ -624,7 +630,7 @@ fn start_one(
             libc::umask(request.umask as libc::mode_t);
         }
         crate::process::reset_after_fork();
-        if std::env::var_os(ENV_DEBUG).is_some() {
+        if request.debug {
             eprintln!(
                 "union: served by the warm interpreter (pid {})",
                 std::process::id()
