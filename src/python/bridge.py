@@ -298,11 +298,14 @@ def _kind(entity):
     from flytekit.core.launch_plan import LaunchPlan
     from flytekit.core.workflow import WorkflowBase
 
-    if isinstance(entity, PythonTask):
+    # The real type only: isinstance() would also ask obj.__class__, and on a lazily-loaded
+    # module (a user's `import pandas as pd` under flytekit's lazy loader) that imports it.
+    t = type(entity)
+    if issubclass(t, PythonTask):
         return "task"
-    if isinstance(entity, WorkflowBase):
+    if issubclass(t, WorkflowBase):
         return "workflow"
-    if isinstance(entity, LaunchPlan):
+    if issubclass(t, LaunchPlan):
         return "launch_plan"
     return None
 
@@ -368,7 +371,7 @@ def _attrs_by_identity(modules):
         if mod is None:
             continue
         for attr, obj in list(_module_dict(mod).items()):
-            if isinstance(obj, kinds):
+            if issubclass(type(obj), kinds):  # not isinstance: see _kind
                 found.setdefault(id(obj), (mod_name, attr))
     return found
 
