@@ -81,8 +81,13 @@ pub fn reset_after_fork() {
 pub fn flush_and_exit(code: std::process::ExitCode) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    let n = (0u8..=255)
+    std::process::exit(exit_number(code))
+}
+
+/// The number an `ExitCode` stands for (ExitCode does not expose it).
+pub fn exit_number(code: std::process::ExitCode) -> i32 {
+    (0u8..=255)
         .find(|n| std::process::ExitCode::from(*n) == code)
-        .unwrap_or(1);
-    std::process::exit(n as i32)
+        .map(i32::from)
+        .unwrap_or(1)
 }

@@ -651,7 +651,7 @@ fn start_one(
         // a large address space); the server still reports deaths by signal.
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
-        let n = exit_number(code);
+        let n = crate::process::exit_number(code);
         let _ = (&conn).write_all(&n.to_le_bytes());
         crate::process::flush_and_exit(code);
     }
@@ -662,13 +662,6 @@ fn start_one(
     let _ = conn.set_read_timeout(None);
     conn.write_all(&pid.to_le_bytes()).ok()?;
     Some((pid, conn))
-}
-
-fn exit_number(code: ExitCode) -> i32 {
-    (0u8..=255)
-        .find(|n| ExitCode::from(*n) == code)
-        .map(i32::from)
-        .unwrap_or(1)
 }
 
 fn alive_server(pid: i32) -> bool {

@@ -116,20 +116,6 @@ fn generated_project(tasks: u32, workflows: u32) -> tempfile::TempDir {
     dir
 }
 
-/// Every file of a package directory, name and bytes, sorted by name.
-fn package_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, std::fs::read(e.path()).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn parallel_serialization_of_a_big_project_equals_pyflyte_package() {
     // 90 specs: serialized by several forked worker processes (three, whatever the CPU count).
@@ -163,7 +149,7 @@ fn parallel_and_single_process_serialization_write_identical_files() {
                 out
             })
             .collect();
-        let (one, three) = (package_files(outs[0].path()), package_files(outs[1].path()));
+        let (one, three) = (dir_files(outs[0].path()), dir_files(outs[1].path()));
         assert!(one.len() > 2, "{}: nothing packaged", project.display());
         let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
         assert_eq!(

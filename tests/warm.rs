@@ -163,15 +163,7 @@ fn warm_ctrl_c_stops_with_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Read;
-    let mut err = child.stderr.take().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while !seen.contains("sleeping") {
-        let n = err.read(&mut buf).unwrap();
-        assert!(n > 0, "exited before the task started: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let seen = wait_for_stderr(&mut child, "sleeping");
     assert!(seen.contains("served by the warm interpreter"), "{seen}");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -370,22 +362,8 @@ fn register_is_served_warm_with_the_same_result() {
     stop("register");
 }
 
-fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn wait_for_stderr(child: &mut std::process::Child, text: &str) {
+/// Read the child's stderr until `text` appears; returns what was read.
+fn wait_for_stderr(child: &mut std::process::Child, text: &str) -> String {
     use std::io::Read;
     let err = child.stderr.as_mut().unwrap();
     let mut seen = String::new();
@@ -395,6 +373,7 @@ fn wait_for_stderr(child: &mut std::process::Child, text: &str) {
         assert!(n > 0, "exited before printing {text:?}: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
+    seen
 }
 
 #[test]

@@ -197,3 +197,17 @@ pub fn python_support(script: &str, args: &[&str]) -> Output {
         .output()
         .expect("run python")
 }
+
+/// Every file directly in `dir`, name and bytes, sorted by name.
+pub fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
