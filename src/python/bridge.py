@@ -342,6 +342,16 @@ def _module_dict(mod):
     return d if isinstance(d, dict) else {}
 
 
+def _loaded_files():
+    """The files of every loaded module (lazily-loaded ones included, without loading them)."""
+    files = set()
+    for m in list(sys.modules.values()):
+        f = _module_dict(m).get("__file__")
+        if isinstance(f, str) and f:
+            files.add(os.path.abspath(f))
+    return sorted(files)
+
+
 def _user_modules(root, imported):
     """The modules that belong to the project: the ones we imported and any other loaded module
     whose file lies under `root` (a package's submodules imported by the user's code)."""
@@ -624,11 +634,7 @@ def loaded_module_files(root):
     """Files of loaded modules, and the prefixes that hold installed packages (for --copy auto)."""
     import site
 
-    files = []
-    for m in list(sys.modules.values()):
-        f = _module_dict(m).get("__file__")
-        if isinstance(f, str) and f:
-            files.append(os.path.abspath(f))
+    files = _loaded_files()
     prefixes = {sys.prefix, sys.base_prefix}
     try:
         prefixes.update(site.getsitepackages())
@@ -640,7 +646,7 @@ def loaded_module_files(root):
         prefixes.add(os.path.dirname(flytekit.__file__))
     except Exception:
         pass
-    return {"files": sorted(set(files)), "prefixes": sorted(prefixes)}
+    return {"files": files, "prefixes": sorted(prefixes)}
 
 
 @_guard
@@ -981,16 +987,12 @@ def warm_up():
     from flytekit.tools.serialize_helpers import get_registrable_entities  # noqa: F401
 
     version = _flytekit().__version__
-    files = set()
-    for m in list(sys.modules.values()):
-        f = _module_dict(m).get("__file__")
-        if isinstance(f, str) and f:
-            files.add(os.path.abspath(f))
+    files = _loaded_files()
     # What the server holds now is never garbage: take it out of the collector's sight, so each
     # command's collections only walk what the command allocated (and fork shares more pages).
     gc.collect()
     gc.freeze()
-    return {"flytekit": version, "files": sorted(files), "python_threads": threading.active_count()}
+    return {"flytekit": version, "files": files, "python_threads": threading.active_count()}
 
 
 @_guard
