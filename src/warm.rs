@@ -449,7 +449,24 @@ pub fn serve(path: &Path) -> ExitCode {
         cleanup();
         return ExitCode::SUCCESS;
     };
-    let venv = env.prefix.clone();
+    // Described from the start, so that `union warm stop` also reaches a server still importing.
+    let mut info = ServerInfo {
+        pid: std::process::id() as i32,
+        directory: std::env::current_dir().unwrap_or_default(),
+        venv: env.prefix.clone(),
+        flytekit: "(starting)".into(),
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        socket: path.to_path_buf(),
+    };
+    let describe = |info: &ServerInfo| {
+        if let Ok(text) = serde_json::to_vec_pretty(info) {
+            let _ = std::fs::write(info_path(path), text);
+        }
+    };
+    describe(&info);
     let Ok(session) = crate::python::PythonSession::start(env) else {
         cleanup();
         return ExitCode::SUCCESS;
@@ -471,21 +488,8 @@ pub fn serve(path: &Path) -> ExitCode {
         files.push(exe);
     }
     let snapshot = Snapshot::take(files);
-    let info = ServerInfo {
-        pid: std::process::id() as i32,
-        directory: std::env::current_dir().unwrap_or_default(),
-        venv,
-        flytekit: state.flytekit,
-        started: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        socket: path.to_path_buf(),
-    };
-    if let Ok(text) = serde_json::to_vec_pretty(&info) {
-        let _ = std::fs::write(info_path(path), text);
-    }
-
+    info.flytekit = state.flytekit;
+    describe(&info);
     let mut pipe = [0 as RawFd; 2];
     // SAFETY: creating a pipe we own.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {

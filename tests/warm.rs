@@ -73,6 +73,8 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// Stop this test's servers (so that none outlives the test run).
 fn stop(marker: &str) {
+    // A cold run just before may have started a server a moment ago: let it describe itself.
+    std::thread::sleep(Duration::from_millis(500));
     let o = run(warm(marker).args(["warm", "stop"]));
     assert!(o.status.success(), "{}", stderr(&o));
     std::thread::sleep(Duration::from_millis(200));
@@ -111,6 +113,7 @@ fn warm_run_prints_the_same_result() {
             "[1,2,3]"
         ])))
     );
+    stop("same-result");
 }
 
 #[test]
@@ -137,6 +140,7 @@ fn warm_errors_keep_their_exit_codes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("served by the warm interpreter"));
     assert!(stderr(&o).contains("invalid value for --n (int)"));
+    stop("exit-codes");
 }
 
 #[test]
@@ -168,6 +172,7 @@ fn warm_ctrl_c_stops_with_130() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
+    stop("ctrl-c");
 }
 
 #[test]
