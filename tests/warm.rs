@@ -192,6 +192,7 @@ fn off_in_ci_and_with_union_warm_0() {
             "",
             "no server may have been started with {key}={value}"
         );
+        stop(marker);
     }
 }
 
