@@ -24,6 +24,14 @@ pub enum AdminError {
         detail: String,
         hint: String,
     },
+    /// The connection broke after it was established (the server went away mid-command).
+    #[error("lost the connection to FlyteAdmin at {endpoint} during {rpc} for {what}: {detail}")]
+    ConnectionLost {
+        endpoint: String,
+        rpc: &'static str,
+        what: String,
+        detail: String,
+    },
     #[error("{kind} {id} already exists with a different structure")]
     DifferentStructure {
         kind: &'static str,
@@ -50,6 +58,9 @@ impl AdminError {
     pub fn hint(&self) -> Option<String> {
         match self {
             AdminError::Unreachable { hint, .. } => Some(hint.clone()),
+            AdminError::ConnectionLost { .. } => Some(
+                "check that the backend is still running (for the sandbox: `union sandbox start`), then run the command again".into(),
+            ),
             AdminError::DifferentStructure { .. } => Some(
                 "the code changed but the version did not: pass a new --version (or omit --version to derive one from the content)".into(),
             ),
@@ -206,6 +217,16 @@ impl AdminClient {
             || (matches!(s.code(), Code::Unknown | Code::Internal)
                 && s.message().contains("transport"))
             || (rpc == "GetVersion" && s.code() == Code::Cancelled);
+        if transport && rpc != "GetVersion" {
+            // connect() checked the server with GetVersion: it answered, so this is not a
+            // configuration problem but a server that went away (or a network that broke).
+            return AdminError::ConnectionLost {
+                endpoint: self.endpoint.clone(),
+                rpc,
+                what,
+                detail: s.message().to_string(),
+            };
+        }
         if transport {
             let detail = format!("{}: {}", rpc, s.message());
             let hint = if rpc == "GetVersion" && self.insecure {

@@ -17,6 +17,13 @@ pub mod warm;
 
 /// Run the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The sandbox shuts down gracefully on its own signal handling; the warm server has its own.
+    if !matches!(
+        cli.command,
+        Command::Sandbox(_) | Command::WarmServer { .. }
+    ) {
+        crate::process::own_signals();
+    }
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Sandbox(args) => sandbox::sandbox(args),

@@ -27,10 +27,17 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         allow_unverified: args.common.allow_unverified_images,
     };
     let set = discovery::modules_for_paths(&args.common.paths)?;
-    let mut loaded = register::load(set, &opts, &progress)?;
+    crate::process::set_interrupt_note("nothing was registered");
     let rt = common::runtime()?;
+    // The backend first: a backend that is down is reported before anything slow runs.
+    let client = if args.dry_run {
+        None
+    } else {
+        Some(register::connect(&rt, &settings, &progress)?)
+    };
+    let mut loaded = register::load(set, &opts, &progress)?;
 
-    if args.dry_run {
+    let Some(client) = client else {
         progress.phase("Serializing");
         let (entities, version) = register::serialize_for_registration(&loaded, &opts, None)?;
         loaded.session.finish();
@@ -62,13 +69,14 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         }
         crate::process::write_data(&out)?;
         return Ok(ExitCode::SUCCESS);
-    }
+    };
 
-    // Images before any RPC: nothing is registered if one cannot be built or pushed.
-    images::ensure_images(&rt, &mut loaded, &settings, &image_opts, &progress)?;
+    // Images before any RPC that registers: nothing is registered if one cannot be built or pushed.
+    images::ensure_images(&rt, &client, &mut loaded, &settings, &image_opts, &progress)?;
 
     let published = register::publish(
         &rt,
+        &client,
         &loaded,
         &opts,
         &settings,

@@ -96,8 +96,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let given = parse_inputs(&file.display().to_string(), &entity_name, entity, &inputs)?;
 
-    // flytekit replaced our SIGINT handler when it was imported; take it back for the run.
-    process::own_sigint();
     let attr = entity.attr.clone().unwrap_or(entity_name.clone());
     let result = session.run(&module, &attr, &given);
     session.finish();
@@ -193,26 +191,41 @@ pub(crate) fn run_error(
         .get("expected")
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    let format = e
+    let example = e
         .extra
-        .get("format")
+        .get("example")
         .and_then(|v| v.as_str())
         .map(str::to_string);
     let mut d = e.into_diagnostic(env);
     if usage {
         d = d.exit_code(EXIT_USAGE);
-        if let (Some(flag), Some(expected)) = (flag, expected) {
-            // click's own type names are informative for some types (durations, JSON, files).
-            let example = format
-                .filter(|f| f.starts_with('[') || f.contains(' '))
-                .map(|f| format!(", written as {f}"))
-                .unwrap_or_default();
-            d = d.hint(format!(
-                "{flag} expects a value of type {expected}{example}"
-            ));
+        match (flag, expected, example) {
+            (Some(flag), Some(expected), Some(example)) => {
+                d = d.hint(format!(
+                    "{flag} expects {expected}, for example: {flag} {}",
+                    shell_quote(&example)
+                ));
+            }
+            (Some(flag), Some(expected), None) => {
+                d = d.hint(format!("{flag} expects {expected}"));
+            }
+            _ => {}
         }
     }
     d
+}
+
+/// `text` as one shell word (single-quoted when it needs quoting).
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/=+@".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 fn print_static_help() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use prost::Message;
 
-use crate::admin::{id_text, AdminClient};
+use crate::admin::{id_text, AdminClient, AdminError};
 use crate::cli::RunArgs;
 use crate::commands::common;
 use crate::commands::run::{entities_listing, find_entity, parse_inputs, run_error};
@@ -46,6 +46,10 @@ pub fn run_remote(
     let set = discovery::file_module(file)?;
     let module = set.modules[0].clone();
     let root = set.root.clone();
+    crate::process::set_interrupt_note("nothing was registered and no execution was started");
+    let rt = common::runtime()?;
+    // The backend first: a backend that is down is reported before anything slow runs.
+    let client = register::connect(&rt, &settings, &progress)?;
     let mut loaded = register::load(set, &opts, &progress)?;
     let session = &loaded.session;
 
@@ -71,17 +75,17 @@ pub fn run_remote(
     let literal_map = core::LiteralMap::decode(literal_map.as_slice())
         .map_err(|e| Diagnostic::new(format!("cannot decode the execution inputs: {e}")))?;
 
-    let rt = common::runtime()?;
-
     // Images first: nothing is uploaded or registered if an image cannot be had.
     let image_opts = ImageOptions {
         base_image: args.base_image.clone(),
         allow_unverified: args.allow_unverified_images,
     };
-    register::images::ensure_images(&rt, &mut loaded, &settings, &image_opts, &progress)?;
+    register::images::ensure_images(&rt, &client, &mut loaded, &settings, &image_opts, &progress)?;
 
-    let published = register::publish(&rt, &loaded, &opts, &settings, false, false, &progress)?;
-    let (client, version) = (&published.client, published.version.clone());
+    let published = register::publish(
+        &rt, &client, &loaded, &opts, &settings, false, false, &progress,
+    )?;
+    let version = published.version.clone();
 
     // What to execute: a workflow through its default launch plan, a launch plan, or a task.
     let target = core::Identifier {
@@ -95,24 +99,56 @@ pub fn run_remote(
         version: version.clone(),
         ..Default::default()
     };
+    crate::process::set_interrupt_note("the entities are registered; no execution was started");
     progress.phase("Starting execution");
-    let exec_id = rt
-        .block_on(client.create_execution(
-            &settings.project,
-            &settings.domain,
-            args.execution_name.as_deref(),
-            target,
-            literal_map,
-            env.into_iter().collect(),
+    // From here a signal must not leave the user guessing whether an execution runs.
+    let _cooperative = crate::process::Cooperative::enter();
+    crate::process::test_pause_point("starting");
+    if let Some(sig) = crate::process::interrupted() {
+        return Err(Diagnostic::new(format!(
+            "{}: the entities are registered; no execution was started",
+            crate::process::signal_word(sig)
         ))
-        .map_err(register::admin_diagnostic)?;
+        .exit_code(crate::process::signal_exit_code(sig))
+        .into());
+    }
+    let created = rt.block_on(async {
+        tokio::select! {
+            biased;
+            sig = crate::process::interruption() => Err(sig),
+            r = client.create_execution(
+                &settings.project,
+                &settings.domain,
+                args.execution_name.as_deref(),
+                target,
+                literal_map,
+                env.into_iter().collect(),
+            ) => Ok(r),
+        }
+    });
+    let exec_id = match created {
+        Err(sig) => {
+            return Err(Diagnostic::new(format!(
+                "{} while starting the execution: it may or may not have started",
+                crate::process::signal_word(sig)
+            ))
+            .hint(format!(
+                "list the latest executions with `union get executions{}`",
+                backend_flags(&args.backend)
+            ))
+            .exit_code(crate::process::signal_exit_code(sig))
+            .into())
+        }
+        Ok(r) => r.map_err(register::admin_diagnostic)?,
+    };
     progress.done(&exec_id.name);
     if !args.wait {
         crate::process::write_data(&format!("{}\n", exec_id.name))?;
         loaded.session.finish();
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = rt.block_on(follow(client, &exec_id, &progress))?;
+    crate::process::test_pause_point("following");
+    let outcome = rt.block_on(follow(&client, &exec_id, &progress))?;
     match outcome {
         Outcome::Succeeded(outputs) => {
             let text = loaded
@@ -127,13 +163,56 @@ pub fn run_remote(
             loaded.session.finish();
             Err(d.into())
         }
+        Outcome::Interrupted(sig) => {
+            loaded.session.finish();
+            let flags = backend_flags(&args.backend);
+            Err(Diagnostic::new(format!(
+                "{}: stopped following execution {}, which goes on on {}",
+                crate::process::signal_word(sig),
+                exec_id.name,
+                settings.endpoint
+            ))
+            .hint(format!(
+                "follow it with `union get execution {}{flags}`",
+                exec_id.name
+            ))
+            .hint(format!(
+                "stop it with `union terminate {}{flags}`",
+                exec_id.name
+            ))
+            .exit_code(crate::process::signal_exit_code(sig))
+            .into())
+        }
     }
 }
 
-/// How an execution ended.
+/// The backend flags the user gave, to repeat in suggested commands.
+fn backend_flags(b: &crate::cli::BackendArgs) -> String {
+    let mut s = String::new();
+    if let Some(c) = &b.config {
+        s.push_str(&format!(" --config {}", c.display()));
+    }
+    if let Some(e) = &b.endpoint {
+        s.push_str(&format!(" --endpoint {e}"));
+    }
+    if b.insecure {
+        s.push_str(" --insecure");
+    }
+    if let Some(p) = &b.project {
+        s.push_str(&format!(" --project {p}"));
+    }
+    if let Some(d) = &b.domain {
+        s.push_str(&format!(" --domain {d}"));
+    }
+    s
+}
+
+/// How an execution ended, or why we stopped following it.
 pub enum Outcome {
     Succeeded(core::LiteralMap),
     Failed(Diagnostic),
+    /// A signal arrived (its number): the execution goes on.
+    Interrupted(i32),
 }
 
 fn phase_name(p: i32) -> String {
@@ -156,20 +235,78 @@ fn terminal(p: i32) -> bool {
     )
 }
 
-/// Follow an execution until it ends, printing node transitions on stderr.
+/// How long following an execution keeps retrying after losing the backend, before giving up.
+const RECONNECT_WINDOW: Duration = Duration::from_secs(120);
+
+/// Retries `call` while the backend is unreachable, for up to [`RECONNECT_WINDOW`] since the
+/// first failure (tonic's channel reconnects by itself); stops early on a signal.
+async fn with_retries<T, F, Fut>(
+    what: &str,
+    progress: &Progress,
+    mut call: F,
+) -> Result<std::result::Result<T, i32>, Diagnostic>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, AdminError>>,
+{
+    let mut lost_since: Option<Instant> = None;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let r = tokio::select! {
+            biased;
+            sig = crate::process::interruption() => return Ok(Err(sig)),
+            r = call() => r,
+        };
+        match r {
+            Ok(v) => {
+                if lost_since.is_some() {
+                    progress.note("  connection restored");
+                }
+                return Ok(Ok(v));
+            }
+            Err(e @ (AdminError::ConnectionLost { .. } | AdminError::Unreachable { .. })) => {
+                let since = *lost_since.get_or_insert_with(|| {
+                    progress.warn(&format!(
+                        "{e}; retrying for up to {}s",
+                        RECONNECT_WINDOW.as_secs()
+                    ));
+                    Instant::now()
+                });
+                if since.elapsed() >= RECONNECT_WINDOW {
+                    return Err(register::admin_diagnostic(e).hint(format!(
+                        "gave up {what} after {}s without the backend; the execution may still be running there",
+                        RECONNECT_WINDOW.as_secs()
+                    )));
+                }
+                tokio::select! {
+                    biased;
+                    sig = crate::process::interruption() => return Ok(Err(sig)),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(register::admin_diagnostic(e)),
+        }
+    }
+}
+
+/// Follow an execution until it ends, printing node transitions on stderr. A lost connection is
+/// retried for a while; a signal stops following (the execution goes on).
 pub async fn follow(
     client: &AdminClient,
     id: &core::WorkflowExecutionIdentifier,
     progress: &Progress,
 ) -> Result<Outcome, Diagnostic> {
+    let _cooperative = crate::process::Cooperative::enter();
     let started = Instant::now();
     let mut seen: BTreeMap<String, i32> = BTreeMap::new();
     let mut delay = Duration::from_millis(100);
+    let following = format!("following execution {}", id.name);
     let exec = loop {
-        let exec = client
-            .get_execution(id)
-            .await
-            .map_err(register::admin_diagnostic)?;
+        let exec = match with_retries(&following, progress, || client.get_execution(id)).await? {
+            Ok(exec) => exec,
+            Err(sig) => return Ok(Outcome::Interrupted(sig)),
+        };
         if let Ok(nodes) = client.list_node_executions(id).await {
             for n in nodes {
                 let node_id = n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
@@ -210,7 +347,11 @@ pub async fn follow(
         if terminal(phase) {
             break exec;
         }
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            biased;
+            sig = crate::process::interruption() => return Ok(Outcome::Interrupted(sig)),
+            _ = tokio::time::sleep(delay) => {}
+        }
         delay = (delay * 2).min(Duration::from_secs(1));
     };
     let closure = exec.closure.clone().unwrap_or_default();
@@ -222,10 +363,11 @@ pub async fn follow(
     ));
     use core::workflow_execution::Phase as P;
     if P::try_from(closure.phase) == Ok(P::Succeeded) {
-        let data = client
-            .get_execution_data(id)
-            .await
-            .map_err(register::admin_diagnostic)?;
+        let data =
+            match with_retries(&following, progress, || client.get_execution_data(id)).await? {
+                Ok(data) => data,
+                Err(sig) => return Ok(Outcome::Interrupted(sig)),
+            };
         return Ok(Outcome::Succeeded(data.full_outputs.unwrap_or_default()));
     }
     // Failure: the execution's error, and the tail of the failing node's log.

@@ -56,7 +56,7 @@ def _guard(fn):
 
 
 def _is_user_frame(filename: str) -> bool:
-    if not filename or filename.startswith("<") or filename == "union_bridge.py":
+    if not filename or filename.startswith("<"):
         return False
     if any(m in filename for m in _SITE_MARKERS):
         return False
@@ -106,15 +106,28 @@ def _format_import_error(e: BaseException) -> str:
 # Loading user modules and finding entities
 
 
+def _take_signals_back():
+    """flytekit installs its own SIGINT handler when imported (and user code may install others);
+    union owns SIGINT/SIGTERM (see process.rs). `_own_signals` is provided by the Rust side."""
+    own = globals().get("_own_signals")
+    if own is not None:
+        own()
+
+
 def _flytekit():
     try:
         import flytekit  # noqa: F401
         from flytekit.core.base_task import PythonTask  # noqa: F401
+    except SystemExit:
+        # Only flytekit's SIGINT handler exits during its import: Ctrl-C arrived mid-import.
+        raise KeyboardInterrupt
     except Exception as e:  # ImportError or a broken install
         raise UserError(
             "flytekit_missing",
             f"flytekit cannot be imported in {sys.prefix}: {type(e).__name__}: {e}",
         )
+    finally:
+        _take_signals_back()
     return flytekit
 
 
@@ -155,6 +168,8 @@ def _import_modules(root: str, modules):
             else:
                 msg = f"importing module `{name}` failed: {type(e).__name__}: {e}"
             raise UserError("import", msg, _format_import_error(e), module=name)
+        finally:
+            _take_signals_back()
 
 
 def _type_text(t) -> str:
@@ -433,6 +448,148 @@ def _load_entity(module, attr):
     return mod.__dict__[attr]
 
 
+def _cheap_to_check(literal_type) -> bool:
+    """Whether converting a value of this Flyte type to a literal only reads the value (no files,
+    directories or dataframes to copy)."""
+    if literal_type is None:
+        return False
+    if literal_type.blob is not None or literal_type.structured_dataset_type is not None:
+        return False
+    if literal_type.collection_type is not None:
+        return _cheap_to_check(literal_type.collection_type)
+    if literal_type.map_value_type is not None:
+        return _cheap_to_check(literal_type.map_value_type)
+    if literal_type.union_type is not None:
+        return all(_cheap_to_check(v) for v in literal_type.union_type.variants)
+    return True
+
+
+def _example(t, depth=0, i=0):
+    """An example of a command-line value for Python type `t`, as pyflyte accepts it."""
+    import datetime
+    import types as _types
+
+    if depth > 4:
+        return "..."
+    origin = typing.get_origin(t)
+    args = typing.get_args(t)
+    if origin in (typing.Union, getattr(_types, "UnionType", typing.Union)):
+        inner = [a for a in args if a is not type(None)]
+        return _example(inner[0], depth, i) if inner else "null"
+    if origin in (list, typing.List) or t is list:
+        item = args[0] if args else str
+        return "[" + ", ".join(_json_example(item, depth + 1, k) for k in range(2)) + "]"
+    if origin in (dict, typing.Dict) or t is dict:
+        value = args[1] if len(args) == 2 else str
+        return "{" + '"key": ' + _json_example(value, depth + 1) + "}"
+    if t is bool:
+        return "true"
+    if t is int:
+        return str(1 + i)
+    if t is float:
+        return str(1.5 + i)
+    if t is str:
+        return "ab"[i % 2]
+    if t is datetime.datetime:
+        return "2024-01-31T12:00:00"
+    if t is datetime.date:
+        return "2024-01-31"
+    if t is datetime.timedelta:
+        return "10 days"
+    if isinstance(t, type) and issubclass(t, enum.Enum):
+        first = next(iter(t), None)
+        return str(first.value) if first is not None else ""
+    return _json_example(t, depth, i)
+
+
+def _json_example(t, depth, i=0):
+    """The example as it appears inside a JSON document (strings quoted)."""
+    import datetime
+
+    if depth > 4:
+        return "null"
+    if dataclasses.is_dataclass(t) and isinstance(t, type):
+        hints = _type_hints(t)
+        fields = [
+            f"{json.dumps(f.name)}: {_json_example(hints.get(f.name, str), depth + 1)}" for f in dataclasses.fields(t)
+        ]
+        return "{" + ", ".join(fields) + "}"
+    model_fields = getattr(t, "model_fields", None)
+    if isinstance(t, type) and isinstance(model_fields, dict):
+        fields = [f"{json.dumps(n)}: {_json_example(f.annotation, depth + 1)}" for n, f in model_fields.items()]
+        return "{" + ", ".join(fields) + "}"
+    text = _example(t, depth, i)
+    if t in (str, datetime.datetime, datetime.date, datetime.timedelta) or (
+        isinstance(t, type) and issubclass(t, enum.Enum)
+    ):
+        return json.dumps(text)
+    return text
+
+
+def _type_hints(t):
+    try:
+        return typing.get_type_hints(t)
+    except Exception:
+        return {f.name: f.type for f in dataclasses.fields(t)}
+
+
+def _value_reason(e: BaseException, python_type) -> str:
+    """What was wrong with a value, in words (flytekit's errors carry their own prefixes)."""
+    import datetime
+
+    root = _root_cause(e)
+    if python_type is datetime.timedelta:
+        return "not a duration such as `10 days`, `1h30m`, `1:30:00` or `90s`"
+    if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+        return "expected one of: " + ", ".join(str(m.value) for m in python_type)
+    if isinstance(root, KeyError) and root.args:
+        return f"the field {root.args[0]!r} is missing"
+    errors = getattr(root, "errors", None)
+    if callable(errors) and type(root).__name__ == "ValidationError":  # pydantic
+        try:
+            return "; ".join(
+                f"{'.'.join(str(p) for p in err.get('loc', ())) or 'value'}: {err.get('msg', '')}"
+                for err in errors()
+            )
+        except Exception:
+            pass
+    msg = str(root).strip()
+    try:
+        import click
+
+        if isinstance(root, click.exceptions.ClickException):
+            msg = root.format_message()
+    except ImportError:
+        pass
+    if msg.startswith("Invalid value: "):
+        msg = msg[len("Invalid value: ") :]
+    # TypeTransformerFailedError: "Failed to convert inputs of task 'x':\n  Failed argument 'n': ..."
+    lines = [line.strip() for line in msg.splitlines() if line.strip()]
+    if lines and lines[0].startswith("Failed to convert"):
+        lines = lines[1:]
+    msg = " ".join(lines) or type(root).__name__
+    if msg.startswith("Failed argument "):
+        msg = msg.split(": ", 1)[-1]
+    return msg
+
+
+def _bad_value(name, python_type, raw, e, conv=None):
+    """A usage error for `--name RAW` that names the flag, the expected type and an example."""
+    shown = raw if isinstance(raw, str) else json.dumps(raw)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    example = _example(python_type)
+    return UserError(
+        "bad_value",
+        f"invalid value for --{name}: {shown!r} is not a valid {_type_text(python_type)} ({_value_reason(e, python_type)})",
+        flag=f"--{name}",
+        expected=_type_text(python_type),
+        example=example,
+        format=getattr(getattr(conv, "click_type", None), "name", None),
+    )
+
+
+
 def _convert_inputs(entity, given):
     """Turn command-line text into Python values exactly as `pyflyte run` does (FlyteLiteralConverter)."""
     import click
@@ -456,27 +613,23 @@ def _convert_inputs(entity, given):
             else:
                 v = conv.click_type.convert(raw, None, click_ctx)
             values[name] = conv.convert(click_ctx, None, v)
+            # pyflyte checks the value against the type only when the entity is called, deep in
+            # flytekit; check it here so that the error names the flag. Files, directories and
+            # dataframes are skipped: converting them would copy their data.
+            if values[name] is not None and _cheap_to_check(entity.interface.inputs[name].type):
+                from flytekit.core.context_manager import FlyteContextManager
+                from flytekit.core.type_engine import TypeEngine
+
+                TypeEngine.to_literal(
+                    FlyteContextManager.current_context(),
+                    values[name],
+                    python_type,
+                    entity.interface.inputs[name].type,
+                )
         except KeyboardInterrupt:
             raise
-        except click.exceptions.ClickException as e:  # BadParameter and friends
-            msg = e.format_message()
-            if msg.startswith("Invalid value: "):
-                msg = msg[len("Invalid value: ") :]
-            raise UserError(
-                "bad_value",
-                f"invalid value for --{name} ({_type_text(python_type)}): {msg}",
-                flag=f"--{name}",
-                expected=_type_text(python_type),
-                format=getattr(conv.click_type, "name", None),
-            )
         except Exception as e:
-            raise UserError(
-                "bad_value",
-                f"invalid value for --{name} ({_type_text(python_type)}): {type(e).__name__}: {e}",
-                flag=f"--{name}",
-                expected=_type_text(python_type),
-                format=getattr(conv.click_type, "name", None),
-            )
+            raise _bad_value(name, python_type, raw, e, conv)
 
     # Defaults and optionals exactly as pyflyte's run_command applies them.
     inputs = {}
@@ -728,6 +881,20 @@ def _serialize_share(ctx, entities, indices):
     return out
 
 
+def _die_with_parent(parent):
+    """A forked worker must not outlive the command (SIGTERM or Ctrl-C reach only the parent when
+    they do not come from a terminal): ask the kernel to kill it when its parent dies."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
 def _read_all(fd):
     chunks = []
     while True:
@@ -786,12 +953,14 @@ def _serialize_parallel(ctx, workers):
             yield from range(s, min(s + chunk, n))
 
     children = []
+    parent = os.getpid()
     for _ in range(workers - 1):
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
+                _die_with_parent(parent)
                 os.close(r)
                 try:
                     data = pickle.dumps(("ok", _serialize_share(ctx, entities, my_indices())))
@@ -932,13 +1101,10 @@ def remote_inputs(module, attr, given_json):
         literal_type = entity.interface.inputs[name].type
         try:
             literals[name] = TypeEngine.to_literal(ctx, value, python_type, literal_type)
+        except KeyboardInterrupt:
+            raise
         except Exception as e:
-            raise UserError(
-                "bad_value",
-                f"invalid value for --{name} ({_type_text(python_type)}): {type(e).__name__}: {e}",
-                flag=f"--{name}",
-                expected=_type_text(python_type),
-            )
+            raise _bad_value(name, python_type, given.get(name, value), e)
     pb = LiteralMap(literals=literals).to_flyte_idl().SerializeToString(deterministic=True)
     return base64.b64encode(pb).decode()
 

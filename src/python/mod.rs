@@ -18,6 +18,15 @@ pub use env::{EnvSource, PythonEnv};
 
 const BRIDGE_SOURCE: &str = include_str!("bridge.py");
 
+/// The bridge module's name and file name. Neither can be a user's: `<...>` is not a valid module
+/// name for `import`, and the module has no `__file__`, so nothing that lists loaded modules
+/// (flytekit's `--copy auto`, its `LOADED_MODULES` source copy, our own package step) can take it
+/// for a file of the project in the current directory.
+const BRIDGE_NAME: &str = "<union-bridge>";
+
+/// The loaded bridge module (set once per process; a warm interpreter's children inherit it).
+static BRIDGE: pyo3::sync::PyOnceLock<Py<PyModule>> = pyo3::sync::PyOnceLock::new();
+
 /// An error that Python code reported in a structured way (see `bridge.py`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct PyUserError {
@@ -161,10 +170,13 @@ pub struct PythonSession {
     serialize_processes: std::cell::Cell<usize>,
 }
 
+/// What every bridge function returns: `{"ok": value}` (the value may be `null`) or
+/// `{"error": {...}}`.
 #[derive(Deserialize)]
-struct Reply<T> {
-    ok: Option<T>,
-    error: Option<PyUserError>,
+#[serde(rename_all = "lowercase")]
+enum Reply<T> {
+    Ok(T),
+    Error(PyUserError),
 }
 
 fn init_interpreter(env: &PythonEnv) -> Result<(), Diagnostic> {
@@ -216,6 +228,32 @@ fn init_interpreter(env: &PythonEnv) -> Result<(), Diagnostic> {
     Ok(())
 }
 
+/// Called by the bridge right after `import flytekit` (which installs flytekit's SIGINT handler)
+/// and after each user module: see `crate::process`.
+#[pyo3::pyfunction]
+fn _own_signals() {
+    crate::process::reown_signals();
+}
+
+/// Execute `bridge.py` as a module that is neither a file nor importable by a user's name.
+fn load_bridge(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let module = PyModule::new(py, BRIDGE_NAME)?;
+    let builtins = py.import("builtins")?;
+    let code = builtins
+        .getattr("compile")?
+        .call1((BRIDGE_SOURCE, BRIDGE_NAME, "exec"))?;
+    module.add_function(pyo3::wrap_pyfunction!(_own_signals, &module)?)?;
+    let globals = module.dict();
+    globals.set_item("__builtins__", &builtins)?;
+    // In sys.modules (under a name no `import` statement can spell) so that what Python looks up
+    // by `__module__` (pickle, dataclasses, inspect) finds it.
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item(BRIDGE_NAME, &module)?;
+    builtins.getattr("exec")?.call1((code, &globals))?;
+    Ok(module)
+}
+
 fn format_pyerr(py: Python<'_>, err: &PyErr) -> String {
     let tb = err
         .traceback(py)
@@ -258,12 +296,12 @@ impl PythonSession {
         init_interpreter(&env)?;
         INITIALIZED.store(true, std::sync::atomic::Ordering::SeqCst);
         Python::attach(|py| -> Result<(), Diagnostic> {
-            let code = CString::new(BRIDGE_SOURCE).expect("bridge.py has no NUL bytes");
-            PyModule::from_code(py, &code, c"union_bridge.py", c"union_bridge").map_err(|e| {
+            let module = load_bridge(py).map_err(|e| {
                 Diagnostic::new("union's Python bridge failed to load")
                     .detail(format_pyerr(py, &e))
                     .hint("this is a bug in union; please report it")
             })?;
+            let _ = BRIDGE.set(py, module.unbind());
             Ok(())
         })?;
         Ok(PythonSession::new(env))
@@ -275,15 +313,20 @@ impl PythonSession {
     }
 
     fn call<T: DeserializeOwned>(&self, func: &str, args: Vec<String>) -> Result<T, PyUserError> {
-        let text: String = Python::attach(|py| -> Result<String, PyUserError> {
+        let text = Python::attach(|py| -> Result<String, PyUserError> {
             let internal = |e: PyErr| PyUserError {
                 kind: "internal".into(),
                 message: format!("union's Python bridge failed in {func}"),
                 traceback: Some(format_pyerr(py, &e)),
                 extra: Default::default(),
             };
-            let module = py.import("union_bridge").map_err(internal)?;
-            let f = module.getattr(func).map_err(internal)?;
+            let module = BRIDGE.get(py).ok_or_else(|| PyUserError {
+                kind: "internal".into(),
+                message: format!("union's Python bridge is not loaded (calling {func})"),
+                traceback: None,
+                extra: Default::default(),
+            })?;
+            let f = module.bind(py).getattr(func).map_err(internal)?;
             let r = match args.len() {
                 0 => f.call0(),
                 1 => f.call1((args[0].as_str(),)),
@@ -292,22 +335,19 @@ impl PythonSession {
             }
             .map_err(internal)?;
             r.extract::<String>().map_err(|e| internal(e.into()))
-        })?;
+        });
+        // Python code may have replaced our signal handlers (flytekit does when imported).
+        crate::process::reown_signals();
+        let text = text?;
         let reply: Reply<T> = serde_json::from_str(&text).map_err(|e| PyUserError {
             kind: "internal".into(),
             message: format!("union's Python bridge returned malformed data from {func}: {e}"),
             traceback: None,
             extra: Default::default(),
         })?;
-        match (reply.ok, reply.error) {
-            (_, Some(err)) => Err(err),
-            (Some(v), None) => Ok(v),
-            (None, None) => Err(PyUserError {
-                kind: "internal".into(),
-                message: format!("union's Python bridge returned nothing from {func}"),
-                traceback: None,
-                extra: Default::default(),
-            }),
+        match reply {
+            Reply::Ok(v) => Ok(v),
+            Reply::Error(err) => Err(err),
         }
     }
 
@@ -470,8 +510,8 @@ impl PythonSession {
     /// Flush Python's streams and run atexit handlers. The interpreter is not finalized (slow).
     pub fn finish(&self) {
         Python::attach(|py| {
-            if let Ok(m) = py.import("union_bridge") {
-                let _ = m.getattr("finish").and_then(|f| f.call0());
+            if let Some(m) = BRIDGE.get(py) {
+                let _ = m.bind(py).getattr("finish").and_then(|f| f.call0());
             }
         });
     }

@@ -197,6 +197,7 @@ pub fn is_remote(spec: &crate::image::ImageSpec, settings: &Settings) -> bool {
 /// fully-qualified image it returns. Needs no Docker engine here.
 fn ensure_remote(
     rt: &tokio::runtime::Runtime,
+    admin: &crate::admin::AdminClient,
     loaded: &mut Loaded,
     settings: &Settings,
     opts: &ImageOptions,
@@ -215,9 +216,6 @@ fn ensure_remote(
         remote.len(),
         settings.endpoint
     ));
-    let admin = rt
-        .block_on(crate::admin::AdminClient::connect(settings))
-        .map_err(super::admin_diagnostic)?;
     let client = RemoteBuilderClient::from_channel(admin.channel(), &settings.endpoint);
     let specs: Vec<crate::image::ImageSpec> = remote
         .iter()
@@ -272,6 +270,7 @@ fn ensure_remote(
 /// the backend for `builder="union"`). Returns (built, existed).
 pub fn ensure_images(
     rt: &tokio::runtime::Runtime,
+    admin: &crate::admin::AdminClient,
     loaded: &mut Loaded,
     settings: &Settings,
     opts: &ImageOptions,
@@ -280,12 +279,13 @@ pub fn ensure_images(
     if loaded.images.is_empty() {
         return Ok((0, 0));
     }
-    let remote = ensure_remote(rt, loaded, settings, opts, progress)?;
+    let remote = ensure_remote(rt, admin, loaded, settings, opts, progress)?;
     if remote == loaded.images.len() {
         return Ok((0, remote));
     }
     let plans: Vec<BuildPlan> = plans(loaded, opts, settings)?;
     progress.phase(&format!("Checking {} image(s)", plans.len()));
+    crate::process::test_pause_point("checking-images");
     let registry = RegistryClient::builder()
         .build()
         .map_err(|e| Diagnostic::new(format!("cannot set up the registry client: {e}")))?;
@@ -320,6 +320,7 @@ pub fn ensure_images(
     }
     progress.done(&format!("{} to build, {existed} up to date", missing.len()));
     progress.phase(&format!("Building {} image(s)", missing.len()));
+    crate::process::test_pause_point("building-images");
     let builder = rt.block_on(Builder::connect()).map_err(build_diagnostic)?;
     let existence = RegistryExistence {
         registry: existence.registry,

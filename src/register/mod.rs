@@ -177,7 +177,9 @@ fn base_settings(
         destination_dir: (opts.copy != CopyMode::None).then(|| opts.destination_dir.clone()),
         distribution_location: None,
         env: opts.env.clone(),
-        git_repo,
+        // pyflyte register and run --remote record the origin remote ("" outside a git
+        // repository); pyflyte package sets nothing, so its specs carry null.
+        git_repo: if opts.for_package { None } else { git_repo },
     }
 }
 
@@ -253,6 +255,7 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
         (None, None)
     } else {
         progress.phase("Packaging code");
+        crate::process::test_pause_point("packaging");
         let list_opts = ListOptions {
             loaded_modules: info.files.clone(),
             installed_prefixes: info.prefixes.clone(),
@@ -704,33 +707,61 @@ pub async fn register_entities(
         "Registering {total} entities with {}",
         client.endpoint()
     ));
+    // A signal now must not leave the user guessing what is registered: stop sending, say how far
+    // it got, and exit (a second signal exits at once).
+    let _cooperative = crate::process::Cooperative::enter();
+    crate::process::test_pause_point("registering");
+    let stopped = |sig: i32, done: usize| {
+        Diagnostic::new(format!(
+            "{} while registering: {done} of {total} entities were registered, the others were not",
+            crate::process::signal_word(sig)
+        ))
+        .hint("registering is idempotent: run the same command again to register the rest")
+        .exit_code(crate::process::signal_exit_code(sig))
+    };
     for layer in layers {
-        let results: Vec<(usize, Result<Created, AdminError>)> = stream::iter(layer.into_iter())
+        let mut pending = stream::iter(layer.into_iter())
             .map(|i| async move { (i, one(client, &entities[i]).await) })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        let mut results = results;
+            .buffer_unordered(CONCURRENCY);
+        let mut results: Vec<(usize, Result<Created, AdminError>)> = Vec::new();
+        loop {
+            let done = out.new + out.existed + out.failed.len();
+            let next = tokio::select! {
+                biased;
+                sig = crate::process::interruption() => return Err(stopped(sig, done)),
+                next = pending.next() => next,
+            };
+            let Some((i, r)) = next else { break };
+            let r = match r {
+                Err(err) if !skip_errors || is_connection_error(&err) => {
+                    return Err(admin_diagnostic(err).hint(format!(
+                        "{done} of {total} entities were registered before this; registering is idempotent, so running the command again finishes the job"
+                    )));
+                }
+                r => r,
+            };
+            match &r {
+                Ok(Created::New) => out.new += 1,
+                Ok(Created::AlreadyExisted) => out.existed += 1,
+                Err(_) => out.failed.push(id_text(&entities[i].id())),
+            }
+            results.push((i, r));
+        }
+        // Reported in flytekit's order, whatever order the server answered in.
         results.sort_by_key(|(i, _)| *i);
         for (i, r) in results {
             let e = &entities[i];
             match r {
                 Ok(Created::New) => {
-                    out.new += 1;
                     progress.item(&format!("{} {}", e.kind(), id_text(&e.id())), "registered");
                 }
                 Ok(Created::AlreadyExisted) => {
-                    out.existed += 1;
                     progress.item(
                         &format!("{} {}", e.kind(), id_text(&e.id())),
                         "already registered",
                     );
                 }
-                Err(err) if skip_errors && !matches!(err, AdminError::Unreachable { .. }) => {
-                    progress.warn(&format!("{} {}: {err}", e.kind(), id_text(&e.id())));
-                    out.failed.push(id_text(&e.id()));
-                }
-                Err(err) => return Err(admin_diagnostic(err)),
+                Err(err) => progress.warn(&format!("{} {}: {err}", e.kind(), id_text(&e.id()))),
             }
         }
     }
@@ -740,6 +771,10 @@ pub async fn register_entities(
             if activate_all || e.auto_activate {
                 if out.failed.contains(&id_text(&e.id())) {
                     continue;
+                }
+                if let Some(sig) = crate::process::interrupted() {
+                    return Err(stopped(sig, out.new + out.existed)
+                        .hint("launch plans were not activated yet"));
                 }
                 client
                     .activate_launch_plan(e.id())
@@ -763,16 +798,32 @@ pub async fn register_entities(
 
 /// What [`publish`] did.
 pub struct Published {
-    pub client: AdminClient,
     pub entities: Vec<PlannedEntity>,
     pub version: String,
     pub registered: Registered,
 }
 
-/// Connect, upload the code archive, serialize with its location, and register everything.
+/// Connect to the backend named by `settings` (before anything slow, so that a backend that is
+/// down is reported at once).
+pub fn connect(
+    rt: &tokio::runtime::Runtime,
+    settings: &crate::config::Settings,
+    progress: &Progress,
+) -> Result<AdminClient, Diagnostic> {
+    progress.phase(&format!("Connecting to {}", settings.endpoint));
+    crate::process::test_pause_point("connecting");
+    let client = rt
+        .block_on(AdminClient::connect(settings))
+        .map_err(admin_diagnostic)?;
+    progress.done("ok");
+    Ok(client)
+}
+
+/// Upload the code archive, serialize with its location, and register everything.
 /// Images must have been taken care of before (see [`images::ensure_images`]).
 pub fn publish(
     rt: &tokio::runtime::Runtime,
+    client: &AdminClient,
     loaded: &Loaded,
     opts: &PlanOptions,
     settings: &crate::config::Settings,
@@ -780,16 +831,12 @@ pub fn publish(
     skip_errors: bool,
     progress: &Progress,
 ) -> Result<Published, Diagnostic> {
-    progress.phase(&format!("Connecting to {}", settings.endpoint));
-    let client = rt
-        .block_on(AdminClient::connect(settings))
-        .map_err(admin_diagnostic)?;
-    progress.done("ok");
     let location = match &loaded.archive {
         Some((archive, bytes)) => {
             progress.phase("Uploading code");
+            crate::process::test_pause_point("uploading");
             let url = rt.block_on(upload::upload_archive(
-                &client,
+                client,
                 &settings.project,
                 &settings.domain,
                 archive,
@@ -805,6 +852,7 @@ pub fn publish(
         None => None,
     };
     progress.phase("Serializing");
+    crate::process::test_pause_point("serializing");
     let (entities, version) = serialize_for_registration(loaded, opts, location.as_deref())?;
     progress.done(&format!(
         "{} specs{}, version {version}",
@@ -812,14 +860,13 @@ pub fn publish(
         processes_note(loaded)
     ));
     let registered = rt.block_on(register_entities(
-        &client,
+        client,
         &entities,
         activate_all,
         skip_errors,
         progress,
     ))?;
     Ok(Published {
-        client,
         entities,
         version,
         registered,
@@ -832,6 +879,14 @@ pub fn processes_note(loaded: &Loaded) -> String {
         n if n > 1 => format!(" in {n} processes"),
         _ => String::new(),
     }
+}
+
+/// Errors that say the backend is unreachable, which --skip-errors must not skip.
+fn is_connection_error(err: &AdminError) -> bool {
+    matches!(
+        err,
+        AdminError::Unreachable { .. } | AdminError::ConnectionLost { .. }
+    )
 }
 
 /// Turn an admin error into a user-facing diagnostic.
