@@ -7,15 +7,51 @@
 //!   finds them: `.py` files, and subdirectories that have an `__init__.py` (others are skipped),
 //!   in sorted order.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostics::Diagnostic;
+
+/// A dotted module name. Built from file names, so it may hold bytes that are not UTF-8 (Python
+/// imports such a file under its `os.fsdecode`d name, and so does union); shown lossily.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ModuleName(OsString);
+
+impl ModuleName {
+    pub fn as_os_str(&self) -> &OsStr {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ModuleName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.to_string_lossy())
+    }
+}
+
+impl From<&str> for ModuleName {
+    fn from(s: &str) -> Self {
+        ModuleName(OsString::from(s))
+    }
+}
+
+impl PartialEq<&str> for ModuleName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == OsStr::new(other)
+    }
+}
+
+impl serde::Serialize for ModuleName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string_lossy())
+    }
+}
 
 /// A resolved path argument: the project root and the modules to import, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleSet {
     pub root: PathBuf,
-    pub modules: Vec<String>,
+    pub modules: Vec<ModuleName>,
 }
 
 /// The project root for `path`: walk up from its parent while the directory has an `__init__.py`.
@@ -34,7 +70,7 @@ pub fn project_root(path: &Path) -> PathBuf {
 }
 
 /// The dotted module name of `path` (a `.py` file or a package directory) relative to `root`.
-pub fn module_name(root: &Path, path: &Path) -> Result<String, Diagnostic> {
+pub fn module_name(root: &Path, path: &Path) -> Result<ModuleName, Diagnostic> {
     let rel = path.strip_prefix(root).map_err(|_| {
         Diagnostic::new(format!(
             "`{}` is not inside the project root `{}`",
@@ -42,19 +78,14 @@ pub fn module_name(root: &Path, path: &Path) -> Result<String, Diagnostic> {
             root.display()
         ))
     })?;
-    let mut parts: Vec<String> = Vec::new();
-    for comp in rel.components() {
-        let s = comp.as_os_str().to_str().ok_or_else(|| {
-            Diagnostic::new(format!(
-                "`{}` is not valid UTF-8; Python cannot import it",
-                path.display()
-            ))
-        })?;
-        parts.push(s.to_string());
-    }
+    let mut parts: Vec<OsString> = rel
+        .components()
+        .map(|c| c.as_os_str().to_os_string())
+        .collect();
     if let Some(last) = parts.last_mut() {
-        if let Some(stem) = last.strip_suffix(".py") {
-            *last = stem.to_string();
+        if let Some(stem) = last.as_encoded_bytes().strip_suffix(b".py") {
+            // SAFETY: stripping an ASCII suffix from OS-string bytes keeps them valid.
+            *last = unsafe { OsString::from_encoded_bytes_unchecked(stem.to_vec()) };
         }
     }
     if parts.is_empty() {
@@ -63,7 +94,7 @@ pub fn module_name(root: &Path, path: &Path) -> Result<String, Diagnostic> {
             path.display()
         )));
     }
-    Ok(parts.join("."))
+    Ok(ModuleName(parts.join(OsStr::new("."))))
 }
 
 /// Make `path` absolute and normalized (symlinks resolved), with a clear error when it is missing.
@@ -114,7 +145,12 @@ pub fn path_modules(path: &Path) -> Result<ModuleSet, Diagnostic> {
     let root = project_root(&path);
     let top = module_name(&root, &path)?;
     let mut modules = vec![top.clone()];
-    walk_package(&path, &top, &mut modules)?;
+    // Submodules are found by name as pkgutil.walk_packages finds them: valid identifiers only.
+    if let Some(prefix) = top.as_os_str().to_str() {
+        let mut names = Vec::new();
+        walk_package(&path, prefix, &mut names)?;
+        modules.extend(names.into_iter().map(|n| ModuleName::from(n.as_str())));
+    }
     Ok(ModuleSet { root, modules })
 }
 
@@ -206,7 +242,7 @@ mod tests {
         touch(&base.join("hello.py"));
         let set = file_module(&base.join("hello.py")).unwrap();
         assert_eq!(set.root, base);
-        assert_eq!(set.modules, vec!["hello".to_string()]);
+        assert_eq!(set.modules, vec![ModuleName::from("hello")]);
     }
 
     #[test]
@@ -223,10 +259,8 @@ mod tests {
         touch(&base.join("proj/pkg/bad-name.py"));
         let set = path_modules(&base.join("proj/pkg")).unwrap();
         assert_eq!(set.root, base.join("proj"));
-        assert_eq!(
-            set.modules,
-            vec!["pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c"]
-        );
+        let names: Vec<String> = set.modules.iter().map(|m| m.to_string()).collect();
+        assert_eq!(names, vec!["pkg", "pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c"]);
     }
 
     #[test]

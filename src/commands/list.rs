@@ -50,7 +50,7 @@ fn image_text(e: &Entity) -> String {
     }
 }
 
-fn render(root: &str, modules: &[String], entities: &[Entity]) -> String {
+fn render(root: &str, modules: &[crate::discovery::ModuleName], entities: &[Entity]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Project root: {root}");
     let _ = writeln!(out, "Modules: {}", modules.len());

@@ -240,7 +240,7 @@ fn print_static_help() {
 /// Find ENTITY in what the module defines: by attribute name, launch-plan name or full name.
 pub(crate) fn find_entity<'a>(
     entities: &'a [Entity],
-    module: &str,
+    module: &crate::discovery::ModuleName,
     name: &str,
 ) -> Option<&'a Entity> {
     entities
@@ -258,7 +258,11 @@ pub(crate) fn find_entity<'a>(
         })
 }
 
-pub(crate) fn entities_listing(file: &str, module: &str, entities: &[Entity]) -> String {
+pub(crate) fn entities_listing(
+    file: &str,
+    module: &crate::discovery::ModuleName,
+    entities: &[Entity],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Entities in {file} (module {module}):");
     if entities.is_empty() {

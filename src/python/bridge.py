@@ -27,7 +27,24 @@ class UserError(Exception):
 
 
 def _ok(value):
-    return json.dumps({"ok": value})
+    text = json.dumps({"ok": value}, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate: a file-name byte that is not UTF-8, as os.fsdecode represents it. Rust
+        # strings cannot hold one, so such names are shown with U+FFFD (paths that must survive
+        # the trip travel as bytes instead, see _fs_paths).
+        import re
+
+        text = re.sub("[\ud800-\udfff]", "\ufffd", text)
+    return text
+
+
+def _fs_paths(paths):
+    """Paths as base64 of their file-system bytes, so that none is mangled on its way to Rust."""
+    import base64
+
+    return [base64.b64encode(os.fsencode(p)).decode() for p in paths]
 
 
 def _err(e: UserError):
@@ -402,13 +419,13 @@ def _attrs_by_identity(modules):
 
 
 @_guard
-def discover(root, modules_json, full="1"):
+def discover(root, modules, full="1"):
     """Import `modules` from project `root` and describe every entity that exists afterwards.
 
     With full="0" interfaces are left out (registration does not need them, and building click
     converters for every input of hundreds of entities is the slow part)."""
     full = full == "1"
-    modules = json.loads(modules_json)
+    modules = list(modules)
     _import_modules(root, modules)
     from flytekit.core.context_manager import FlyteEntities
 
@@ -799,7 +816,7 @@ def loaded_module_files(root):
         prefixes.add(os.path.dirname(flytekit.__file__))
     except Exception:
         pass
-    return {"files": files, "prefixes": sorted(prefixes)}
+    return {"files": _fs_paths(files), "prefixes": _fs_paths(sorted(prefixes))}
 
 
 @_guard
@@ -1158,7 +1175,7 @@ def warm_up():
     # command's collections only walk what the command allocated (and fork shares more pages).
     gc.collect()
     gc.freeze()
-    return {"flytekit": version, "files": files, "python_threads": threading.active_count()}
+    return {"flytekit": version, "files": _fs_paths(files), "python_threads": threading.active_count()}
 
 
 @_guard

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::diagnostics::{Diagnostic, EXIT_INTERRUPTED};
+use crate::discovery::ModuleName;
 use crate::entity::Entity;
 pub use env::{EnvSource, PythonEnv};
 
@@ -26,6 +27,55 @@ const BRIDGE_NAME: &str = "<union-bridge>";
 
 /// The loaded bridge module (set once per process; a warm interpreter's children inherit it).
 static BRIDGE: pyo3::sync::PyOnceLock<Py<PyModule>> = pyo3::sync::PyOnceLock::new();
+
+/// One argument of a bridge call. Paths and module names go over as OS strings (Python sees them
+/// as `os.fsdecode` would), so a project in a directory whose name is not UTF-8 works as with
+/// pyflyte.
+enum Arg {
+    Text(String),
+    Os(std::ffi::OsString),
+    OsList(Vec<std::ffi::OsString>),
+}
+
+impl Arg {
+    fn text(s: impl Into<String>) -> Arg {
+        Arg::Text(s.into())
+    }
+    fn path(p: &Path) -> Arg {
+        Arg::Os(p.as_os_str().to_os_string())
+    }
+    fn module(m: &ModuleName) -> Arg {
+        Arg::Os(m.as_os_str().to_os_string())
+    }
+    fn to_python<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        use pyo3::IntoPyObjectExt;
+        match self {
+            Arg::Text(s) => s.as_str().into_bound_py_any(py),
+            Arg::Os(s) => s.as_os_str().into_bound_py_any(py),
+            Arg::OsList(v) => {
+                let items: Vec<&std::ffi::OsStr> = v.iter().map(|s| s.as_os_str()).collect();
+                items.into_bound_py_any(py)
+            }
+        }
+    }
+}
+
+/// Paths as the bridge returns them: base64 of the file system bytes (`os.fsencode`), so that no
+/// path is mangled by a trip through JSON.
+fn decode_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    use base64::Engine as _;
+    use std::os::unix::ffi::OsStringExt;
+    let encoded: Vec<String> = Vec::deserialize(d)?;
+    encoded
+        .into_iter()
+        .map(|e| {
+            base64::engine::general_purpose::STANDARD
+                .decode(e.as_bytes())
+                .map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+                .map_err(serde::de::Error::custom)
+        })
+        .collect()
+}
 
 /// An error that Python code reported in a structured way (see `bridge.py`).
 #[derive(Debug, Clone, Deserialize)]
@@ -97,7 +147,9 @@ pub struct ImageSpecUse {
 /// Loaded module files and installed-package prefixes, for `--copy auto`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LoadedModules {
+    #[serde(deserialize_with = "decode_paths")]
     pub files: Vec<std::path::PathBuf>,
+    #[serde(deserialize_with = "decode_paths")]
     pub prefixes: Vec<std::path::PathBuf>,
 }
 
@@ -132,6 +184,7 @@ struct RawSerialized {
 #[derive(Debug, Deserialize)]
 pub struct WarmState {
     pub flytekit: String,
+    #[serde(deserialize_with = "decode_paths")]
     pub files: Vec<PathBuf>,
     /// Python threads alive after the imports (the server forks only with one).
     pub python_threads: usize,
@@ -262,6 +315,10 @@ fn format_pyerr(py: Python<'_>, err: &PyErr) -> String {
     format!("{tb}{err}")
 }
 
+fn module_list(modules: &[ModuleName]) -> Arg {
+    Arg::OsList(modules.iter().map(|m| m.as_os_str().to_os_string()).collect())
+}
+
 impl PythonSession {
     fn new(env: PythonEnv) -> PythonSession {
         PythonSession {
@@ -312,7 +369,7 @@ impl PythonSession {
         &self.env
     }
 
-    fn call<T: DeserializeOwned>(&self, func: &str, args: Vec<String>) -> Result<T, PyUserError> {
+    fn call<T: DeserializeOwned>(&self, func: &str, args: Vec<Arg>) -> Result<T, PyUserError> {
         let text = Python::attach(|py| -> Result<String, PyUserError> {
             let internal = |e: PyErr| PyUserError {
                 kind: "internal".into(),
@@ -327,13 +384,12 @@ impl PythonSession {
                 extra: Default::default(),
             })?;
             let f = module.bind(py).getattr(func).map_err(internal)?;
-            let r = match args.len() {
-                0 => f.call0(),
-                1 => f.call1((args[0].as_str(),)),
-                2 => f.call1((args[0].as_str(), args[1].as_str())),
-                _ => f.call1((args[0].as_str(), args[1].as_str(), args[2].as_str())),
+            let mut values: Vec<Bound<'_, PyAny>> = Vec::with_capacity(args.len());
+            for a in &args {
+                values.push(a.to_python(py).map_err(internal)?);
             }
-            .map_err(internal)?;
+            let tuple = pyo3::types::PyTuple::new(py, values).map_err(internal)?;
+            let r = f.call1(tuple).map_err(internal)?;
             r.extract::<String>().map_err(|e| internal(e.into()))
         });
         // Python code may have replaced our signal handlers (flytekit does when imported).
@@ -352,11 +408,10 @@ impl PythonSession {
     }
 
     /// Import `modules` from project `root`; describe every task, workflow and launch plan.
-    pub fn discover(&self, root: &Path, modules: &[String]) -> Result<Vec<Entity>, PyUserError> {
-        let mods = serde_json::to_string(modules).expect("strings serialize");
+    pub fn discover(&self, root: &Path, modules: &[ModuleName]) -> Result<Vec<Entity>, PyUserError> {
         self.call(
             "discover",
-            vec![root.to_string_lossy().into_owned(), mods, "1".into()],
+            vec![Arg::path(root), module_list(modules), Arg::text("1")],
         )
     }
 
@@ -364,12 +419,11 @@ impl PythonSession {
     pub fn discover_names(
         &self,
         root: &Path,
-        modules: &[String],
+        modules: &[ModuleName],
     ) -> Result<Vec<Entity>, PyUserError> {
-        let mods = serde_json::to_string(modules).expect("strings serialize");
         self.call(
             "discover",
-            vec![root.to_string_lossy().into_owned(), mods, "0".into()],
+            vec![Arg::path(root), module_list(modules), Arg::text("0")],
         )
     }
 
@@ -377,11 +431,11 @@ impl PythonSession {
     pub fn entities_in_module(
         &self,
         root: &Path,
-        module: &str,
+        module: &ModuleName,
     ) -> Result<Vec<Entity>, PyUserError> {
         self.call(
             "entities_in_module",
-            vec![root.to_string_lossy().into_owned(), module.to_string()],
+            vec![Arg::path(root), Arg::module(module)],
         )
     }
 
@@ -389,12 +443,15 @@ impl PythonSession {
     /// pyflyte would print.
     pub fn run(
         &self,
-        module: &str,
+        module: &ModuleName,
         attr: &str,
         inputs: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, PyUserError> {
         let given = serde_json::to_string(inputs).expect("json serializes");
-        self.call("run", vec![module.to_string(), attr.to_string(), given])
+        self.call(
+            "run",
+            vec![Arg::module(module), Arg::text(attr), Arg::text(given)],
+        )
     }
 
     /// Import flytekit and what the bridge uses (for the warm interpreter's server).
@@ -420,21 +477,20 @@ impl PythonSession {
     ) -> Result<Vec<ImageSpecUse>, PyUserError> {
         self.call(
             "image_specs",
-            vec![serde_json::to_string(settings).expect("settings serialize")],
+            vec![Arg::text(
+                serde_json::to_string(settings).expect("settings serialize"),
+            )],
         )
     }
 
     /// Files of every loaded module and the prefixes holding installed packages (`--copy auto`).
     pub fn loaded_module_files(&self, root: &Path) -> Result<LoadedModules, PyUserError> {
-        self.call(
-            "loaded_module_files",
-            vec![root.to_string_lossy().into_owned()],
-        )
+        self.call("loaded_module_files", vec![Arg::path(root)])
     }
 
     /// The `origin` remote of the git repository at `root`, as flytekit records it.
     pub fn git_repo(&self, root: &Path) -> Result<Option<String>, PyUserError> {
-        self.call("git_repo", vec![root.to_string_lossy().into_owned()])
+        self.call("git_repo", vec![Arg::path(root)])
     }
 
     /// Serialize every registrable entity with flytekit's translator (no image is ever built).
@@ -444,7 +500,9 @@ impl PythonSession {
     ) -> Result<Vec<SerializedEntity>, PyUserError> {
         let raw: RawSerialization = self.call(
             "serialize",
-            vec![serde_json::to_string(settings).expect("settings serialize")],
+            vec![Arg::text(
+                serde_json::to_string(settings).expect("settings serialize"),
+            )],
         )?;
         self.serialize_processes.set(raw.processes.max(1));
         use base64::Engine as _;
@@ -472,14 +530,14 @@ impl PythonSession {
     /// The inputs of a remote execution of `module.attr`, as a deterministic `core.LiteralMap`.
     pub fn remote_inputs(
         &self,
-        module: &str,
+        module: &ModuleName,
         attr: &str,
         inputs: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Vec<u8>, PyUserError> {
         let given = serde_json::to_string(inputs).expect("json serializes");
         let b64: String = self.call(
             "remote_inputs",
-            vec![module.to_string(), attr.to_string(), given],
+            vec![Arg::module(module), Arg::text(attr), Arg::text(given)],
         )?;
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD
@@ -495,7 +553,7 @@ impl PythonSession {
     /// Render a `core.LiteralMap` of `module.attr`'s outputs as a local run prints them.
     pub fn format_outputs(
         &self,
-        module: &str,
+        module: &ModuleName,
         attr: &str,
         literal_map: &[u8],
     ) -> Result<String, PyUserError> {
@@ -503,7 +561,7 @@ impl PythonSession {
         let b64 = base64::engine::general_purpose::STANDARD.encode(literal_map);
         self.call(
             "format_outputs",
-            vec![module.to_string(), attr.to_string(), b64],
+            vec![Arg::module(module), Arg::text(attr), Arg::text(b64)],
         )
     }
 
