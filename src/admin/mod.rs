@@ -64,6 +64,9 @@ impl AdminError {
             AdminError::DifferentStructure { .. } => Some(
                 "the code changed but the version did not: pass a new --version (or omit --version to derive one from the content)".into(),
             ),
+            AdminError::Rpc { code: Code::DataLoss, .. } => Some(
+                "the backend reports that its stored data is damaged; the message says what to do".into(),
+            ),
             AdminError::Rpc { code: Code::Unauthenticated, .. } => {
                 Some("this endpoint needs authentication, which union does not support yet".into())
             }

@@ -103,6 +103,12 @@ fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result
 
 fn diagnose(err: SandboxError, config: &SandboxConfig) -> anyhow::Error {
     match &err {
+        SandboxError::Store(e) if e.is_corruption() => Diagnostic::new(err.to_string())
+            .hint(format!(
+                "move the data directory away (`mv {dir} {dir}.corrupt`) and start again: the sandbox starts empty, and `union register` registers your entities anew",
+                dir = config.data_dir.display(),
+            ))
+            .into(),
         SandboxError::PortInUse { .. } => Diagnostic::new(err.to_string())
             .hint(format!(
                 "is a sandbox already running on port {}? Pick another one with `--port <PORT>` (or UNION_SANDBOX_PORT)",

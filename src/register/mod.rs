@@ -733,10 +733,19 @@ pub async fn register_entities(
             };
             let Some((i, r)) = next else { break };
             let r = match r {
-                Err(err) if !skip_errors || is_connection_error(&err) => {
+                Err(err) if is_connection_error(&err) => {
                     return Err(admin_diagnostic(err).hint(format!(
                         "{done} of {total} entities were registered before this; registering is idempotent, so running the command again finishes the job"
                     )));
+                }
+                Err(err) if !skip_errors => {
+                    let mut d = admin_diagnostic(err);
+                    if done > 0 {
+                        d = d.hint(format!(
+                            "{done} of {total} entities were registered before this"
+                        ));
+                    }
+                    return Err(d);
                 }
                 r => r,
             };

@@ -71,12 +71,39 @@ pub enum StoreError {
         found: i64,
         supported: usize,
     },
+    /// The database file is damaged (SQLite says so, or a row does not match its own checksum).
+    #[error("the sandbox database `{}` is corrupted: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
     /// A query failed.
     #[error("sandbox database error: {0}")]
     Sql(#[from] rusqlite::Error),
     /// A connection mutex was poisoned by a panic in another request.
     #[error("the sandbox database connection is unusable after an earlier failure")]
     Poisoned,
+}
+
+impl StoreError {
+    /// What to do about a corrupted database (shown by the sandbox and sent to clients).
+    pub const CORRUPT_HINT: &'static str = "stop the sandbox, move its data directory away (what \
+         was registered and run there is lost, unless you repair the file yourself), and start it \
+         again; `union register` then registers everything anew";
+
+    /// Whether this error says the database file is damaged.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StoreError::Corrupt { .. } => true,
+            StoreError::Sql(e) | StoreError::Open { source: e, .. } => sqlite_corruption(e),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite's own verdict that a file is damaged or not a database at all.
+fn sqlite_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// The kinds of versioned definitions, numbered like flyteidl `core.ResourceType`.
@@ -159,14 +186,18 @@ pub struct NewEntity<'a> {
 }
 
 /// What [`Store::create_entity`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inserted {
     /// Stored, at this time (unix nanoseconds).
     Created(i64),
     /// The same id already exists with the same digest (flyteadmin: ALREADY_EXISTS).
     Identical,
-    /// The same id already exists with another digest (flyteadmin: INVALID_ARGUMENT).
-    Different,
+    /// The same id already exists with another digest (flyteadmin: INVALID_ARGUMENT). The stored
+    /// digest and spec come along, so that a damaged row is told apart from a real conflict.
+    Different {
+        stored_digest: Vec<u8>,
+        stored_spec: Vec<u8>,
+    },
 }
 
 /// Columns a list may filter or sort on (whitelisted: they are spliced into SQL).
@@ -281,6 +312,34 @@ impl Store {
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;
         migrate(&mut writer, &path)?;
+        // A damaged file is reported at start, not as odd answers later (quick_check reads every
+        // page once: milliseconds for a sandbox's database).
+        let verdict: String = writer
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| {
+                if sqlite_corruption(&e) {
+                    StoreError::Corrupt {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: path.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+        if verdict != "ok" {
+            let detail = verdict
+                .lines()
+                .filter(|l| !l.starts_with("***"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(StoreError::Corrupt {
+                path,
+                detail: format!("SQLite's integrity check says: {detail}"),
+            });
+        }
         Ok(Store {
             path,
             writer: Mutex::new(writer),
@@ -339,9 +398,9 @@ impl Store {
     pub fn create_entity(&self, new: &NewEntity<'_>) -> Result<Inserted, StoreError> {
         self.write(|tx| {
             let k = new.key;
-            let existing: Option<Vec<u8>> = tx
+            let existing: Option<(Vec<u8>, Vec<u8>)> = tx
                 .prepare_cached(
-                    "SELECT digest FROM entities WHERE resource_type=?1 AND org=?2 AND project=?3
+                    "SELECT digest, spec FROM entities WHERE resource_type=?1 AND org=?2 AND project=?3
                      AND domain=?4 AND name=?5 AND version=?6",
                 )?
                 .query_row(
@@ -353,14 +412,17 @@ impl Store {
                         k.name,
                         k.version
                     ],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            if let Some(digest) = existing {
+            if let Some((digest, spec)) = existing {
                 return Ok(if digest == new.digest {
                     Inserted::Identical
                 } else {
-                    Inserted::Different
+                    Inserted::Different {
+                        stored_digest: digest,
+                        stored_spec: spec,
+                    }
                 });
             }
             let now = now_nanos();
