@@ -93,9 +93,13 @@ pub fn human_bytes(n: u64) -> String {
 
 /// Render any error for the user and return the process exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
+    let mut text = Vec::new();
+    let code = render(err, &mut text);
+    // Error messages and build output may quote a URL with credentials in it.
+    let text = String::from_utf8_lossy(&text);
     let stderr = std::io::stderr();
     let mut out = stderr.lock();
-    let code = render(err, &mut out);
+    let _ = out.write_all(crate::redact::mask_url_credentials(&text).as_bytes());
     let _ = out.flush();
     ExitCode::from(code)
 }

@@ -27,6 +27,8 @@ pub mod image;
 pub mod package;
 pub mod process;
 pub mod python;
+/// Masking credentials written into URLs in everything union prints.
+pub mod redact;
 pub mod register;
 /// Container registry client: image references, docker credentials, manifest existence checks.
 pub mod registry;

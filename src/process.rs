@@ -47,6 +47,7 @@ pub fn reserve_stdout_for_data() {
 
 /// Write data (results, listings) to the real stdout.
 pub fn write_data(text: &str) -> std::io::Result<()> {
+    let text = crate::redact::mask_url_credentials(text);
     let fd: RawFd = DATA_FD.load(Ordering::SeqCst);
     if fd < 0 {
         let mut out = std::io::stdout().lock();

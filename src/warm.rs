@@ -63,17 +63,8 @@ pub fn enabled() -> bool {
                 false
             }
         },
-        _ => !in_ci(),
+        _ => !crate::config::in_ci(),
     }
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| {
-            let v = v.trim();
-            !v.is_empty() && crate::config::parse_bool(v) != Some(false)
-        })
-        .unwrap_or(false)
 }
 
 fn mtime(p: &Path) -> String {

@@ -353,7 +353,10 @@ fn pip_secret_mounts_are_mounted_never_copied() {
         .dockerfile
         .contains("--mount=type=secret,id=secret_0,target=/root/.netrc,required=true"));
     assert_eq!(plan.secrets.len(), 1);
-    assert_eq!(plan.secrets[0].source, dir.path().join("netrc"));
+    assert_eq!(
+        plan.secrets[0].source,
+        dockerfile::SecretSource::File(dir.path().join("netrc"))
+    );
     let tar = plan.context.to_tar().unwrap();
     assert!(
         !String::from_utf8_lossy(&tar).contains("TOPSECRET"),

@@ -165,25 +165,18 @@ fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
         .map_err(build_diagnostic)?;
     let options = BuildAllOptions {
         force: settings.force,
-        push: std::env::var("FLYTE_PUSH_IMAGE_SPEC")
-            .map(|v| crate::image::spec::str2bool(&v))
-            .unwrap_or(true),
+        push: crate::image::spec::push_from_env(),
         concurrency: settings.jobs,
     };
     let reporter: Box<dyn BuildReporter> = if settings.quiet {
         Box::new(NoReporter)
-    } else if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+    } else if std::io::stderr().is_terminal() && !crate::config::in_ci() {
         Box::new(ProgressReporter::new())
     } else {
         Box::new(LineReporter)
     };
-    let registry = crate::registry::RegistryClient::builder()
-        .build()
-        .map_err(|e| Diagnostic::new(e.to_string()))?;
-    let existence = RegistryExistence {
-        registry,
-        engine: Some(builder.clone()),
-    };
+    let existence =
+        RegistryExistence::for_plans(&plans, Some(builder.clone())).map_err(build_diagnostic)?;
     let results =
         runtime.block_on(builder.build_all(&plans, &options, &existence, reporter.as_ref()));
     drop(reporter);
@@ -211,13 +204,8 @@ fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
 }
 
 async fn dry_run(plans: &[BuildPlan]) -> Result<()> {
-    let registry = crate::registry::RegistryClient::builder()
-        .build()
-        .map_err(|e| Diagnostic::new(e.to_string()))?;
-    let existence = RegistryExistence {
-        registry,
-        engine: Builder::connect().await.ok(),
-    };
+    let existence = RegistryExistence::for_plans(plans, Builder::connect().await.ok())
+        .map_err(build_diagnostic)?;
     let mut out = String::new();
     let mut all: Vec<&BuildPlan> = Vec::new();
     fn collect<'a>(p: &'a BuildPlan, all: &mut Vec<&'a BuildPlan>) {
@@ -269,6 +257,9 @@ fn build_diagnostic(e: BuildError) -> Diagnostic {
     if let Some(output) = e.output() {
         d = d.detail(output.to_string());
     }
+    if let Some(h) = e.hint() {
+        d = d.hint(h);
+    }
     match e {
         BuildError::Unreachable { .. } => d.hint(
             "start a Docker engine (with BuildKit) or point DOCKER_HOST at one, e.g. unix:///run/docker.sock",
@@ -301,7 +292,10 @@ impl BuildReporter for LineReporter {
                         .map(|d| format!("{:.1}s", d.as_secs_f64()))
                         .unwrap_or_default()
                 };
-                eprintln!("[{image}] {step} {how}");
+                eprintln!(
+                    "[{image}] {} {how}",
+                    crate::redact::mask_url_credentials(step)
+                );
             }
             BuildEvent::Push { status, .. }
                 if status.starts_with("Pushed") || status.contains("digest") =>
@@ -360,8 +354,12 @@ impl BuildReporter for ProgressReporter {
     fn event(&self, image: &str, event: &BuildEvent) {
         let bar = self.bar(image);
         match event {
-            BuildEvent::StepStarted { step, .. } => bar.set_message(step.clone()),
-            BuildEvent::Log { line, .. } => bar.set_message(line.clone()),
+            BuildEvent::StepStarted { step, .. } => {
+                bar.set_message(crate::redact::mask_url_credentials(step).into_owned())
+            }
+            BuildEvent::Log { line, .. } => {
+                bar.set_message(crate::redact::mask_url_credentials(line).into_owned())
+            }
             BuildEvent::Push { status, .. } => bar.set_message(format!("push: {status}")),
             BuildEvent::StepDone { .. } => {}
         }

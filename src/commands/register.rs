@@ -25,6 +25,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     let image_opts = ImageOptions {
         base_image: args.common.base_image.clone(),
         allow_unverified: args.common.allow_unverified_images,
+        given: register::images::given_images(&opts),
     };
     let set = discovery::modules_for_paths(&args.common.paths)?;
     crate::process::set_interrupt_note("nothing was registered");

@@ -79,6 +79,7 @@ pub fn run_remote(
     let image_opts = ImageOptions {
         base_image: args.base_image.clone(),
         allow_unverified: args.allow_unverified_images,
+        given: register::images::given_images(&opts),
     };
     register::images::ensure_images(&rt, &client, &mut loaded, &settings, &image_opts, &progress)?;
 

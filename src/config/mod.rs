@@ -128,6 +128,16 @@ fn as_bool(v: &serde_yaml::Value) -> Option<bool> {
     }
 }
 
+/// Whether this process runs in CI: `CI` is set to anything but an empty or false value (GitHub
+/// Actions, GitLab and most others set `CI=true`). One meaning for every use: the warm interpreter
+/// stays off, and progress is plain lines instead of spinners.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| {
+        let v = v.to_string_lossy();
+        !v.trim().is_empty() && parse_bool(&v) != Some(false)
+    })
+}
+
 /// flytekit's str2bool: true/1/yes/y/t (any case) are true.
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {

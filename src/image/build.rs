@@ -55,12 +55,30 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// The engine cannot build what the plan asks for.
+    #[error("cannot build image {image}: {message}")]
+    Unsupported {
+        image: String,
+        message: String,
+        hint: String,
+    },
+    /// Registry credentials for the image could not be read (a docker config or helper failed).
+    #[error("cannot read registry credentials for {image}: {message}")]
+    Credentials { image: String, message: String },
     /// Another engine API call failed.
     #[error("Docker engine error ({what}): {message}")]
     Engine { what: String, message: String },
 }
 
 impl BuildError {
+    /// What to do about it, for errors that know.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            BuildError::Unsupported { hint, .. } => Some(hint),
+            _ => None,
+        }
+    }
+
     /// The failing step's output, for errors that have one.
     pub fn output(&self) -> Option<&str> {
         match self {
@@ -160,11 +178,21 @@ pub fn registry_host(image: &str) -> &str {
 }
 
 /// Credentials for `host` from the Docker config (`auths`, `credsStore`, `credHelpers`), through
-/// the registry module; `None` when there are none or they cannot be read.
+/// the registry module's one reader; `None` when there are none or they cannot be read.
 pub fn docker_config_credentials(host: &str) -> Option<DockerCredentials> {
-    use crate::registry::{Credential, DockerConfig};
-    let config = DockerConfig::load_default().ok()?;
-    let credential = config.credentials_for(host).ok()??;
+    let config = crate::registry::DockerConfig::load_default().ok()?;
+    engine_credentials(&config, host).ok().flatten()
+}
+
+/// What the engine needs to pull from or push to `host`, from `config` (helpers included).
+fn engine_credentials(
+    config: &crate::registry::DockerConfig,
+    host: &str,
+) -> Result<Option<DockerCredentials>, crate::registry::RegistryError> {
+    use crate::registry::Credential;
+    let Some(credential) = config.credentials_for(host)? else {
+        return Ok(None);
+    };
     let mut creds = DockerCredentials {
         serveraddress: Some(host.to_string()),
         ..Default::default()
@@ -180,63 +208,77 @@ pub fn docker_config_credentials(host: &str) -> Option<DockerCredentials> {
         }
         Credential::RegistryToken(token) => creds.registrytoken = Some(token),
     }
-    Some(creds)
+    Ok(Some(creds))
 }
 
-/// Every `auths` entry of the Docker config, keyed by registry host.
-pub fn all_docker_config_credentials() -> HashMap<String, DockerCredentials> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")));
-    let Some(dir) = dir else {
-        return HashMap::new();
+/// The docker config for a plan: its ImageSpec's `registry_config` first (envd's field: a docker
+/// config file with credentials for that image's registry), then the user's.
+fn plan_config(plan: &BuildPlan) -> Result<crate::registry::DockerConfig, BuildError> {
+    use crate::registry::DockerConfig;
+    let bad = |e: crate::registry::RegistryError| BuildError::Credentials {
+        image: plan.image_name.clone(),
+        message: e.to_string(),
     };
-    let Ok(text) = std::fs::read_to_string(dir.join("config.json")) else {
-        return HashMap::new();
-    };
-    parse_docker_config(&text)
-}
-
-/// Parse the `auths` of a Docker config.json.
-pub fn parse_docker_config(text: &str) -> HashMap<String, DockerCredentials> {
-    use base64::Engine;
-    let mut out = HashMap::new();
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) else {
-        return out;
-    };
-    let Some(auths) = doc.get("auths").and_then(|a| a.as_object()) else {
-        return out;
-    };
-    for (key, entry) in auths {
-        let host = key
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        let host = match host {
-            "index.docker.io" | "registry-1.docker.io" => "docker.io",
-            h => h,
-        };
-        let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let mut creds = DockerCredentials {
-            username: field("username"),
-            password: field("password"),
-            identitytoken: field("identitytoken"),
-            serveraddress: Some(host.to_string()),
-            ..Default::default()
-        };
-        if let Some(auth) = field("auth") {
-            if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(auth.trim()) {
-                if let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':') {
-                    creds.username = Some(u.to_string());
-                    creds.password = Some(p.to_string());
-                }
-            }
-        }
-        out.insert(host.to_string(), creds);
+    let default = DockerConfig::load_default().map_err(bad)?;
+    match &plan.registry_config {
+        Some(file) => Ok(DockerConfig::load_file(file)
+            .map_err(bad)?
+            .with_fallback(default)),
+        None => Ok(default),
     }
-    out
+}
+
+/// Credentials for every registry the build pulls from (the base image's), keyed by host as
+/// BuildKit's session asks for them.
+fn pull_credentials(plan: &BuildPlan) -> Result<HashMap<String, DockerCredentials>, BuildError> {
+    let config = plan_config(plan)?;
+    let mut out = HashMap::new();
+    let host = registry_host(&plan.base_image);
+    let creds = engine_credentials(&config, host).map_err(|e| BuildError::Credentials {
+        image: plan.image_name.clone(),
+        message: e.to_string(),
+    })?;
+    if let Some(c) = creds {
+        out.insert(host.to_string(), c.clone());
+        if host == "docker.io" {
+            // The engine asks for Docker Hub under its v1 index address.
+            out.insert("https://index.docker.io/v1/".to_string(), c);
+        }
+    }
+    Ok(out)
+}
+
+/// A directory only this user can read, removed when dropped.
+fn tempfile_dir() -> std::io::Result<ScratchDir> {
+    use std::os::unix::fs::DirBuilderExt;
+    let path = std::env::temp_dir().join(format!("union-build-secrets-{}", random_id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+    Ok(ScratchDir(path))
+}
+
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 /// A connection to a Docker engine that builds and pushes images.
@@ -313,6 +355,21 @@ impl Builder {
         reporter: &dyn BuildReporter,
     ) -> Result<(), BuildError> {
         let image = plan.image_name.as_str();
+        if plan.platforms().len() > 1 {
+            return Err(BuildError::Unsupported {
+                image: image.to_string(),
+                message: format!(
+                    "its platform `{}` lists several platforms, and a multi-platform image cannot be \
+                     built through the Docker Engine API: the engine's image store holds one platform \
+                     per image",
+                    plan.platform
+                ),
+                hint: "set `platform` to one platform (the cluster's nodes' one, usually linux/amd64), \
+                       or build the multi-platform image with `docker buildx build --platform ... --push` \
+                       and give it to the tasks as `container_image`"
+                    .into(),
+            });
+        }
         let tar = plan
             .context
             .to_tar()
@@ -347,7 +404,7 @@ impl Builder {
             session: Some(format!("union-{}", random_id())),
             ..Default::default()
         };
-        let creds = all_docker_config_credentials();
+        let creds = pull_credentials(plan)?;
         let mut stream =
             self.docker
                 .build_image(options, Some(creds), Some(bollard::body_full(tar.into())));
@@ -380,10 +437,26 @@ impl Builder {
                 variant: parts.next().map(str::to_string),
             });
         }
+        // Secrets union made (a netrc) live in a private directory for the build only.
+        let scratch = tempfile_dir().map_err(|e| BuildError::Build {
+            image: plan.image_name.clone(),
+            message: format!("cannot create a private temporary directory for build secrets: {e}"),
+        })?;
         for s in &plan.secrets {
-            opts = opts.set_secret(&s.id, &SecretSource::File(s.source.clone()));
+            let path = match &s.source {
+                crate::image::dockerfile::SecretSource::File(p) => p.clone(),
+                crate::image::dockerfile::SecretSource::Text(text) => {
+                    let p = scratch.path().join(&s.id);
+                    write_private(&p, text.as_bytes()).map_err(|e| BuildError::Build {
+                        image: plan.image_name.clone(),
+                        message: format!("cannot write build secret `{}`: {e}", s.id),
+                    })?;
+                    p
+                }
+            };
+            opts = opts.set_secret(&s.id, &SecretSource::File(path));
         }
-        let creds = all_docker_config_credentials();
+        let creds = pull_credentials(plan)?;
         let creds_ref: HashMap<&str, DockerCredentials> =
             creds.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let driver = Moby::new(&self.docker);
@@ -402,10 +475,20 @@ impl Builder {
             })
     }
 
-    /// Push `image` with credentials from the Docker config, reporting per-layer progress.
-    pub async fn push(&self, image: &str, reporter: &dyn BuildReporter) -> Result<(), BuildError> {
+    /// Push a plan's image with credentials from its docker config, reporting per-layer progress.
+    pub async fn push(
+        &self,
+        plan: &BuildPlan,
+        reporter: &dyn BuildReporter,
+    ) -> Result<(), BuildError> {
+        let image = plan.image_name.as_str();
         let (repo, tag) = split_tag(image);
-        let creds = docker_config_credentials(registry_host(image));
+        let creds = engine_credentials(&plan_config(plan)?, registry_host(image)).map_err(|e| {
+            BuildError::Credentials {
+                image: image.to_string(),
+                message: e.to_string(),
+            }
+        })?;
         let options = PushImageOptions {
             tag: Some(tag.to_string()),
             ..Default::default()
@@ -450,7 +533,7 @@ impl Builder {
         self.build(plan, reporter).await?;
         let pushed = options.push && plan.push;
         if pushed {
-            self.push(image, reporter).await?;
+            self.push(plan, reporter).await?;
         }
         Ok(Outcome::Built {
             pushed,
@@ -558,10 +641,51 @@ impl ExistenceCheck for Builder {
 /// Existence through the registry's v2 API (the registry module) for images with a registry, and
 /// the engine's local store for images without one. "Unknown" is an error, never "exists".
 pub struct RegistryExistence {
-    /// The registry client.
+    /// The registry client (the user's docker config).
     pub registry: crate::registry::RegistryClient,
+    /// Clients for images whose ImageSpec names a `registry_config`, by image name.
+    pub per_image: HashMap<String, crate::registry::RegistryClient>,
     /// The engine, for images that have no registry (`None`: such images cannot be checked).
     pub engine: Option<Builder>,
+}
+
+impl RegistryExistence {
+    /// A check for these plans (and their nested bases): each image is looked up with the
+    /// credentials its spec's `registry_config` gives, else the user's docker config.
+    pub fn for_plans(plans: &[BuildPlan], engine: Option<Builder>) -> Result<Self, BuildError> {
+        use crate::registry::RegistryClient;
+        let client = |plan: &BuildPlan, file: Option<&std::path::Path>| {
+            let mut b = RegistryClient::builder();
+            if let Some(f) = file {
+                b = b.docker_config_file(f);
+            }
+            b.build().map_err(|e| BuildError::Credentials {
+                image: plan.image_name.clone(),
+                message: e.to_string(),
+            })
+        };
+        let mut per_image = HashMap::new();
+        let mut first: Option<&BuildPlan> = None;
+        let mut stack: Vec<&BuildPlan> = plans.iter().collect();
+        while let Some(p) = stack.pop() {
+            first.get_or_insert(p);
+            if let Some(file) = &p.registry_config {
+                per_image.insert(p.image_name.clone(), client(p, Some(file))?);
+            }
+            stack.extend(p.base.as_deref());
+        }
+        let registry = crate::registry::RegistryClient::builder()
+            .build()
+            .map_err(|e| BuildError::Credentials {
+                image: first.map(|p| p.image_name.clone()).unwrap_or_default(),
+                message: e.to_string(),
+            })?;
+        Ok(RegistryExistence {
+            registry,
+            per_image,
+            engine,
+        })
+    }
 }
 
 impl ExistenceCheck for RegistryExistence {
@@ -581,7 +705,8 @@ impl ExistenceCheck for RegistryExistence {
                 };
             }
             let reference = ImageReference::parse(image).map_err(|e| existence(e.to_string()))?;
-            match self.registry.check(&reference).await {
+            let registry = self.per_image.get(image).unwrap_or(&self.registry);
+            match registry.check(&reference).await {
                 ImageStatus::Exists { .. } => Ok(true),
                 ImageStatus::Missing => Ok(false),
                 ImageStatus::Unknown { reason } => Err(existence(reason.to_string())),

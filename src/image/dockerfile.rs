@@ -47,16 +47,40 @@ pub struct BuildSettings {
     pub flytekit_version: String,
 }
 
-/// One `pip_secret_mounts` entry: a local file exposed to the install step only.
+/// A secret exposed to the install step only (a BuildKit secret mount): never in the context, a
+/// layer, the image's history or any message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretMount {
-    /// BuildKit secret id (`secret_<i>`, as flytekit names them).
+    /// BuildKit secret id (`secret_<i>` for `pip_secret_mounts`, as flytekit names them).
     pub id: String,
-    /// The local file holding the secret (never read into the context or any message).
-    pub source: PathBuf,
+    /// Where its bytes come from.
+    pub source: SecretSource,
     /// The path it is mounted at during the install step.
     pub target: String,
 }
+
+/// Where a secret's bytes come from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A local file (a `pip_secret_mounts` entry), read by the engine's session only.
+    File(PathBuf),
+    /// Text union made (a netrc with the credentials written into index URLs), written to a
+    /// private temporary file for the duration of the build.
+    Text(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::File(p) => f.debug_tuple("File").field(p).finish(),
+            SecretSource::Text(_) => f.write_str("Text(<redacted>)"),
+        }
+    }
+}
+
+/// The secret id and mount path of the netrc that carries index credentials.
+const NETRC_SECRET: &str = "union_netrc";
+const NETRC_TARGET: &str = "/run/secrets/union_netrc";
 
 /// Everything needed to build and push one ImageSpec's image.
 #[derive(Debug, Clone)]
@@ -75,12 +99,27 @@ pub struct BuildPlan {
     pub context: BuildContext,
     /// Secret mounts for the install step.
     pub secrets: Vec<SecretMount>,
-    /// The single target platform, e.g. `linux/amd64`.
+    /// The target platform, e.g. `linux/amd64`; several, comma-separated, can be planned (the
+    /// tag and Dockerfile do not depend on it) but not built, see [`BuildPlan::platforms`].
     pub platform: String,
     /// Whether the image has a registry to be pushed to.
     pub push: bool,
     /// Rebuild even when the image exists (`force_push()` / `FLYTE_FORCE_PUSH_IMAGE_SPEC`).
     pub force: bool,
+    /// The spec's `registry_config`: a docker config file with credentials for this image's
+    /// registry, used before the user's own for the existence check, pulls and the push.
+    pub registry_config: Option<PathBuf>,
+}
+
+impl BuildPlan {
+    /// The platforms this plan targets (`linux/amd64,linux/arm64` is two).
+    pub fn platforms(&self) -> Vec<&str> {
+        self.platform
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
 }
 
 /// Why a spec cannot be turned into a build.
@@ -176,14 +215,6 @@ pub fn check_supported(spec: &ImageSpec, ctx: &TagContext) -> Result<(), PlanErr
             "it installs Python packages with uv, without micromamba/conda",
         ));
     }
-    if let Some(platform) = &spec.platform {
-        if platform.contains(',') {
-            return Err(invalid(format!(
-                "platform '{platform}' lists several platforms; the Docker engine's image store holds one \
-                 platform per image, so build one ImageSpec per platform"
-            )));
-        }
-    }
     for entry in spec.copy.iter().flatten() {
         let p = Path::new(entry);
         if p.is_absolute() {
@@ -204,6 +235,16 @@ pub fn check_supported(spec: &ImageSpec, ctx: &TagContext) -> Result<(), PlanErr
                 image: image.clone(),
                 field: "copy",
                 path: entry.clone(),
+                base: ctx.base_dir.clone(),
+            });
+        }
+    }
+    if let Some(config) = spec.registry_config.as_deref().filter(|p| !p.is_empty()) {
+        if !resolve(&ctx.base_dir, config).is_file() {
+            return Err(PlanError::MissingFile {
+                image: image.clone(),
+                field: "registry_config",
+                path: config.to_string(),
                 base: ctx.base_dir.clone(),
             });
         }
@@ -408,25 +449,53 @@ pub fn plan(
     let mut context = BuildContext::new();
     context.add_bytes(".union/python.sh", HELPER_SCRIPT, 0o755);
 
-    let secrets: Vec<SecretMount> = spec
+    let mut secrets: Vec<SecretMount> = spec
         .pip_secret_mounts
         .iter()
         .flatten()
         .enumerate()
         .map(|(i, (src, target))| SecretMount {
             id: format!("secret_{i}"),
-            source: resolve(&ctx.base_dir, src),
+            source: SecretSource::File(resolve(&ctx.base_dir, src)),
             target: target.clone(),
         })
         .collect();
 
-    // Index flags shared by uv pip install and uv sync.
+    // Index flags shared by uv pip install and uv sync. Credentials written into an index URL
+    // would end up in the image's history (RUN lines are kept there): the URL goes in without
+    // them, and they reach uv through a netrc secret mount instead.
     let mut index_args = String::new();
+    let mut netrc = String::new();
+    let mut index_flag = |flag: &str, url: &str| {
+        let _ = write!(
+            index_args,
+            " {flag} {}",
+            sh_quote(&crate::redact::strip_url_credentials(url))
+        );
+        if let (Some((login, password)), Some(host)) =
+            (crate::redact::url_credentials(url), url_host(url))
+        {
+            let _ = writeln!(
+                netrc,
+                "machine {host} login {} password {}",
+                netrc_word(&login),
+                netrc_word(&password)
+            );
+        }
+    };
     if let Some(index) = spec.pip_index.as_deref().filter(|s| !s.is_empty()) {
-        let _ = write!(index_args, " --index-url {}", sh_quote(index));
+        index_flag("--index-url", index);
     }
     for extra in spec.pip_extra_index_url.iter().flatten() {
-        let _ = write!(index_args, " --extra-index-url {}", sh_quote(extra));
+        index_flag("--extra-index-url", extra);
+    }
+    let has_netrc = !netrc.is_empty();
+    if has_netrc {
+        secrets.push(SecretMount {
+            id: NETRC_SECRET.into(),
+            source: SecretSource::Text(netrc),
+            target: NETRC_TARGET.into(),
+        });
     }
     let extra_args = spec
         .pip_extra_args
@@ -584,9 +653,12 @@ pub fn plan(
     }
     // uv uses the system's CA store (sites re-signing TLS with a local CA need that), never
     // downloads interpreters, and copies out of the cache mount instead of hard-linking.
-    let uv_env = format!(
+    let mut uv_env = format!(
         "UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_NATIVE_TLS=1 UV_PYTHON_DOWNLOADS=never UV_PYTHON={VENV}/bin/python"
     );
+    if has_netrc {
+        let _ = write!(uv_env, " NETRC={NETRC_TARGET}");
+    }
     let check = format!(
         "{{ test -x {VENV}/bin/pyflyte-execute && test -x {VENV}/bin/pyflyte-fast-execute || \
          {{ echo \"union: error: flytekit is not installed in the image (no pyflyte-execute in {VENV}/bin); \
@@ -681,7 +753,29 @@ pub fn plan(
             .unwrap_or_else(|| "linux/amd64".to_string()),
         push: spec.registry.as_deref().is_some_and(|r| !r.is_empty()),
         force: spec.is_force_push,
+        registry_config: spec
+            .registry_config
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(|p| resolve(&ctx.base_dir, p)),
     })
+}
+
+/// The host (with port) of a URL, as netrc's `machine` names it.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host_port
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host_port, |(h, _)| h);
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+/// A netrc token: netrc has no quoting in uv's parser, so whitespace cannot be carried.
+fn netrc_word(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// COPY's source and destination in JSON form (safe for any file name).

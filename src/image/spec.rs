@@ -131,6 +131,15 @@ impl HostEnv {
     }
 }
 
+/// `FLYTE_PUSH_IMAGE_SPEC` as flytekit's default builder reads it (`os.getenv(..., "True").lower()
+/// in ("true", "1")`): unset means push; any other value than `true`/`1` (any case) means don't.
+pub fn push_from_env() -> bool {
+    match std::env::var_os("FLYTE_PUSH_IMAGE_SPEC") {
+        None => true,
+        Some(v) => matches!(v.to_string_lossy().to_lowercase().as_str(), "true" | "1"),
+    }
+}
+
 /// flytekit's `str2bool`: everything but `false`, `0`, `off`, `no` (any case) is true.
 pub fn str2bool(s: &str) -> bool {
     !matches!(s.to_lowercase().as_str(), "false" | "0" | "off" | "no")

@@ -9,18 +9,72 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 
 use crate::config::Settings;
 use crate::diagnostics::Diagnostic;
 use crate::image::build::{
     BuildAllOptions, BuildError, BuildEvent, BuildReporter, Builder, ExistenceCheck, Outcome,
+    RegistryExistence,
 };
 use crate::image::dockerfile::{self, BuildPlan, BuildSettings, PlanError};
 use crate::image::TagContext;
 use crate::register::{Loaded, Progress};
 use crate::registry::{ImageReference, ImageStatus, RegistryClient};
+
+/// Images given as URIs (`--image URI`, `--image NAME=URI`, the config's `images`): they must
+/// exist, like the images ImageSpecs build.
+pub fn given_images(opts: &super::PlanOptions) -> Vec<String> {
+    let built: Vec<&str> = opts.yaml_images.iter().map(|y| y.name.as_str()).collect();
+    let mut out: Vec<String> = opts
+        .default_image
+        .iter()
+        .chain(opts.images.values())
+        .filter(|i| !built.contains(&i.as_str()))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Check that every image given as a URI exists in its registry (Docker Hub for names without
+/// one), before anything is uploaded or registered.
+fn check_given_images(
+    rt: &tokio::runtime::Runtime,
+    opts: &ImageOptions,
+    progress: &Progress,
+) -> Result<(), Diagnostic> {
+    if opts.given.is_empty() {
+        return Ok(());
+    }
+    let registry = RegistryClient::builder()
+        .build()
+        .map_err(|e| Diagnostic::new(format!("cannot set up the registry client: {e}")))?;
+    for image in &opts.given {
+        let reference = ImageReference::parse(image).map_err(|e| {
+            Diagnostic::usage(format!("--image {image}: not an image reference: {e}"))
+        })?;
+        match rt.block_on(registry.check(&reference)) {
+            ImageStatus::Exists { .. } => progress.item(image, "exists"),
+            ImageStatus::Missing => {
+                return Err(Diagnostic::new(format!(
+                    "image {image} (given with --image or the config's images) does not exist in its registry"
+                ))
+                .hint("nothing was registered. Push it first, build it (`union build spec.yaml` for an ImageSpec), or fix the name"))
+            }
+            ImageStatus::Unknown { reason } if opts.allow_unverified => progress.warn(&format!(
+                "cannot tell whether image {image} exists: {reason}; registering anyway (--allow-unverified-images)"
+            )),
+            ImageStatus::Unknown { reason } => {
+                return Err(Diagnostic::new(format!(
+                    "cannot tell whether image {image} (given with --image) exists: {reason}"
+                ))
+                .hint("nothing was registered. Fix the registry access (docker login, or check the registry is up), or pass --allow-unverified-images to register anyway"))
+            }
+        }
+    }
+    Ok(())
+}
 
 /// How images are handled by register / run --remote.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +83,8 @@ pub struct ImageOptions {
     pub base_image: Option<String>,
     /// Register even when an image's existence cannot be determined (flytekit's old behaviour).
     pub allow_unverified: bool,
+    /// Images given as URIs, checked like built ones (see [`given_images`]).
+    pub given: Vec<String>,
 }
 
 /// The base image for ImageSpecs without one.
@@ -84,41 +140,6 @@ fn plan_diagnostic(e: PlanError, tasks: &[String]) -> Diagnostic {
     }
 }
 
-/// Existence through the registry's HTTP API, or the local engine for registry-less images.
-struct RegistryExistence {
-    registry: RegistryClient,
-    engine: Option<Builder>,
-}
-
-impl ExistenceCheck for RegistryExistence {
-    fn exists<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, BuildError>> {
-        async move {
-            if !image_has_registry(image) {
-                return match &self.engine {
-                    Some(b) => b.image_exists(image).await,
-                    None => Err(BuildError::Existence {
-                        image: image.into(),
-                        message: "no Docker engine to look in".into(),
-                    }),
-                };
-            }
-            let r = ImageReference::parse(image).map_err(|e| BuildError::Existence {
-                image: image.into(),
-                message: e.to_string(),
-            })?;
-            match self.registry.check(&r).await {
-                ImageStatus::Exists { .. } => Ok(true),
-                ImageStatus::Missing => Ok(false),
-                ImageStatus::Unknown { reason } => Err(BuildError::Existence {
-                    image: image.into(),
-                    message: reason.to_string(),
-                }),
-            }
-        }
-        .boxed()
-    }
-}
-
 /// Does the reference name a registry host (`host.tld/...`, `host:port/...`, `localhost/...`)?
 pub fn image_has_registry(image: &str) -> bool {
     match image.split_once('/') {
@@ -165,6 +186,9 @@ pub fn build_diagnostic(e: BuildError) -> Diagnostic {
     let mut d = Diagnostic::new(e.to_string());
     if let Some(output) = e.output() {
         d = d.detail(output.to_string());
+    }
+    if let Some(h) = e.hint() {
+        d = d.hint(h);
     }
     match e {
         BuildError::Unreachable { .. } => {
@@ -276,6 +300,7 @@ pub fn ensure_images(
     opts: &ImageOptions,
     progress: &Progress,
 ) -> Result<(usize, usize), Diagnostic> {
+    check_given_images(rt, opts, progress)?;
     if loaded.images.is_empty() {
         return Ok((0, 0));
     }
@@ -286,13 +311,7 @@ pub fn ensure_images(
     let plans: Vec<BuildPlan> = plans(loaded, opts, settings)?;
     progress.phase(&format!("Checking {} image(s)", plans.len()));
     crate::process::test_pause_point("checking-images");
-    let registry = RegistryClient::builder()
-        .build()
-        .map_err(|e| Diagnostic::new(format!("cannot set up the registry client: {e}")))?;
-    let existence = RegistryExistence {
-        registry,
-        engine: None,
-    };
+    let mut existence = RegistryExistence::for_plans(&plans, None).map_err(build_diagnostic)?;
 
     // Decide first (cheap HEAD requests), so that no engine is needed when nothing is missing.
     let mut missing: Vec<&BuildPlan> = Vec::new();
@@ -322,16 +341,11 @@ pub fn ensure_images(
     progress.phase(&format!("Building {} image(s)", missing.len()));
     crate::process::test_pause_point("building-images");
     let builder = rt.block_on(Builder::connect()).map_err(build_diagnostic)?;
-    let existence = RegistryExistence {
-        registry: existence.registry,
-        engine: Some(builder.clone()),
-    };
+    existence.engine = Some(builder.clone());
     let todo: Vec<BuildPlan> = missing.into_iter().cloned().collect();
     let options = BuildAllOptions {
         force: false,
-        push: std::env::var("FLYTE_PUSH_IMAGE_SPEC")
-            .map(|v| crate::image::spec::str2bool(&v))
-            .unwrap_or(true),
+        push: crate::image::spec::push_from_env(),
         concurrency: 2,
     };
     let reporter = ProgressReporter {
@@ -359,7 +373,7 @@ pub fn describe(
     opts: &ImageOptions,
 ) -> Result<String, Diagnostic> {
     let plans = plans(loaded, opts, settings)?;
-    let registry = RegistryClient::builder().build().ok();
+    let existence = RegistryExistence::for_plans(&plans, None).ok();
     let mut out = String::new();
     for img in loaded
         .images
@@ -374,15 +388,14 @@ pub fn describe(
         ));
     }
     for p in &plans {
-        let exists = match (&registry, image_has_registry(&p.image_name)) {
-            (Some(r), true) => match ImageReference::parse(&p.image_name) {
-                Ok(reference) => match rt.block_on(r.check(&reference)) {
-                    ImageStatus::Exists { .. } => "yes".to_string(),
-                    ImageStatus::Missing => "no (would build and push)".to_string(),
-                    ImageStatus::Unknown { reason } => format!("unknown: {reason}"),
-                },
+        let exists = match (&existence, image_has_registry(&p.image_name)) {
+            (Some(check), true) => match rt.block_on(check.exists(&p.image_name)) {
+                Ok(true) => "yes".to_string(),
+                Ok(false) => "no (would build and push)".to_string(),
+                Err(BuildError::Existence { message, .. }) => format!("unknown: {message}"),
                 Err(e) => format!("unknown: {e}"),
             },
+            (None, true) => "unknown: the registry client could not be set up".to_string(),
             _ => "unknown: no registry in the image name (local engine only)".to_string(),
         };
         let users = loaded

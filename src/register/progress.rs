@@ -31,7 +31,7 @@ impl Progress {
     fn out(&self, line: &str) {
         let stderr = std::io::stderr();
         let mut e = stderr.lock();
-        let _ = writeln!(e, "{line}");
+        let _ = writeln!(e, "{}", crate::redact::mask_url_credentials(line));
     }
 
     /// A phase starts ("Packaging code").

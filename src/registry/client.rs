@@ -33,6 +33,7 @@ const DEFAULT_TOKEN_SECONDS: u64 = 60;
 #[derive(Debug)]
 pub struct RegistryClientBuilder {
     docker_config_dir: Option<PathBuf>,
+    docker_config_file: Option<PathBuf>,
     insecure: Vec<String>,
     connect_timeout: Duration,
     timeout: Duration,
@@ -42,6 +43,7 @@ impl Default for RegistryClientBuilder {
     fn default() -> Self {
         Self {
             docker_config_dir: None,
+            docker_config_file: None,
             insecure: Vec::new(),
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
@@ -53,6 +55,13 @@ impl RegistryClientBuilder {
     /// Reads `config.json` from this directory instead of `$DOCKER_CONFIG` / `~/.docker`.
     pub fn docker_config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.docker_config_dir = Some(dir.into());
+        self
+    }
+
+    /// Reads credentials from this docker config file (an ImageSpec's `registry_config`), falling
+    /// back to the default config for registries it has nothing for.
+    pub fn docker_config_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.docker_config_file = Some(file.into());
         self
     }
 
@@ -77,10 +86,13 @@ impl RegistryClientBuilder {
 
     /// Loads the docker config and sets up one pooled HTTPS client (webpki and native roots).
     pub fn build(self) -> Result<RegistryClient, RegistryError> {
-        let config = match &self.docker_config_dir {
+        let mut config = match &self.docker_config_dir {
             Some(dir) => DockerConfig::load(dir)?,
             None => DockerConfig::load_default()?,
         };
+        if let Some(file) = &self.docker_config_file {
+            config = DockerConfig::load_file(file)?.with_fallback(config);
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("union-cli/", env!("CARGO_PKG_VERSION")))
             .use_rustls_tls()

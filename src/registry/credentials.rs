@@ -114,6 +114,9 @@ struct AuthEntry {
 pub struct DockerConfig {
     path: Option<PathBuf>,
     file: ConfigFile,
+    /// Asked when this config has nothing for a registry (a spec's `registry_config` falls back
+    /// to the user's docker config).
+    fallback: Option<Box<DockerConfig>>,
 }
 
 impl std::fmt::Debug for AuthEntry {
@@ -139,7 +142,7 @@ impl DockerConfig {
         if text.trim().is_empty() {
             return Ok(Self {
                 path: Some(path),
-                file: ConfigFile::default(),
+                ..Self::default()
             });
         }
         // serde_json's messages quote no input text, only positions, so they cannot leak a secret.
@@ -150,7 +153,32 @@ impl DockerConfig {
         Ok(Self {
             path: Some(path),
             file,
+            fallback: None,
         })
+    }
+
+    /// Loads a docker config file given by path (an ImageSpec's `registry_config`); unlike the
+    /// default config, a missing file is an error: it was named on purpose.
+    pub fn load_file(path: &Path) -> Result<Self, RegistryError> {
+        if !path.is_file() {
+            return Err(RegistryError::Config {
+                path: path.to_path_buf(),
+                detail: "no such file".into(),
+            });
+        }
+        let mut config = Self::default();
+        let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Config {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        config.path = Some(path.to_path_buf());
+        if !text.trim().is_empty() {
+            config.file = serde_json::from_str(&text).map_err(|e| RegistryError::Config {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        }
+        Ok(config)
     }
 
     /// Loads from [`default_config_dir`], or an empty config if there is no home directory.
@@ -159,6 +187,12 @@ impl DockerConfig {
             Some(dir) => Self::load(&dir),
             None => Ok(Self::default()),
         }
+    }
+
+    /// This config, asking `other` for registries it has no credentials for.
+    pub fn with_fallback(mut self, other: DockerConfig) -> Self {
+        self.fallback = Some(Box::new(other));
+        self
     }
 
     /// The file this config was read from, if one existed.
@@ -194,7 +228,10 @@ impl DockerConfig {
                 }
             }
         }
-        Ok(None)
+        match &self.fallback {
+            Some(other) => other.credentials_for(registry),
+            None => Ok(None),
+        }
     }
 
     fn decode_entry(

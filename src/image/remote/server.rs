@@ -517,7 +517,9 @@ async fn run_build(
     let _cleanup = TempDir(dir.clone());
     let files = extract_context(&req.context_tar_gz, &dir, &inner.settings.limits)
         .map_err(|m| failure(Kind::InvalidContext, fq, m))?;
-    let (spec, ctx) = relocate(spec, &dir, &files, fq)?;
+    let (mut spec, ctx) = relocate(spec, &dir, &files, fq)?;
+    // A client's credentials file stays with the client: this server pushes with its own.
+    spec.registry_config = None;
     let settings = BuildSettings {
         default_base_image: if req.default_base_image.trim().is_empty() {
             inner.settings.default_base_image.clone()
@@ -548,7 +550,7 @@ async fn run_build(
         .map_err(|e| build_failure(fq, e))?;
     job.note(format!("pushing {fq}"));
     engine
-        .push(fq, &reporter)
+        .push(&plan, &reporter)
         .await
         .map_err(|e| build_failure(fq, e))?;
     Ok((fq.to_string(), true))
