@@ -58,7 +58,11 @@ pub fn url_credentials(url: &str) -> Option<(String, String)> {
 pub fn strip_url_credentials(url: &str) -> String {
     match pattern().captures(url) {
         Some(c) if c.get(0).is_some_and(|m| m.start() == 0) => {
-            format!("{}{}", &c["scheme"], &url[c.get(0).map_or(0, |m| m.end())..])
+            format!(
+                "{}{}",
+                &c["scheme"],
+                &url[c.get(0).map_or(0, |m| m.end())..]
+            )
         }
         _ => url.to_string(),
     }

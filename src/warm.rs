@@ -297,26 +297,76 @@ fn delegate(path: &Path, argv: &[OsString]) -> Option<ExitCode> {
     Some(ExitCode::from(i32::from_le_bytes(code).clamp(0, 255) as u8))
 }
 
-/// Start a server at `path` in the background, detached from this terminal.
+/// The descriptor on which a starting server says it has described itself (see [`start_server`]).
+const READY_FD: RawFd = 3;
+/// Set in a server started by [`start_server`]: it writes to [`READY_FD`] once described.
+const ENV_READY: &str = "UNION_WARM_READY_FD";
+
+/// Start a server at `path` in the background, detached from this terminal, and return once it
+/// has described itself (a few milliseconds, before it imports anything): `union warm status`
+/// and `union warm stop` right after this command see it.
 pub fn start_server(path: &Path) {
     use std::os::unix::process::CommandExt;
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
+    let mut pipe = [0 as RawFd; 2];
+    // SAFETY: creating a pipe we own; both ends close on exec unless moved below.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    let (read_end, write_end) = (pipe[0], pipe[1]);
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("__warm-server")
         .arg(path)
+        .env(ENV_READY, READY_FD.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: setsid in the child before exec detaches it from our terminal and process group.
+    // SAFETY: in the child before exec, only async-signal-safe calls: setsid detaches it from our
+    // terminal and process group; dup2 gives it the pipe's write end (without close-on-exec).
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::setsid();
+            if libc::dup2(write_end, READY_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
-    let _ = cmd.spawn();
+    let spawned = cmd.spawn();
+    // SAFETY: closing our copy of the write end, so that the read below ends if the server dies.
+    unsafe { libc::close(write_end) };
+    if spawned.is_ok() {
+        let mut fds = [libc::pollfd {
+            fd: read_end,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // A byte (described) or end of file (it exited); 5 s bounds a machine too busy to tell.
+        // SAFETY: poll and read on our own descriptor.
+        unsafe {
+            if libc::poll(fds.as_mut_ptr(), 1, 5000) > 0 {
+                let mut b = [0u8; 1];
+                libc::read(read_end, b.as_mut_ptr().cast(), 1);
+            }
+        }
+    }
+    // SAFETY: closing our descriptor.
+    unsafe { libc::close(read_end) };
+}
+
+/// In a server: tell the command that started it that it is described (see [`start_server`]).
+fn signal_ready() {
+    if std::env::var_os(ENV_READY).is_some() {
+        // SAFETY: the descriptor start_server handed us; written once, then closed.
+        unsafe {
+            libc::write(READY_FD, [1u8].as_ptr().cast(), 1);
+            libc::close(READY_FD);
+        }
+        // Single-threaded still (Python has not started): the commands it serves must not see it.
+        std::env::remove_var(ENV_READY);
+    }
 }
 
 /// A running server, as `union warm status` shows it (written next to its socket).
@@ -458,6 +508,7 @@ pub fn serve(path: &Path) -> ExitCode {
         }
     };
     describe(&info);
+    signal_ready();
     let Ok(session) = crate::python::PythonSession::start(env) else {
         cleanup();
         return ExitCode::SUCCESS;

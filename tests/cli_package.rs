@@ -99,7 +99,10 @@ fn check_same_as_pyflyte_at(project: &Path, pkg: &str, workers: Option<&str>) {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .find(|n| n.starts_with("fast") && n.ends_with(".tar.gz"))
     };
-    assert_eq!(archive(theirs.path()), archive(ours.path()));
+    let (a, b) = (archive(theirs.path()), archive(ours.path()));
+    assert!(a.is_some(), "pyflyte wrote no code archive");
+    assert!(b.is_some(), "union wrote no code archive");
+    assert_eq!(a, b);
 }
 
 /// A generated project (tests/bench/gen_project.py): `tasks` tasks, `workflows` workflows.

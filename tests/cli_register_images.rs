@@ -11,15 +11,6 @@ use common::*;
 
 const BASE: &str = "localhost:30000/union/debian-python:bookworm";
 
-fn infra_up() -> bool {
-    let up = std::net::TcpStream::connect("127.0.0.1:30000").is_ok()
-        && Path::new("/run/union-test/docker.sock").exists();
-    if !up {
-        eprintln!("SKIP: the test engine/registry is not running (bash tests/setup/docker.sh)");
-    }
-    up
-}
-
 /// A one-task project whose ImageSpec is unique to this test run (so the first build is real).
 fn project(dir: &Path, spec_extra: &str, salt: &str) -> std::path::PathBuf {
     let pkg = dir.join("imgproj");
@@ -76,9 +67,7 @@ fn task_names(sb: &Sandbox) -> String {
 
 #[test]
 fn builds_once_then_skips_and_code_changes_rebuild_nothing() {
-    if !infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
     let pkg = project(dir.path(), "", &salt());
@@ -159,9 +148,7 @@ fn builds_once_then_skips_and_code_changes_rebuild_nothing() {
 
 #[test]
 fn failing_build_registers_nothing_and_shows_the_step() {
-    if !infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
     project(
@@ -185,9 +172,7 @@ fn failing_build_registers_nothing_and_shows_the_step() {
 
 #[test]
 fn unreachable_registry_stops_unless_allowed() {
-    if !infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
     let pkg = project(dir.path(), "", &salt());
@@ -217,9 +202,7 @@ fn unreachable_registry_stops_unless_allowed() {
 
 #[test]
 fn missing_image_without_an_engine_says_where_it_looked() {
-    if !infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), "", &salt());
@@ -255,9 +238,7 @@ fn missing_requirements_file_names_spec_and_path() {
 
 #[test]
 fn image_spec_yaml_as_the_default_image_is_built_and_used() {
-    if !infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("spec.yaml");

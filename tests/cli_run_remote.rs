@@ -25,9 +25,7 @@ fn remote(sb: &Sandbox) -> std::process::Command {
 
 #[test]
 fn hello_runs_in_a_container() {
-    if !docker_infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let o = run(remote(&sb).args([
         "--wait",
@@ -44,9 +42,7 @@ fn hello_runs_in_a_container() {
 
 #[test]
 fn typed_workflow_gives_the_local_result() {
-    if !docker_infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let args = [
         "--xs",
@@ -71,9 +67,7 @@ fn typed_workflow_gives_the_local_result() {
 
 #[test]
 fn a_raising_task_shows_the_users_traceback() {
-    if !docker_infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let o = run(remote(&sb).args([
         "--image",
@@ -95,9 +89,7 @@ fn a_raising_task_shows_the_users_traceback() {
 
 #[test]
 fn an_image_that_does_not_exist_fails_with_its_name() {
-    if !docker_infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let missing = "localhost:30000/union-test/does-not-exist:nope";
     let o = run(remote(&sb).args([
@@ -116,9 +108,7 @@ fn an_image_that_does_not_exist_fails_with_its_name() {
 
 #[test]
 fn execution_name_get_and_list() {
-    if !docker_infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let o = run(remote(&sb).args([
         "--name",
@@ -132,15 +122,10 @@ fn execution_name_get_and_list() {
     assert_eq!(stdout(&o), "myexec1\n");
     // Wait for it through `union get execution`.
     let mut text = String::new();
-    for _ in 0..120 {
-        let g = run(union().args(["get", "execution", "myexec1", "--endpoint", &sb.endpoint()]));
-        assert!(g.status.success());
-        text = stdout(&g);
-        if text.contains("Phase:      SUCCEEDED") || text.contains("FAILED") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    wait_until("myexec1 to end", LONG, || {
+        text = get_execution(&sb, "myexec1");
+        text.contains("Phase:      SUCCEEDED") || text.contains("FAILED")
+    });
     assert!(text.contains("Phase:      SUCCEEDED"), "{text}");
     assert!(text.contains("Output:     o0 = \"Hello, Bob!\""), "{text}");
     assert!(text.contains("Input:      name = \"Bob\""), "{text}");
@@ -178,9 +163,7 @@ fn execution_name_get_and_list() {
 
 #[test]
 fn terminate_stops_a_running_execution() {
-    if !docker_infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let o = run(remote(&sb)
         .args([
@@ -193,24 +176,27 @@ fn terminate_stops_a_running_execution() {
         .arg(slow_entity())
         .args(slow_args()));
     assert!(o.status.success());
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    wait_until("slowexec to run", LONG, || {
+        get_execution(&sb, "slowexec").contains("Phase:      RUNNING")
+    });
     let t = run(union().args(["terminate", "slowexec", "--endpoint", &sb.endpoint()]));
     assert!(t.status.success());
     let mut text = String::new();
-    for _ in 0..60 {
-        text = stdout(&run(union().args([
-            "get",
-            "execution",
-            "slowexec",
-            "--endpoint",
-            &sb.endpoint(),
-        ])));
-        if text.contains("ABORTED") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    wait_until("slowexec to be aborted", LONG, || {
+        text = get_execution(&sb, "slowexec");
+        !text.contains("Phase:      RUNNING")
+    });
     assert!(text.contains("Phase:      ABORTED"), "{text}");
+}
+
+/// Generous: it bounds a hang on a busy machine, it never decides a result.
+const LONG: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `union get execution NAME` against the sandbox: its stdout.
+fn get_execution(sb: &Sandbox, name: &str) -> String {
+    let g = run(union().args(["get", "execution", name, "--endpoint", &sb.endpoint()]));
+    assert!(g.status.success(), "{}", stderr(&g));
+    stdout(&g)
 }
 
 fn slow_entity() -> &'static str {
@@ -223,9 +209,7 @@ fn slow_args() -> Vec<&'static str> {
 
 #[test]
 fn remote_builder_needs_no_local_docker() {
-    if !docker_infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let o = run(union()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
@@ -247,9 +231,7 @@ fn remote_builder_needs_no_local_docker() {
 
 #[test]
 fn a_container_killed_for_memory_says_so() {
-    if !docker_infra_up() {
-        return;
-    }
+    require_docker_infra();
     let sb = Sandbox::start();
     let o = run(remote(&sb).args([
         "--image",

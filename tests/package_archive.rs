@@ -21,12 +21,17 @@ const SCRIPT: &str = concat!(
     "/tests/support/package_flytekit.py"
 );
 
-fn have_git() -> bool {
-    Command::new("git")
+/// git is part of the test machine (tests/setup/docker.sh installs it): its absence fails.
+fn require_git() {
+    let ok = Command::new("git")
         .arg("--version")
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false)
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need git; install it (`bash tests/setup/docker.sh` does)"
+    );
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -51,11 +56,11 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 /// Runs the flytekit helper; `None` (skip) when the project's venv is missing.
-fn flytekit(req: Value) -> Option<Value> {
-    if !Path::new(PYTHON).exists() {
-        eprintln!("skipping flytekit comparison: {PYTHON} not found");
-        return None;
-    }
+fn flytekit(req: Value) -> Value {
+    assert!(
+        Path::new(PYTHON).exists(),
+        "{PYTHON} not found: create the test virtualenv with `bash tests/setup/python-env.sh`"
+    );
     let mut child = Command::new(PYTHON)
         .arg(SCRIPT)
         .stdin(Stdio::piped())
@@ -70,7 +75,7 @@ fn flytekit(req: Value) -> Option<Value> {
         "flytekit helper failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(serde_json::from_slice(&out.stdout).unwrap())
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn write(root: &Path, rel: &str, body: &str) {
@@ -89,7 +94,7 @@ fn rels(list: &FileList) -> Vec<String> {
 /// Compares our listing and digest with flytekit's for each (root, ignore set).
 fn assert_same_as_flytekit(cases: &[(PathBuf, &str)]) {
     let req = json!({"cases": cases.iter().map(|(r, i)| json!({"root": r, "ignores": i})).collect::<Vec<_>>()});
-    let Some(answer) = flytekit(req) else { return };
+    let answer = flytekit(req);
     for ((root, which), expected) in cases.iter().zip(answer["cases"].as_array().unwrap()) {
         let set = if *which == "fast" {
             IgnoreSet::fast_register()
@@ -194,10 +199,7 @@ fn rich_repo() -> tempfile::TempDir {
 
 #[test]
 fn listing_and_digest_match_flytekit_in_a_git_repo() {
-    if !have_git() {
-        eprintln!("skipping: git not installed");
-        return;
-    }
+    require_git();
     let repo = rich_repo();
     let r = repo.path();
     let list = list_files(r, CopyMode::All, &IgnoreSet::fast_register()).unwrap();
@@ -247,9 +249,7 @@ fn listing_and_digest_match_flytekit_in_a_git_repo() {
 
 #[test]
 fn root_below_the_repository_top() {
-    if !have_git() {
-        return;
-    }
+    require_git();
     let dir = tempfile::tempdir().unwrap();
     let top = dir.path();
     git(top, &["init", "-q", "."]);
@@ -317,9 +317,7 @@ impl Lcg {
 
 #[test]
 fn random_trees_match_flytekit() {
-    if !have_git() {
-        return;
-    }
+    require_git();
     const DIRS: &[&str] = &["a", "b", "data", "__pycache__", ".cache", "src", "build"];
     const FILES: &[&str] = &[
         "x.py", "y.pyc", "z.log", "n.md", "keep.txt", "w.csv", ".hidden", "Q.py",
@@ -433,9 +431,7 @@ fn random_trees_match_flytekit() {
 
 #[test]
 fn archive_is_deterministic_and_identical_to_python_tarfile() {
-    if !have_git() {
-        return;
-    }
+    require_git();
     let repo = rich_repo();
     let r = repo.path();
     let list = list_files(r, CopyMode::All, &IgnoreSet::fast_register()).unwrap();
@@ -472,7 +468,7 @@ fn archive_is_deterministic_and_identical_to_python_tarfile() {
         "tar": {"root": r, "files": list.files, "out": py_tar},
         "members": path,
     });
-    let Some(answer) = flytekit(req) else { return };
+    let answer = flytekit(req);
     // Python's tarfile (PAX format) with flytekit's attribute filter, int mtime: same bytes.
     assert_eq!(
         fs::read(&py_tar).unwrap(),
@@ -544,11 +540,9 @@ fn archive_independent_of_location_and_deref() {
     let (ad, gd) = build_archive(&la, &opts).unwrap();
     assert_eq!(ad.ls_digest, aa.ls_digest);
     assert_ne!(gd, ga);
-    let Some(answer) = flytekit(
+    let answer = flytekit(
         json!({"members": write_archive(&la, a.path().join("out").as_path(), &opts).unwrap().path}),
-    ) else {
-        return;
-    };
+    );
     let alias = answer["members"]
         .as_array()
         .unwrap()
@@ -626,9 +620,7 @@ fn copy_modes() {
 
 #[test]
 fn known_difference_non_ascii_git_ignored_names() {
-    if !have_git() {
-        return;
-    }
+    require_git();
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     git(r, &["init", "-q", "."]);
@@ -637,9 +629,7 @@ fn known_difference_non_ascii_git_ignored_names() {
     let list = list_files(r, CopyMode::All, &IgnoreSet::fast_register()).unwrap();
     assert_eq!(rels(&list), [".gitignore"]);
     // flytekit keeps it: `git ls-files` prints the name C-quoted, so it never matches.
-    let Some(answer) = flytekit(json!({"cases": [{"root": r, "ignores": "fast"}]})) else {
-        return;
-    };
+    let answer = flytekit(json!({"cases": [{"root": r, "ignores": "fast"}]}));
     assert_eq!(
         answer["cases"][0]["files"],
         json!([".gitignore", "ignorée.log"])

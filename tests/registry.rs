@@ -2,12 +2,12 @@
 //! tests/setup/docker.sh starts on 127.0.0.1:30000, a private htpasswd-protected docker-registry
 //! started here, and a fake registry with a Bearer token service.
 //!
-//! Tests that need a real registry print `SKIP: …` and pass when it is not there; CI starts it.
+//! Tests that need a real registry fail when it is not there, naming the command that starts it.
 
 #[path = "support/registry_util.rs"]
 mod util;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use union_cli::registry::{ImageReference, ImageStatus, RegistryClient, RegistryError};
 use util::{FakeServer, Reply, LOCAL_REGISTRY};
@@ -30,12 +30,12 @@ fn image(s: &str) -> ImageReference {
     ImageReference::parse(s).unwrap()
 }
 
-async fn local_registry_or_skip(test: &str) -> bool {
-    if util::registry_up(LOCAL_REGISTRY).await {
-        return true;
-    }
-    eprintln!("SKIP {test}: no registry on {LOCAL_REGISTRY}; start it with tests/setup/docker.sh");
-    false
+/// The registry tests/setup/docker.sh starts must be up: its absence fails the test.
+async fn require_local_registry() {
+    assert!(
+        util::registry_up(LOCAL_REGISTRY).await,
+        "no registry on {LOCAL_REGISTRY}; start it with `bash tests/setup/docker.sh` (tests/run-all.sh runs it)"
+    );
 }
 
 fn unknown(status: ImageStatus) -> RegistryError {
@@ -47,9 +47,7 @@ fn unknown(status: ImageStatus) -> RegistryError {
 
 #[tokio::test]
 async fn existing_image_is_found_with_its_digest() {
-    if !local_registry_or_skip("existing_image_is_found_with_its_digest").await {
-        return;
-    }
+    require_local_registry().await;
     let repo = util::unique("union-test/exists");
     let digest = util::push_tiny_image(LOCAL_REGISTRY, &repo, "v1", None).await;
     let (_dir, client) = anonymous_client();
@@ -85,9 +83,7 @@ async fn existing_image_is_found_with_its_digest() {
 
 #[tokio::test]
 async fn missing_tag_and_missing_repository_are_missing() {
-    if !local_registry_or_skip("missing_tag_and_missing_repository_are_missing").await {
-        return;
-    }
+    require_local_registry().await;
     let repo = util::unique("union-test/missing");
     util::push_tiny_image(LOCAL_REGISTRY, &repo, "v1", None).await;
     let (_dir, client) = anonymous_client();
@@ -123,37 +119,28 @@ async fn missing_tag_and_missing_repository_are_missing() {
     );
 }
 
+/// One client answers the same for repeated checks (its cached token and connection are reused;
+/// how fast that is, is measured by tests/bench/images.sh, not asserted here).
 #[tokio::test]
-async fn unchanged_image_check_is_fast_with_one_client() {
-    if !local_registry_or_skip("unchanged_image_check_is_fast_with_one_client").await {
-        return;
-    }
+async fn repeated_checks_with_one_client_agree() {
+    require_local_registry().await;
     let repo = util::unique("union-test/fast");
-    util::push_tiny_image(LOCAL_REGISTRY, &repo, "v1", None).await;
+    let digest = util::push_tiny_image(LOCAL_REGISTRY, &repo, "v1", None).await;
     let (_dir, client) = anonymous_client();
     let reference = image(&format!("localhost:30000/{repo}:v1"));
-    assert!(matches!(
-        client.check(&reference).await,
-        ImageStatus::Exists { .. }
-    ));
-    let n = 50;
-    let start = Instant::now();
-    for _ in 0..n {
-        assert!(matches!(
-            client.check(&reference).await,
-            ImageStatus::Exists { .. }
-        ));
+    for _ in 0..20 {
+        match client.check(&reference).await {
+            ImageStatus::Exists { digest: d } => assert_eq!(d, digest),
+            other => panic!("expected Exists with a digest, got {other:?}"),
+        }
     }
-    let each = start.elapsed() / n;
-    eprintln!("existence check on loopback: {each:?} per check (warm client)");
-    assert!(each < Duration::from_millis(150), "{each:?} per check");
 }
 
 #[tokio::test]
 async fn closed_port_is_unreachable_not_missing() {
-    let port = util::free_port();
+    // Bound but not listening: connections are refused, and no other process can take the port.
+    let (_socket, port) = util::closed_port();
     let (_dir, client) = anonymous_client();
-    let start = Instant::now();
     let reason = unknown(
         client
             .check(&image(&format!("127.0.0.1:{port}/app:v1")))
@@ -169,7 +156,6 @@ async fn closed_port_is_unreachable_not_missing() {
         "{text}"
     );
     assert!(text.to_lowercase().contains("refused"), "{text}");
-    assert!(start.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
@@ -245,13 +231,9 @@ const PASSWORD: &str = "s3cret-Pa55word";
 
 #[tokio::test]
 async fn htpasswd_registry_with_basic_credentials() {
-    let registry = match util::AuthRegistry::start(USER, PASSWORD).await {
-        Ok(r) => r,
-        Err(why) => {
-            eprintln!("SKIP htpasswd_registry_with_basic_credentials: {why}");
-            return;
-        }
-    };
+    let registry = util::AuthRegistry::start(USER, PASSWORD)
+        .await
+        .unwrap_or_else(|why| panic!("{why}; `bash tests/setup/docker.sh` installs what it needs"));
     let repo = util::unique("auth/app");
     let digest = util::push_tiny_image(&registry.addr, &repo, "v1", Some((USER, PASSWORD))).await;
     let reference = image(&format!("{}/{repo}:v1", registry.addr));
@@ -334,13 +316,9 @@ async fn htpasswd_registry_with_basic_credentials() {
 /// test in this process mutates the environment.
 #[tokio::test]
 async fn htpasswd_registry_with_credential_helpers() {
-    let registry = match util::AuthRegistry::start(USER, PASSWORD).await {
-        Ok(r) => r,
-        Err(why) => {
-            eprintln!("SKIP htpasswd_registry_with_credential_helpers: {why}");
-            return;
-        }
-    };
+    let registry = util::AuthRegistry::start(USER, PASSWORD)
+        .await
+        .unwrap_or_else(|why| panic!("{why}; `bash tests/setup/docker.sh` installs what it needs"));
     let repo = util::unique("auth/helper");
     util::push_tiny_image(&registry.addr, &repo, "v1", Some((USER, PASSWORD))).await;
 
@@ -386,7 +364,8 @@ async fn htpasswd_registry_with_credential_helpers() {
     assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
 }
 
-/// The child half of `htpasswd_registry_with_credential_helpers`; does nothing when run alone.
+/// The child half of `htpasswd_registry_with_credential_helpers` (which runs it with the
+/// environment it needs); run alone it fails, never passes without checking anything.
 #[tokio::test]
 #[ignore = "run by htpasswd_registry_with_credential_helpers with a prepared PATH"]
 async fn credential_helper_child() {
@@ -394,7 +373,7 @@ async fn credential_helper_child() {
         std::env::var("UNION_TEST_HELPER_REGISTRY"),
         std::env::var("UNION_TEST_HELPER_REPO"),
     ) else {
-        return;
+        panic!("run by htpasswd_registry_with_credential_helpers, which sets UNION_TEST_HELPER_*");
     };
     let reference = image(&format!("{addr}/{repo}:v1"));
     // credHelpers for this host.

@@ -139,7 +139,7 @@ async fn two_identical_concurrent_requests_build_once_and_both_see_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let marker = unique("rbuild-concurrent");
     let s = spec(&format!(
-        "name: rbuild-concurrent\nregistry: localhost:30000\ncommands: [\"sleep 3\", \"echo {marker}\"]\n"
+        "name: rbuild-concurrent\nregistry: localhost:30000\ncommands: [\"sleep 15\", \"echo {marker}\"]\n"
     ));
     let ctx = TagContext::new(dir.path());
     let name = s.image_name(&ctx).unwrap();
@@ -148,8 +148,14 @@ async fn two_identical_concurrent_requests_build_once_and_both_see_the_logs() {
         .await
         .unwrap();
     let (ca, cb) = (Collect::default(), Collect::default());
+    // The second request goes out once the first one's build is under way (its steps take at
+    // least the 15 s `sleep`), so it joins that build.
     let (a, b) = tokio::join!(client.build(req.clone(), &ca), async {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while ca.events.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "the first build never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         client.build(req.clone(), &cb).await
     });
     let (a, b) = (
@@ -349,23 +355,23 @@ async fn a_client_that_disconnects_cancels_a_build_nobody_else_waits_for() {
     let client = RemoteBuilderClient::connect(&server.endpoint())
         .await
         .unwrap();
+    let seen = std::sync::Arc::new(Collect::default());
     let task = tokio::spawn({
-        let client = client.clone();
-        async move { client.build(req, &Collect::default()).await }
+        let (client, seen) = (client.clone(), seen.clone());
+        async move { client.build(req, &*seen).await }
     });
-    // Wait until the server records the build, then go away.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while records_for(&server, &name).is_empty() {
+    // Wait until the build runs its `sleep 120` step (it printed the marker), then go away.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !seen.log_text().contains(&marker) {
         assert!(
             Instant::now() < deadline,
-            "the build never started\n{}",
+            "the build never reached its command\n{}",
             server.stderr()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
     task.abort();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let recs = records_for(&server, &name);
         if recs[0]["status"] == "cancelled" {

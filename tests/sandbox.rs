@@ -1007,19 +1007,20 @@ fn binary_stops_cleanly_on_sigterm() {
     assert_eq!(check, "ok");
 }
 
-fn venv() -> Option<PathBuf> {
+fn venv() -> PathBuf {
     let v = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv");
-    v.join("bin").join("pyflyte").exists().then_some(v)
+    assert!(
+        v.join("bin").join("pyflyte").exists(),
+        "no .venv with pyflyte: create it with `bash tests/setup/python-env.sh`"
+    );
+    v
 }
 
 /// The real Python client: `pyflyte register` (upload via CreateUploadLocation + PUT, then
 /// CreateTask/Workflow/LaunchPlan), then FlyteRemote fetches.
 #[test]
 fn pyflyte_register_and_flyteremote_fetch() {
-    let Some(venv) = venv() else {
-        eprintln!("skipping: no .venv with pyflyte (run tests/setup/python-env.sh)");
-        return;
-    };
+    let venv = venv();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (mut child, addr) = spawn_binary(&data);

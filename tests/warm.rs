@@ -34,24 +34,24 @@ fn served_warm(o: &std::process::Output) -> bool {
 }
 
 /// Run until a warm server answers (the first run starts it), then return a warm run's output.
+/// A cold run returns once the server it starts has described itself, but the server then
+/// imports flytekit before it serves: runs before that are cold, and correct.
 fn until_warm_with(
     make: impl Fn() -> std::process::Command,
     args: &[&str],
 ) -> std::process::Output {
-    let started = Instant::now();
-    loop {
+    let mut last = None;
+    wait_until("a warm interpreter to serve", LONG, || {
         let o = run(make().args(args));
-        if served_warm(&o) {
-            return o;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no warm interpreter came up: {}",
-            stderr(&o)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        let warm = served_warm(&o);
+        last = Some(o);
+        warm
+    });
+    last.unwrap()
 }
+
+/// Generous: it bounds a hang on a busy machine, it never decides a result.
+const LONG: Duration = Duration::from_secs(300);
 
 fn until_warm(marker: &str, args: &[&str]) -> std::process::Output {
     until_warm_with(|| warm(marker), args)
@@ -71,13 +71,14 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Stop this test's servers (so that none outlives the test run).
+/// Stop this test's servers (so that none outlives the test run) and wait until they are gone.
+/// A cold run returns only once the server it started is described, so `warm stop` reaches it.
 fn stop(marker: &str) {
-    // A cold run just before may have started a server a moment ago: let it describe itself.
-    std::thread::sleep(Duration::from_millis(500));
     let o = run(warm(marker).args(["warm", "stop"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("the test's servers to exit", LONG, || {
+        stdout(&run(warm(marker).args(["warm", "status"]))).is_empty()
+    });
     let _ = std::fs::remove_dir_all(server_dir(marker));
 }
 
@@ -161,7 +162,7 @@ fn warm_ctrl_c_stops_with_130() {
             &fixture("errors/slow.py"),
             "sleepy",
             "--seconds",
-            "60",
+            "3600",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -169,9 +170,8 @@ fn warm_ctrl_c_stops_with_130() {
         .unwrap();
     let seen = wait_for_stderr(&mut child, "sleeping");
     assert!(seen.contains("served by the warm interpreter"), "{seen}");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    signal(&child, libc::SIGINT);
+    assert_eq!(wait_exit(&mut child, LONG).code(), Some(130));
     stop("ctrl-c");
 }
 
@@ -183,8 +183,8 @@ fn off_in_ci_and_with_union_warm_0() {
             assert!(o.status.success(), "{}", stderr(&o));
             assert_eq!(stdout(&o), "Hello, Alice!\n");
             assert!(!served_warm(&o), "{key}={value} must run cold");
-            std::thread::sleep(Duration::from_millis(300));
         }
+        // A server a run started would be listed by now: a cold run returns once it is described.
         let o = run(warm(marker).env(key, value).args(["warm", "status"]));
         assert!(o.status.success());
         assert_eq!(
@@ -228,10 +228,7 @@ fn status_lists_and_stop_stops_the_servers() {
         if state.split_whitespace().nth(2) == Some("Z") {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "server {pid} did not stop"
-        );
+        assert!(started.elapsed() < LONG, "server {pid} did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
     let o = run(warm("status").args(["warm", "status"]));
@@ -289,7 +286,7 @@ fn commands_are_served_concurrently() {
     args.push("0".into());
     until_warm("concurrent", &strs(&args));
     let mut long = slow.to_vec();
-    long.push("60".into());
+    long.push("3600".into());
     let mut child = warm("concurrent")
         .args(strs(&long))
         .stdout(std::process::Stdio::null())
@@ -297,18 +294,17 @@ fn commands_are_served_concurrently() {
         .spawn()
         .unwrap();
     wait_for_stderr(&mut child, "sleeping");
-    // While that command sleeps in one child, another command is served by another.
-    let started = Instant::now();
+    // While that command sleeps (for an hour) in one child, another command is served by
+    // another and finishes: it did not wait for the first.
     let o = run(warm("concurrent").args(strs(&hello_args())));
     assert!(served_warm(&o), "{}", stderr(&o));
     assert_eq!(stdout(&o), "Hello, Alice!\n");
     assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the second command waited for the first"
+        child.try_wait().unwrap().is_none(),
+        "the first command is still sleeping"
     );
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    signal(&child, libc::SIGINT);
+    assert_eq!(wait_exit(&mut child, LONG).code(), Some(130));
     stop("concurrent");
 }
 
@@ -326,7 +322,7 @@ fn register_is_served_warm_with_the_same_result() {
                 "--force",
                 "-q",
                 "--image",
-                "localhost:30000/x:1",
+                TEST_BASE_IMAGE,
                 "-o",
             ])
             .arg(out);
@@ -337,18 +333,14 @@ fn register_is_served_warm_with_the_same_result() {
     let o = run(&mut cold);
     assert!(o.status.success(), "{}", stderr(&o));
     let warm_dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    loop {
-        let mut c = warm("register");
-        pkg(&mut c, warm_dir.path());
-        let o = run(&mut c);
-        assert!(o.status.success(), "{}", stderr(&o));
-        if served_warm(&o) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    until_warm_with(
+        || {
+            let mut c = warm("register");
+            pkg(&mut c, warm_dir.path());
+            c
+        },
+        &[],
+    );
     assert_eq!(dir_files(cold_dir.path()), dir_files(warm_dir.path()));
     let o = run(warm("register")
         .current_dir(repo().join("python_fixtures/typed"))
@@ -358,7 +350,7 @@ fn register_is_served_warm_with_the_same_result() {
             "--version",
             "w1",
             "--image",
-            "localhost:30000/x:1",
+            TEST_BASE_IMAGE,
         ])
         .arg("--config")
         .arg(&cfg));
@@ -392,19 +384,24 @@ fn no_server_when_start_up_leaves_a_python_thread_running() {
         "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n",
     )
     .unwrap();
+    let threads = || {
+        let mut c = warm("threads");
+        c.env("PYTHONPATH", dir.path());
+        c
+    };
     for _ in 0..3 {
-        let o = run(warm("threads")
-            .env("PYTHONPATH", dir.path())
-            .args(strs(&hello_args())));
+        let o = run(threads().args(strs(&hello_args())));
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(stdout(&o), "Hello, Alice!\n");
         assert!(!served_warm(&o));
-        std::thread::sleep(Duration::from_millis(1500));
     }
-    let o = run(warm("threads")
-        .env("PYTHONPATH", dir.path())
-        .args(["warm", "status"]));
-    assert_eq!(stdout(&o), "");
+    // The servers those runs started (listed as "(starting)" while they import) find the thread
+    // and leave without ever serving.
+    wait_until("the servers to refuse and exit", LONG, || {
+        stdout(&run(threads().args(["warm", "status"]))).is_empty()
+    });
+    let o = run(threads().args(strs(&hello_args())));
+    assert!(!served_warm(&o), "{}", stderr(&o));
     stop("threads");
 }
 
@@ -418,8 +415,7 @@ fn warm_sigterm_stops_the_served_command() {
         "0".into(),
     ];
     until_warm("sigterm", &strs(&args));
-    args[4] = "60".into();
-    let started = Instant::now();
+    args[4] = "3600".into();
     let mut child = warm("sigterm")
         .args(strs(&args))
         .stdout(std::process::Stdio::null())
@@ -427,10 +423,9 @@ fn warm_sigterm_stops_the_served_command() {
         .spawn()
         .unwrap();
     wait_for_stderr(&mut child, "sleeping");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    // The served command got the signal too: it ends now, as a cold one would (128 + 15).
-    assert_eq!(child.wait().unwrap().code(), Some(143));
-    assert!(started.elapsed() < Duration::from_secs(30));
+    signal(&child, libc::SIGTERM);
+    // The served command got the signal too: it ends now, as a cold one would (128 + 15); had
+    // it not, it would sleep for an hour.
+    assert_eq!(wait_exit(&mut child, LONG).code(), Some(143));
     stop("sigterm");
 }

@@ -214,15 +214,24 @@ fn engine_credentials(
 /// The docker config for a plan: its ImageSpec's `registry_config` first (envd's field: a docker
 /// config file with credentials for that image's registry), then the user's.
 fn plan_config(plan: &BuildPlan) -> Result<crate::registry::DockerConfig, BuildError> {
-    use crate::registry::DockerConfig;
-    let bad = |e: crate::registry::RegistryError| BuildError::Credentials {
-        image: plan.image_name.clone(),
-        message: e.to_string(),
-    };
-    let default = DockerConfig::load_default().map_err(bad)?;
+    let default =
+        crate::registry::DockerConfig::load_default().map_err(|e| BuildError::Credentials {
+            image: plan.image_name.clone(),
+            message: e.to_string(),
+        })?;
+    plan_config_over(plan, default)
+}
+
+fn plan_config_over(
+    plan: &BuildPlan,
+    default: crate::registry::DockerConfig,
+) -> Result<crate::registry::DockerConfig, BuildError> {
     match &plan.registry_config {
-        Some(file) => Ok(DockerConfig::load_file(file)
-            .map_err(bad)?
+        Some(file) => Ok(crate::registry::DockerConfig::load_file(file)
+            .map_err(|e| BuildError::Credentials {
+                image: plan.image_name.clone(),
+                message: e.to_string(),
+            })?
             .with_fallback(default)),
         None => Ok(default),
     }
@@ -231,10 +240,16 @@ fn plan_config(plan: &BuildPlan) -> Result<crate::registry::DockerConfig, BuildE
 /// Credentials for every registry the build pulls from (the base image's), keyed by host as
 /// BuildKit's session asks for them.
 fn pull_credentials(plan: &BuildPlan) -> Result<HashMap<String, DockerCredentials>, BuildError> {
-    let config = plan_config(plan)?;
+    pull_credentials_from(plan, &plan_config(plan)?)
+}
+
+fn pull_credentials_from(
+    plan: &BuildPlan,
+    config: &crate::registry::DockerConfig,
+) -> Result<HashMap<String, DockerCredentials>, BuildError> {
     let mut out = HashMap::new();
     let host = registry_host(&plan.base_image);
-    let creds = engine_credentials(&config, host).map_err(|e| BuildError::Credentials {
+    let creds = engine_credentials(config, host).map_err(|e| BuildError::Credentials {
         image: plan.image_name.clone(),
         message: e.to_string(),
     })?;
@@ -924,14 +939,68 @@ mod tests {
         assert_eq!(registry_host("a:x"), "docker.io");
     }
 
+    fn plan_from(base_image: &str, registry_config: Option<std::path::PathBuf>) -> BuildPlan {
+        BuildPlan {
+            spec_name: "x".into(),
+            image_name: "localhost:30000/x:1".into(),
+            base_image: base_image.into(),
+            base: None,
+            dockerfile: String::new(),
+            context: crate::image::context::BuildContext::new(),
+            secrets: Vec::new(),
+            platform: "linux/amd64".into(),
+            push: true,
+            force: false,
+            registry_config,
+        }
+    }
+
     #[test]
-    fn reads_docker_config_auths() {
-        let creds = parse_docker_config(
+    fn pulls_use_the_same_reader_as_pushes_with_the_specs_registry_config_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("user");
+        std::fs::create_dir_all(&user).unwrap();
+        // The user's docker config: Hub (base64 "u:p") and a private registry.
+        std::fs::write(
+            user.join("config.json"),
             r#"{"auths": {"https://index.docker.io/v1/": {"auth": "dTpw"},
-                "localhost:30000": {"username": "x", "password": "y"}}}"#,
-        );
+                "ghcr.io": {"username": "gh", "password": "user-token"}}}"#,
+        )
+        .unwrap();
+        // The ImageSpec's registry_config: another account for ghcr.io.
+        let spec_config = dir.path().join("spec-registry.json");
+        std::fs::write(
+            &spec_config,
+            r#"{"auths": {"ghcr.io": {"username": "bot", "password": "spec-token"}}}"#,
+        )
+        .unwrap();
+        let default = || crate::registry::DockerConfig::load(&user).unwrap();
+
+        let hub = plan_from("python:3.11-slim", None);
+        let creds =
+            pull_credentials_from(&hub, &plan_config_over(&hub, default()).unwrap()).unwrap();
         assert_eq!(creds["docker.io"].username.as_deref(), Some("u"));
         assert_eq!(creds["docker.io"].password.as_deref(), Some("p"));
-        assert_eq!(creds["localhost:30000"].password.as_deref(), Some("y"));
+
+        let private = plan_from("ghcr.io/org/base:1", Some(spec_config.clone()));
+        let config = plan_config_over(&private, default()).unwrap();
+        let creds = pull_credentials_from(&private, &config).unwrap();
+        assert_eq!(creds["ghcr.io"].username.as_deref(), Some("bot"));
+        assert_eq!(creds["ghcr.io"].password.as_deref(), Some("spec-token"));
+        // Registries the spec's file does not name fall back to the user's config.
+        let hub_with_spec = plan_from("python:3.11-slim", Some(spec_config));
+        let creds = pull_credentials_from(
+            &hub_with_spec,
+            &plan_config_over(&hub_with_spec, default()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(creds["docker.io"].username.as_deref(), Some("u"));
+
+        // A registry_config that does not exist is an error naming the file, not silence.
+        let missing = plan_from("python:3.11-slim", Some(dir.path().join("nope.json")));
+        let err = plan_config_over(&missing, default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope.json"), "{err}");
     }
 }

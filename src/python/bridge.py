@@ -596,9 +596,12 @@ def _bad_value(name, python_type, raw, e, conv=None):
     if len(shown) > 80:
         shown = shown[:77] + "..."
     example = _example(python_type)
+    reason = _value_reason(e, python_type).rstrip(".")
+    if repr(shown) not in reason:
+        reason = f"{shown!r}: {reason}"
     return UserError(
         "bad_value",
-        f"invalid value for --{name}: {shown!r} is not a valid {_type_text(python_type)} ({_value_reason(e, python_type)})",
+        f"invalid value for --{name} ({_type_text(python_type)}): {reason}",
         flag=f"--{name}",
         expected=_type_text(python_type),
         example=example,
@@ -843,7 +846,37 @@ def _admin_item(e):
         kind, name, auto = "launch_plan", e.id.name, bool(getattr(e, "should_auto_activate", False))
     else:
         return None
-    return (kind, name, e.to_flyte_idl().SerializeToString(deterministic=True), auto)
+    pb = e.to_flyte_idl()
+    if kind == "workflow":
+        _sort_upstream_ids(pb)
+    return (kind, name, pb.SerializeToString(deterministic=True), auto)
+
+
+def _sort_upstream_ids(wf_spec_pb):
+    """flytekit lists a node's upstream nodes from a Python set of node objects (promise.py:
+    `list(set(nodes))`), so their order changes from run to run. Sorted, the same code always
+    gives the same bytes, hence the same version; the order means nothing to Flyte."""
+
+    def visit(node):
+        ids = sorted(node.upstream_node_ids)
+        del node.upstream_node_ids[:]
+        node.upstream_node_ids.extend(ids)
+        kind = node.WhichOneof("target")
+        if kind == "branch_node":
+            ie = node.branch_node.if_else
+            children = [ie.case.then_node] + [c.then_node for c in ie.other]
+            if ie.HasField("else_node"):
+                children.append(ie.else_node)
+            for child in children:
+                visit(child)
+        elif kind == "array_node":
+            visit(node.array_node.node)
+
+    for template in [wf_spec_pb.template, *wf_spec_pb.sub_workflows]:
+        for node in template.nodes:
+            visit(node)
+        if template.HasField("failure_node"):
+            visit(template.failure_node)
 
 
 # Below this many entities, one process serializes (a fork costs more than it saves).

@@ -316,7 +316,12 @@ fn format_pyerr(py: Python<'_>, err: &PyErr) -> String {
 }
 
 fn module_list(modules: &[ModuleName]) -> Arg {
-    Arg::OsList(modules.iter().map(|m| m.as_os_str().to_os_string()).collect())
+    Arg::OsList(
+        modules
+            .iter()
+            .map(|m| m.as_os_str().to_os_string())
+            .collect(),
+    )
 }
 
 impl PythonSession {
@@ -408,7 +413,11 @@ impl PythonSession {
     }
 
     /// Import `modules` from project `root`; describe every task, workflow and launch plan.
-    pub fn discover(&self, root: &Path, modules: &[ModuleName]) -> Result<Vec<Entity>, PyUserError> {
+    pub fn discover(
+        &self,
+        root: &Path,
+        modules: &[ModuleName],
+    ) -> Result<Vec<Entity>, PyUserError> {
         self.call(
             "discover",
             vec![Arg::path(root), module_list(modules), Arg::text("1")],

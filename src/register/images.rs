@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-
 use crate::config::Settings;
 use crate::diagnostics::Diagnostic;
 use crate::image::build::{
@@ -159,6 +158,13 @@ impl BuildReporter for ProgressReporter<'_> {
         self.progress.item(image, "checking");
     }
     fn event(&self, image: &str, event: &BuildEvent) {
+        if let BuildEvent::StepStarted {
+            step,
+            cached: false,
+        } = event
+        {
+            self.progress.item(image, &format!("running {step}"));
+        }
         if let BuildEvent::StepDone { step, cached, .. } = event {
             let mut s = self.steps.lock().unwrap_or_else(|p| p.into_inner());
             *s.entry(image.to_string()).or_default() += 1;

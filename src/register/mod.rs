@@ -190,11 +190,33 @@ pub fn load(set: ModuleSet, opts: &PlanOptions, progress: &Progress) -> Result<L
         set.modules.len(),
         set.root.display()
     ));
+    if let Ok(cwd) = std::env::current_dir() {
+        if cwd != set.root && cwd.starts_with(&set.root) {
+            // Running inside a package: its parent holds the code that gets imported and packaged.
+            progress.note(&format!(
+                "note: the project root is {} (the first directory upward without __init__.py), above the current directory; module names and the code archive start there",
+                set.root.display()
+            ));
+        }
+    }
     let env = crate::python::env::locate()?;
     let session = PythonSession::start(env)?;
     let entities = session
         .discover_names(&set.root, &set.modules)
         .map_err(py(&session))?;
+    if entities.is_empty() {
+        let shown: Vec<String> = set.modules.iter().map(|m| m.to_string()).collect();
+        return Err(Diagnostic::new(format!(
+            "no tasks, workflows or launch plans in {} (imported from project root {})",
+            if shown.len() == 1 {
+                format!("module `{}`", shown[0])
+            } else {
+                format!("the {} modules `{}`", shown.len(), shown.join("`, `"))
+            },
+            set.root.display()
+        ))
+        .hint("nothing was uploaded or registered; give the package or files that define your @task and @workflow functions (for example `workflows/`)"));
+    }
     let info = session
         .loaded_module_files(&set.root)
         .map_err(py(&session))?;

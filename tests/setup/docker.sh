@@ -47,6 +47,8 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v htpasswd >/dev/null || need+=(apache2-utils)   # registry_auth tests make htpasswd files
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)  # a throwaway TLS server in the register tests
+command -v git >/dev/null || need+=(git)          # user projects that are git repositories
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   apt-get update -qq

@@ -15,6 +15,34 @@ from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
 TYPES = {1: task_pb2.TaskSpec, 2: workflow_pb2.WorkflowSpec, 3: launch_plan_pb2.LaunchPlan}
 
 
+def canonical(m):
+    """flytekit lists a node's upstream node ids from a Python set (`list(set(nodes))` in
+    flytekit/core/promise.py), so pyflyte's own order changes from run to run: compare them as
+    sets (union sorts them, for a stable version)."""
+    if isinstance(m, workflow_pb2.WorkflowSpec):
+
+        def visit(node):
+            ids = sorted(node.upstream_node_ids)
+            del node.upstream_node_ids[:]
+            node.upstream_node_ids.extend(ids)
+            kind = node.WhichOneof("target")
+            if kind == "branch_node":
+                ie = node.branch_node.if_else
+                for child in [ie.case.then_node] + [c.then_node for c in ie.other]:
+                    visit(child)
+                if ie.HasField("else_node"):
+                    visit(ie.else_node)
+            elif kind == "array_node":
+                visit(node.array_node.node)
+
+        for template in [m.template, *m.sub_workflows]:
+            for node in template.nodes:
+                visit(node)
+            if template.HasField("failure_node"):
+                visit(template.failure_node)
+    return m
+
+
 def load(d):
     out = {}
     for f in sorted(os.listdir(d)):
@@ -25,7 +53,7 @@ def load(d):
         m = TYPES[kind]()
         with open(os.path.join(d, f), "rb") as fh:
             m.ParseFromString(fh.read())
-        out[(name, kind)] = m
+        out[(name, kind)] = canonical(m)
     return out
 
 

@@ -29,17 +29,14 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The project's virtualenv with pyflyte, if set up (tests/setup/python-env.sh).
-pub fn venv() -> Option<PathBuf> {
+/// The project's virtualenv with pyflyte (tests/setup/python-env.sh); its absence fails the test.
+pub fn venv() -> PathBuf {
     let v = repo_root().join(".venv");
-    v.join("bin").join("pyflyte").exists().then_some(v)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    assert!(
+        v.join("bin").join("pyflyte").exists(),
+        "no .venv with pyflyte: create it with `bash tests/setup/python-env.sh`"
+    );
+    v
 }
 
 /// A `union sandbox start` process; killed (by its pid) on drop.
@@ -50,12 +47,13 @@ pub struct SandboxProcess {
 }
 
 impl SandboxProcess {
-    /// Start the binary on a free port with `data_dir`, extra env, and wait for its "listening" line.
+    /// Start the binary on a port the kernel picks (`--port 0`) with `data_dir` and extra env;
+    /// the port is read from its "listening on" line.
     pub fn start(data_dir: &Path, envs: &[(&str, &str)]) -> SandboxProcess {
-        Self::start_on(data_dir, free_port(), envs)
+        Self::start_on(data_dir, 0, envs)
     }
 
-    /// Same, on a given port (a restart on the same address).
+    /// Same, on a given port (a restart on the address it had).
     pub fn start_on(data_dir: &Path, port: u16, envs: &[(&str, &str)]) -> SandboxProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_union"));
         cmd.args([
@@ -77,10 +75,13 @@ impl SandboxProcess {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("sandbox output");
-        assert!(
-            line.contains("listening"),
-            "unexpected sandbox output: {line}"
-        );
+        let port = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected sandbox output: {line}"));
         SandboxProcess {
             child,
             port,
@@ -161,7 +162,7 @@ pub fn register(
     image: Option<&str>,
     version: &str,
 ) {
-    let venv = venv().expect("venv");
+    let venv = venv();
     let mut cmd = Command::new(venv.join("bin").join("pyflyte"));
     cmd.current_dir(repo_root().join("python_fixtures").join(fixture))
         .arg("-c")

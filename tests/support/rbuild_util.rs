@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -28,29 +27,13 @@ pub struct SandboxProcess {
     stderr: std::sync::Arc<Mutex<String>>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl SandboxProcess {
     /// Start with the test engine as its Docker engine, the test registry as default registry
     /// and the offline base image; `extra` flags and `env` on top.
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> SandboxProcess {
         let data_dir = tempfile::tempdir().unwrap();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_union"));
-            cmd.args([
-                "sandbox",
-                "start",
-                "--port",
-                &port.to_string(),
-                "--data-dir",
-            ])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_union"));
+        cmd.args(["sandbox", "start", "--port", "0", "--data-dir"])
             .arg(data_dir.path())
             .args(["--image-registry", TEST_REGISTRY])
             .env("DOCKER_HOST", TEST_DOCKER_HOST)
@@ -59,45 +42,46 @@ impl SandboxProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-            for (k, v) in env {
-                cmd.env(k, v);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn union sandbox start");
+        let stdout = child.stdout.take().unwrap();
+        let stderr_pipe = child.stderr.take().unwrap();
+        let stderr = std::sync::Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
             }
-            let mut child = cmd.spawn().expect("spawn union sandbox start");
-            let stdout = child.stdout.take().unwrap();
-            let stderr_pipe = child.stderr.take().unwrap();
-            let stderr = std::sync::Arc::new(Mutex::new(String::new()));
-            let sink = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                    let mut s = sink.lock().unwrap();
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            });
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if line.contains("listening on") {
-                        let _ = tx.send(());
-                    }
-                }
-            });
-            if rx.recv_timeout(Duration::from_secs(20)).is_ok() {
-                return SandboxProcess {
-                    child,
-                    port,
-                    data_dir,
-                    stderr,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let err = stderr.lock().unwrap().clone();
-            if !err.contains("already in use") {
-                panic!("union sandbox start did not come up:\n{err}");
+        });
+        // The first stdout line says where it listens (it binds port 0: the kernel picks).
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let port = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok());
+        match port {
+            Some(port) => SandboxProcess {
+                child,
+                port,
+                data_dir,
+                stderr,
+            },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "union sandbox start did not come up: {line:?}\n{}",
+                    stderr.lock().unwrap()
+                );
             }
         }
-        panic!("no free port for union sandbox start");
     }
 
     pub fn endpoint(&self) -> String {

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,13 +26,33 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-/// A loopback port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port that refuses connections: a socket bound to it but not listening, which also
+/// keeps any other process from taking the port while the test runs. Keep the descriptor alive.
+pub fn closed_port() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we own; the sockaddr structs are zeroed and sized.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket()");
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        addr.sin_port = 0;
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len),
+            0,
+            "bind()"
+        );
+        let mut bound: libc::sockaddr_in = std::mem::zeroed();
+        let mut blen = len;
+        assert_eq!(
+            libc::getsockname(fd, (&mut bound as *mut libc::sockaddr_in).cast(), &mut blen),
+            0
+        );
+        (owned, u16::from_be(bound.sin_port))
+    }
 }
 
 /// Is a registry answering `/v2/` (any status) at `addr`?
@@ -145,17 +164,17 @@ impl AuthRegistry {
             return Err("`htpasswd -Bbn` failed".into());
         }
         std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
+        // Port 0: the registry logs the address it bound ("listening on 127.0.0.1:PORT").
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
-             http:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: union-test\n    path: {htpasswd}\n",
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:0\nauth:\n  htpasswd:\n    realm: union-test\n    path: {htpasswd}\n",
             root = dir.path().join("data").display(),
             htpasswd = dir.path().join("htpasswd").display(),
         );
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let log_path = dir.path().join("registry.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(
             registry_binary()
                 .ok_or("`docker-registry` not installed (tests/setup/docker.sh installs it)")?,
@@ -166,21 +185,30 @@ impl AuthRegistry {
         .stderr(log)
         .spawn()
         .map_err(|e| format!("could not start docker-registry: {e}"))?;
-        let me = Self {
-            addr,
+        let mut me = Self {
+            addr: String::new(),
             child,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if registry_up(&me.addr).await {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(addr) = text
+                .split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split(['"', ' ', '\n']).next())
+            {
+                me.addr = addr.to_string();
                 return Ok(me);
+            }
+            if let Ok(Some(status)) = me.child.try_wait() {
+                return Err(format!("docker-registry exited ({status}): {text}"));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(format!(
-            "docker-registry on {} did not come up in 15 s",
-            me.addr
+            "docker-registry did not say where it listens within 60 s: {}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
         ))
     }
 }
@@ -290,7 +318,7 @@ impl FakeServer {
                     hits.fetch_add(1, Ordering::SeqCst);
                     // `None`: hang without answering (timeouts).
                     let Some(reply) = handler(&request, &addr) else {
-                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        std::future::pending::<()>().await;
                         return;
                     };
                     let mut head = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
