@@ -207,7 +207,7 @@ fn input_values_of_the_wrong_type_are_usage_errors_with_an_example() {
             &types,
             vec!["run", "alltypes.py", "color", "--c", "blue"],
             "invalid value for --c (alltypes.Color)",
-            "expected one of: red, green",
+            "'blue' is not one of 'red', 'green'",
             "--c red",
         ),
     ];

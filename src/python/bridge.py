@@ -554,6 +554,16 @@ def _value_reason(e: BaseException, python_type) -> str:
     """What was wrong with a value, in words (flytekit's errors carry their own prefixes)."""
     import datetime
 
+    try:
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            # click's own words name the value and the expected kind ("'abc' is not a valid
+            # integer"); what it wraps is less clear.
+            msg = e.format_message()
+            return msg[len("Invalid value: ") :] if msg.startswith("Invalid value: ") else msg
+    except ImportError:
+        pass
     root = _root_cause(e)
     if python_type is datetime.timedelta:
         return "not a duration such as `10 days`, `1h30m`, `1:30:00` or `90s`"
@@ -571,15 +581,6 @@ def _value_reason(e: BaseException, python_type) -> str:
         except Exception:
             pass
     msg = str(root).strip()
-    try:
-        import click
-
-        if isinstance(root, click.exceptions.ClickException):
-            msg = root.format_message()
-    except ImportError:
-        pass
-    if msg.startswith("Invalid value: "):
-        msg = msg[len("Invalid value: ") :]
     # TypeTransformerFailedError: "Failed to convert inputs of task 'x':\n  Failed argument 'n': ..."
     lines = [line.strip() for line in msg.splitlines() if line.strip()]
     if lines and lines[0].startswith("Failed to convert"):
