@@ -415,7 +415,7 @@ async fn terminate_kills_the_running_container() {
         })
         .await
         .unwrap();
-    let long = wait_done(&mut admin, "long", Duration::from_secs(30)).await;
+    let long = wait_done(&mut admin, "long", TIMEOUT).await;
     let closure = long.closure.unwrap();
     assert_eq!(closure.phase, Phase::Aborted as i32);
     match closure.output_result {
@@ -519,7 +519,7 @@ async fn without_a_docker_engine_executions_fail_clearly() {
         ))
         .await
         .unwrap();
-    let e = wait_done(&mut admin, "no-engine", Duration::from_secs(30)).await;
+    let e = wait_done(&mut admin, "no-engine", TIMEOUT).await;
     assert_eq!(e.closure.as_ref().unwrap().phase, Phase::Failed as i32);
     let msg = error_of(&e);
     assert!(

@@ -190,7 +190,7 @@ impl AuthRegistry {
             child,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(300);
         while Instant::now() < deadline {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
             if let Some(addr) = text
