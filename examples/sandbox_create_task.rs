@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use union_cli::idl::flyteidl::admin::{TaskCreateRequest, TaskSpec};
-use union_cli::idl::flyteidl::core::{
+use union_idl::flyteidl::admin::{TaskCreateRequest, TaskSpec};
+use union_idl::flyteidl::core::{
     literal_type, task_template, Container, Identifier, LiteralType, ResourceType, RuntimeMetadata,
     SimpleType, TaskMetadata, TaskTemplate, TypedInterface, Variable, VariableMap,
 };
-use union_cli::idl::flyteidl::service::admin_service_client::AdminServiceClient;
+use union_idl::flyteidl::service::admin_service_client::AdminServiceClient;
 
 fn request(run: &str, i: usize) -> TaskCreateRequest {
     let id = Identifier {

@@ -218,6 +218,10 @@ pub struct RegisterArgs {
     #[arg(long)]
     pub activate_launchplans: bool,
 
+    /// How many distinct images to build at once.
+    #[arg(long, env = "UNION_BUILD_JOBS", default_value_t = 2, value_name = "N")]
+    pub jobs: usize,
+
     /// Go on registering the rest when an entity fails.
     #[arg(long)]
     pub skip_errors: bool,
@@ -278,6 +282,10 @@ pub struct RunArgs {
     #[arg(long, env = "UNION_ALLOW_UNVERIFIED_IMAGES")]
     pub allow_unverified_images: bool,
 
+    /// How many distinct images to build at once.
+    #[arg(long, env = "UNION_BUILD_JOBS", default_value_t = 2, value_name = "N")]
+    pub jobs: usize,
+
     #[command(flatten)]
     pub backend: BackendArgs,
 
@@ -332,7 +340,7 @@ pub struct BuildArgs {
     pub quiet: bool,
 
     /// How many distinct images to build at once.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, env = "UNION_BUILD_JOBS", default_value_t = 2, value_name = "N")]
     pub jobs: usize,
 }
 

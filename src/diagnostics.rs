@@ -1,4 +1,4 @@
-//! User-facing errors: one place renders them, on stderr, as
+//! User-facing errors, rendered once, on stderr:
 //!
 //! ```text
 //! error: <what went wrong, naming the thing>
@@ -7,44 +7,49 @@
 //! hint: <how to fix it>
 //! ```
 //!
-//! Exit codes: 1 for a failure in the user's code or input, 2 for a usage error, 130 for Ctrl-C,
-//! 101 is never used on purpose (that is a panic: a bug in `union`).
+//! Errors travel up typed (each library's own error enum, with its causes as `source()`), and
+//! their hints, detail and exit code come from [`union_diagnostics::Hint`], implemented by each
+//! error type; [`render`] walks the chain and asks each link. [`CliError`] is for the errors a
+//! command words itself (a usage mistake, a name that is not in a file).
+//!
+//! Exit codes: 1 for a failure in the user's code, input or environment, 2 for a usage error, 130
+//! for Ctrl-C and 143 for SIGTERM; 101 is never used on purpose (that is a panic: a bug in
+//! `union`).
 
 use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// Exit code for errors in the user's input, code or environment.
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for command-line usage errors.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code after Ctrl-C (128 + SIGINT), like a shell.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub use union_diagnostics::{human_bytes, Hint, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
 
-/// An error meant for the user: a message that names the thing, optional detail and hints.
-#[derive(Debug, Clone)]
-pub struct Diagnostic {
+/// An error a command words itself: a message that names the thing, optional detail and hints.
+#[derive(Debug)]
+pub struct CliError {
     pub message: String,
-    /// A preformatted block shown after the message (a traceback, a list of entities...).
+    /// A preformatted block shown after the message (a listing of what exists...).
     pub detail: Option<String>,
     pub hints: Vec<String>,
     pub exit_code: u8,
+    /// What caused it, shown (with its own causes and hints) after the message.
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
-impl Diagnostic {
+impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
-        Diagnostic {
+        CliError {
             message: message.into(),
             detail: None,
             hints: Vec::new(),
             exit_code: EXIT_FAILURE,
+            source: None,
         }
     }
 
+    /// A command-line usage error (exit code 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        Diagnostic {
+        CliError {
             exit_code: EXIT_USAGE,
-            ..Diagnostic::new(message)
+            ..CliError::new(message)
         }
     }
 
@@ -65,30 +70,66 @@ impl Diagnostic {
         self.exit_code = code;
         self
     }
+
+    /// The error this one wraps: kept whole, as the next link of the chain.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
 }
 
-impl fmt::Display for Diagnostic {
+impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for Diagnostic {}
+impl std::error::Error for CliError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
-/// Human-readable byte counts, e.g. `12.5 MiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
+impl Hint for CliError {
+    fn hints(&self) -> Vec<String> {
+        self.hints.clone()
     }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
+    fn detail(&self) -> Option<String> {
+        self.detail.clone()
     }
+    fn exit_code(&self) -> Option<u8> {
+        Some(self.exit_code)
+    }
+}
+
+/// The [`Hint`] side of an error in a chain, for every error type of ours: the one place that
+/// lists them.
+fn hint_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Hint> {
+    macro_rules! try_as {
+        ($($t:ty),* $(,)?) => {
+            $(if let Some(x) = e.downcast_ref::<$t>() { return Some(x); })*
+        };
+    }
+    try_as!(
+        CliError,
+        crate::python::PythonError,
+        crate::discovery::DiscoveryError,
+        crate::register::RegisterError,
+        crate::register::upload::UploadError,
+        crate::commands::run_remote::FollowError,
+        union_client::ConfigError,
+        union_client::AdminError,
+        union_image::pipeline::ImageError,
+        union_image::build::BuildError,
+        union_image::remote::RemoteBuildError,
+        union_image::ImageSpecError,
+        union_registry::RegistryError,
+        union_sandbox::SandboxError,
+        union_sandbox::store::StoreError,
+    );
+    None
 }
 
 /// Render any error for the user and return the process exit code.
@@ -99,59 +140,55 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     let text = String::from_utf8_lossy(&text);
     let stderr = std::io::stderr();
     let mut out = stderr.lock();
-    let _ = out.write_all(crate::redact::mask_url_credentials(&text).as_bytes());
+    let _ = out.write_all(union_diagnostics::redact::mask_url_credentials(&text).as_bytes());
     let _ = out.flush();
     ExitCode::from(code)
 }
 
 /// Write `err` to `out` in the `error:` / `hint:` format and return its exit code.
 pub fn render(err: &anyhow::Error, out: &mut dyn Write) -> u8 {
-    // Only when the outermost error is the diagnostic (anyhow's downcast sees through context).
-    if let Some(diag) = err
-        .chain()
-        .next()
-        .and_then(|e| e.downcast_ref::<Diagnostic>())
-    {
-        let _ = writeln!(out, "error: {}", diag.message);
-        for cause in err.chain().skip(1) {
-            let _ = writeln!(out, "  caused by: {cause}");
+    let mut shown = String::new();
+    let mut details: Vec<String> = Vec::new();
+    let mut hints: Vec<String> = Vec::new();
+    let mut code: Option<u8> = None;
+    for (i, cause) in err.chain().enumerate() {
+        let text = cause.to_string();
+        if i == 0 {
+            let _ = writeln!(out, "error: {text}");
+            shown = text;
+        } else if !text.is_empty() && !shown.contains(&text) {
+            // A wrapper that already quotes its cause (`{source}` in its message) is not repeated.
+            let _ = writeln!(out, "  caused by: {text}");
+            shown.push('\n');
+            shown.push_str(&text);
         }
-        if let Some(detail) = &diag.detail {
-            let text = detail.trim_end();
-            let _ = writeln!(out);
-            for line in text.lines() {
-                let _ = writeln!(out, "  {line}");
-            }
-            let _ = writeln!(out);
-        }
-        for hint in &diag.hints {
-            let _ = writeln!(out, "hint: {hint}");
-        }
-        return diag.exit_code;
-    }
-    // Context added with anyhow around a Diagnostic: the outer message leads, the diagnostic follows.
-    let mut chain = err.chain();
-    if let Some(first) = chain.next() {
-        let _ = writeln!(out, "error: {first}");
-    }
-    let mut code = EXIT_FAILURE;
-    for cause in chain {
-        if let Some(diag) = cause.downcast_ref::<Diagnostic>() {
-            let _ = writeln!(out, "  caused by: {}", diag.message);
-            if let Some(detail) = &diag.detail {
-                for line in detail.trim_end().lines() {
-                    let _ = writeln!(out, "    {line}");
+        if let Some(h) = hint_of(cause) {
+            if let Some(d) = h.detail().filter(|d| !d.trim().is_empty()) {
+                if !details.contains(&d) {
+                    details.push(d);
                 }
             }
-            for hint in &diag.hints {
-                let _ = writeln!(out, "hint: {hint}");
+            for hint in h.hints() {
+                if !hints.contains(&hint) {
+                    hints.push(hint);
+                }
             }
-            code = diag.exit_code;
-        } else {
-            let _ = writeln!(out, "  caused by: {cause}");
+            if code.is_none() {
+                code = h.exit_code();
+            }
         }
     }
-    code
+    for detail in &details {
+        let _ = writeln!(out);
+        for line in detail.trim_end().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        let _ = writeln!(out);
+    }
+    for hint in &hints {
+        let _ = writeln!(out, "hint: {hint}");
+    }
+    code.unwrap_or(EXIT_FAILURE)
 }
 
 #[cfg(test)]
@@ -161,7 +198,7 @@ mod tests {
     #[test]
     fn renders_message_detail_and_hints() {
         let err = anyhow::Error::new(
-            Diagnostic::new("file `x.py` does not exist")
+            CliError::new("file `x.py` does not exist")
                 .detail("line 1\nline 2")
                 .hint("check the path"),
         );
@@ -176,12 +213,35 @@ mod tests {
     }
 
     #[test]
-    fn context_around_a_diagnostic_keeps_its_exit_code() {
-        let err = anyhow::Error::new(Diagnostic::usage("bad flag")).context("while running");
+    fn context_around_an_error_keeps_its_exit_code_and_hints() {
+        let err = anyhow::Error::new(CliError::usage("bad flag").hint("try --help"))
+            .context("while running");
         let mut buf = Vec::new();
         assert_eq!(render(&err, &mut buf), EXIT_USAGE);
-        assert!(String::from_utf8(buf)
-            .unwrap()
-            .starts_with("error: while running\n  caused by: bad flag\n"));
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(
+            text,
+            "error: while running\n  caused by: bad flag\nhint: try --help\n"
+        );
+    }
+
+    #[test]
+    fn hints_come_from_every_link_of_the_chain() {
+        // A typed library error under a command's wrapper: both say what they know.
+        #[derive(Debug, thiserror::Error)]
+        #[error("registering failed")]
+        struct Outer(#[source] union_client::ConfigError);
+        let inner = union_client::ConfigError::Missing {
+            path: "/nope.yaml".into(),
+            from: "$UNION_CONFIG".into(),
+        };
+        let err = anyhow::Error::new(Outer(inner));
+        let mut buf = Vec::new();
+        assert_eq!(render(&err, &mut buf), EXIT_FAILURE);
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(
+            text,
+            "error: registering failed\n  caused by: config file `/nope.yaml` (from $UNION_CONFIG) does not exist\nhint: unset UNION_CONFIG or point it at an existing file\n"
+        );
     }
 }

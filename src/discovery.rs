@@ -10,7 +10,54 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::diagnostics::Diagnostic;
+/// Why a path does not stand for modules.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("file or directory `{}` does not exist", .0.display())]
+    Missing(PathBuf),
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is a directory, not a Python file", .0.display())]
+    Directory(PathBuf),
+    #[error("`{}` is not a Python file (.py)", .0.display())]
+    NotPython(PathBuf),
+    #[error("`{}` is not inside the project root `{}`", path.display(), root.display())]
+    OutsideRoot { path: PathBuf, root: PathBuf },
+    #[error("`{}` is the project root itself, not a module", .0.display())]
+    IsRoot(PathBuf),
+    #[error("`{}` belongs to project root `{}`, but earlier paths to `{}`", path.display(), root.display(), earlier.display())]
+    TwoRoots {
+        path: PathBuf,
+        root: PathBuf,
+        earlier: PathBuf,
+    },
+    #[error("no paths given")]
+    NoPaths,
+}
+
+impl union_diagnostics::Hint for DiscoveryError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            DiscoveryError::Missing(_) => {
+                vec!["check the path; it is relative to the current directory".into()]
+            }
+            DiscoveryError::Directory(_) => vec![
+                "`union run` takes a .py file; `union register` takes directories".into(),
+            ],
+            DiscoveryError::TwoRoots { .. } => vec![
+                "register one project at a time; all paths must share the first ancestor directory without __init__.py".into(),
+            ],
+            _ => Vec::new(),
+        }
+    }
+    fn exit_code(&self) -> Option<u8> {
+        matches!(self, DiscoveryError::NoPaths).then_some(union_diagnostics::EXIT_USAGE)
+    }
+}
 
 /// A dotted module name. Built from file names, so it may hold bytes that are not UTF-8 (Python
 /// imports such a file under its `os.fsdecode`d name, and so does union); shown lossily.
@@ -70,14 +117,13 @@ pub fn project_root(path: &Path) -> PathBuf {
 }
 
 /// The dotted module name of `path` (a `.py` file or a package directory) relative to `root`.
-pub fn module_name(root: &Path, path: &Path) -> Result<ModuleName, Diagnostic> {
-    let rel = path.strip_prefix(root).map_err(|_| {
-        Diagnostic::new(format!(
-            "`{}` is not inside the project root `{}`",
-            path.display(),
-            root.display()
-        ))
-    })?;
+pub fn module_name(root: &Path, path: &Path) -> Result<ModuleName, DiscoveryError> {
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| DiscoveryError::OutsideRoot {
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+        })?;
     let mut parts: Vec<OsString> = rel
         .components()
         .map(|c| c.as_os_str().to_os_string())
@@ -89,44 +135,33 @@ pub fn module_name(root: &Path, path: &Path) -> Result<ModuleName, Diagnostic> {
         }
     }
     if parts.is_empty() {
-        return Err(Diagnostic::new(format!(
-            "`{}` is the project root itself, not a module",
-            path.display()
-        )));
+        return Err(DiscoveryError::IsRoot(path.to_path_buf()));
     }
     Ok(ModuleName(parts.join(OsStr::new("."))))
 }
 
 /// Make `path` absolute and normalized (symlinks resolved), with a clear error when it is missing.
-pub fn resolve_existing(path: &Path) -> Result<PathBuf, Diagnostic> {
+pub fn resolve_existing(path: &Path) -> Result<PathBuf, DiscoveryError> {
     std::fs::canonicalize(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Diagnostic::new(format!(
-                "file or directory `{}` does not exist",
-                path.display()
-            ))
-            .hint("check the path; it is relative to the current directory")
+            DiscoveryError::Missing(path.to_path_buf())
         } else {
-            Diagnostic::new(format!("cannot read `{}`: {e}", path.display()))
+            DiscoveryError::Read {
+                path: path.to_path_buf(),
+                source: e,
+            }
         }
     })
 }
 
 /// The module a single Python file stands for.
-pub fn file_module(path: &Path) -> Result<ModuleSet, Diagnostic> {
+pub fn file_module(path: &Path) -> Result<ModuleSet, DiscoveryError> {
     let path = resolve_existing(path)?;
     if path.is_dir() {
-        return Err(Diagnostic::new(format!(
-            "`{}` is a directory, not a Python file",
-            path.display()
-        ))
-        .hint("`union run` takes a .py file; `union register` takes directories"));
+        return Err(DiscoveryError::Directory(path));
     }
     if path.extension().and_then(|e| e.to_str()) != Some("py") {
-        return Err(Diagnostic::new(format!(
-            "`{}` is not a Python file (.py)",
-            path.display()
-        )));
+        return Err(DiscoveryError::NotPython(path));
     }
     let root = project_root(&path);
     let module = module_name(&root, &path)?;
@@ -137,7 +172,7 @@ pub fn file_module(path: &Path) -> Result<ModuleSet, Diagnostic> {
 }
 
 /// The modules a file or directory argument stands for (a directory: the package and all below).
-pub fn path_modules(path: &Path) -> Result<ModuleSet, Diagnostic> {
+pub fn path_modules(path: &Path) -> Result<ModuleSet, DiscoveryError> {
     let path = resolve_existing(path)?;
     if !path.is_dir() {
         return file_module(&path);
@@ -154,9 +189,12 @@ pub fn path_modules(path: &Path) -> Result<ModuleSet, Diagnostic> {
     Ok(ModuleSet { root, modules })
 }
 
-fn walk_package(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Diagnostic> {
+fn walk_package(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), DiscoveryError> {
     let mut entries: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
-        .map_err(|e| Diagnostic::new(format!("cannot list `{}`: {e}", dir.display())))?
+        .map_err(|e| DiscoveryError::Read {
+            path: dir.to_path_buf(),
+            source: e,
+        })?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().map(|n| (n.to_string(), e.path())))
         .collect();
@@ -186,7 +224,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Resolve several path arguments; they must share one project root (pyflyte's rule).
-pub fn modules_for_paths(paths: &[PathBuf]) -> Result<ModuleSet, Diagnostic> {
+pub fn modules_for_paths(paths: &[PathBuf]) -> Result<ModuleSet, DiscoveryError> {
     let mut set: Option<ModuleSet> = None;
     for p in paths {
         let next = path_modules(p)?;
@@ -194,13 +232,11 @@ pub fn modules_for_paths(paths: &[PathBuf]) -> Result<ModuleSet, Diagnostic> {
             None => set = Some(next),
             Some(s) => {
                 if s.root != next.root {
-                    return Err(Diagnostic::new(format!(
-                        "`{}` belongs to project root `{}`, but earlier paths to `{}`",
-                        p.display(),
-                        next.root.display(),
-                        s.root.display()
-                    ))
-                    .hint("register one project at a time; all paths must share the first ancestor directory without __init__.py"));
+                    return Err(DiscoveryError::TwoRoots {
+                        path: p.clone(),
+                        root: next.root,
+                        earlier: s.root.clone(),
+                    });
                 }
                 for m in next.modules {
                     if !s.modules.contains(&m) {
@@ -210,7 +246,7 @@ pub fn modules_for_paths(paths: &[PathBuf]) -> Result<ModuleSet, Diagnostic> {
             }
         }
     }
-    set.ok_or_else(|| Diagnostic::usage("no paths given"))
+    set.ok_or(DiscoveryError::NoPaths)
 }
 
 #[cfg(test)]
@@ -266,7 +302,7 @@ mod tests {
     #[test]
     fn missing_path_is_a_clear_error() {
         let e = path_modules(Path::new("/definitely/not/here.py")).unwrap_err();
-        assert!(e.message.contains("does not exist"), "{}", e.message);
+        assert!(e.to_string().contains("does not exist"), "{e}");
     }
 
     #[test]
@@ -276,6 +312,6 @@ mod tests {
         touch(&base.join("a/x.py"));
         touch(&base.join("b/c/y.py"));
         let e = modules_for_paths(&[base.join("a/x.py"), base.join("b/c/y.py")]).unwrap_err();
-        assert!(e.message.contains("project root"));
+        assert!(e.to_string().contains("project root"));
     }
 }

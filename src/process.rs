@@ -47,7 +47,7 @@ pub fn reserve_stdout_for_data() {
 
 /// Write data (results, listings) to the real stdout.
 pub fn write_data(text: &str) -> std::io::Result<()> {
-    let text = crate::redact::mask_url_credentials(text);
+    let text = union_diagnostics::redact::mask_url_credentials(text);
     let fd: RawFd = DATA_FD.load(Ordering::SeqCst);
     if fd < 0 {
         let mut out = std::io::stdout().lock();
@@ -183,10 +183,7 @@ pub fn signal_word(sig: i32) -> &'static str {
     }
 }
 
-/// The variable naming a test pause point (see [`test_pause_point`]).
-pub const ENV_TEST_PAUSE_AT: &str = "UNION_TEST_PAUSE_AT";
-/// A file whose appearance ends a test pause.
-pub const ENV_TEST_PAUSE_UNTIL: &str = "UNION_TEST_PAUSE_UNTIL";
+use crate::env_vars::{TEST_PAUSE_AT as ENV_TEST_PAUSE_AT, TEST_PAUSE_UNTIL as ENV_TEST_PAUSE_UNTIL};
 
 /// A hook for tests of interruptions and lost connections: with `UNION_TEST_PAUSE_AT=<point>`,
 /// a command that reaches `point` says so on stderr and waits there until a signal arrives (in a

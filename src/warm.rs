@@ -35,12 +35,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-/// On/off switch (default: on, unless `CI` is set).
-pub const ENV_ENABLE: &str = "UNION_WARM";
-/// Print a line on stderr when a command is served warm (for tests and curiosity).
-pub const ENV_DEBUG: &str = "UNION_WARM_DEBUG";
-/// How long an idle server lives, in seconds (default 600).
-pub const ENV_IDLE: &str = "UNION_WARM_IDLE_SECS";
+use crate::env_vars::{
+    WARM as ENV_ENABLE, WARM_DEBUG as ENV_DEBUG, WARM_IDLE_SECS as ENV_IDLE,
+    WARM_READY_FD as ENV_READY,
+};
 
 fn idle_secs() -> i32 {
     std::env::var(ENV_IDLE)
@@ -54,7 +52,7 @@ fn idle_secs() -> i32 {
 /// is on, except in CI (where every run starts from scratch and a background process only costs).
 pub fn enabled() -> bool {
     match std::env::var(ENV_ENABLE) {
-        Ok(v) if !v.trim().is_empty() => match crate::config::parse_bool(&v) {
+        Ok(v) if !v.trim().is_empty() => match union_client::config::parse_bool(&v) {
             Some(b) => b,
             None => {
                 eprintln!(
@@ -63,7 +61,7 @@ pub fn enabled() -> bool {
                 false
             }
         },
-        _ => !crate::config::in_ci(),
+        _ => !union_client::config::in_ci(),
     }
 }
 

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use crate::cli::{BackendArgs, CopyArg, SerializeArgs};
-use crate::config::{self, Overrides, Settings};
-use crate::diagnostics::Diagnostic;
-use crate::package::CopyMode;
+use crate::diagnostics::CliError;
 use crate::register::progress::{Progress, Verbosity};
+use union_client::config::{self, Overrides, Settings};
+use union_package::CopyMode;
 
 /// `--copy` as the packaging mode.
 pub fn copy_mode(c: CopyArg) -> CopyMode {
@@ -20,7 +20,7 @@ pub fn copy_mode(c: CopyArg) -> CopyMode {
 /// An ImageSpec given as `--image [NAME=]spec.yaml`: built like a task's, used by its name.
 #[derive(Debug, Clone)]
 pub struct YamlImage {
-    pub spec: crate::image::ImageSpec,
+    pub spec: union_image::ImageSpec,
     pub name: String,
     pub path: std::path::PathBuf,
 }
@@ -29,16 +29,17 @@ fn is_yaml(v: &str) -> bool {
     v.ends_with(".yaml") || v.ends_with(".yml")
 }
 
-fn load_yaml_image(path: &str) -> Result<YamlImage, Diagnostic> {
+fn load_yaml_image(path: &str) -> Result<YamlImage, CliError> {
     let p = std::path::PathBuf::from(path);
-    let host = crate::image::HostEnv::current();
-    let spec = crate::image::ImageSpec::from_yaml_file(&p, &host)
-        .map_err(|e| Diagnostic::usage(format!("--image {path}: {e}")))?;
-    let ctx = crate::image::TagContext::from_cwd()
-        .map_err(|e| Diagnostic::new(format!("cannot read the current directory: {e}")))?;
-    let name = spec
-        .image_name(&ctx)
-        .map_err(|e| Diagnostic::new(format!("--image {path}: {e}")))?;
+    let host = union_image::HostEnv::current();
+    let spec = union_image::ImageSpec::from_yaml_file(&p, &host).map_err(|e| {
+        CliError::usage(format!("--image {path}: not a usable ImageSpec")).caused_by(e)
+    })?;
+    let ctx = union_image::TagContext::from_cwd()
+        .map_err(|e| CliError::new("cannot read the current directory").caused_by(e))?;
+    let name = spec.image_name(&ctx).map_err(|e| {
+        CliError::new(format!("--image {path}: cannot compute its image name")).caused_by(e)
+    })?;
     Ok(YamlImage {
         spec,
         name,
@@ -50,7 +51,7 @@ fn load_yaml_image(path: &str) -> Result<YamlImage, Diagnostic> {
 /// ImageSpec YAML files among them (which stand for their image name and must be built).
 pub fn parse_images_and_specs(
     values: &[String],
-) -> Result<(Option<String>, BTreeMap<String, String>, Vec<YamlImage>), Diagnostic> {
+) -> Result<(Option<String>, BTreeMap<String, String>, Vec<YamlImage>), CliError> {
     let mut plain = Vec::new();
     let mut specs = Vec::new();
     for v in values {
@@ -75,7 +76,7 @@ pub fn parse_images_and_specs(
 /// Split `--image` values into the default image and named images (pyflyte's `[NAME=]URI`).
 pub fn parse_images(
     values: &[String],
-) -> Result<(Option<String>, BTreeMap<String, String>), Diagnostic> {
+) -> Result<(Option<String>, BTreeMap<String, String>), CliError> {
     let mut default = None;
     let mut named = BTreeMap::new();
     for v in values {
@@ -83,7 +84,7 @@ pub fn parse_images(
         match v.split_once('=') {
             Some((name, uri)) if !name.is_empty() && !name.contains('/') && !name.contains(':') => {
                 if uri.is_empty() {
-                    return Err(Diagnostic::usage(format!(
+                    return Err(CliError::usage(format!(
                         "--image {v}: the image URI after `=` is empty"
                     )));
                 }
@@ -94,7 +95,7 @@ pub fn parse_images(
             }
             _ => {
                 if default.replace(v.clone()).is_some() {
-                    return Err(Diagnostic::usage("more than one --image without a name")
+                    return Err(CliError::usage("more than one --image without a name")
                         .hint("only one default image; name the others: --image NAME=URI"));
                 }
             }
@@ -104,14 +105,14 @@ pub fn parse_images(
 }
 
 /// Parse `--env KEY=VALUE` flags.
-pub fn parse_env(values: &[String]) -> Result<BTreeMap<String, String>, Diagnostic> {
+pub fn parse_env(values: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     let mut out = BTreeMap::new();
     for v in values {
         let (k, val) = v
             .split_once('=')
-            .ok_or_else(|| Diagnostic::usage(format!("--env {v}: expected KEY=VALUE")))?;
+            .ok_or_else(|| CliError::usage(format!("--env {v}: expected KEY=VALUE")))?;
         if k.is_empty() {
-            return Err(Diagnostic::usage(format!(
+            return Err(CliError::usage(format!(
                 "--env {v}: the name before `=` is empty"
             )));
         }
@@ -121,7 +122,7 @@ pub fn parse_env(values: &[String]) -> Result<BTreeMap<String, String>, Diagnost
 }
 
 /// Resolve backend settings: flags over environment over config file.
-pub fn settings(b: &BackendArgs) -> Result<Settings, Diagnostic> {
+pub fn settings(b: &BackendArgs) -> Result<Settings, union_client::ConfigError> {
     config::load(&Overrides {
         config: b.config.clone(),
         endpoint: b.endpoint.clone(),
@@ -132,12 +133,12 @@ pub fn settings(b: &BackendArgs) -> Result<Settings, Diagnostic> {
 }
 
 /// The async runtime for a command's network work (library code never creates one).
-pub fn runtime() -> Result<Runtime, Diagnostic> {
+pub fn runtime() -> Result<Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map(|rt| Runtime(Some(rt)))
-        .map_err(|e| Diagnostic::new(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| CliError::new("cannot start the async runtime").caused_by(e))
 }
 
 /// A tokio runtime that does not wait for its threads when dropped: a command is over when its
@@ -168,14 +169,14 @@ pub fn registration_options(
     version: Option<String>,
     destination_dir: String,
     env: &[String],
-) -> Result<crate::register::PlanOptions, Diagnostic> {
+) -> Result<crate::register::PlanOptions, CliError> {
     let (default_image, mut images, yaml_images) = parse_images_and_specs(image_args)?;
     for (k, v) in &settings.images {
         images.entry(k.clone()).or_insert_with(|| v.clone());
     }
     let copy = copy_mode(copy);
     if copy == CopyMode::None && version.is_none() {
-        return Err(Diagnostic::usage("--copy none needs an explicit --version")
+        return Err(CliError::usage("--copy none needs an explicit --version")
             .hint("without a code archive the version cannot be derived from the code; pass --version"));
     }
     Ok(crate::register::PlanOptions {

@@ -5,12 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::admin::{id_text, AdminClient};
 use crate::cli::{GetCommand, TerminateArgs};
-use crate::config::Settings;
-use crate::diagnostics::Diagnostic;
-use crate::idl::flyteidl::{admin, core};
-use crate::register;
+use crate::diagnostics::CliError;
+use union_client::admin::{id_text, AdminClient};
+use union_client::config::Settings;
+use union_idl::flyteidl::{admin, core};
 
 use crate::commands::common::{runtime, settings};
 
@@ -41,12 +40,8 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
             let s = settings(&a.backend)?;
             let rt = runtime()?;
             let out = rt.block_on(async {
-                let c = AdminClient::connect(&s)
-                    .await
-                    .map_err(register::admin_diagnostic)?;
-                c.list_executions(&s.project, &s.domain, a.limit)
-                    .await
-                    .map_err(register::admin_diagnostic)
+                let c = AdminClient::connect(&s).await?;
+                c.list_executions(&s.project, &s.domain, a.limit).await
             })?;
             let mut text = String::new();
             let _ = writeln!(
@@ -88,7 +83,7 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
             let (exec, nodes, data) = rt.block_on(async {
                 let c = AdminClient::connect(&s)
                     .await
-                    .map_err(register::admin_diagnostic)?;
+                    .map_err(anyhow::Error::from)?;
                 let exec = c
                     .get_execution(&id)
                     .await
@@ -96,9 +91,9 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
                 let nodes = c
                     .list_node_executions(&id)
                     .await
-                    .map_err(register::admin_diagnostic)?;
+                    .map_err(anyhow::Error::from)?;
                 let data = c.get_execution_data(&id).await.ok();
-                Ok::<_, Diagnostic>((exec, nodes, data))
+                Ok::<_, anyhow::Error>((exec, nodes, data))
             })?;
             crate::process::write_data(&render_execution(&exec, &nodes, data.as_ref()))?;
             Ok(ExitCode::SUCCESS)
@@ -106,16 +101,17 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
     }
 }
 
-fn not_found(e: crate::admin::AdminError, name: &str, s: &Settings) -> Diagnostic {
-    if let crate::admin::AdminError::Rpc {
+fn not_found(e: union_client::admin::AdminError, name: &str, s: &Settings) -> anyhow::Error {
+    if let union_client::admin::AdminError::Rpc {
         code: tonic::Code::NotFound,
         ..
     } = e
     {
-        return Diagnostic::new(format!("no execution named `{name}` in {}/{}", s.project, s.domain))
-            .hint("list recent ones with `union get executions` (add -p/-d for another project or domain)");
+        return CliError::new(format!("no execution named `{name}` in {}/{}", s.project, s.domain))
+            .hint("list recent ones with `union get executions` (add -p/-d for another project or domain)")
+            .into();
     }
-    register::admin_diagnostic(e)
+    e.into()
 }
 
 fn literal_text(l: &core::Literal) -> String {
@@ -222,7 +218,7 @@ fn render_execution(
                 node_phase(nc.phase),
                 secs(nc.duration.as_ref())
             );
-            if let Some(crate::idl::flyteidl::admin::node_execution_closure::OutputResult::Error(
+            if let Some(union_idl::flyteidl::admin::node_execution_closure::OutputResult::Error(
                 err,
             )) = &nc.output_result
             {
@@ -244,9 +240,7 @@ pub fn terminate(a: TerminateArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     rt.block_on(async {
-        let c = AdminClient::connect(&s)
-            .await
-            .map_err(register::admin_diagnostic)?;
+        let c = AdminClient::connect(&s).await?;
         c.terminate_execution(&id, &a.cause)
             .await
             .map_err(|e| not_found(e, &a.name, &s))

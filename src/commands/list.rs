@@ -15,9 +15,7 @@ pub fn list(args: ListArgs) -> Result<ExitCode> {
     let set = discovery::modules_for_paths(&args.paths)?;
     let env = python::env::locate()?;
     let session = PythonSession::start(env)?;
-    let entities = session
-        .discover(&set.root, &set.modules)
-        .map_err(|e| e.into_diagnostic(session.env()))?;
+    let entities = session.discover(&set.root, &set.modules)?;
     session.finish();
     if args.json {
         let doc = serde_json::json!({

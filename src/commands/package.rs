@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::cli::PackageArgs;
 use crate::commands::common;
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::CliError;
 use crate::discovery;
 use crate::register::{self, PlanOptions, Spec};
 
@@ -30,7 +30,7 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
     let out = &args.output;
     if out.exists() && !out.is_dir() {
         return Err(
-            Diagnostic::new(format!("`{}` exists and is not a directory", out.display())).into(),
+            CliError::new(format!("`{}` exists and is not a directory", out.display())).into(),
         );
     }
     if out.is_dir() && !args.force {
@@ -40,7 +40,7 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
         });
         if existing {
             return Err(
-                Diagnostic::new(format!("`{}` already holds a package", out.display()))
+                CliError::new(format!("`{}` already holds a package", out.display()))
                     .hint("pass --force to replace it, or choose another --output")
                     .into(),
             );
@@ -57,11 +57,11 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
         register::processes_note(&loaded)
     ));
     if entities.is_empty() {
-        return Err(Diagnostic::new("no tasks, workflows or launch plans found").into());
+        return Err(CliError::new("no tasks, workflows or launch plans found").into());
     }
 
     std::fs::create_dir_all(out)
-        .map_err(|e| Diagnostic::new(format!("cannot create `{}`: {e}", out.display())))?;
+        .map_err(|e| CliError::new(format!("cannot create `{}`", out.display())).caused_by(e))?;
     if args.force {
         for e in std::fs::read_dir(out)?.filter_map(|e| e.ok()) {
             let n = e.file_name().to_string_lossy().into_owned();

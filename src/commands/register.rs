@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::admin::id_text;
 use crate::cli::RegisterArgs;
 use crate::commands::common;
 use crate::discovery;
 use crate::register;
 use crate::register::images::{self, ImageOptions};
+use union_client::admin::id_text;
 
 pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     let progress = common::progress(&args.common);
@@ -26,6 +26,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         base_image: args.common.base_image.clone(),
         allow_unverified: args.common.allow_unverified_images,
         given: register::images::given_images(&opts),
+        jobs: args.jobs,
     };
     let set = discovery::modules_for_paths(&args.common.paths)?;
     crate::process::set_interrupt_note("nothing was registered");
@@ -57,13 +58,22 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
                 "Code archive: {} ({} files, {} compressed, {} uncompressed)\n",
                 a.file_name,
                 a.file_count,
-                register::human_bytes(a.compressed_size),
-                register::human_bytes(a.uncompressed_size)
+                union_diagnostics::human_bytes(a.compressed_size),
+                union_diagnostics::human_bytes(a.uncompressed_size)
             )),
             None => out.push_str("Code archive: none (--copy none)\n"),
         }
         out.push_str(&format!("Images ({}):\n", loaded.images.len()));
-        out.push_str(&images::describe(&rt, &loaded, &settings, &image_opts)?);
+        let plan = images::plan(&loaded, &image_opts, &settings)?;
+        let users = |image: &str| {
+            loaded
+                .images
+                .iter()
+                .find(|i| i.name == image)
+                .map(|i| i.tasks.clone())
+                .unwrap_or_default()
+        };
+        out.push_str(&images::describe(&rt, &plan, &users));
         out.push_str(&format!("Entities ({}):\n", entities.len()));
         for e in &entities {
             out.push_str(&format!("  {:<11} {}\n", e.kind(), id_text(&e.id())));
@@ -73,7 +83,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     };
 
     // Images before any RPC that registers: nothing is registered if one cannot be built or pushed.
-    images::ensure_images(&rt, &client, &mut loaded, &settings, &image_opts, &progress)?;
+    images::ensure(&rt, &client, &mut loaded, &settings, &image_opts, &progress)?;
 
     let published = register::publish(
         &rt,

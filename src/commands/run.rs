@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Arg, ArgAction, CommandFactory};
 
 use crate::cli::{Cli, RunArgs};
-use crate::diagnostics::{Diagnostic, EXIT_USAGE};
+use crate::diagnostics::CliError;
 use crate::discovery;
 use crate::entity::{Entity, EntityKind, Input};
 use crate::process;
@@ -24,7 +24,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             print_static_help();
             return Ok(ExitCode::SUCCESS);
         }
-        return Err(Diagnostic::usage("`union run` needs a Python file")
+        return Err(CliError::usage("`union run` needs a Python file")
             .hint("usage: union run FILE ENTITY [--INPUT VALUE ...]; see `union run --help`")
             .into());
     };
@@ -41,9 +41,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
     let env = python::env::locate()?;
     let session = PythonSession::start(env)?;
-    let entities = session
-        .entities_in_module(&set.root, &module)
-        .map_err(|e| e.into_diagnostic(session.env()))?;
+    let entities = session.entities_in_module(&set.root, &module)?;
 
     let wants_help = args.help || inputs.iter().any(|a| a == "--help" || a == "-h");
     let Some(entity_name) = entity_arg.clone() else {
@@ -57,7 +55,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         return Err(
-            Diagnostic::usage(format!("which entity in `{}` should run?", file.display()))
+            CliError::usage(format!("which entity in `{}` should run?", file.display()))
                 .detail(entities_listing(
                     &file.display().to_string(),
                     &module,
@@ -72,7 +70,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
 
     let entity = find_entity(&entities, &module, &entity_name).ok_or_else(|| {
-        let mut d = Diagnostic::new(format!(
+        let mut d = CliError::new(format!(
             "no task, workflow or launch plan named `{entity_name}` in `{}`",
             file.display()
         ));
@@ -104,7 +102,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             process::write_data(&format!("{text}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => Err(run_error(e, session.env()).into()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -115,7 +113,7 @@ pub(crate) fn parse_inputs(
     entity_name: &str,
     entity: &Entity,
     inputs: &[String],
-) -> Result<serde_json::Map<String, serde_json::Value>, Diagnostic> {
+) -> Result<serde_json::Map<String, serde_json::Value>, CliError> {
     let cmd = input_command(file, entity_name, entity);
     let matches = match cmd.try_get_matches_from(inputs.iter()) {
         Ok(m) => m,
@@ -127,7 +125,7 @@ pub(crate) fn parse_inputs(
                 .unwrap_or("")
                 .trim_start_matches("error: ")
                 .to_string();
-            let mut d = Diagnostic::usage(first);
+            let mut d = CliError::usage(first);
             for tip in text.lines().filter_map(|l| l.trim().strip_prefix("tip: ")) {
                 d = d.hint(tip.to_string());
             }
@@ -160,7 +158,7 @@ pub(crate) fn parse_inputs(
             .iter()
             .map(|i| format!("--{} VALUE", i.name))
             .collect();
-        return Err(Diagnostic::usage(format!(
+        return Err(CliError::usage(format!(
             "missing required input{} for {} `{}`: {}",
             if missing.len() > 1 { "s" } else { "" },
             entity.kind.label(),
@@ -173,59 +171,6 @@ pub(crate) fn parse_inputs(
         )));
     }
     Ok(given)
-}
-
-/// Turn a bridge error from input conversion or a run into a diagnostic with the right exit code.
-pub(crate) fn run_error(
-    e: crate::python::PyUserError,
-    env: &crate::python::PythonEnv,
-) -> Diagnostic {
-    let usage = matches!(e.kind.as_str(), "bad_value" | "missing_input");
-    let flag = e
-        .extra
-        .get("flag")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    let expected = e
-        .extra
-        .get("expected")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    let example = e
-        .extra
-        .get("example")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    let mut d = e.into_diagnostic(env);
-    if usage {
-        d = d.exit_code(EXIT_USAGE);
-        match (flag, expected, example) {
-            (Some(flag), Some(expected), Some(example)) => {
-                d = d.hint(format!(
-                    "{flag} expects {expected}, for example: {flag} {}",
-                    shell_quote(&example)
-                ));
-            }
-            (Some(flag), Some(expected), None) => {
-                d = d.hint(format!("{flag} expects {expected}"));
-            }
-            _ => {}
-        }
-    }
-    d
-}
-
-/// `text` as one shell word (single-quoted when it needs quoting).
-fn shell_quote(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/=+@".contains(c));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
-    }
 }
 
 fn print_static_help() {

@@ -9,17 +9,17 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use prost::Message;
 
-use crate::admin::{id_text, AdminClient, AdminError};
 use crate::cli::RunArgs;
 use crate::commands::common;
-use crate::commands::run::{entities_listing, find_entity, parse_inputs, run_error};
-use crate::diagnostics::Diagnostic;
+use crate::commands::run::{entities_listing, find_entity, parse_inputs};
+use crate::diagnostics::CliError;
 use crate::discovery;
 use crate::entity::EntityKind;
-use crate::idl::flyteidl::{admin, core};
 use crate::register;
 use crate::register::images::ImageOptions;
 use crate::register::progress::{Progress, Verbosity};
+use union_client::admin::{id_text, AdminClient, AdminError};
+use union_idl::flyteidl::{admin, core};
 
 pub fn run_remote(
     args: &RunArgs,
@@ -54,12 +54,10 @@ pub fn run_remote(
     let session = &loaded.session;
 
     // The entity and its inputs, converted exactly as for a local run (then to a LiteralMap).
-    let in_module = session
-        .entities_in_module(&root, &module)
-        .map_err(|e| e.into_diagnostic(session.env()))?;
+    let in_module = session.entities_in_module(&root, &module)?;
     let shown = file.display().to_string();
     let entity = find_entity(&in_module, &module, entity_name).ok_or_else(|| {
-        Diagnostic::new(format!(
+        CliError::new(format!(
             "no task, workflow or launch plan named `{entity_name}` in `{shown}`"
         ))
         .detail(entities_listing(&shown, &module, &in_module))
@@ -69,19 +67,20 @@ pub fn run_remote(
         .attr
         .clone()
         .unwrap_or_else(|| entity_name.to_string());
-    let literal_map = session
-        .remote_inputs(&module, &attr, &given)
-        .map_err(|e| run_error(e, session.env()))?;
-    let literal_map = core::LiteralMap::decode(literal_map.as_slice())
-        .map_err(|e| Diagnostic::new(format!("cannot decode the execution inputs: {e}")))?;
+    let literal_map = session.remote_inputs(&module, &attr, &given)?;
+    let literal_map = core::LiteralMap::decode(literal_map.as_slice()).map_err(|e| {
+        CliError::new(format!("cannot decode the execution inputs: {e}"))
+            .hint("this is a bug in union; please report it")
+    })?;
 
     // Images first: nothing is uploaded or registered if an image cannot be had.
     let image_opts = ImageOptions {
         base_image: args.base_image.clone(),
         allow_unverified: args.allow_unverified_images,
         given: register::images::given_images(&opts),
+        jobs: args.jobs,
     };
-    register::images::ensure_images(&rt, &client, &mut loaded, &settings, &image_opts, &progress)?;
+    register::images::ensure(&rt, &client, &mut loaded, &settings, &image_opts, &progress)?;
 
     let published = register::publish(
         &rt, &client, &loaded, &opts, &settings, false, false, &progress,
@@ -106,7 +105,7 @@ pub fn run_remote(
     let _cooperative = crate::process::Cooperative::enter();
     crate::process::test_pause_point("starting");
     if let Some(sig) = crate::process::interrupted() {
-        return Err(Diagnostic::new(format!(
+        return Err(CliError::new(format!(
             "{}: the entities are registered; no execution was started",
             crate::process::signal_word(sig)
         ))
@@ -129,7 +128,7 @@ pub fn run_remote(
     });
     let exec_id = match created {
         Err(sig) => {
-            return Err(Diagnostic::new(format!(
+            return Err(CliError::new(format!(
                 "{} while starting the execution: it may or may not have started",
                 crate::process::signal_word(sig)
             ))
@@ -140,7 +139,7 @@ pub fn run_remote(
             .exit_code(crate::process::signal_exit_code(sig))
             .into())
         }
-        Ok(r) => r.map_err(register::admin_diagnostic)?,
+        Ok(r) => r?,
     };
     progress.done(&exec_id.name);
     if !args.wait {
@@ -154,8 +153,7 @@ pub fn run_remote(
         Outcome::Succeeded(outputs) => {
             let text = loaded
                 .session
-                .format_outputs(&module, &attr, &outputs.encode_to_vec())
-                .map_err(|e| e.into_diagnostic(loaded.session.env()))?;
+                .format_outputs(&module, &attr, &outputs.encode_to_vec())?;
             loaded.session.finish();
             crate::process::write_data(&format!("{text}\n"))?;
             Ok(ExitCode::SUCCESS)
@@ -167,7 +165,7 @@ pub fn run_remote(
         Outcome::Interrupted(sig) => {
             loaded.session.finish();
             let flags = backend_flags(&args.backend);
-            Err(Diagnostic::new(format!(
+            Err(CliError::new(format!(
                 "{}: stopped following execution {}, which goes on on {}",
                 crate::process::signal_word(sig),
                 exec_id.name,
@@ -211,7 +209,7 @@ fn backend_flags(b: &crate::cli::BackendArgs) -> String {
 /// How an execution ended, or why we stopped following it.
 pub enum Outcome {
     Succeeded(core::LiteralMap),
-    Failed(Diagnostic),
+    Failed(CliError),
     /// A signal arrived (its number): the execution goes on.
     Interrupted(i32),
 }
@@ -236,6 +234,32 @@ fn terminal(p: i32) -> bool {
     )
 }
 
+/// Why following an execution stopped short of its end.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The backend did not come back within the retry window.
+    #[error("{source}")]
+    GaveUp {
+        what: String,
+        secs: u64,
+        #[source]
+        source: AdminError,
+    },
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+}
+
+impl crate::diagnostics::Hint for FollowError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            FollowError::GaveUp { what, secs, .. } => vec![format!(
+                "gave up {what} after {secs}s without the backend; the execution may still be running there"
+            )],
+            FollowError::Admin(e) => e.hints(),
+        }
+    }
+}
+
 /// How long following an execution keeps retrying after losing the backend, before giving up.
 const RECONNECT_WINDOW: Duration = Duration::from_secs(120);
 
@@ -245,7 +269,7 @@ async fn with_retries<T, F, Fut>(
     what: &str,
     progress: &Progress,
     mut call: F,
-) -> Result<std::result::Result<T, i32>, Diagnostic>
+) -> Result<std::result::Result<T, i32>, FollowError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, AdminError>>,
@@ -274,10 +298,11 @@ where
                     Instant::now()
                 });
                 if since.elapsed() >= RECONNECT_WINDOW {
-                    return Err(register::admin_diagnostic(e).hint(format!(
-                        "gave up {what} after {}s without the backend; the execution may still be running there",
-                        RECONNECT_WINDOW.as_secs()
-                    )));
+                    return Err(FollowError::GaveUp {
+                        what: what.to_string(),
+                        secs: RECONNECT_WINDOW.as_secs(),
+                        source: e,
+                    });
                 }
                 tokio::select! {
                     biased;
@@ -286,7 +311,7 @@ where
                 }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Err(register::admin_diagnostic(e)),
+            Err(e) => return Err(FollowError::Admin(e)),
         }
     }
 }
@@ -297,7 +322,7 @@ pub async fn follow(
     client: &AdminClient,
     id: &core::WorkflowExecutionIdentifier,
     progress: &Progress,
-) -> Result<Outcome, Diagnostic> {
+) -> Result<Outcome, FollowError> {
     let _cooperative = crate::process::Cooperative::enter();
     let started = Instant::now();
     let mut seen: BTreeMap<String, i32> = BTreeMap::new();
@@ -379,7 +404,7 @@ pub async fn follow(
         }
         _ => String::new(),
     };
-    let mut d = Diagnostic::new(format!(
+    let mut d = CliError::new(format!(
         "execution {} {}",
         id.name,
         phase_name(closure.phase).to_lowercase()
@@ -435,7 +460,3 @@ async fn failing_log_tail(
     ))
 }
 
-/// `id_text` re-exported for the get/terminate commands.
-pub fn show_id(id: &core::Identifier) -> String {
-    id_text(id)
-}

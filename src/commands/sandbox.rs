@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxStartArgs};
-use crate::diagnostics::Diagnostic;
-use crate::image::remote::ServerSettings;
-use crate::sandbox::{Sandbox, SandboxConfig, SandboxError};
+use crate::diagnostics::CliError;
+use union_image::remote::ServerSettings;
+use union_sandbox::{Sandbox, SandboxConfig};
 
 /// Run a `union sandbox` subcommand.
 pub fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
@@ -26,10 +26,10 @@ fn resolve(args: SandboxStartArgs) -> anyhow::Result<SandboxConfig> {
     let data_dir = match args.data_dir {
         Some(dir) => dir,
         None => {
-            let home = std::env::var_os("HOME")
+            let home = std::env::var_os(crate::env_vars::HOME)
                 .filter(|h| !h.is_empty())
                 .ok_or_else(|| {
-                    Diagnostic::new(
+                    CliError::new(
                         "cannot find the home directory for the sandbox's data (HOME is not set)",
                     )
                     .hint("pass --data-dir DIR or set UNION_SANDBOX_DIR")
@@ -53,8 +53,8 @@ fn image_builder_settings(args: &SandboxStartArgs) -> anyhow::Result<ServerSetti
         .trim()
         .trim_end_matches('/')
         .to_lowercase();
-    if !crate::image::spec::validate_registry(&registry) {
-        return Err(Diagnostic::usage(format!(
+    if !union_image::spec::validate_registry(&registry) {
+        return Err(CliError::usage(format!(
             "--image-registry `{}` is not a registry name such as `localhost:30000` or `ghcr.io/org`",
             args.image_registry
         ))
@@ -79,8 +79,7 @@ fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         let sandbox = Sandbox::bind(&config)
-            .await
-            .map_err(|e| diagnose(e, &config))?
+            .await?
             .with_image_builder(image_builder);
         {
             let mut out = std::io::stdout().lock();
@@ -92,31 +91,10 @@ fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result
             )?;
             out.flush()?;
         }
-        sandbox
-            .serve(shutdown)
-            .await
-            .map_err(|e| diagnose(e, &config))?;
+        sandbox.serve(shutdown).await?;
         eprintln!("union sandbox stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-fn diagnose(err: SandboxError, config: &SandboxConfig) -> anyhow::Error {
-    match &err {
-        SandboxError::Store(e) if e.is_corruption() => Diagnostic::new(err.to_string())
-            .hint(format!(
-                "move the data directory away (`mv {dir} {dir}.corrupt`) and start again: the sandbox starts empty, and `union register` registers your entities anew",
-                dir = config.data_dir.display(),
-            ))
-            .into(),
-        SandboxError::PortInUse { .. } => Diagnostic::new(err.to_string())
-            .hint(format!(
-                "is a sandbox already running on port {}? Pick another one with `--port <PORT>` (or UNION_SANDBOX_PORT)",
-                config.port
-            ))
-            .into(),
-        _ => anyhow::Error::new(err),
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM; the server then drains in-flight requests. The handlers are

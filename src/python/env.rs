@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::diagnostics::Diagnostic;
+use super::PythonError;
 
 /// The installation `union` was built against (set by build.rs).
 pub const BUILD_PREFIX: &str = env!("UNION_BUILD_PYTHON_PREFIX");
@@ -78,56 +78,41 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 /// Check that the venv at `dir` was made from our installation; return its interpreter path.
-fn check_venv(dir: &Path, source: &EnvSource) -> Result<PythonEnv, Diagnostic> {
+fn check_venv(dir: &Path, source: &EnvSource) -> Result<PythonEnv, PythonError> {
     let cfg = dir.join("pyvenv.cfg");
-    let fix = format!(
-        "recreate it with `{BUILD_PREFIX}/bin/python3 -m venv {}` and reinstall your packages (e.g. `pip install flytekit`)",
-        dir.display()
-    );
-    let (home, version) = read_pyvenv_cfg(&cfg).map_err(|e| {
-        Diagnostic::new(format!(
-            "{} points at `{}`, which is not a virtualenv (cannot read {}: {e})",
-            source.describe(),
-            dir.display(),
-            cfg.display()
-        ))
-        .hint(fix.clone())
+    let (home, version) = read_pyvenv_cfg(&cfg).map_err(|e| PythonError::NotAVenv {
+        dir: dir.to_path_buf(),
+        found: source.describe(),
+        source: e,
     })?;
     let build_bin = Path::new(BUILD_PREFIX).join("bin");
     if let Some(home) = &home {
         if !same_dir(Path::new(home), &build_bin) {
-            // A different installation of the same minor version may still be incompatible
+            // A venv made from another installation of the same version may still be ABI-incompatible
             // (e.g. Debian's 3.11.2 lacks symbols pyenv's 3.11.7 modules need), so refuse it too.
-            let their = version.clone().unwrap_or_else(|| "unknown version".into());
-            return Err(Diagnostic::new(format!(
-                "the virtualenv `{}` (found via {}) was made from the Python in `{home}` ({their}), but union is built against `{}` ({BUILD_VERSION})",
-                dir.display(),
-                source.describe(),
-                build_bin.display(),
-            ))
-            .hint(fix));
+            return Err(PythonError::OtherInstallation {
+                dir: dir.to_path_buf(),
+                found: source.describe(),
+                home: home.clone(),
+                version: version.clone().unwrap_or_else(|| "unknown version".into()),
+            });
         }
     }
     if let Some(v) = &version {
         if major_minor(v) != major_minor(BUILD_VERSION) {
-            return Err(Diagnostic::new(format!(
-                "the virtualenv `{}` (found via {}) is Python {v}, but union is built against Python {BUILD_VERSION}",
-                dir.display(),
-                source.describe()
-            ))
-            .hint(fix));
+            return Err(PythonError::OtherVersion {
+                dir: dir.to_path_buf(),
+                found: source.describe(),
+                version: v.clone(),
+            });
         }
     }
     let python = ["bin/python", "bin/python3"]
         .iter()
         .map(|p| dir.join(p))
         .find(|p| p.exists())
-        .ok_or_else(|| {
-            Diagnostic::new(format!(
-                "the virtualenv `{}` has no bin/python",
-                dir.display()
-            ))
-            .hint(fix.clone())
+        .ok_or_else(|| PythonError::NoInterpreter {
+            dir: dir.to_path_buf(),
         })?;
     Ok(PythonEnv {
         prefix: dir.to_path_buf(),
@@ -137,15 +122,15 @@ fn check_venv(dir: &Path, source: &EnvSource) -> Result<PythonEnv, Diagnostic> {
 }
 
 /// Find the environment to run in, from the process environment and working directory.
-pub fn locate() -> Result<PythonEnv, Diagnostic> {
+pub fn locate() -> Result<PythonEnv, PythonError> {
     locate_from(
-        std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
+        std::env::var_os(crate::env_vars::VIRTUAL_ENV).map(PathBuf::from),
         &std::env::current_dir().unwrap_or_default(),
     )
 }
 
 /// [`locate`] with explicit inputs (for tests).
-pub fn locate_from(virtual_env: Option<PathBuf>, cwd: &Path) -> Result<PythonEnv, Diagnostic> {
+pub fn locate_from(virtual_env: Option<PathBuf>, cwd: &Path) -> Result<PythonEnv, PythonError> {
     if let Some(v) = virtual_env.filter(|v| !v.as_os_str().is_empty()) {
         return check_venv(&v, &EnvSource::VirtualEnvVar);
     }
@@ -214,8 +199,8 @@ mod tests {
         let v = t.path().join("env");
         fake_venv(&v, &format!("{BUILD_PREFIX}/bin"), "3.12.1");
         let e = locate_from(Some(v), t.path()).unwrap_err();
-        assert!(e.message.contains("3.12.1"), "{}", e.message);
-        assert!(e.hints[0].contains("-m venv"));
+        assert!(e.to_string().contains("3.12.1"), "{e}");
+        assert!(union_diagnostics::Hint::hints(&e)[0].contains("-m venv"));
     }
 
     #[test]
@@ -224,6 +209,6 @@ mod tests {
         let v = t.path().join("env");
         fake_venv(&v, "/usr/bin", BUILD_VERSION);
         let e = locate_from(Some(v), t.path()).unwrap_err();
-        assert!(e.message.contains("/usr/bin"), "{}", e.message);
+        assert!(e.to_string().contains("/usr/bin"), "{e}");
     }
 }

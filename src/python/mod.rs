@@ -1,8 +1,9 @@
 //! The embedded CPython. All pyo3 code lives behind this module boundary: it starts the
-//! interpreter once, inside the user's environment, runs `bridge.py`, and hands back plain Rust
+//! interpreter once, inside the user's environment, runs `bridge/`, and hands back plain Rust
 //! data. No Python object handle leaves this module.
 
 pub mod env;
+mod error;
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -12,12 +13,30 @@ use pyo3::types::PyModule;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::diagnostics::{Diagnostic, EXIT_INTERRUPTED};
 use crate::discovery::ModuleName;
 use crate::entity::Entity;
 pub use env::{EnvSource, PythonEnv};
+pub use error::PythonError;
 
-const BRIDGE_SOURCE: &str = include_str!("bridge.py");
+/// The bridge's Python source: the files of `bridge/`, one module, in this order (later files use
+/// what earlier ones define; `protocol.py` has the imports and `_guard`).
+const BRIDGE_SOURCE: &str = concat!(
+    include_str!("bridge/protocol.py"),
+    "\n",
+    include_str!("bridge/tracebacks.py"),
+    "\n",
+    include_str!("bridge/discover.py"),
+    "\n",
+    include_str!("bridge/inputs.py"),
+    "\n",
+    include_str!("bridge/run.py"),
+    "\n",
+    include_str!("bridge/serialize.py"),
+    "\n",
+    include_str!("bridge/remote.py"),
+    "\n",
+    include_str!("bridge/warm.py"),
+);
 
 /// The bridge module's name and file name. Neither can be a user's: `<...>` is not a valid module
 /// name for `import`, and the module has no `__file__`, so nothing that lists loaded modules
@@ -77,7 +96,7 @@ fn decode_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, 
         .collect()
 }
 
-/// An error that Python code reported in a structured way (see `bridge.py`).
+/// An error that Python code reported in a structured way (see `bridge/`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct PyUserError {
     /// `import`, `entity_not_found`, `bad_value`, `missing_input`, `task_failed`,
@@ -88,29 +107,6 @@ pub struct PyUserError {
     /// Extra structured fields (`module`, `flag`, `expected`, `missing`, ...).
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl PyUserError {
-    /// Turn into a user-facing diagnostic (the traceback becomes the detail block).
-    pub fn into_diagnostic(self, env: &PythonEnv) -> Diagnostic {
-        let mut d = Diagnostic::new(self.message.clone());
-        if let Some(tb) = &self.traceback {
-            d = d.detail(tb.clone());
-        }
-        match self.kind.as_str() {
-            "flytekit_missing" => {
-                d = d.hint(format!(
-                    "the environment was found via {}; install flytekit there: `{}/bin/pip install flytekit`, or activate the virtualenv that has it",
-                    env.source.describe(),
-                    env.prefix.display()
-                ))
-            }
-            "interrupted" => d = d.exit_code(EXIT_INTERRUPTED),
-            "internal" => d = d.hint("this is a bug in union; please report it with the output above"),
-            _ => {}
-        }
-        d
-    }
 }
 
 /// What flytekit's `SerializationSettings` gets, from our side.
@@ -232,13 +228,13 @@ enum Reply<T> {
     Error(PyUserError),
 }
 
-fn init_interpreter(env: &PythonEnv) -> Result<(), Diagnostic> {
-    let program = CString::new(env.python.to_string_lossy().as_bytes()).map_err(|_| {
-        Diagnostic::new(format!(
-            "invalid interpreter path `{}`",
-            env.python.display()
-        ))
-    })?;
+fn init_interpreter(env: &PythonEnv) -> Result<(), PythonError> {
+    let start_failed = || PythonError::Start {
+        prefix: env.prefix.clone(),
+        found: env.source.describe(),
+    };
+    let program =
+        CString::new(env.python.as_os_str().as_encoded_bytes()).map_err(|_| start_failed())?;
     // SAFETY: standard PyConfig initialisation sequence on the main thread, before any other use
     // of the C API; every PyStatus is checked, and the config is cleared on every path.
     unsafe {
@@ -254,10 +250,7 @@ fn init_interpreter(env: &PythonEnv) -> Result<(), Diagnostic> {
         );
         if pyo3::ffi::PyStatus_Exception(status) != 0 {
             pyo3::ffi::PyConfig_Clear(&mut config);
-            return Err(Diagnostic::new(format!(
-                "cannot configure Python for `{}`",
-                env.python.display()
-            )));
+            return Err(start_failed());
         }
         config.parse_argv = 0;
         config.install_signal_handlers = 0; // we own SIGINT (see process.rs)
@@ -265,15 +258,7 @@ fn init_interpreter(env: &PythonEnv) -> Result<(), Diagnostic> {
         let status = pyo3::ffi::Py_InitializeFromConfig(&config);
         pyo3::ffi::PyConfig_Clear(&mut config);
         if pyo3::ffi::PyStatus_Exception(status) != 0 {
-            return Err(Diagnostic::new(format!(
-                "Python failed to start in `{}` (found via {})",
-                env.prefix.display(),
-                env.source.describe()
-            ))
-            .hint(format!(
-                "recreate the environment with `{}/bin/python3 -m venv`",
-                env::BUILD_PREFIX
-            )));
+            return Err(start_failed());
         }
         // Release the GIL taken by initialisation; Python::attach re-acquires it per call.
         pyo3::ffi::PyEval_SaveThread();
@@ -288,7 +273,7 @@ fn _own_signals() {
     crate::process::reown_signals();
 }
 
-/// Execute `bridge.py` as a module that is neither a file nor importable by a user's name.
+/// Execute `bridge/` as a module that is neither a file nor importable by a user's name.
 fn load_bridge(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let module = PyModule::new(py, BRIDGE_NAME)?;
     let builtins = py.import("builtins")?;
@@ -338,30 +323,23 @@ impl PythonSession {
     }
 
     /// Start the interpreter in `env` and load the bridge. Call once, from the main thread.
-    pub fn start(env: PythonEnv) -> Result<PythonSession, Diagnostic> {
+    pub fn start(env: PythonEnv) -> Result<PythonSession, PythonError> {
         crate::process::reserve_stdout_for_data();
         if INITIALIZED.load(std::sync::atomic::Ordering::SeqCst) {
             // A warm interpreter's forked child: Python and the bridge are already loaded.
             let session = PythonSession::new(env);
             if FORKED.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                session.after_fork().map_err(|e| {
-                    Diagnostic::new("the warm interpreter could not refresh flytekit's state")
-                        .detail(format!("{}: {}", e.kind, e.message))
-                        .hint(format!(
-                            "run with {}=0 to start Python afresh, and please report this",
-                            crate::warm::ENV_ENABLE
-                        ))
-                })?;
+                session
+                    .after_fork()
+                    .map_err(|e| PythonError::AfterFork(Box::new(e)))?;
             }
             return Ok(session);
         }
         init_interpreter(&env)?;
         INITIALIZED.store(true, std::sync::atomic::Ordering::SeqCst);
-        Python::attach(|py| -> Result<(), Diagnostic> {
-            let module = load_bridge(py).map_err(|e| {
-                Diagnostic::new("union's Python bridge failed to load")
-                    .detail(format_pyerr(py, &e))
-                    .hint("this is a bug in union; please report it")
+        Python::attach(|py| -> Result<(), PythonError> {
+            let module = load_bridge(py).map_err(|e| PythonError::BridgeLoad {
+                traceback: format_pyerr(py, &e),
             })?;
             let _ = BRIDGE.set(py, module.unbind());
             Ok(())
@@ -374,7 +352,30 @@ impl PythonSession {
         &self.env
     }
 
-    fn call<T: DeserializeOwned>(&self, func: &str, args: Vec<Arg>) -> Result<T, PyUserError> {
+    fn call<T: DeserializeOwned>(&self, func: &str, args: Vec<Arg>) -> Result<T, PythonError> {
+        self.call_raw(func, args).map_err(|error| self.code(error))
+    }
+
+    /// An error the bridge reported, with where this session's environment came from.
+    fn code(&self, error: PyUserError) -> PythonError {
+        PythonError::Code {
+            error,
+            found: self.env.source.describe(),
+            prefix: self.env.prefix.clone(),
+        }
+    }
+
+    /// Data from the bridge that Rust cannot use: a bug on our side.
+    fn internal(&self, message: String) -> PythonError {
+        self.code(PyUserError {
+            kind: "internal".into(),
+            message,
+            traceback: None,
+            extra: Default::default(),
+        })
+    }
+
+    fn call_raw<T: DeserializeOwned>(&self, func: &str, args: Vec<Arg>) -> Result<T, PyUserError> {
         let text = Python::attach(|py| -> Result<String, PyUserError> {
             let internal = |e: PyErr| PyUserError {
                 kind: "internal".into(),
@@ -417,7 +418,7 @@ impl PythonSession {
         &self,
         root: &Path,
         modules: &[ModuleName],
-    ) -> Result<Vec<Entity>, PyUserError> {
+    ) -> Result<Vec<Entity>, PythonError> {
         self.call(
             "discover",
             vec![Arg::path(root), module_list(modules), Arg::text("1")],
@@ -429,7 +430,7 @@ impl PythonSession {
         &self,
         root: &Path,
         modules: &[ModuleName],
-    ) -> Result<Vec<Entity>, PyUserError> {
+    ) -> Result<Vec<Entity>, PythonError> {
         self.call(
             "discover",
             vec![Arg::path(root), module_list(modules), Arg::text("0")],
@@ -441,7 +442,7 @@ impl PythonSession {
         &self,
         root: &Path,
         module: &ModuleName,
-    ) -> Result<Vec<Entity>, PyUserError> {
+    ) -> Result<Vec<Entity>, PythonError> {
         self.call(
             "entities_in_module",
             vec![Arg::path(root), Arg::module(module)],
@@ -455,7 +456,7 @@ impl PythonSession {
         module: &ModuleName,
         attr: &str,
         inputs: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<String, PyUserError> {
+    ) -> Result<String, PythonError> {
         let given = serde_json::to_string(inputs).expect("json serializes");
         self.call(
             "run",
@@ -464,18 +465,18 @@ impl PythonSession {
     }
 
     /// Import flytekit and what the bridge uses (for the warm interpreter's server).
-    pub fn warm_up(&self) -> Result<WarmState, PyUserError> {
+    pub fn warm_up(&self) -> Result<WarmState, PythonError> {
         self.call("warm_up", vec![])
     }
 
     /// In a warm interpreter's forked child: refresh what flytekit computed at import time and
     /// a cold start would compute now (its default context: execution date, config, local dirs).
-    pub fn after_fork(&self) -> Result<(), PyUserError> {
+    pub fn after_fork(&self) -> Result<(), PythonError> {
         self.call::<bool>("after_fork", vec![]).map(|_| ())
     }
 
     /// The user's flytekit version (`flytekit.__version__`).
-    pub fn flytekit_version(&self) -> Result<String, PyUserError> {
+    pub fn flytekit_version(&self) -> Result<String, PythonError> {
         self.call("flytekit_version", vec![])
     }
 
@@ -483,7 +484,7 @@ impl PythonSession {
     pub fn image_specs(
         &self,
         settings: &SerializeSettings,
-    ) -> Result<Vec<ImageSpecUse>, PyUserError> {
+    ) -> Result<Vec<ImageSpecUse>, PythonError> {
         self.call(
             "image_specs",
             vec![Arg::text(
@@ -493,12 +494,12 @@ impl PythonSession {
     }
 
     /// Files of every loaded module and the prefixes holding installed packages (`--copy auto`).
-    pub fn loaded_module_files(&self, root: &Path) -> Result<LoadedModules, PyUserError> {
+    pub fn loaded_module_files(&self, root: &Path) -> Result<LoadedModules, PythonError> {
         self.call("loaded_module_files", vec![Arg::path(root)])
     }
 
     /// The `origin` remote of the git repository at `root`, as flytekit records it.
-    pub fn git_repo(&self, root: &Path) -> Result<Option<String>, PyUserError> {
+    pub fn git_repo(&self, root: &Path) -> Result<Option<String>, PythonError> {
         self.call("git_repo", vec![Arg::path(root)])
     }
 
@@ -506,7 +507,7 @@ impl PythonSession {
     pub fn serialize(
         &self,
         settings: &SerializeSettings,
-    ) -> Result<Vec<SerializedEntity>, PyUserError> {
+    ) -> Result<Vec<SerializedEntity>, PythonError> {
         let raw: RawSerialization = self.call(
             "serialize",
             vec![Arg::text(
@@ -520,11 +521,8 @@ impl PythonSession {
             .map(|r| {
                 let pb = base64::engine::general_purpose::STANDARD
                     .decode(r.pb.as_bytes())
-                    .map_err(|e| PyUserError {
-                        kind: "internal".into(),
-                        message: format!("bad serialized bytes for {}: {e}", r.name),
-                        traceback: None,
-                        extra: Default::default(),
+                    .map_err(|e| {
+                        self.internal(format!("bad serialized bytes for {}: {e}", r.name))
                     })?;
                 Ok(SerializedEntity {
                     kind: r.kind,
@@ -542,7 +540,7 @@ impl PythonSession {
         module: &ModuleName,
         attr: &str,
         inputs: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Vec<u8>, PyUserError> {
+    ) -> Result<Vec<u8>, PythonError> {
         let given = serde_json::to_string(inputs).expect("json serializes");
         let b64: String = self.call(
             "remote_inputs",
@@ -551,12 +549,7 @@ impl PythonSession {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD
             .decode(b64.as_bytes())
-            .map_err(|e| PyUserError {
-                kind: "internal".into(),
-                message: format!("bad literal map from the bridge: {e}"),
-                traceback: None,
-                extra: Default::default(),
-            })
+            .map_err(|e| self.internal(format!("bad literal map from the bridge: {e}")))
     }
 
     /// Render a `core.LiteralMap` of `module.attr`'s outputs as a local run prints them.
@@ -565,7 +558,7 @@ impl PythonSession {
         module: &ModuleName,
         attr: &str,
         literal_map: &[u8],
-    ) -> Result<String, PyUserError> {
+    ) -> Result<String, PythonError> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(literal_map);
         self.call(

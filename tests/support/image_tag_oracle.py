@@ -6,7 +6,7 @@ Each case is {"dir": <cwd>, "kind": "kwargs"|"yaml", "spec": {...} | "yaml": <te
 "import": [module names to import from "sys_path" first]}. In "kwargs" specs, a nested base image
 is {"__spec__": {...}}, `source_copy_mode` is the enum NAME and `pip_secret_mounts` pairs become
 tuples. For every case the result holds flytekit's image_name(), id, the text `id` hashes, the
-bridge's JSON of the constructed spec (src/python/bridge.py `image_spec_to_json`), and the loaded
+bridge's JSON of the constructed spec (src/python/bridge/discover.py `image_spec_to_json`), and the loaded
 module files flytekit's LOADED_MODULES mode would consider (outside flytekit/site-packages/prefix).
 """
 
@@ -17,6 +17,7 @@ import os
 import site
 import sys
 import traceback
+import types
 
 import yaml
 
@@ -25,11 +26,18 @@ from flytekit.constants import CopyFileDetection
 from flytekit.image_spec.image_spec import ImageSpec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location(
-    "union_bridge", os.path.join(HERE, "..", "..", "src", "python", "bridge.py")
+# The bridge as union loads it: its files concatenated in BRIDGE_SOURCE's order (src/python/mod.rs).
+_BRIDGE_DIR = os.path.join(HERE, "..", "..", "src", "python", "bridge")
+_BRIDGE_FILES = ["protocol", "tracebacks", "discover", "inputs", "run", "serialize", "remote", "warm"]
+bridge = types.ModuleType("union_bridge_under_test")
+exec(
+    compile(
+        "\n".join(open(os.path.join(_BRIDGE_DIR, f + ".py")).read() for f in _BRIDGE_FILES),
+        "<union-bridge>",
+        "exec",
+    ),
+    bridge.__dict__,
 )
-bridge = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bridge)
 
 
 def build(kw):

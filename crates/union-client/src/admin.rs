@@ -1,0 +1,554 @@
+//! A small FlyteAdmin client: the generated tonic stubs wrapped so that every failure is a typed
+//! error naming the endpoint, the config source and the entity, and registration semantics
+//! (ALREADY_EXISTS is success; "different structure" is not) live in one place.
+
+use std::time::Duration;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status};
+
+use crate::config::{Settings, Source};
+use union_idl::flyteidl::admin;
+use union_idl::flyteidl::core;
+use union_idl::flyteidl::service::admin_service_client::AdminServiceClient;
+use union_idl::flyteidl::service::data_proxy_service_client::DataProxyServiceClient;
+use union_idl::flyteidl::service::{CreateUploadLocationRequest, CreateUploadLocationResponse};
+
+/// Errors talking to FlyteAdmin.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot reach FlyteAdmin at {endpoint} (set by {source_desc}): {detail}")]
+    Unreachable {
+        endpoint: String,
+        source_desc: String,
+        detail: String,
+        hint: String,
+    },
+    /// The connection broke after it was established (the server went away mid-command).
+    #[error("lost the connection to FlyteAdmin at {endpoint} during {rpc} for {what}: {detail}")]
+    ConnectionLost {
+        endpoint: String,
+        rpc: &'static str,
+        what: String,
+        detail: String,
+    },
+    #[error("{kind} {id} is already registered with different content")]
+    DifferentStructure {
+        kind: &'static str,
+        id: String,
+        message: String,
+    },
+    #[error("{rpc} for {what} failed: {code:?}: {message}")]
+    Rpc {
+        rpc: &'static str,
+        what: String,
+        code: Code,
+        message: String,
+    },
+    #[error("invalid admin endpoint `{endpoint}` (set by {source_desc}): {detail}")]
+    BadEndpoint {
+        endpoint: String,
+        source_desc: String,
+        detail: String,
+    },
+}
+
+impl union_diagnostics::Hint for AdminError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            AdminError::Unreachable { hint, .. } => vec![hint.clone()],
+            AdminError::ConnectionLost { .. } => vec![
+                "check that the backend is still running (for the sandbox: `union sandbox start`), then run the command again".into(),
+            ],
+            AdminError::DifferentStructure { .. } => vec![
+                "the code changed but the version did not: pass a new --version (or omit --version to derive one from the content)".into(),
+            ],
+            AdminError::Rpc { code: Code::DataLoss, .. } => vec![
+                "the backend reports that its stored data is damaged; the message says what to do".into(),
+            ],
+            AdminError::Rpc { code: Code::Unauthenticated, .. } => {
+                vec!["this endpoint needs authentication, which union does not support yet".into()]
+            }
+            _ => Vec::new(),
+        }
+    }
+    fn detail(&self) -> Option<String> {
+        match self {
+            AdminError::DifferentStructure { message, .. } => Some(message.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl AdminError {
+    /// Whether the backend could not be reached, or went away: `--skip-errors` does not skip
+    /// these, and following an execution retries them.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            AdminError::Unreachable { .. } | AdminError::ConnectionLost { .. }
+        )
+    }
+}
+
+/// Outcome of a create call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    AlreadyExisted,
+}
+
+/// A connected FlyteAdmin client.
+#[derive(Clone)]
+pub struct AdminClient {
+    admin: AdminServiceClient<Channel>,
+    data_proxy: DataProxyServiceClient<Channel>,
+    channel: Channel,
+    endpoint: String,
+    source: Source,
+    insecure: bool,
+}
+
+fn describe_transport(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.contains(&s) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+fn tls_hint(detail: &str, insecure: bool, endpoint: &str, source: &Source) -> String {
+    let d = detail.to_ascii_lowercase();
+    if !insecure
+        && (d.contains("invalidcontenttype")
+            || d.contains("corrupt message")
+            || d.contains("wrong version number"))
+    {
+        return format!(
+            "the server at {endpoint} does not speak TLS; set `admin.insecure: true` in {} (or FLYTE_PLATFORM_INSECURE=true)",
+            match source { Source::File(p) => p.display().to_string(), _ => "your config file".into() }
+        );
+    }
+    if insecure
+        && (d.contains("frame with invalid size")
+            || d.contains("invalid http version")
+            || d.contains("h2 protocol error")
+            || d.contains("connection reset")
+            || d.contains("operation was canceled")
+            || d.contains("connection closed"))
+    {
+        return format!(
+            "the server at {endpoint} may require TLS; set `admin.insecure: false` (or FLYTE_PLATFORM_INSECURE=false)"
+        );
+    }
+    if d.contains("connection refused") || d.contains("tcp connect error") {
+        if crate::config::is_loopback(endpoint) {
+            return "nothing listens there; start the local backend with `union sandbox start`, or point admin.endpoint at your cluster".into();
+        }
+        return "check admin.endpoint in your config, or FLYTE_PLATFORM_URL".into();
+    }
+    "check admin.endpoint and admin.insecure in your config".into()
+}
+
+impl AdminClient {
+    /// Connect to the endpoint in `settings` (fails fast, with a clear error, when it is down).
+    pub async fn connect(settings: &Settings) -> Result<AdminClient, AdminError> {
+        let scheme = if settings.insecure { "http" } else { "https" };
+        let url = format!("{scheme}://{}", settings.endpoint);
+        let bad = |detail: String| AdminError::BadEndpoint {
+            endpoint: settings.endpoint.clone(),
+            source_desc: settings.endpoint_source.to_string(),
+            detail,
+        };
+        let mut ep = Endpoint::from_shared(url).map_err(|e| bad(e.to_string()))?;
+        ep = ep
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .http2_adaptive_window(true)
+            .timeout(Duration::from_secs(120));
+        if !settings.insecure {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &settings.ca_cert_file {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    bad(format!("cannot read caCertFilePath {}: {e}", ca.display()))
+                })?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            let host = settings
+                .endpoint
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(&settings.endpoint);
+            tls = tls.domain_name(host.to_string());
+            ep = ep
+                .tls_config(tls)
+                .map_err(|e| bad(describe_transport(&e)))?;
+        }
+        let channel = ep.connect().await.map_err(|e| {
+            let detail = describe_transport(&e);
+            AdminError::Unreachable {
+                hint: tls_hint(
+                    &detail,
+                    settings.insecure,
+                    &settings.endpoint,
+                    &settings.endpoint_source,
+                ),
+                endpoint: settings.endpoint.clone(),
+                source_desc: settings.endpoint_source.to_string(),
+                detail,
+            }
+        })?;
+        let max = 64 * 1024 * 1024;
+        let client = AdminClient {
+            admin: AdminServiceClient::new(channel.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            data_proxy: DataProxyServiceClient::new(channel.clone()).max_decoding_message_size(max),
+            channel,
+            endpoint: settings.endpoint.clone(),
+            source: settings.endpoint_source.clone(),
+            insecure: settings.insecure,
+        };
+        // One cheap call so that TLS/plaintext mismatches show up here, not mid-registration.
+        client.get_version().await?;
+        Ok(client)
+    }
+
+    /// The underlying channel (TLS included), for other services on the same endpoint.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn status_error(&self, rpc: &'static str, what: String, s: Status) -> AdminError {
+        // Transport-level failures surface as these codes; on the first call (GetVersion) a
+        // cancelled stream is what a TLS server does to a plaintext HTTP/2 preface.
+        let transport = s.code() == Code::Unavailable
+            || (matches!(s.code(), Code::Unknown | Code::Internal)
+                && s.message().contains("transport"))
+            || (rpc == "GetVersion" && s.code() == Code::Cancelled);
+        if transport && rpc != "GetVersion" {
+            // connect() checked the server with GetVersion: it answered, so this is not a
+            // configuration problem but a server that went away (or a network that broke).
+            return AdminError::ConnectionLost {
+                endpoint: self.endpoint.clone(),
+                rpc,
+                what,
+                detail: s.message().to_string(),
+            };
+        }
+        if transport {
+            let detail = format!("{}: {}", rpc, s.message());
+            let hint = if rpc == "GetVersion" && self.insecure {
+                // TCP connected, yet plaintext gRPC failed: typically a TLS-only server.
+                format!(
+                    "the server at {} accepted the connection but not plaintext gRPC; it may require TLS: set `admin.insecure: false` (or FLYTE_PLATFORM_INSECURE=false)",
+                    self.endpoint
+                )
+            } else {
+                tls_hint(&detail, self.insecure, &self.endpoint, &self.source)
+            };
+            return AdminError::Unreachable {
+                hint,
+                endpoint: self.endpoint.clone(),
+                source_desc: self.source.to_string(),
+                detail,
+            };
+        }
+        AdminError::Rpc {
+            rpc,
+            what,
+            code: s.code(),
+            message: s.message().to_string(),
+        }
+    }
+
+    /// AdminService.GetVersion (a liveness check).
+    pub async fn get_version(&self) -> Result<admin::GetVersionResponse, AdminError> {
+        let mut c = self.admin.clone();
+        c.get_version(admin::GetVersionRequest {})
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| self.status_error("GetVersion", "the server".into(), s))
+    }
+
+    /// DataProxyService.CreateUploadLocation.
+    pub async fn create_upload_location(
+        &self,
+        req: CreateUploadLocationRequest,
+    ) -> Result<CreateUploadLocationResponse, AdminError> {
+        let what = req.filename.clone();
+        let mut c = self.data_proxy.clone();
+        c.create_upload_location(req)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| self.status_error("CreateUploadLocation", what, s))
+    }
+
+    fn created(
+        &self,
+        kind: &'static str,
+        rpc: &'static str,
+        id: &core::Identifier,
+        r: Result<(), Status>,
+    ) -> Result<Created, AdminError> {
+        match r {
+            Ok(()) => Ok(Created::New),
+            Err(s) if s.code() == Code::AlreadyExists => Ok(Created::AlreadyExisted),
+            Err(s)
+                if s.code() == Code::InvalidArgument
+                    && s.message().contains("different structure") =>
+            {
+                Err(AdminError::DifferentStructure {
+                    kind,
+                    id: id_text(id),
+                    message: s.message().to_string(),
+                })
+            }
+            Err(s) => Err(self.status_error(rpc, format!("{kind} {}", id_text(id)), s)),
+        }
+    }
+
+    /// CreateTask; ALREADY_EXISTS (the identical spec is registered) counts as success.
+    pub async fn create_task(
+        &self,
+        id: core::Identifier,
+        spec: admin::TaskSpec,
+    ) -> Result<Created, AdminError> {
+        let mut c = self.admin.clone();
+        let r = c
+            .create_task(admin::TaskCreateRequest {
+                id: Some(id.clone()),
+                spec: Some(spec),
+            })
+            .await
+            .map(|_| ());
+        self.created("task", "CreateTask", &id, r)
+    }
+
+    /// CreateWorkflow; ALREADY_EXISTS counts as success.
+    pub async fn create_workflow(
+        &self,
+        id: core::Identifier,
+        spec: admin::WorkflowSpec,
+    ) -> Result<Created, AdminError> {
+        let mut c = self.admin.clone();
+        let r = c
+            .create_workflow(admin::WorkflowCreateRequest {
+                id: Some(id.clone()),
+                spec: Some(spec),
+            })
+            .await
+            .map(|_| ());
+        self.created("workflow", "CreateWorkflow", &id, r)
+    }
+
+    /// CreateLaunchPlan; ALREADY_EXISTS counts as success.
+    pub async fn create_launch_plan(
+        &self,
+        id: core::Identifier,
+        spec: admin::LaunchPlanSpec,
+    ) -> Result<Created, AdminError> {
+        let mut c = self.admin.clone();
+        let r = c
+            .create_launch_plan(admin::LaunchPlanCreateRequest {
+                id: Some(id.clone()),
+                spec: Some(spec),
+            })
+            .await
+            .map(|_| ());
+        self.created("launch plan", "CreateLaunchPlan", &id, r)
+    }
+
+    /// UpdateLaunchPlan(ACTIVE).
+    pub async fn activate_launch_plan(&self, id: core::Identifier) -> Result<(), AdminError> {
+        let mut c = self.admin.clone();
+        c.update_launch_plan(admin::LaunchPlanUpdateRequest {
+            id: Some(id.clone()),
+            state: admin::LaunchPlanState::Active as i32,
+        })
+        .await
+        .map(|_| ())
+        .map_err(|s| {
+            self.status_error(
+                "UpdateLaunchPlan",
+                format!("launch plan {}", id_text(&id)),
+                s,
+            )
+        })
+    }
+
+    /// CreateExecution of a launch plan (or a task, whose id goes in `launch_plan`).
+    pub async fn create_execution(
+        &self,
+        project: &str,
+        domain: &str,
+        name: Option<&str>,
+        target: core::Identifier,
+        inputs: core::LiteralMap,
+        envs: Vec<(String, String)>,
+    ) -> Result<core::WorkflowExecutionIdentifier, AdminError> {
+        let mut c = self.admin.clone();
+        let spec = admin::ExecutionSpec {
+            launch_plan: Some(target.clone()),
+            metadata: Some(admin::ExecutionMetadata {
+                mode: admin::execution_metadata::ExecutionMode::Manual as i32,
+                principal: "union-cli".into(),
+                ..Default::default()
+            }),
+            envs: (!envs.is_empty()).then(|| admin::Envs {
+                values: envs
+                    .into_iter()
+                    .map(|(key, value)| core::KeyValuePair { key, value })
+                    .collect(),
+            }),
+            ..Default::default()
+        };
+        let req = admin::ExecutionCreateRequest {
+            project: project.into(),
+            domain: domain.into(),
+            name: name.unwrap_or_default().into(),
+            spec: Some(spec),
+            inputs: Some(inputs),
+            ..Default::default()
+        };
+        let what = format!("an execution of {}", id_text(&target));
+        c.create_execution(req)
+            .await
+            .map_err(|s| self.status_error("CreateExecution", what, s))?
+            .into_inner()
+            .id
+            .ok_or_else(|| AdminError::Rpc {
+                rpc: "CreateExecution",
+                what: id_text(&target),
+                code: Code::Internal,
+                message: "the server returned no execution id".into(),
+            })
+    }
+
+    /// GetExecution.
+    pub async fn get_execution(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<admin::Execution, AdminError> {
+        let mut c = self.admin.clone();
+        c.get_execution(admin::WorkflowExecutionGetRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| self.status_error("GetExecution", format!("execution {}", id.name), s))
+    }
+
+    /// ListExecutions in a project/domain, newest first.
+    pub async fn list_executions(
+        &self,
+        project: &str,
+        domain: &str,
+        limit: u32,
+    ) -> Result<Vec<admin::Execution>, AdminError> {
+        let mut c = self.admin.clone();
+        let req = admin::ResourceListRequest {
+            id: Some(admin::NamedEntityIdentifier {
+                project: project.into(),
+                domain: domain.into(),
+                ..Default::default()
+            }),
+            limit,
+            sort_by: Some(admin::Sort {
+                key: "created_at".into(),
+                direction: admin::sort::Direction::Descending as i32,
+            }),
+            ..Default::default()
+        };
+        c.list_executions(req)
+            .await
+            .map(|r| r.into_inner().executions)
+            .map_err(|s| self.status_error("ListExecutions", format!("{project}/{domain}"), s))
+    }
+
+    /// GetExecutionData (inputs and outputs).
+    pub async fn get_execution_data(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<admin::WorkflowExecutionGetDataResponse, AdminError> {
+        let mut c = self.admin.clone();
+        c.get_execution_data(admin::WorkflowExecutionGetDataRequest {
+            id: Some(id.clone()),
+        })
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| self.status_error("GetExecutionData", format!("execution {}", id.name), s))
+    }
+
+    /// ListNodeExecutions of an execution (top level).
+    pub async fn list_node_executions(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<Vec<admin::NodeExecution>, AdminError> {
+        let mut c = self.admin.clone();
+        let req = admin::NodeExecutionListRequest {
+            workflow_execution_id: Some(id.clone()),
+            limit: 1000,
+            ..Default::default()
+        };
+        c.list_node_executions(req)
+            .await
+            .map(|r| r.into_inner().node_executions)
+            .map_err(|s| {
+                self.status_error("ListNodeExecutions", format!("execution {}", id.name), s)
+            })
+    }
+
+    /// ListTaskExecutions of a node execution (its attempts, with log links).
+    pub async fn list_task_executions(
+        &self,
+        id: &core::NodeExecutionIdentifier,
+    ) -> Result<Vec<admin::TaskExecution>, AdminError> {
+        let mut c = self.admin.clone();
+        let req = admin::TaskExecutionListRequest {
+            node_execution_id: Some(id.clone()),
+            limit: 100,
+            ..Default::default()
+        };
+        c.list_task_executions(req)
+            .await
+            .map(|r| r.into_inner().task_executions)
+            .map_err(|s| self.status_error("ListTaskExecutions", format!("node {}", id.node_id), s))
+    }
+
+    /// TerminateExecution.
+    pub async fn terminate_execution(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+        cause: &str,
+    ) -> Result<(), AdminError> {
+        let mut c = self.admin.clone();
+        c.terminate_execution(admin::ExecutionTerminateRequest {
+            id: Some(id.clone()),
+            cause: cause.into(),
+        })
+        .await
+        .map(|_| ())
+        .map_err(|s| self.status_error("TerminateExecution", format!("execution {}", id.name), s))
+    }
+
+    /// The raw generated client, for calls not wrapped here.
+    pub fn raw(&self) -> AdminServiceClient<Channel> {
+        self.admin.clone()
+    }
+}
+
+/// `project/domain/name@version`, how ids are shown to users.
+pub fn id_text(id: &core::Identifier) -> String {
+    format!("{}/{}/{}@{}", id.project, id.domain, id.name, id.version)
+}

@@ -1,0 +1,504 @@
+//! Configuration compatible with flytekit and union config files.
+//!
+//! The file is the first of: `--config FILE`, `$UNION_CONFIG` (or `$UNIONAI_CONFIG`),
+//! `$FLYTECTL_CONFIG`, `~/.union/config.yaml`, `~/.flyte/config.yaml`. Keys read:
+//! `admin.endpoint` (a `dns:///` prefix is dropped), `admin.insecure`, `admin.insecureSkipVerify`,
+//! `admin.caCertFilePath`, `task.project`, `task.domain`, `images.<name>`, and our own
+//! `union.defaultImage` / `union.baseImage` / `union.imageBuilder`. Environment overrides are read before the file, as
+//! flytekit does: `FLYTE_PLATFORM_URL`, `FLYTE_PLATFORM_INSECURE`,
+//! `FLYTE_PLATFORM_INSECURE_SKIP_VERIFY`, `FLYTE_DEFAULT_PROJECT`, `FLYTE_DEFAULT_DOMAIN`,
+//! `FLYTE_INTERNAL_IMAGE`. Command-line flags win over both.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A config file named by a flag or variable is not there.
+    #[error("config file `{}` (from {from}) does not exist", path.display())]
+    Missing {
+        path: PathBuf,
+        /// `--config` or `$VAR`.
+        from: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read config file `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not YAML.
+    #[error("config file `{}` is not valid YAML", path.display())]
+    Yaml {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// A key has a value of the wrong kind.
+    #[error("`{key}` in {} must be {expected}", file.display())]
+    BadKey {
+        file: PathBuf,
+        key: &'static str,
+        expected: &'static str,
+    },
+    /// An environment variable has a value that cannot be used.
+    #[error("${var} is `{value}`; expected {expected}")]
+    BadEnv {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    /// The endpoint is empty.
+    #[error("the admin endpoint set by {0} is empty")]
+    EmptyEndpoint(Source),
+}
+
+impl union_diagnostics::Hint for ConfigError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            ConfigError::Missing { from, .. } if from.starts_with('$') => vec![format!(
+                "unset {} or point it at an existing file",
+                from.trim_start_matches('$')
+            )],
+            ConfigError::Yaml { .. } => vec![
+                "flytekit's INI config files (flytekit.config) are not supported; use the YAML form"
+                    .into(),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The default FlyteAdmin endpoint (flytekit's and the sandbox's).
+pub const DEFAULT_ENDPOINT: &str = "localhost:30080";
+/// The default project, as pyflyte.
+pub const DEFAULT_PROJECT: &str = "flytesnacks";
+/// The default domain, as pyflyte.
+pub const DEFAULT_DOMAIN: &str = "development";
+
+/// Where a setting came from (shown in errors: "endpoint localhost:30080, set by ~/.flyte/config.yaml").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    Env(&'static str),
+    File(PathBuf),
+    Flag(&'static str),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => write!(f, "the default"),
+            Source::Env(v) => write!(f, "${v}"),
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Flag(flag) => write!(f, "{flag}"),
+        }
+    }
+}
+
+/// Resolved settings for commands that talk to a backend.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `host:port`, without scheme.
+    pub endpoint: String,
+    pub endpoint_source: Source,
+    pub insecure: bool,
+    pub insecure_skip_verify: bool,
+    pub ca_cert_file: Option<PathBuf>,
+    pub project: String,
+    pub domain: String,
+    /// `images.<name>: <uri>` from the config file.
+    pub images: BTreeMap<String, String>,
+    /// The default task image, when configured (`FLYTE_INTERNAL_IMAGE` or `union.defaultImage`).
+    pub default_image: Option<String>,
+    /// The base image for ImageSpecs that name none (`union.baseImage`).
+    pub base_image: Option<String>,
+    /// The builder for ImageSpecs that name none (`union.imageBuilder`: `union` for the backend's).
+    pub image_builder: Option<String>,
+    /// The config file read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Values given on the command line (they win over env and file).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub endpoint: Option<String>,
+    pub insecure: Option<bool>,
+    pub project: Option<String>,
+    pub domain: Option<String>,
+}
+
+/// Find the config file to read, in flytekit/union order.
+pub fn find_file(
+    flag: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(p) = flag {
+        if !p.is_file() {
+            return Err(ConfigError::Missing {
+                path: p.to_path_buf(),
+                from: "--config".into(),
+            });
+        }
+        return Ok(Some(p.to_path_buf()));
+    }
+    for var in ["UNION_CONFIG", "UNIONAI_CONFIG", "FLYTECTL_CONFIG"] {
+        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+            let p = PathBuf::from(&v);
+            if !p.is_file() {
+                return Err(ConfigError::Missing {
+                    path: p,
+                    from: format!("${var}"),
+                });
+            }
+            return Ok(Some(p));
+        }
+    }
+    if let Some(home) = home {
+        for rel in [".union/config.yaml", ".flyte/config.yaml"] {
+            let p = home.join(rel);
+            if p.is_file() {
+                return Ok(Some(p));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn get<'a>(doc: &'a serde_yaml::Value, path: &[&str]) -> Option<&'a serde_yaml::Value> {
+    let mut cur = doc;
+    for k in path {
+        cur = cur.get(*k)?;
+    }
+    Some(cur)
+}
+
+fn as_bool(v: &serde_yaml::Value) -> Option<bool> {
+    match v {
+        serde_yaml::Value::Bool(b) => Some(*b),
+        serde_yaml::Value::String(s) => parse_bool(s),
+        _ => None,
+    }
+}
+
+/// Whether this process runs in CI: `CI` is set to anything but an empty or false value (GitHub
+/// Actions, GitLab and most others set `CI=true`). One meaning for every use: the warm interpreter
+/// stays off, and progress is plain lines instead of spinners.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| {
+        let v = v.to_string_lossy();
+        !v.trim().is_empty() && parse_bool(&v) != Some(false)
+    })
+}
+
+/// flytekit's str2bool: true/1/yes/y/t (any case) are true.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" | "yes" | "y" | "on" => Some(true),
+        "0" | "false" | "f" | "no" | "n" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Normalize an endpoint: drop `dns:///`; an `http://` scheme means insecure, `https://` secure.
+pub fn normalize_endpoint(raw: &str) -> (String, Option<bool>) {
+    let mut e = raw.trim();
+    let mut insecure = None;
+    if let Some(rest) = e.strip_prefix("dns:///") {
+        e = rest;
+    }
+    if let Some(rest) = e.strip_prefix("http://") {
+        e = rest;
+        insecure = Some(true);
+    } else if let Some(rest) = e.strip_prefix("https://") {
+        e = rest;
+        insecure = Some(false);
+    }
+    (e.trim_end_matches('/').to_string(), insecure)
+}
+
+/// Resolve settings from flags, the environment and the config file.
+pub fn load(overrides: &Overrides) -> Result<Settings, ConfigError> {
+    let env = |k: &str| std::env::var(k).ok();
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    load_with(overrides, &env, home.as_deref())
+}
+
+/// [`load`] with explicit environment and home (for tests).
+pub fn load_with(
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+) -> Result<Settings, ConfigError> {
+    let file = find_file(overrides.config.as_deref(), env, home)?;
+    let doc: serde_yaml::Value = match &file {
+        None => serde_yaml::Value::Null,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.clone(),
+                source,
+            })?;
+            if text.trim().is_empty() {
+                serde_yaml::Value::Null
+            } else {
+                serde_yaml::from_str(&text).map_err(|source| ConfigError::Yaml {
+                    path: p.clone(),
+                    source,
+                })?
+            }
+        }
+    };
+    let file_src = || Source::File(file.clone().unwrap_or_default());
+
+    let mut s = Settings {
+        endpoint: DEFAULT_ENDPOINT.to_string(),
+        endpoint_source: Source::Default,
+        insecure: false,
+        insecure_skip_verify: false,
+        ca_cert_file: None,
+        project: DEFAULT_PROJECT.to_string(),
+        domain: DEFAULT_DOMAIN.to_string(),
+        images: BTreeMap::new(),
+        default_image: None,
+        base_image: None,
+        image_builder: None,
+        file: file.clone(),
+    };
+    // The sandbox default is plaintext on localhost; a configured remote endpoint is TLS unless
+    // the file says otherwise, as in flytekit.
+    let mut insecure_explicit = false;
+
+    // File first, then env over it, then flags over both.
+    if let Some(v) = get(&doc, &["admin", "endpoint"]).and_then(|v| v.as_str()) {
+        let (e, scheme_insecure) = normalize_endpoint(v);
+        s.endpoint = e;
+        s.endpoint_source = file_src();
+        if let Some(i) = scheme_insecure {
+            s.insecure = i;
+            insecure_explicit = true;
+        }
+    }
+    if let Some(v) = get(&doc, &["admin", "insecure"]) {
+        s.insecure = as_bool(v).ok_or_else(|| bad_key(&file, "admin.insecure", "true or false"))?;
+        insecure_explicit = true;
+    }
+    if let Some(v) = get(&doc, &["admin", "insecureSkipVerify"]) {
+        s.insecure_skip_verify = as_bool(v)
+            .ok_or_else(|| bad_key(&file, "admin.insecureSkipVerify", "true or false"))?;
+    }
+    if let Some(v) = get(&doc, &["admin", "caCertFilePath"]).and_then(|v| v.as_str()) {
+        s.ca_cert_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get(&doc, &["task", "project"]).and_then(|v| v.as_str()) {
+        s.project = v.to_string();
+    }
+    if let Some(v) = get(&doc, &["task", "domain"]).and_then(|v| v.as_str()) {
+        s.domain = v.to_string();
+    }
+    if let Some(map) = get(&doc, &["images"]).and_then(|v| v.as_mapping()) {
+        for (k, v) in map {
+            let (Some(k), Some(v)) = (k.as_str(), v.as_str()) else {
+                return Err(bad_key(&file, "images", "a map of name: image URI"));
+            };
+            s.images.insert(k.to_string(), v.to_string());
+        }
+    }
+    if let Some(v) = get(&doc, &["union", "defaultImage"]).and_then(|v| v.as_str()) {
+        s.default_image = Some(v.to_string());
+    }
+    if let Some(v) = get(&doc, &["union", "baseImage"]).and_then(|v| v.as_str()) {
+        s.base_image = Some(v.to_string());
+    }
+    if let Some(v) = get(&doc, &["union", "imageBuilder"]).and_then(|v| v.as_str()) {
+        s.image_builder = Some(v.to_string());
+    }
+
+    if let Some(v) = env("FLYTE_PLATFORM_URL").filter(|v| !v.is_empty()) {
+        let (e, scheme_insecure) = normalize_endpoint(&v);
+        s.endpoint = e;
+        s.endpoint_source = Source::Env("FLYTE_PLATFORM_URL");
+        if let Some(i) = scheme_insecure {
+            s.insecure = i;
+            insecure_explicit = true;
+        }
+    }
+    if let Some(v) = env("FLYTE_PLATFORM_INSECURE").filter(|v| !v.is_empty()) {
+        s.insecure = parse_bool(&v).ok_or_else(|| ConfigError::BadEnv {
+            var: "FLYTE_PLATFORM_INSECURE",
+            value: v.clone(),
+            expected: "true or false",
+        })?;
+        insecure_explicit = true;
+    }
+    if let Some(v) = env("FLYTE_PLATFORM_INSECURE_SKIP_VERIFY").filter(|v| !v.is_empty()) {
+        s.insecure_skip_verify = parse_bool(&v).unwrap_or(false);
+    }
+    if let Some(v) = env("FLYTE_DEFAULT_PROJECT").filter(|v| !v.is_empty()) {
+        s.project = v;
+    }
+    if let Some(v) = env("FLYTE_DEFAULT_DOMAIN").filter(|v| !v.is_empty()) {
+        s.domain = v;
+    }
+    if let Some(v) = env("FLYTE_INTERNAL_IMAGE").filter(|v| !v.is_empty()) {
+        s.default_image = Some(v);
+    }
+
+    if let Some(e) = &overrides.endpoint {
+        let (e, scheme_insecure) = normalize_endpoint(e);
+        s.endpoint = e;
+        s.endpoint_source = Source::Flag("--endpoint");
+        if let Some(i) = scheme_insecure {
+            s.insecure = i;
+            insecure_explicit = true;
+        }
+    }
+    if let Some(i) = overrides.insecure {
+        s.insecure = i;
+        insecure_explicit = true;
+    }
+    if let Some(p) = &overrides.project {
+        s.project = p.clone();
+    }
+    if let Some(d) = &overrides.domain {
+        s.domain = d.clone();
+    }
+    if !insecure_explicit && is_loopback(&s.endpoint) {
+        // The local sandbox speaks plaintext; nothing configured means "the sandbox".
+        s.insecure = true;
+    }
+    if s.endpoint.is_empty() {
+        return Err(ConfigError::EmptyEndpoint(s.endpoint_source));
+    }
+    Ok(s)
+}
+
+/// Is `endpoint` (host:port) on this machine?
+pub fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(endpoint);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.starts_with("127.") || host == "::1"
+}
+
+fn bad_key(file: &Option<PathBuf>, key: &'static str, expected: &'static str) -> ConfigError {
+    ConfigError::BadKey {
+        file: file.clone().unwrap_or_default(),
+        key,
+        expected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_point_at_the_local_sandbox() {
+        let t = tempfile::tempdir().unwrap();
+        let s = load_with(&Overrides::default(), &env_of(&[]), Some(t.path())).unwrap();
+        assert_eq!(s.endpoint, "localhost:30080");
+        assert!(s.insecure);
+        assert_eq!(
+            (s.project.as_str(), s.domain.as_str()),
+            ("flytesnacks", "development")
+        );
+        assert_eq!(s.endpoint_source, Source::Default);
+    }
+
+    #[test]
+    fn file_order_and_keys() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join(".flyte")).unwrap();
+        std::fs::write(
+            t.path().join(".flyte/config.yaml"),
+            "admin:\n  endpoint: dns:///flyte.example.com:443\ntask:\n  project: p1\n  domain: staging\nimages:\n  trainer: ghcr.io/x/trainer:1\n",
+        )
+        .unwrap();
+        let s = load_with(&Overrides::default(), &env_of(&[]), Some(t.path())).unwrap();
+        assert_eq!(s.endpoint, "flyte.example.com:443");
+        assert!(
+            !s.insecure,
+            "a remote endpoint is TLS unless configured otherwise"
+        );
+        assert_eq!(s.project, "p1");
+        assert_eq!(s.domain, "staging");
+        assert_eq!(s.images["trainer"], "ghcr.io/x/trainer:1");
+        // ~/.union/config.yaml wins over ~/.flyte/config.yaml.
+        std::fs::create_dir_all(t.path().join(".union")).unwrap();
+        std::fs::write(
+            t.path().join(".union/config.yaml"),
+            "admin:\n  endpoint: dns:///union.example.com\n  insecure: true\n",
+        )
+        .unwrap();
+        let s = load_with(&Overrides::default(), &env_of(&[]), Some(t.path())).unwrap();
+        assert_eq!(s.endpoint, "union.example.com");
+        assert!(s.insecure);
+        assert_eq!(
+            s.endpoint_source,
+            Source::File(t.path().join(".union/config.yaml"))
+        );
+    }
+
+    #[test]
+    fn env_and_flags_override_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("c.yaml");
+        std::fs::write(
+            &f,
+            "admin:\n  endpoint: a:1\n  insecure: false\ntask:\n  project: fromfile\n",
+        )
+        .unwrap();
+        let fs = f.to_string_lossy().into_owned();
+        let env = env_of(&[
+            ("UNION_CONFIG", &fs),
+            ("FLYTE_PLATFORM_URL", "b:2"),
+            ("FLYTE_DEFAULT_PROJECT", "fromenv"),
+        ]);
+        let s = load_with(&Overrides::default(), &env, Some(t.path())).unwrap();
+        assert_eq!(s.endpoint, "b:2");
+        assert_eq!(s.endpoint_source, Source::Env("FLYTE_PLATFORM_URL"));
+        assert_eq!(s.project, "fromenv");
+        let o = Overrides {
+            project: Some("fromflag".into()),
+            endpoint: Some("dns:///c:3".into()),
+            ..Default::default()
+        };
+        let s = load_with(&o, &env, Some(t.path())).unwrap();
+        assert_eq!(s.endpoint, "c:3");
+        assert_eq!(s.project, "fromflag");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let env = env_of(&[("FLYTECTL_CONFIG", "/nope/config.yaml")]);
+        let e = load_with(&Overrides::default(), &env, None).unwrap_err();
+        assert!(e.to_string().contains("$FLYTECTL_CONFIG"), "{e}");
+    }
+
+    #[test]
+    fn bad_yaml_names_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("c.yaml");
+        std::fs::write(&f, "admin: [unclosed").unwrap();
+        let o = Overrides {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let e = load_with(&o, &env_of(&[]), None).unwrap_err();
+        assert!(e.to_string().contains("c.yaml"), "{e}");
+    }
+}

@@ -1,0 +1,17 @@
+//! Talking to a FlyteAdmin (a Flyte cluster, a Union tenant, or `union sandbox`):
+//!
+//! - [`config`]: which endpoint, project and domain, read from the same YAML files and
+//!   environment variables as pyflyte and union, each setting remembering where it came from;
+//! - [`admin`]: the admin client, the generated tonic stubs wrapped so that every failure is a
+//!   typed error naming the endpoint, its source and the entity.
+//!
+//! Owns: configuration and the admin protocol on the client side. Depends on `union-idl` (the
+//! wire types) and `union-diagnostics` (hints). Never prints.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod admin;
+pub mod config;
+
+pub use admin::{id_text, AdminClient, AdminError, Created};
+pub use config::{ConfigError, Overrides, Settings, Source};

@@ -1,0 +1,356 @@
+//! The remote image builder: ImageSpecs with `builder="union"` (or `"unionai"`) are built and
+//! pushed by the backend, so the client needs no Docker engine.
+//!
+//! Protocol: `proto/imagebuilder.proto` (`union.imagebuilder.v1.ImageBuilderService`), served by
+//! `union sandbox start` on its AdminService port.
+//!
+//! - [`client`]: [`ensure_remote_images`] (what `register` / `run --remote` call), the small
+//!   [`RemoteBuilderClient`] over the generated one, and the context the client sends
+//!   (only the files the spec needs, with size limits);
+//! - [`server`]: the service: rebuilds the context from the received files only (refusing entries
+//!   that escape its root), plans with the local builder's Dockerfile generation, builds with its
+//!   own engine, pushes, dedups identical concurrent requests and remembers what it built.
+//!
+//! Who computes what: the client computes the tag (`image_name()` hashes the client's files, in
+//! the client's directory order) and the spec id; the server takes both as given, so a task
+//! references exactly the image flytekit would name, and `_F_IMG_ID` is the id the task's own
+//! ImageSpec computes at run time.
+//!
+//! Secrets: specs with `pip_secret_mounts` are refused for the remote builder (the secret files
+//! would have to leave the client); build them locally (`builder="default"`).
+
+pub mod client;
+pub mod server;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::spec::{BaseImage, ImageSpec};
+
+pub use client::{
+    ensure_remote_images, ContextLimits, RemoteBuildError, RemoteBuilderClient, RemoteImage,
+};
+pub use server::{ImageBuilderService, ServerSettings};
+
+/// The builder names that select the remote builder (union's plugin registers both).
+pub const REMOTE_BUILDERS: [&str; 2] = ["union", "unionai"];
+
+/// The config key naming the builder for ImageSpecs that name none: `union.imageBuilder`.
+pub const CONFIG_KEY: &str = "union.imageBuilder";
+
+/// Default cap on the uncompressed build context a client sends (and a server accepts).
+pub const MAX_CONTEXT_BYTES: u64 = 100 * 1024 * 1024;
+/// Default cap on the number of files in a build context.
+pub const MAX_CONTEXT_FILES: usize = 50_000;
+/// Largest gRPC message of the service (the compressed context plus the spec).
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
+
+/// Context directory of the `requirements` file (and pyproject.toml / README beside a lock file).
+pub const CONTEXT_REQUIREMENTS: &str = "requirements";
+/// Context directory of the `copy` entries.
+pub const CONTEXT_COPY: &str = "copy";
+/// Context directory of the source files `source_copy_mode` selects.
+pub const CONTEXT_SRC: &str = "src";
+
+/// Whether `spec` goes to the remote builder: its `builder` is `union`/`unionai`, or it names no
+/// builder (None or empty) and `default_builder` (config `union.imageBuilder`) is one of those.
+///
+/// Note: specs that come from the Python bridge went through flytekit's `__post_init__`, which
+/// fills `builder` with the highest-priority registered builder (`envd` when
+/// flytekitplugins-envd is installed, else `default`); pass the value the user wrote when the
+/// config default should apply to them.
+pub fn wants_remote(spec: &ImageSpec, default_builder: Option<&str>) -> bool {
+    match spec
+        .builder
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+    {
+        Some(b) => REMOTE_BUILDERS.contains(&b.to_ascii_lowercase().as_str()),
+        None => default_builder
+            .map(|b| REMOTE_BUILDERS.contains(&b.trim().to_ascii_lowercase().as_str()))
+            .unwrap_or(false),
+    }
+}
+
+/// Errors reading `union.imageBuilder` from a config file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not YAML, or the key is not a string.
+    #[error("config file {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// `union.imageBuilder` from a flytekit/union YAML config file (`None` when absent).
+///
+/// Values: `union` / `unionai` (the remote builder), `default` (the local Docker builder).
+pub fn default_builder_from_file(path: &Path) -> Result<Option<String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    default_builder_from_str(&text).map_err(|message| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// `union.imageBuilder` from the text of a YAML config.
+pub fn default_builder_from_str(text: &str) -> Result<Option<String>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    match doc.get("union").and_then(|u| u.get("imageBuilder")) {
+        None | Some(serde_yaml::Value::Null) => Ok(None),
+        Some(serde_yaml::Value::String(s)) if !s.trim().is_empty() => {
+            Ok(Some(s.trim().to_string()))
+        }
+        Some(serde_yaml::Value::String(_)) => Ok(None),
+        Some(_) => Err(format!(
+            "`{CONFIG_KEY}` must be a builder name such as `union` or `default`"
+        )),
+    }
+}
+
+/// The config file flytekit/union would read, for callers without `crate::config`: the first of
+/// `$UNION_CONFIG`, `$UNIONAI_CONFIG`, `$FLYTECTL_CONFIG`, `~/.union/config.yaml`,
+/// `~/.flyte/config.yaml` that exists.
+pub fn discover_config_file() -> Option<PathBuf> {
+    for var in ["UNION_CONFIG", "UNIONAI_CONFIG", "FLYTECTL_CONFIG"] {
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            let p = PathBuf::from(v);
+            return p.is_file().then_some(p);
+        }
+    }
+    let home = PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?);
+    [".union/config.yaml", ".flyte/config.yaml"]
+        .iter()
+        .map(|rel| home.join(rel))
+        .find(|p| p.is_file())
+}
+
+/// The spec as the JSON object [`ImageSpec::from_bridge_json`] reads back to an equal spec: every
+/// one of the 29 fields (null when unset) plus `_is_force_push`.
+pub fn spec_to_json(spec: &ImageSpec) -> Map<String, Value> {
+    fn s(v: &Option<String>) -> Value {
+        v.as_ref()
+            .map(|x| Value::String(x.clone()))
+            .unwrap_or(Value::Null)
+    }
+    fn list(v: &Option<Vec<String>>) -> Value {
+        v.as_ref()
+            .map(|x| Value::Array(x.iter().cloned().map(Value::String).collect()))
+            .unwrap_or(Value::Null)
+    }
+    fn pairs(v: &Option<Vec<(String, String)>>) -> Value {
+        v.as_ref()
+            .map(|x| {
+                Value::Array(
+                    x.iter()
+                        .map(|(a, b)| {
+                            Value::Array(vec![Value::String(a.clone()), Value::String(b.clone())])
+                        })
+                        .collect(),
+                )
+            })
+            .unwrap_or(Value::Null)
+    }
+    fn dict(v: &Option<Vec<(String, String)>>) -> Value {
+        v.as_ref()
+            .map(|x| {
+                Value::Object(
+                    x.iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                )
+            })
+            .unwrap_or(Value::Null)
+    }
+    fn obj(v: &Option<Map<String, Value>>) -> Value {
+        v.as_ref()
+            .map(|m| Value::Object(m.clone()))
+            .unwrap_or(Value::Null)
+    }
+    let mut m = Map::new();
+    m.insert("name".into(), Value::String(spec.name.clone()));
+    m.insert("python_version".into(), s(&spec.python_version));
+    m.insert("builder".into(), s(&spec.builder));
+    m.insert("source_root".into(), s(&spec.source_root));
+    m.insert("env".into(), dict(&spec.env));
+    m.insert("registry".into(), s(&spec.registry));
+    m.insert("packages".into(), list(&spec.packages));
+    m.insert("conda_packages".into(), list(&spec.conda_packages));
+    m.insert("conda_channels".into(), list(&spec.conda_channels));
+    m.insert("requirements".into(), s(&spec.requirements));
+    m.insert("apt_packages".into(), list(&spec.apt_packages));
+    m.insert("cuda".into(), s(&spec.cuda));
+    m.insert("cudnn".into(), s(&spec.cudnn));
+    m.insert(
+        "base_image".into(),
+        match &spec.base_image {
+            None => Value::Null,
+            Some(BaseImage::Image(i)) => Value::String(i.clone()),
+            Some(BaseImage::Spec(inner)) => Value::Object(spec_to_json(inner)),
+        },
+    );
+    m.insert("platform".into(), s(&spec.platform));
+    m.insert("pip_index".into(), s(&spec.pip_index));
+    m.insert(
+        "pip_extra_index_url".into(),
+        list(&spec.pip_extra_index_url),
+    );
+    m.insert("pip_secret_mounts".into(), pairs(&spec.pip_secret_mounts));
+    m.insert("pip_extra_args".into(), s(&spec.pip_extra_args));
+    m.insert("registry_config".into(), s(&spec.registry_config));
+    m.insert("entrypoint".into(), list(&spec.entrypoint));
+    m.insert("commands".into(), list(&spec.commands));
+    m.insert("tag_format".into(), s(&spec.tag_format));
+    m.insert(
+        "source_copy_mode".into(),
+        spec.source_copy_mode
+            .map(|c| Value::String(c.name().to_string()))
+            .unwrap_or(Value::Null),
+    );
+    m.insert("copy".into(), list(&spec.copy));
+    m.insert("python_exec".into(), s(&spec.python_exec));
+    m.insert("runtime_packages".into(), list(&spec.runtime_packages));
+    m.insert("builder_options".into(), obj(&spec.builder_options));
+    m.insert("builder_config".into(), obj(&spec.builder_config));
+    m.insert("_is_force_push".into(), Value::Bool(spec.is_force_push));
+    m
+}
+
+/// A `copy` entry as its context path below `copy/`: no leading `./`, no trailing `/`, no `.`
+/// components. `None` for entries the local builder refuses (absolute, `..`) or that name nothing.
+pub fn copy_entry_rel(entry: &str) -> Option<String> {
+    use std::path::Component;
+    let p = Path::new(entry);
+    let mut parts = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => parts.push(n.to_str()?.to_string()),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{CopyFileDetection, FIELDS};
+    use crate::HostEnv;
+    use serde_json::json;
+
+    fn full_spec() -> ImageSpec {
+        let base = ImageSpec {
+            name: "base".into(),
+            packages: Some(vec!["numpy".into()]),
+            ..Default::default()
+        }
+        .post_init(&HostEnv::x86_64())
+        .unwrap();
+        let mut opts = Map::new();
+        opts.insert("imagepull_secret_name".into(), json!("s"));
+        opts.insert("n".into(), json!(1));
+        opts.insert("f".into(), json!(1.5));
+        let mut cfg = Map::new();
+        cfg.insert("uv_image".into(), json!("uv:1"));
+        ImageSpec {
+            name: "every-field".into(),
+            python_version: Some("3.11".into()),
+            builder: Some("union".into()),
+            source_root: Some("/src".into()),
+            env: Some(vec![("B".into(), "it's".into()), ("A".into(), "1".into())]),
+            registry: Some("localhost:30000".into()),
+            packages: Some(vec!["pandas".into()]),
+            conda_packages: Some(vec!["c".into()]),
+            conda_channels: Some(vec!["ch".into()]),
+            requirements: Some("requirements.txt".into()),
+            apt_packages: Some(vec!["git".into()]),
+            cuda: Some("12.1".into()),
+            cudnn: Some("8".into()),
+            base_image: Some(BaseImage::Spec(Box::new(base))),
+            platform: Some("linux/arm64".into()),
+            pip_index: Some("https://i/simple".into()),
+            pip_extra_index_url: Some(vec!["https://x/simple".into()]),
+            pip_secret_mounts: Some(vec![(".netrc".into(), "/root/.netrc".into())]),
+            pip_extra_args: Some("--pre".into()),
+            registry_config: Some("reg.json".into()),
+            entrypoint: Some(vec![]),
+            commands: Some(vec!["echo hi".into()]),
+            tag_format: Some("{spec_hash}-dev".into()),
+            source_copy_mode: Some(CopyFileDetection::All),
+            copy: Some(vec!["data".into()]),
+            python_exec: Some("/usr/bin/python3".into()),
+            runtime_packages: Some(vec!["rt".into()]),
+            builder_options: Some(opts),
+            builder_config: Some(cfg),
+            is_force_push: true,
+        }
+    }
+
+    #[test]
+    fn spec_json_is_lossless_for_every_field() {
+        let spec = full_spec();
+        let json = spec_to_json(&spec);
+        for f in FIELDS {
+            assert!(json.contains_key(f), "{f} missing");
+            assert!(!json[f].is_null(), "{f} is null in the full spec");
+        }
+        let back = ImageSpec::from_bridge_json(&json, &HostEnv::x86_64()).unwrap();
+        assert_eq!(back, spec);
+        let text = serde_json::to_string(&json).unwrap();
+        let reparsed: Map<String, Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            ImageSpec::from_bridge_json(&reparsed, &HostEnv::x86_64()).unwrap(),
+            spec
+        );
+
+        let empty = ImageSpec::default().post_init(&HostEnv::x86_64()).unwrap();
+        let back = ImageSpec::from_bridge_json(&spec_to_json(&empty), &HostEnv::x86_64()).unwrap();
+        assert_eq!(back, empty);
+    }
+
+    #[test]
+    fn builder_selection() {
+        let mut spec = ImageSpec::default();
+        assert!(!wants_remote(&spec, None));
+        assert!(wants_remote(&spec, Some("union")));
+        assert!(!wants_remote(&spec, Some("default")));
+        spec.builder = Some("unionai".into());
+        assert!(wants_remote(&spec, None));
+        spec.builder = Some("envd".into());
+        assert!(!wants_remote(&spec, Some("union")));
+    }
+
+    #[test]
+    fn config_key() {
+        assert_eq!(
+            default_builder_from_str("admin:\n  endpoint: x\nunion:\n  imageBuilder: union\n")
+                .unwrap(),
+            Some("union".into())
+        );
+        assert_eq!(default_builder_from_str("admin: {}\n").unwrap(), None);
+        assert!(default_builder_from_str("union:\n  imageBuilder: [a]\n").is_err());
+    }
+
+    #[test]
+    fn copy_entries_normalise() {
+        assert_eq!(copy_entry_rel("./data/").as_deref(), Some("data"));
+        assert_eq!(copy_entry_rel("a/./b").as_deref(), Some("a/b"));
+        assert_eq!(copy_entry_rel("../x"), None);
+        assert_eq!(copy_entry_rel("/etc"), None);
+        assert_eq!(copy_entry_rel("."), None);
+    }
+}

@@ -1,0 +1,314 @@
+//! The read-side RPCs: Get/List of executions, node executions and task attempts, and their data.
+
+use rusqlite::{params, OptionalExtension};
+use tonic::Status;
+
+use super::rows::{
+    decode, exec_from_row, execution_row, node_from_row, ExecRow, NodeRow, TaskRow, EXEC_COLUMNS,
+    NODE_COLUMNS,
+};
+use super::validate::{exec_id, nid_name, not_found};
+use super::Executions;
+use crate::admin::db;
+use union_idl::flyteidl::admin::{
+    Execution, ExecutionList, NodeExecution, NodeExecutionGetDataRequest,
+    NodeExecutionGetDataResponse, NodeExecutionGetRequest, NodeExecutionList,
+    NodeExecutionListRequest, ResourceListRequest, TaskExecution, TaskExecutionGetDataRequest,
+    TaskExecutionGetDataResponse, TaskExecutionGetRequest, TaskExecutionList,
+    TaskExecutionListRequest, WorkflowExecutionGetDataRequest, WorkflowExecutionGetDataResponse,
+    WorkflowExecutionGetRequest,
+};
+use union_idl::flyteidl::core::{
+    ExecutionError, Identifier, LiteralMap, NodeExecutionIdentifier, WorkflowExecutionIdentifier,
+};
+
+impl Executions {
+    /// `GetExecution`.
+    pub async fn get(&self, req: WorkflowExecutionGetRequest) -> Result<Execution, Status> {
+        let id = exec_id(req.id.as_ref())?;
+        self.blocking(move |store| {
+            store
+                .read(|c| execution_row(c, &id))
+                .map_err(db)?
+                .ok_or_else(|| not_found(&id))
+        })
+        .await
+        .map(|row| row.to_execution())
+    }
+
+    /// `ListExecutions`: a project/domain's executions, newest first unless sorted otherwise.
+    pub async fn list(&self, req: ResourceListRequest) -> Result<ExecutionList, Status> {
+        let id = req
+            .id
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("missing id"))?;
+        let q = crate::query::list_query(crate::query::ListParams {
+            org: &id.org,
+            project: &id.project,
+            domain: &id.domain,
+            name: None,
+            limit: req.limit,
+            token: &req.token,
+            filters: "",
+            sort_by: req.sort_by.as_ref(),
+        })?;
+        let order = match q.sort {
+            crate::store::Column::UpdatedAt => "updated_at",
+            crate::store::Column::Name => "name",
+            _ => "created_at",
+        };
+        let dir = if q.ascending { "ASC" } else { "DESC" };
+        let name_filter = (!id.name.is_empty()).then(|| id.name.clone());
+        let (org, project, domain, limit, offset) = (
+            q.org.clone(),
+            q.project.clone(),
+            q.domain.clone(),
+            i64::from(q.limit),
+            q.offset as i64,
+        );
+        let rows = self
+            .blocking(move |store| {
+                store
+                    .read(|c| {
+                        let sql = format!(
+                            "SELECT {EXEC_COLUMNS} FROM executions WHERE org=?1 AND project=?2 AND domain=?3
+                             AND (?4 IS NULL OR name=?4) ORDER BY {order} {dir}, seq {dir} LIMIT ?5 OFFSET ?6"
+                        );
+                        let mut stmt = c.prepare_cached(&sql)?;
+                        let rows = stmt.query_map(params![org, project, domain, name_filter, limit, offset], exec_from_row)?;
+                        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                    })
+                    .map_err(db)
+            })
+            .await?;
+        let token = crate::query::next_token(&q, rows.len());
+        Ok(ExecutionList {
+            executions: rows.iter().map(ExecRow::to_execution).collect(),
+            token,
+        })
+    }
+
+    /// `GetExecutionData`: the full inputs and (once succeeded) outputs.
+    pub async fn get_data(
+        &self,
+        req: WorkflowExecutionGetDataRequest,
+    ) -> Result<WorkflowExecutionGetDataResponse, Status> {
+        let id = exec_id(req.id.as_ref())?;
+        let row = self
+            .blocking(move |store| {
+                store
+                    .read(|c| execution_row(c, &id))
+                    .map_err(db)?
+                    .ok_or_else(|| not_found(&id))
+            })
+            .await?;
+        Ok(WorkflowExecutionGetDataResponse {
+            full_inputs: Some(row.inputs.clone()),
+            full_outputs: row.outputs.clone(),
+            ..Default::default()
+        })
+    }
+
+    /// `ListNodeExecutions`: top-level nodes, or the children of `unique_parent_id`.
+    pub async fn list_nodes(
+        &self,
+        req: NodeExecutionListRequest,
+    ) -> Result<NodeExecutionList, Status> {
+        let id = exec_id(req.workflow_execution_id.as_ref())?;
+        let parent = req.unique_parent_id.clone();
+        let limit = if req.limit == 0 {
+            i64::MAX
+        } else {
+            i64::from(req.limit)
+        };
+        let offset: i64 = if req.token.is_empty() {
+            0
+        } else {
+            req.token.parse().map_err(|_| {
+                Status::invalid_argument(format!("invalid pagination token `{}`", req.token))
+            })?
+        };
+        let lookup = id.clone();
+        let rows = self
+            .blocking(move |store| {
+                store
+                    .read(|c| {
+                        let Some(exec) = execution_row(c, &lookup)? else { return Ok(None) };
+                        let sql = format!(
+                            "SELECT {NODE_COLUMNS} FROM node_executions WHERE execution_seq=?1 AND parent_node_id=?2
+                             ORDER BY seq LIMIT ?3 OFFSET ?4"
+                        );
+                        let mut stmt = c.prepare_cached(&sql)?;
+                        let rows = stmt.query_map(params![exec.seq, parent, limit, offset], node_from_row)?;
+                        Ok(Some(rows.collect::<Result<Vec<_>, _>>()?))
+                    })
+                    .map_err(db)?
+                    .ok_or_else(|| not_found(&lookup))
+            })
+            .await?;
+        let token = if req.limit > 0 && rows.len() as i64 == limit {
+            (offset + limit).to_string()
+        } else {
+            String::new()
+        };
+        Ok(NodeExecutionList {
+            node_executions: rows.iter().map(|r| r.to_node_execution(&id)).collect(),
+            token,
+        })
+    }
+
+    async fn node_row(
+        &self,
+        id: Option<&NodeExecutionIdentifier>,
+    ) -> Result<(WorkflowExecutionIdentifier, NodeRow), Status> {
+        let nid = id.ok_or_else(|| Status::invalid_argument("missing id"))?;
+        let exec = exec_id(nid.execution_id.as_ref())?;
+        crate::admin::require("id.node_id", &nid.node_id)?;
+        let node_id = nid.node_id.clone();
+        let shown = nid_name(id);
+        let lookup = exec.clone();
+        let row = self
+            .blocking(move |store| {
+                store
+                    .read(|c| {
+                        let Some(e) = execution_row(c, &lookup)? else { return Ok(None) };
+                        let sql = format!("SELECT {NODE_COLUMNS} FROM node_executions WHERE execution_seq=?1 AND node_id=?2");
+                        Ok(c.prepare_cached(&sql)?.query_row(params![e.seq, node_id], node_from_row).optional()?)
+                    })
+                    .map_err(db)?
+                    .ok_or_else(|| Status::not_found(format!("node execution `{shown}` of `{}` does not exist", lookup.name)))
+            })
+            .await?;
+        Ok((exec, row))
+    }
+
+    /// `GetNodeExecution`.
+    pub async fn get_node(&self, req: NodeExecutionGetRequest) -> Result<NodeExecution, Status> {
+        let (exec, row) = self.node_row(req.id.as_ref()).await?;
+        Ok(row.to_node_execution(&exec))
+    }
+
+    /// `GetNodeExecutionData`.
+    pub async fn get_node_data(
+        &self,
+        req: NodeExecutionGetDataRequest,
+    ) -> Result<NodeExecutionGetDataResponse, Status> {
+        let (_, row) = self.node_row(req.id.as_ref()).await?;
+        Ok(NodeExecutionGetDataResponse {
+            full_inputs: row.inputs,
+            full_outputs: row.outputs,
+            ..Default::default()
+        })
+    }
+
+    /// `ListTaskExecutions`: the attempts of a task node, with their log links.
+    pub async fn list_tasks(
+        &self,
+        req: TaskExecutionListRequest,
+    ) -> Result<TaskExecutionList, Status> {
+        let nid = req
+            .node_execution_id
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("missing node_execution_id"))?;
+        let rows = self.task_rows(&nid, None).await?;
+        let exec = nid.execution_id.clone().unwrap_or_default();
+        let task_executions = rows
+            .into_iter()
+            .map(|t| self.to_task_execution(&exec, &nid, t))
+            .collect();
+        Ok(TaskExecutionList {
+            task_executions,
+            token: String::new(),
+        })
+    }
+
+    /// `GetTaskExecution`: one attempt.
+    pub async fn get_task(&self, req: TaskExecutionGetRequest) -> Result<TaskExecution, Status> {
+        let id = req
+            .id
+            .ok_or_else(|| Status::invalid_argument("missing id"))?;
+        let nid = id
+            .node_execution_id
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("missing id.node_execution_id"))?;
+        let row = self
+            .task_rows(&nid, Some(id.retry_attempt))
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "attempt {} of node execution `{}` does not exist",
+                    id.retry_attempt, nid.node_id
+                ))
+            })?;
+        let exec = nid.execution_id.clone().unwrap_or_default();
+        Ok(self.to_task_execution(&exec, &nid, row))
+    }
+
+    /// `GetTaskExecutionData`: the node's inputs and the attempt's outputs.
+    pub async fn get_task_data(
+        &self,
+        req: TaskExecutionGetDataRequest,
+    ) -> Result<TaskExecutionGetDataResponse, Status> {
+        let id = req
+            .id
+            .ok_or_else(|| Status::invalid_argument("missing id"))?;
+        let nid = id
+            .node_execution_id
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("missing id.node_execution_id"))?;
+        let row = self
+            .task_rows(&nid, Some(id.retry_attempt))
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "attempt {} of node execution `{}` does not exist",
+                    id.retry_attempt, nid.node_id
+                ))
+            })?;
+        let (_, node) = self.node_row(Some(&nid)).await?;
+        Ok(TaskExecutionGetDataResponse {
+            full_inputs: node.inputs,
+            full_outputs: row.outputs,
+            ..Default::default()
+        })
+    }
+
+    async fn task_rows(
+        &self,
+        nid: &NodeExecutionIdentifier,
+        attempt: Option<u32>,
+    ) -> Result<Vec<TaskRow>, Status> {
+        let exec = exec_id(nid.execution_id.as_ref())?;
+        let node_id = nid.node_id.clone();
+        self.blocking(move |store| {
+            store
+                .read(|c| {
+                    let Some(e) = execution_row(c, &exec)? else { return Ok(None) };
+                    let mut stmt = c.prepare_cached(
+                        "SELECT retry_attempt, task_id, phase, outputs, error, created_at, started_at, finished_at,
+                         updated_at FROM task_executions WHERE execution_seq=?1 AND node_id=?2
+                         AND (?3 IS NULL OR retry_attempt=?3) ORDER BY retry_attempt",
+                    )?;
+                    let rows = stmt.query_map(params![e.seq, node_id, attempt], |r| {
+                        Ok(TaskRow {
+                            retry_attempt: r.get(0)?,
+                            task_id: decode::<Identifier>(r.get::<_, Vec<u8>>(1)?).unwrap_or_default(),
+                            phase: r.get(2)?,
+                            outputs: r.get::<_, Option<Vec<u8>>>(3)?.and_then(decode::<LiteralMap>),
+                            error: r.get::<_, Option<Vec<u8>>>(4)?.and_then(decode::<ExecutionError>),
+                            created_at: r.get(5)?,
+                            started_at: r.get(6)?,
+                            finished_at: r.get(7)?,
+                            updated_at: r.get(8)?,
+                        })
+                    })?;
+                    Ok(Some(rows.collect::<Result<Vec<_>, _>>()?))
+                })
+                .map_err(db)?
+                .ok_or_else(|| not_found(&exec))
+        })
+        .await
+    }
+}

@@ -1,0 +1,780 @@
+//! [`DockerRunner`]: one container per task attempt, the way flytepropeller runs a pod.
+//!
+//! Per attempt, a work directory `<work root>/<project>/<domain>/<execution>/<node>/<attempt>/`
+//! holds `inputs.pb`, `task.pb`, `outputs/` (the output prefix, where flytekit writes
+//! `outputs.pb` or `error.pb`), `raw/`, `checkpoint/` and `log.txt` (the container's stdout and
+//! stderr). The execution's directory is bind-mounted read-write at the same absolute path, so the
+//! task's template arguments (`{{.input}}`, `{{.outputPrefix}}`, ...) are plain paths and files
+//! produced by one node (raw outputs) are readable by the next; extra directories (the blob store
+//! holding fast-register archives, named by `file://` URLs in the task args) are mounted read-only,
+//! also at their own paths. Flytekit in the image may run as another user: the attempt
+//! directories are made world-writable.
+//!
+//! The image is pulled only when the engine does not have it (Kubernetes' `IfNotPresent`, the
+//! default for tagged images), with credentials from the Docker config. Containers are removed
+//! once they finish; logs stay.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use prost::Message;
+use tokio::io::AsyncWriteExt;
+
+use super::{AttemptId, CancelToken, TaskFailure, TaskOutcome, TaskRequest, TaskRunner};
+use union_idl::flyteidl::core::{
+    container_error, execution_error::ErrorKind, resources::ResourceName, task_template,
+    ErrorDocument, LiteralMap, TaskTemplate,
+};
+use union_image::build::{docker_config_credentials, registry_host, split_tag};
+
+/// Label put on every task container, valued with the runner's work root (to find orphans).
+pub const LABEL_SANDBOX: &str = "io.union.sandbox";
+/// Label naming the execution a container belongs to.
+pub const LABEL_EXECUTION: &str = "io.union.execution";
+/// File name of an attempt's log inside its work directory.
+pub const LOG_FILE: &str = "log.txt";
+
+/// Where the Docker runner keeps its files and what it mounts.
+#[derive(Debug, Clone)]
+pub struct DockerRunnerConfig {
+    /// Root of the per-execution work directories.
+    pub work_root: PathBuf,
+    /// Host directories mounted read-only at the same path (e.g. the blob store).
+    pub read_only_mounts: Vec<PathBuf>,
+}
+
+/// Runs task attempts as containers on the engine at `DOCKER_HOST` (or the default socket).
+pub struct DockerRunner {
+    config: DockerRunnerConfig,
+    endpoint: String,
+    docker: tokio::sync::Mutex<Option<Docker>>,
+}
+
+impl std::fmt::Debug for DockerRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerRunner")
+            .field("endpoint", &self.endpoint)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Keep path components and container names to a safe alphabet.
+fn component(s: &str) -> String {
+    let c: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if c.is_empty() {
+        "_".into()
+    } else {
+        c
+    }
+}
+
+/// The Docker endpoint the runner uses: `DOCKER_HOST`, else the default socket.
+pub fn docker_endpoint() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+}
+
+impl DockerRunner {
+    /// A runner; the engine is contacted only when the first task runs.
+    pub fn new(config: DockerRunnerConfig) -> Self {
+        DockerRunner {
+            config,
+            endpoint: docker_endpoint(),
+            docker: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The engine endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The work directory of an execution.
+    pub fn execution_dir(
+        &self,
+        execution: &union_idl::flyteidl::core::WorkflowExecutionIdentifier,
+    ) -> PathBuf {
+        self.config
+            .work_root
+            .join(component(&execution.project))
+            .join(component(&execution.domain))
+            .join(component(&execution.name))
+    }
+
+    /// The work directory of one attempt.
+    pub fn attempt_dir(&self, attempt: &AttemptId) -> PathBuf {
+        self.execution_dir(&attempt.execution)
+            .join(component(&attempt.node_id))
+            .join(attempt.retry_attempt.to_string())
+    }
+
+    async fn connect(&self) -> Result<Docker, TaskFailure> {
+        let mut guard = self.docker.lock().await;
+        if let Some(d) = guard.as_ref() {
+            return Ok(d.clone());
+        }
+        let no_engine = |e: bollard::errors::Error| {
+            TaskFailure::system(
+                "NoDockerEngine",
+                format!(
+                    "no Docker engine at {} ({e}); the sandbox runs every task in a container: start Docker or set DOCKER_HOST before `union sandbox start`",
+                    self.endpoint
+                ),
+            )
+        };
+        let docker = Docker::connect_with_defaults().map_err(no_engine)?;
+        docker.ping().await.map_err(no_engine)?;
+        let docker = docker.negotiate_version().await.map_err(no_engine)?;
+        *guard = Some(docker.clone());
+        Ok(docker)
+    }
+
+    /// Kill and remove task containers a previous sandbox process left behind (after a restart).
+    pub async fn remove_orphans(&self) -> Result<usize, String> {
+        let docker = self.connect().await.map_err(|f| f.message)?;
+        let label = format!("{LABEL_SANDBOX}={}", self.config.work_root.display());
+        let filters: HashMap<String, Vec<String>> = [("label".to_string(), vec![label])].into();
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut n = 0;
+        for c in list {
+            if let Some(id) = c.id {
+                let _ = docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                    )
+                    .await;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn ensure_image(&self, docker: &Docker, image: &str) -> Result<(), TaskFailure> {
+        let (_, tag) = split_tag(image);
+        let always = !image.contains('@') && tag == "latest";
+        if !always && docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        let options = if image.contains('@') {
+            CreateImageOptionsBuilder::new().from_image(image).build()
+        } else {
+            let (repo, tag) = split_tag(image);
+            CreateImageOptionsBuilder::new()
+                .from_image(repo)
+                .tag(tag)
+                .build()
+        };
+        let creds = docker_config_credentials(registry_host(image));
+        let mut stream = docker.create_image(Some(options), None, creds);
+        while let Some(item) = stream.next().await {
+            let message = match item {
+                Ok(info) => match info.error_detail.and_then(|d| d.message) {
+                    Some(m) => m,
+                    None => continue,
+                },
+                Err(e) => match e {
+                    bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+                    bollard::errors::Error::DockerStreamError { error } => error,
+                    other => other.to_string(),
+                },
+            };
+            return Err(TaskFailure::system(
+                "ErrImagePull",
+                format!(
+                    "failed to pull image `{image}` from {}: {message}",
+                    registry_host(image)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run_attempt(
+        &self,
+        request: &TaskRequest,
+        cancel: &CancelToken,
+    ) -> Result<TaskOutcome, TaskFailure> {
+        let task: &TaskTemplate = &request.task;
+        let Some(task_template::Target::Container(container)) = &task.target else {
+            return Err(TaskFailure::user(
+                "NotSupported",
+                format!(
+                    "task type `{}` has no container; the sandbox runs container tasks only",
+                    task.r#type
+                ),
+            ));
+        };
+        if container.image.is_empty() {
+            return Err(TaskFailure::user(
+                "InvalidTask",
+                "the task's container has no image",
+            ));
+        }
+        let docker = self.connect().await?;
+        if cancel.is_cancelled() {
+            return Ok(TaskOutcome::Aborted);
+        }
+        let exec_dir = self.execution_dir(&request.attempt.execution);
+        let dir = self.attempt_dir(&request.attempt);
+        let paths = AttemptPaths::new(&dir);
+        paths.prepare(&exec_dir, request).map_err(|e| {
+            TaskFailure::system(
+                "WorkDir",
+                format!("cannot prepare the work directory `{}`: {e}", dir.display()),
+            )
+        })?;
+
+        tokio::select! {
+            r = self.ensure_image(&docker, &container.image) => r?,
+            _ = cancel.cancelled() => return Ok(TaskOutcome::Aborted),
+        }
+
+        let substitute = |s: &String| paths.substitute(s);
+        let command: Vec<String> = container.command.iter().map(substitute).collect();
+        let args: Vec<String> = container.args.iter().map(substitute).collect();
+        let exec = &request.attempt.execution;
+        let task_id = task.id.clone().unwrap_or_default();
+        let mut env: Vec<String> = container
+            .env
+            .iter()
+            .map(|kv| format!("{}={}", kv.key, kv.value))
+            .collect();
+        for (k, v) in [
+            ("FLYTE_INTERNAL_EXECUTION_ID", exec.name.as_str()),
+            ("FLYTE_INTERNAL_EXECUTION_PROJECT", exec.project.as_str()),
+            ("FLYTE_INTERNAL_EXECUTION_DOMAIN", exec.domain.as_str()),
+            ("FLYTE_INTERNAL_TASK_PROJECT", task_id.project.as_str()),
+            ("FLYTE_INTERNAL_TASK_DOMAIN", task_id.domain.as_str()),
+            ("FLYTE_INTERNAL_TASK_NAME", task_id.name.as_str()),
+            ("FLYTE_INTERNAL_TASK_VERSION", task_id.version.as_str()),
+            ("FLYTE_INTERNAL_PROJECT", task_id.project.as_str()),
+            ("FLYTE_INTERNAL_DOMAIN", task_id.domain.as_str()),
+            ("FLYTE_INTERNAL_NAME", task_id.name.as_str()),
+            ("FLYTE_INTERNAL_VERSION", task_id.version.as_str()),
+        ] {
+            env.push(format!("{k}={v}"));
+        }
+        env.push(format!(
+            "FLYTE_ATTEMPT_NUMBER={}",
+            request.attempt.retry_attempt
+        ));
+
+        let (nano_cpus, memory, memory_text) = resources(container.resources.as_ref());
+        let mut binds = vec![format!("{0}:{0}:rw", exec_dir.display())];
+        for ro in &self.config.read_only_mounts {
+            if ro.exists() {
+                binds.push(format!("{0}:{0}:ro", ro.display()));
+            }
+        }
+        let labels: HashMap<String, String> = [
+            (
+                LABEL_SANDBOX.to_string(),
+                self.config.work_root.display().to_string(),
+            ),
+            (
+                LABEL_EXECUTION.to_string(),
+                format!("{}/{}/{}", exec.project, exec.domain, exec.name),
+            ),
+        ]
+        .into();
+        let body = ContainerCreateBody {
+            image: Some(container.image.clone()),
+            // Kubernetes semantics: `command` replaces the entrypoint, `args` the CMD.
+            entrypoint: (!command.is_empty()).then_some(command),
+            cmd: (!args.is_empty()).then_some(args),
+            env: Some(env),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                nano_cpus,
+                memory,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = component(&format!(
+            "union-{}-{}-{}-{}",
+            exec.name,
+            request.attempt.node_id,
+            request.attempt.retry_attempt,
+            short_random()
+        ));
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                body,
+            )
+            .await
+            .map_err(|e| {
+                TaskFailure::system(
+                    "CreateContainerError",
+                    format!(
+                        "cannot create a container from `{}`: {}",
+                        container.image,
+                        engine_message(e)
+                    ),
+                )
+            })?;
+        let id = created.id;
+        let outcome = self.supervise(&docker, &id, &paths, cancel).await;
+        let _ = docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
+        let exit = outcome?;
+        Ok(match exit {
+            None => TaskOutcome::Aborted,
+            Some((code, oom)) => paths.outcome(code, oom, memory_text.as_deref(), task),
+        })
+    }
+
+    /// Start the container, stream its log to the file and wait; `None` when cancelled.
+    async fn supervise(
+        &self,
+        docker: &Docker,
+        id: &str,
+        paths: &AttemptPaths,
+        cancel: &CancelToken,
+    ) -> Result<Option<(i64, bool)>, TaskFailure> {
+        docker.start_container(id, None).await.map_err(|e| {
+            TaskFailure::system(
+                "StartContainerError",
+                format!("cannot start the container: {}", engine_message(e)),
+            )
+        })?;
+        let log_docker = docker.clone();
+        let log_id = id.to_string();
+        let log_path = paths.log.clone();
+        let logger = tokio::spawn(async move {
+            let Ok(mut file) = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .await
+            else {
+                return;
+            };
+            let options = LogsOptionsBuilder::new()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .build();
+            let mut logs = log_docker.logs(&log_id, Some(options));
+            while let Some(Ok(chunk)) = logs.next().await {
+                if file.write_all(chunk.as_ref()).await.is_err() {
+                    break;
+                }
+            }
+            let _ = file.flush().await;
+        });
+        let wait = async {
+            let mut s = docker.wait_container(
+                id,
+                Some(
+                    WaitContainerOptionsBuilder::new()
+                        .condition("not-running")
+                        .build(),
+                ),
+            );
+            match s.next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
+                Some(Err(e)) => Err(TaskFailure::system(
+                    "ContainerLost",
+                    format!("lost track of the container: {e}"),
+                )),
+                None => Err(TaskFailure::system(
+                    "ContainerLost",
+                    "the engine stopped reporting on the container",
+                )),
+            }
+        };
+        let result = tokio::select! {
+            code = wait => Some(code?),
+            _ = cancel.cancelled() => {
+                let _ = docker.kill_container(id, Some(KillContainerOptionsBuilder::new().signal("SIGKILL").build())).await;
+                None
+            }
+        };
+        // The log stream ends with the container; bounded in case the engine keeps it open.
+        let _ = tokio::time::timeout(Duration::from_secs(5), logger).await;
+        let Some(code) = result else { return Ok(None) };
+        let oom = docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false);
+        Ok(Some((code, oom)))
+    }
+}
+
+impl TaskRunner for DockerRunner {
+    fn run<'a>(
+        &'a self,
+        request: &'a TaskRequest,
+        cancel: &'a CancelToken,
+    ) -> BoxFuture<'a, TaskOutcome> {
+        Box::pin(async move {
+            match self.run_attempt(request, cancel).await {
+                Ok(o) => o,
+                Err(_) if cancel.is_cancelled() => TaskOutcome::Aborted,
+                Err(f) => {
+                    // Make the failure visible in the attempt's log too.
+                    let log = self.attempt_dir(&request.attempt).join(LOG_FILE);
+                    if let Ok(mut file) = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                        .await
+                    {
+                        let _ = file
+                            .write_all(
+                                format!("[union sandbox] {}: {}\n", f.code, f.message).as_bytes(),
+                            )
+                            .await;
+                    }
+                    TaskOutcome::Failed(f)
+                }
+            }
+        })
+    }
+
+    fn log_path(&self, attempt: &AttemptId) -> Option<PathBuf> {
+        Some(self.attempt_dir(attempt).join(LOG_FILE))
+    }
+}
+
+fn engine_message(e: bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+fn short_random() -> String {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The files of one attempt.
+struct AttemptPaths {
+    dir: PathBuf,
+    inputs: PathBuf,
+    task: PathBuf,
+    outputs: PathBuf,
+    raw: PathBuf,
+    checkpoint: PathBuf,
+    log: PathBuf,
+}
+
+static TEMPLATE_VAR: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(?i)\{\{\s*[\.$]([a-z0-9_]+)\s*\}\}").unwrap_or_else(|_| unreachable!())
+});
+
+impl AttemptPaths {
+    fn new(dir: &Path) -> Self {
+        AttemptPaths {
+            dir: dir.to_path_buf(),
+            inputs: dir.join("inputs.pb"),
+            task: dir.join("task.pb"),
+            outputs: dir.join("outputs"),
+            raw: dir.join("raw"),
+            checkpoint: dir.join("checkpoint"),
+            log: dir.join(LOG_FILE),
+        }
+    }
+
+    fn prepare(&self, exec_dir: &Path, request: &TaskRequest) -> std::io::Result<()> {
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir)?;
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        for d in [&self.outputs, &self.raw, &self.checkpoint] {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(&self.inputs, request.inputs.encode_to_vec())?;
+        std::fs::write(&self.task, request.task.encode_to_vec())?;
+        std::fs::File::create(&self.log)?;
+        // flytekit in the image may run as any user: it must write outputs, raw data and checkpoints.
+        for d in [&self.dir, &self.outputs, &self.raw, &self.checkpoint] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777))?;
+        }
+        for f in [&self.inputs, &self.task] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644))?;
+        }
+        // Parents must be traversable by that user too.
+        let mut p = self.dir.parent();
+        while let Some(parent) = p {
+            if let Ok(meta) = std::fs::metadata(parent) {
+                let mode = meta.permissions().mode();
+                if mode & 0o001 == 0 {
+                    let _ = std::fs::set_permissions(
+                        parent,
+                        std::fs::Permissions::from_mode(mode | 0o011),
+                    );
+                }
+            }
+            if parent == exec_dir {
+                break;
+            }
+            p = parent.parent();
+        }
+        Ok(())
+    }
+
+    /// flytepropeller's template variables (case- and space-insensitive), as plain paths.
+    fn substitute(&self, arg: &String) -> String {
+        TEMPLATE_VAR
+            .replace_all(arg, |c: &regex::Captures<'_>| {
+                let name = c
+                    .get(1)
+                    .map(|m| m.as_str().to_ascii_lowercase())
+                    .unwrap_or_default();
+                let p = |p: &Path| p.display().to_string();
+                match name.as_str() {
+                    "input" => p(&self.inputs),
+                    "inputprefix" => p(&self.dir),
+                    "outputprefix" => p(&self.outputs),
+                    "rawoutputdataprefix" => p(&self.raw),
+                    "checkpointoutputprefix" => p(&self.checkpoint),
+                    "prevcheckpointprefix" => String::new(),
+                    "tasktemplatepath" => p(&self.task),
+                    _ => c.get(0).map(|m| m.as_str().to_string()).unwrap_or_default(),
+                }
+            })
+            .into_owned()
+    }
+
+    fn outcome(
+        &self,
+        code: i64,
+        oom: bool,
+        memory_limit: Option<&str>,
+        task: &TaskTemplate,
+    ) -> TaskOutcome {
+        if oom {
+            return TaskOutcome::Failed(TaskFailure {
+                code: "OOMKilled".into(),
+                message: format!(
+                    "container killed: out of memory (limit {})",
+                    memory_limit.unwrap_or("the engine's memory")
+                ),
+                kind: ErrorKind::User,
+                recoverable: true,
+            });
+        }
+        if let Ok(bytes) = std::fs::read(self.outputs.join("error.pb")) {
+            return TaskOutcome::Failed(match ErrorDocument::decode(bytes.as_slice()) {
+                Ok(ErrorDocument { error: Some(e) }) => TaskFailure {
+                    code: e.code,
+                    message: e.message,
+                    kind: if e.origin == ErrorKind::System as i32 {
+                        ErrorKind::System
+                    } else {
+                        ErrorKind::User
+                    },
+                    recoverable: e.kind == container_error::Kind::Recoverable as i32,
+                },
+                _ => {
+                    TaskFailure::system("BadErrorDocument", "the task wrote an unreadable error.pb")
+                }
+            });
+        }
+        if self.outputs.join("futures.pb").exists() {
+            return TaskOutcome::Failed(TaskFailure::user(
+                "NotSupported",
+                "dynamic workflows (@dynamic) are not supported by the sandbox",
+            ));
+        }
+        if code != 0 {
+            return TaskOutcome::Failed(TaskFailure {
+                code: "ContainerFailed".into(),
+                message: format!("the container exited with code {code}{}", self.log_tail()),
+                kind: ErrorKind::User,
+                recoverable: true,
+            });
+        }
+        match std::fs::read(self.outputs.join("outputs.pb")) {
+            Ok(bytes) => match LiteralMap::decode(bytes.as_slice()) {
+                Ok(m) => TaskOutcome::Succeeded(m),
+                Err(e) => TaskOutcome::Failed(TaskFailure::system(
+                    "BadOutputs",
+                    format!("the task wrote an unreadable outputs.pb: {e}"),
+                )),
+            },
+            Err(_) => {
+                let has_outputs = task
+                    .interface
+                    .as_ref()
+                    .and_then(|i| i.outputs.as_ref())
+                    .is_some_and(|o| !o.variables.is_empty());
+                if has_outputs {
+                    TaskOutcome::Failed(TaskFailure::system(
+                        "OutputsNotFound",
+                        format!(
+                            "the task exited without writing {}{}",
+                            self.outputs.join("outputs.pb").display(),
+                            self.log_tail()
+                        ),
+                    ))
+                } else {
+                    TaskOutcome::Succeeded(LiteralMap::default())
+                }
+            }
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; last lines of its log:\n{tail}")
+        }
+    }
+}
+
+/// Limits (or requests when there are no limits): CPU as NanoCpus, memory in bytes and as written.
+fn resources(
+    r: Option<&union_idl::flyteidl::core::Resources>,
+) -> (Option<i64>, Option<i64>, Option<String>) {
+    let Some(r) = r else {
+        return (None, None, None);
+    };
+    let pick = |name: ResourceName| {
+        r.limits
+            .iter()
+            .find(|e| e.name == name as i32)
+            .or_else(|| r.requests.iter().find(|e| e.name == name as i32))
+            .map(|e| e.value.clone())
+    };
+    let cpu = pick(ResourceName::Cpu)
+        .and_then(|v| parse_quantity(&v))
+        .map(|c| (c * 1e9) as i64)
+        .filter(|n| *n > 0);
+    let mem_text = pick(ResourceName::Memory);
+    let mem = mem_text
+        .as_deref()
+        .and_then(parse_quantity)
+        .map(|m| m as i64)
+        .filter(|m| *m > 0);
+    (cpu, mem, mem_text)
+}
+
+/// A Kubernetes quantity ("500m", "1.5", "200Mi", "1G", "1e9") as a number.
+pub fn parse_quantity(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let suffixes: [(&str, f64); 13] = [
+        ("Ki", 1024.0),
+        ("Mi", 1024.0 * 1024.0),
+        ("Gi", 1024.0 * 1024.0 * 1024.0),
+        ("Ti", 1024.0f64.powi(4)),
+        ("Pi", 1024.0f64.powi(5)),
+        ("Ei", 1024.0f64.powi(6)),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    for (suffix, factor) in suffixes {
+        if let Some(num) = s.strip_suffix(suffix) {
+            return num
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(|n| n * factor);
+        }
+    }
+    s.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_quantity("500m"), Some(0.5));
+        assert_eq!(parse_quantity("2"), Some(2.0));
+        assert_eq!(parse_quantity("200Mi"), Some(200.0 * 1024.0 * 1024.0));
+        assert_eq!(parse_quantity("1G"), Some(1e9));
+        assert_eq!(parse_quantity("1e3"), Some(1000.0));
+        assert_eq!(parse_quantity("lots"), None);
+    }
+
+    #[test]
+    fn substitutes_template_variables_like_flytepropeller() {
+        let p = AttemptPaths::new(Path::new("/d/a/0"));
+        assert_eq!(p.substitute(&"{{.input}}".to_string()), "/d/a/0/inputs.pb");
+        assert_eq!(
+            p.substitute(&"{{ .OutputPrefix }}".to_string()),
+            "/d/a/0/outputs"
+        );
+        assert_eq!(
+            p.substitute(&"{{.rawOutputDataPrefix}}".to_string()),
+            "/d/a/0/raw"
+        );
+        assert_eq!(
+            p.substitute(&"{{.checkpointOutputPrefix}}".to_string()),
+            "/d/a/0/checkpoint"
+        );
+        assert_eq!(p.substitute(&"{{.prevCheckpointPrefix}}".to_string()), "");
+        assert_eq!(
+            p.substitute(&"{{$taskTemplatePath}}".to_string()),
+            "/d/a/0/task.pb"
+        );
+        assert_eq!(
+            p.substitute(&"--x={{.unknown}}".to_string()),
+            "--x={{.unknown}}"
+        );
+    }
+
+    #[test]
+    fn components_are_safe() {
+        assert_eq!(component("../x y"), "___x_y");
+        assert_eq!(component(""), "_");
+    }
+}

@@ -1,0 +1,273 @@
+//! `union sandbox`: a local backend that speaks FlyteAdmin over gRPC, so that `pyflyte register`,
+//! `union register`, `pyflyte run --remote` registration and `FlyteRemote` work without a cluster.
+//!
+//! One port serves everything: gRPC (`AdminService`, `DataProxyService`, `AuthMetadataService`)
+//! over HTTP/2 and the blob endpoint of signed upload URLs over HTTP/1.1 ([`blobs`]). State lives
+//! in a data directory: `sandbox.db` (SQLite, [`store`]), `blobs/`, `sandbox.key` (URL signing secret).
+//!
+//! flyteadmin semantics kept (clients depend on them):
+//! - re-creating an id with the same content is ALREADY_EXISTS (flytekit treats it as success),
+//!   with different content INVALID_ARGUMENT "... with different structure already exists";
+//! - unknown ids are NOT_FOUND, missing fields INVALID_ARGUMENT "missing <field>";
+//! - a workflow is refused unless every task, subworkflow and launch plan it references exists,
+//!   a launch plan unless its workflow exists;
+//! - launch plans are created INACTIVE, and at most one version per name is ACTIVE.
+//!
+//! The library never creates a runtime: [`Sandbox::bind`] and [`Sandbox::serve`] run on the
+//! caller's (multi-threaded) tokio runtime.
+
+//!
+//! Owns: the local backend (admin server, execution engine and its Docker task runner, blob
+//! store), and runs the image builder server of `union-image`. Depends on `union-idl`,
+//! `union-image` and `union-diagnostics`; never on Python (this crate does not link libpython).
+//! Never prints: the command that runs it reports.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod admin;
+pub mod blobs;
+pub mod compile;
+pub mod executions;
+/// Workflow execution: node scheduling, bindings, branches, and a Docker task runner.
+pub mod executor;
+pub mod query;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use union_idl::flyteidl::service::admin_service_server::AdminServiceServer;
+use union_idl::flyteidl::service::auth_metadata_service_server::{
+    AuthMetadataService, AuthMetadataServiceServer,
+};
+use union_idl::flyteidl::service::data_proxy_service_server::DataProxyServiceServer;
+use union_idl::flyteidl::service::{
+    OAuth2MetadataRequest, OAuth2MetadataResponse, PublicClientAuthConfigRequest,
+    PublicClientAuthConfigResponse,
+};
+
+/// Default port, the one flytectl's sandbox uses for flyteadmin.
+pub const DEFAULT_PORT: u16 = 30080;
+/// Default listen address.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// Largest gRPC message accepted or sent (flytekit registers big workflow specs in one message).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where and how to run the sandbox (already resolved from flags, env and defaults).
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Host name or IP to listen on.
+    pub host: String,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// Directory holding the database, blobs and signing secret (created if missing).
+    pub data_dir: PathBuf,
+}
+
+/// Errors starting or running the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Another process listens on the port.
+    #[error("port {port} on {host} is already in use")]
+    PortInUse { host: String, port: u16 },
+    /// Binding failed for another reason.
+    #[error("cannot listen on {host}:{port}")]
+    Bind {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create the sandbox data directory `{}`", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Blob storage could not be prepared.
+    #[error(transparent)]
+    Blobs(#[from] blobs::BlobError),
+    /// The server stopped with an error.
+    #[error("the sandbox server failed")]
+    Serve(#[source] tonic::transport::Error),
+}
+
+impl union_diagnostics::Hint for SandboxError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            SandboxError::PortInUse { port, .. } => vec![format!(
+                "is a sandbox already running on port {port}? Pick another one with `--port <PORT>` (or UNION_SANDBOX_PORT); `--port 0` takes any free one"
+            )],
+            SandboxError::Store(e) => e.hints(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A sandbox bound to its port with its state open, ready to [`serve`](Sandbox::serve).
+#[derive(Debug)]
+pub struct Sandbox {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    data_dir: PathBuf,
+    store: Arc<store::Store>,
+    blobs: Arc<blobs::Blobs>,
+    /// The remote image builder's settings ([`Sandbox::with_image_builder`]); None: no builds.
+    image_builder: Option<union_image::remote::ServerSettings>,
+}
+
+impl Sandbox {
+    /// Bind the port, then create/open the data directory (so a taken port touches no state).
+    pub async fn bind(config: &SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+            .await
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::AddrInUse {
+                    SandboxError::PortInUse {
+                        host: config.host.clone(),
+                        port: config.port,
+                    }
+                } else {
+                    SandboxError::Bind {
+                        host: config.host.clone(),
+                        port: config.port,
+                        source,
+                    }
+                }
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+            host: config.host.clone(),
+            port: config.port,
+            source,
+        })?;
+        let dir_err = |source| SandboxError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
+        // Absolute, so that native_urls (file://...) name the blobs wherever clients run.
+        let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_err)?;
+        let store = Arc::new(store::Store::open(&data_dir)?);
+        let blobs = Arc::new(blobs::Blobs::open(&data_dir)?);
+        Ok(Sandbox {
+            listener,
+            local_addr,
+            data_dir,
+            store,
+            blobs,
+            image_builder: None,
+        })
+    }
+
+    /// Serve the remote image builder (`union.imagebuilder.v1.ImageBuilderService`) too, with
+    /// these settings (its records live in the sandbox's data directory). Without this call the
+    /// service answers FAILED_PRECONDITION "this sandbox has no image builder: ...".
+    pub fn with_image_builder(mut self, mut settings: union_image::remote::ServerSettings) -> Self {
+        settings.data_dir = self.data_dir.clone();
+        self.image_builder = Some(settings);
+        self
+    }
+
+    /// The address actually bound (the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The data directory, absolute.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The database, e.g. for tests and for services added later.
+    pub fn store(&self) -> Arc<store::Store> {
+        self.store.clone()
+    }
+
+    /// Serve until `shutdown` completes, then finish in-flight requests and close the database.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), SandboxError> {
+        // One short write at startup (interrupted executions become FAILED).
+        let executions = executions::Executions::open(
+            self.store.clone(),
+            self.data_dir.clone(),
+            self.blobs.root().to_path_buf(),
+            self.local_addr,
+        )?;
+        let admin = AdminServiceServer::new(
+            admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let data_proxy = DataProxyServiceServer::new(blobs::DataProxyApi::new(
+            self.blobs.clone(),
+            self.local_addr,
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let routes = tonic::service::Routes::from(
+            blobs::router(self.blobs.clone()).merge(executions::router(executions)),
+        )
+        .add_service(admin)
+        .add_service(data_proxy)
+        .add_service(AuthMetadataServiceServer::new(NoAuth))
+        .add_service(self.image_builder_service().into_server());
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let result = tonic::transport::Server::builder()
+            // HTTP/1.1 too: the signed upload URLs are plain HTTP PUTs (python `requests`).
+            .accept_http1(true)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(SandboxError::Serve);
+        // The last handle: dropping it closes the database (and checkpoints the WAL).
+        drop(self.store);
+        result
+    }
+}
+
+impl Sandbox {
+    fn image_builder_service(&self) -> union_image::remote::ImageBuilderService {
+        let settings = self.image_builder.clone().unwrap_or_else(|| {
+            let mut s = union_image::remote::ServerSettings::new(&self.data_dir);
+            s.disabled = Some("image builds are not enabled on this server".into());
+            s
+        });
+        union_image::remote::ImageBuilderService::new(settings)
+    }
+}
+
+/// `AuthMetadataService` of a server without authentication: clients configured with
+/// `insecure: true` never need it; anything that asks learns there is no OAuth2 here.
+#[derive(Debug, Clone, Copy)]
+pub struct NoAuth;
+
+#[tonic::async_trait]
+impl AuthMetadataService for NoAuth {
+    async fn get_o_auth2_metadata(
+        &self,
+        _request: Request<OAuth2MetadataRequest>,
+    ) -> Result<Response<OAuth2MetadataResponse>, Status> {
+        Err(Status::unimplemented(
+            "flyteidl.service.AuthMetadataService/GetOAuth2Metadata: the union sandbox does not use authentication",
+        ))
+    }
+
+    async fn get_public_client_config(
+        &self,
+        _request: Request<PublicClientAuthConfigRequest>,
+    ) -> Result<Response<PublicClientAuthConfigResponse>, Status> {
+        Err(Status::unimplemented(
+            "flyteidl.service.AuthMetadataService/GetPublicClientConfig: the union sandbox does not use authentication",
+        ))
+    }
+}

@@ -1,0 +1,13 @@
+//! The user-facing commands against real peers: `run` and `list` (compared with the real
+//! `pyflyte run`), `package` (compared with `pyflyte package`), `register` (read back through
+//! `FlyteRemote`), images built for registration, and `run --remote` / `get` / `terminate`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod run;
+mod list;
+mod package;
+mod register;
+mod register_images;
+mod remote;

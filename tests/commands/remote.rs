@@ -1,0 +1,250 @@
+//! `union run --remote` against the real sandbox, engine and registry: each task runs in its own
+//! container from its image, with the real flytekit inside.
+
+
+use std::sync::OnceLock;
+
+use crate::support::*;
+
+/// An image with flytekit (and union): the hello fixture's, built if missing.
+fn task_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let o = run(union_docker().args(["build", "-q", &fixture("hello/workflows")]));
+        assert!(o.status.success(), "building the hello image failed");
+        stdout(&o).split_whitespace().next().unwrap().to_string()
+    })
+}
+
+fn remote(sb: &Sandbox) -> std::process::Command {
+    let mut c = union_docker();
+    c.args(["run", "--remote", "--endpoint", &sb.endpoint()]);
+    c
+}
+
+#[test]
+fn hello_runs_in_a_container() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let o = run(remote(&sb).args([
+        "--wait",
+        &fixture("hello/workflows/hello.py"),
+        "hello_world_wf",
+        "--name",
+        "Alice",
+    ]));
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "Hello, Alice!\n");
+    let err = stderr(&o);
+    assert!(err.contains("node n0: SUCCEEDED"), "{err}");
+}
+
+#[test]
+fn typed_workflow_gives_the_local_result() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let args = [
+        "--xs",
+        "[1,2,3,4,5]",
+        "--factor",
+        "2",
+        "--threshold",
+        "4.5",
+        "--label",
+        "remote",
+    ];
+    let local = run(union()
+        .args(["run", &fixture("typed/workflows/calc.py"), "calc_wf"])
+        .args(args));
+    assert!(local.status.success());
+    let o = run(remote(&sb)
+        .args(["--wait", &fixture("typed/workflows/calc.py"), "calc_wf"])
+        .args(args));
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), stdout(&local));
+}
+
+#[test]
+fn a_raising_task_shows_the_users_traceback() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let o = run(remote(&sb).args([
+        "--image",
+        task_image(),
+        "--wait",
+        &fixture("exec/workflows/failing.py"),
+        "validate_wf",
+        "--n",
+        "-3",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("failed"), "{err}");
+    assert!(err.contains("ValueError"), "{err}");
+    assert!(err.contains("n must be >= 0, got -3"), "{err}");
+    assert!(err.contains("failing.py"), "{err}");
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn an_image_that_does_not_exist_fails_with_its_name() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let missing = "localhost:30000/union-test/does-not-exist:nope";
+    let o = run(remote(&sb).args([
+        "--image",
+        missing,
+        "--wait",
+        &fixture("exec/workflows/failing.py"),
+        "validate_wf",
+        "--n",
+        "1",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(missing), "names the image: {err}");
+}
+
+#[test]
+fn execution_name_get_and_list() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let o = run(remote(&sb).args([
+        "--name",
+        "myexec1",
+        &fixture("hello/workflows/hello.py"),
+        "hello_world_wf",
+        "--name",
+        "Bob",
+    ]));
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "myexec1\n");
+    // Wait for it through `union get execution`.
+    let mut text = String::new();
+    wait_until("myexec1 to end", LONG, || {
+        text = get_execution(&sb, "myexec1");
+        text.contains("Phase:      SUCCEEDED") || text.contains("FAILED")
+    });
+    assert!(text.contains("Phase:      SUCCEEDED"), "{text}");
+    assert!(text.contains("Output:     o0 = \"Hello, Bob!\""), "{text}");
+    assert!(text.contains("Input:      name = \"Bob\""), "{text}");
+    let l = run(union().args(["get", "executions", "--endpoint", &sb.endpoint()]));
+    assert!(l.status.success());
+    assert!(
+        stdout(&l).contains("myexec1") && stdout(&l).contains("SUCCEEDED"),
+        "{}",
+        stdout(&l)
+    );
+    // A second execution with the same name is refused.
+    let again = run(remote(&sb).args([
+        "--name",
+        "myexec1",
+        &fixture("hello/workflows/hello.py"),
+        "hello_world_wf",
+    ]));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("myexec1"), "{}", stderr(&again));
+    // Unknown names are clear.
+    let g = run(union().args([
+        "get",
+        "execution",
+        "nosuchexec",
+        "--endpoint",
+        &sb.endpoint(),
+    ]));
+    assert_eq!(g.status.code(), Some(1));
+    assert!(
+        stderr(&g).contains("no execution named `nosuchexec`"),
+        "{}",
+        stderr(&g)
+    );
+}
+
+#[test]
+fn terminate_stops_a_running_execution() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let o = run(remote(&sb)
+        .args([
+            "--image",
+            task_image(),
+            "--name",
+            "slowexec",
+            &fixture("exec/workflows/slow.py"),
+        ])
+        .arg(slow_entity())
+        .args(slow_args()));
+    assert!(o.status.success());
+    wait_until("slowexec to run", LONG, || {
+        get_execution(&sb, "slowexec").contains("Phase:      RUNNING")
+    });
+    let t = run(union().args(["terminate", "slowexec", "--endpoint", &sb.endpoint()]));
+    assert!(t.status.success());
+    let mut text = String::new();
+    wait_until("slowexec to be aborted", LONG, || {
+        text = get_execution(&sb, "slowexec");
+        !text.contains("Phase:      RUNNING")
+    });
+    assert!(text.contains("Phase:      ABORTED"), "{text}");
+}
+
+/// Generous: it bounds a hang on a busy machine, it never decides a result.
+const LONG: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `union get execution NAME` against the sandbox: its stdout.
+fn get_execution(sb: &Sandbox, name: &str) -> String {
+    let g = run(union().args(["get", "execution", name, "--endpoint", &sb.endpoint()]));
+    assert!(g.status.success(), "{}", stderr(&g));
+    stdout(&g)
+}
+
+fn slow_entity() -> &'static str {
+    "sleepy_wf"
+}
+
+fn slow_args() -> Vec<&'static str> {
+    vec!["--seconds", "120"]
+}
+
+#[test]
+fn remote_builder_needs_no_local_docker() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let o = run(union()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args([
+            "run",
+            "--remote",
+            "--wait",
+            "--endpoint",
+            &sb.endpoint(),
+            &fixture("remote_builder/workflows/remote_hello.py"),
+            "remote_hello_wf",
+            "--name",
+            "Ada",
+        ]));
+    assert!(o.status.success());
+    assert!(stdout(&o).ends_with(", Ada!\n"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("with the backend's image builder at"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_container_killed_for_memory_says_so() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let o = run(remote(&sb).args([
+        "--image",
+        task_image(),
+        "--wait",
+        &fixture("exec/workflows/oom.py"),
+        "hog_wf",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("out of memory"), "{err}");
+    assert!(err.contains("64"), "names the limit: {err}");
+}

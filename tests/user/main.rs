@@ -1,0 +1,11 @@
+//! How users run `union`: from their project's root with relative paths (`layout`), with bad
+//! input (`bad_input`), stopping it with Ctrl-C or SIGTERM (`interrupts`), and the warm
+//! interpreter that serves their later commands (`warm`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod layout;
+mod bad_input;
+mod interrupts;
+mod warm;
