@@ -297,8 +297,6 @@ fn delegate(path: &Path, argv: &[OsString]) -> Option<ExitCode> {
 
 /// The descriptor on which a starting server says it has described itself (see [`start_server`]).
 const READY_FD: RawFd = 3;
-/// Set in a server started by [`start_server`]: it writes to [`READY_FD`] once described.
-const ENV_READY: &str = "UNION_WARM_READY_FD";
 
 /// Start a server at `path` in the background, detached from this terminal, and return once it
 /// has described itself (a few milliseconds, before it imports anything): `union warm status`

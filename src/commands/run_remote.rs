@@ -18,7 +18,7 @@ use crate::entity::EntityKind;
 use crate::register;
 use crate::register::images::ImageOptions;
 use crate::register::progress::{Progress, Verbosity};
-use union_client::admin::{id_text, AdminClient, AdminError};
+use union_client::admin::{AdminClient, AdminError};
 use union_idl::flyteidl::{admin, core};
 
 pub fn run_remote(

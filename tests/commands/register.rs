@@ -96,7 +96,7 @@ fn register_then_flyteremote_reads_everything_back() {
 fn second_register_is_a_no_op_and_a_code_change_changes_the_version() {
     let sb = Sandbox::start();
     let proj = tempfile::tempdir().unwrap();
-    copy_tree(&common::repo().join("python_fixtures/pkgtree"), proj.path());
+    copy_tree(&repo().join("python_fixtures/pkgtree"), proj.path());
     let pkg = proj.path().join("myproj");
     let reg = || {
         run(union()
@@ -152,7 +152,7 @@ fn second_register_is_a_no_op_and_a_code_change_changes_the_version() {
 fn same_version_with_different_code_names_the_entity() {
     let sb = Sandbox::start();
     let proj = tempfile::tempdir().unwrap();
-    copy_tree(&common::repo().join("python_fixtures/pkgtree"), proj.path());
+    copy_tree(&repo().join("python_fixtures/pkgtree"), proj.path());
     let pkg = proj.path().join("myproj");
     let reg = || {
         run(union().arg("register").arg(&pkg).args([
@@ -328,7 +328,7 @@ fn plaintext_to_a_tls_server_says_so() {
 fn import_error_in_one_module_registers_nothing() {
     let sb = Sandbox::start();
     let proj = tempfile::tempdir().unwrap();
-    copy_tree(&common::repo().join("python_fixtures/pkgtree"), proj.path());
+    copy_tree(&repo().join("python_fixtures/pkgtree"), proj.path());
     std::fs::write(
         proj.path().join("myproj/sub/broken.py"),
         "import definitely_not_installed_module\n",
@@ -384,7 +384,7 @@ fn pyflyte_register_works_against_the_sandbox() {
     let sb = Sandbox::start();
     let cfg = sb.config_file();
     let o = std::process::Command::new(venv().join("bin/pyflyte"))
-        .current_dir(common::repo().join("python_fixtures/pkgtree"))
+        .current_dir(repo().join("python_fixtures/pkgtree"))
         .env("VIRTUAL_ENV", venv())
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .arg("-c")
@@ -446,7 +446,7 @@ fn activate_launchplans_makes_them_active() {
 fn skip_errors_registers_the_rest() {
     let sb = Sandbox::start();
     let proj = tempfile::tempdir().unwrap();
-    copy_tree(&common::repo().join("python_fixtures/pkgtree"), proj.path());
+    copy_tree(&repo().join("python_fixtures/pkgtree"), proj.path());
     let pkg = proj.path().join("myproj");
     let reg = |extra: &[&str]| {
         run(union()

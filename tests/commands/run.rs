@@ -31,7 +31,7 @@ fn a_task_runs_directly() {
 #[test]
 fn relative_path_from_another_directory() {
     let o = run(union()
-        .current_dir(common::repo().join("python_fixtures/hello"))
+        .current_dir(repo().join("python_fixtures/hello"))
         .args([
             "run",
             "workflows/hello.py",
@@ -436,7 +436,7 @@ fn dot_venv_is_found_upward_without_virtual_env() {
     // From inside the fixtures, with no VIRTUAL_ENV: the repository's .venv is found upward.
     let o = run(union()
         .env_remove("VIRTUAL_ENV")
-        .current_dir(common::repo().join("python_fixtures/hello/workflows"))
+        .current_dir(repo().join("python_fixtures/hello/workflows"))
         .args(["run", "hello.py", "hello_world_wf", "--name", "Up"]));
     assert!(o.status.success());
     assert_eq!(stdout(&o), "Hello, Up!\n");

@@ -47,7 +47,7 @@ fn unknown(status: ImageStatus) -> RegistryError {
 #[tokio::test]
 async fn existing_image_is_found_with_its_digest() {
     require_local_registry().await;
-    let repo = util::unique("union-test/exists");
+    let repo = crate::support::unique("union-test/exists");
     let digest = util::push_tiny_image(LOCAL_REGISTRY, &repo, "v1", None).await;
     let (_dir, client) = anonymous_client();
     // Both spellings of the loopback registry.
@@ -83,7 +83,7 @@ async fn existing_image_is_found_with_its_digest() {
 #[tokio::test]
 async fn missing_tag_and_missing_repository_are_missing() {
     require_local_registry().await;
-    let repo = util::unique("union-test/missing");
+    let repo = crate::support::unique("union-test/missing");
     util::push_tiny_image(LOCAL_REGISTRY, &repo, "v1", None).await;
     let (_dir, client) = anonymous_client();
     assert_eq!(
@@ -92,7 +92,7 @@ async fn missing_tag_and_missing_repository_are_missing() {
             .await,
         ImageStatus::Missing
     );
-    let nowhere = util::unique("union-test/never-pushed");
+    let nowhere = crate::support::unique("union-test/never-pushed");
     assert_eq!(
         client
             .check(&image(&format!("localhost:30000/{nowhere}:v1")))
@@ -123,7 +123,7 @@ async fn missing_tag_and_missing_repository_are_missing() {
 #[tokio::test]
 async fn repeated_checks_with_one_client_agree() {
     require_local_registry().await;
-    let repo = util::unique("union-test/fast");
+    let repo = crate::support::unique("union-test/fast");
     let digest = util::push_tiny_image(LOCAL_REGISTRY, &repo, "v1", None).await;
     let (_dir, client) = anonymous_client();
     let reference = image(&format!("localhost:30000/{repo}:v1"));
@@ -233,7 +233,7 @@ async fn htpasswd_registry_with_basic_credentials() {
     let registry = util::AuthRegistry::start(USER, PASSWORD)
         .await
         .unwrap_or_else(|why| panic!("{why}; `bash tests/setup/docker.sh` installs what it needs"));
-    let repo = util::unique("auth/app");
+    let repo = crate::support::unique("auth/app");
     let digest = util::push_tiny_image(&registry.addr, &repo, "v1", Some((USER, PASSWORD))).await;
     let reference = image(&format!("{}/{repo}:v1", registry.addr));
 
@@ -318,7 +318,7 @@ async fn htpasswd_registry_with_credential_helpers() {
     let registry = util::AuthRegistry::start(USER, PASSWORD)
         .await
         .unwrap_or_else(|why| panic!("{why}; `bash tests/setup/docker.sh` installs what it needs"));
-    let repo = util::unique("auth/helper");
+    let repo = crate::support::unique("auth/helper");
     util::push_tiny_image(&registry.addr, &repo, "v1", Some((USER, PASSWORD))).await;
 
     let bin = tempfile::tempdir().unwrap();

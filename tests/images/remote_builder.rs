@@ -2,7 +2,7 @@
 //! whose Docker engine and registry come from tests/setup/docker.sh. The client side (this test
 //! process) has no Docker engine: DOCKER_HOST points nowhere.
 
-use crate::support::build as build_util;
+use crate::support::{unique, TEST_REGISTRY};
 use crate::support::rbuild as rbuild_util;
 
 use std::path::Path;

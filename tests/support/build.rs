@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-pub use super::{TEST_BASE_IMAGE, TEST_DOCKER_HOST, TEST_REGISTRY};
+use super::TEST_DOCKER_HOST;
 
 pub fn repo_root() -> PathBuf {
     super::repo()
@@ -159,4 +159,3 @@ pub fn write_fast_archive(path: &Path, files: &[(&str, String)]) {
     tar.into_inner().unwrap().finish().unwrap();
 }
 
-pub use super::unique;

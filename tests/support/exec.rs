@@ -2,9 +2,9 @@
 //! free port, images built with `union build`, registration with the real pyflyte, and polling
 //! executions through the generated tonic client.
 
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use union_idl::flyteidl::admin::{

@@ -22,8 +22,12 @@ pub mod rbuild;
 pub mod registry;
 pub mod sandbox;
 
+// Each test binary uses a part of these.
+#[allow(unused_imports)]
 pub use cli::*;
+#[allow(unused_imports)]
 pub use process::*;
+#[allow(unused_imports)]
 pub use sandbox::{listening_port, Sandbox};
 
 use std::path::PathBuf;

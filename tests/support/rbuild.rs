@@ -1,16 +1,14 @@
 //! Helpers for tests/remote_builder.rs: the real `union sandbox start` binary as the image
 //! builder server (its engine from tests/setup/docker.sh), and reporters that collect events.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
+use std::path::PathBuf;
+
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+
 
 use union_image::build::{BuildError, BuildEvent, BuildReporter, Outcome};
 
-pub use super::sandbox::read_records;
-pub use super::{TEST_BASE_IMAGE, TEST_DOCKER_HOST, TEST_REGISTRY};
 /// The flytekit the fixtures pin.
 pub const FLYTEKIT: &str = "1.16.31";
 
@@ -69,7 +67,6 @@ impl Collect {
     }
 }
 
-pub use super::unique;
 
 /// Require the test engine, registry and base image. Unlike `build::ensure_engine`, this never
 /// points this process's DOCKER_HOST at the engine: only the sandbox server gets it; clients here

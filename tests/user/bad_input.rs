@@ -374,7 +374,7 @@ fn a_corrupted_sandbox_database_is_reported_as_corruption() {
     assert!(err.contains("is corrupted"), "{err}");
     assert!(err.contains(&db_file.display().to_string()), "{err}");
     assert!(
-        err.contains(&format!("mv {}", dir.path().display())),
+        err.contains(&format!("mv {}", dir.display())),
         "{err}"
     );
 }
