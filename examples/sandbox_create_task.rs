@@ -4,6 +4,9 @@
 //! (run by `tests/bench/sandbox_create_task.sh`, which starts the sandbox). Every request creates
 //! a new task version with a flytekit-sized template (~1 KiB), so each one is a database insert.
 
+// Tests and examples show what they ran; the print lints are for library code.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

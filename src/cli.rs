@@ -365,11 +365,11 @@ pub enum SandboxCommand {
 #[derive(Debug, Args)]
 pub struct SandboxStartArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = union_sandbox::DEFAULT_HOST)]
     pub host: String,
 
     /// Port for gRPC and uploads.
-    #[arg(long, env = "UNION_SANDBOX_PORT", default_value_t = 30080)]
+    #[arg(long, env = "UNION_SANDBOX_PORT", default_value_t = union_sandbox::DEFAULT_PORT)]
     pub port: u16,
 
     /// Registry that the image builder pushes ImageSpecs without a registry to.

@@ -18,13 +18,22 @@ fn main() -> ExitCode {
         }
     }
     let cli = union_cli::cli::Cli::parse();
-    let code = match union_cli::commands::dispatch(cli) {
-        Ok(code) => code,
-        Err(err) => union_cli::diagnostics::report(&err),
-    };
+    if let union_cli::cli::Command::WarmServer { socket } = &cli.command {
+        return union_cli::warm::serve(socket, execute);
+    }
+    let code = execute(cli);
     // After the command, not before: the server's own `import flytekit` must not slow this one.
     if let Some(path) = start_server {
         union_cli::warm::start_server(&path);
     }
     code
+}
+
+/// Run a parsed command and report its error: what every command line comes to, here or in a
+/// warm server's child.
+fn execute(cli: union_cli::cli::Cli) -> ExitCode {
+    match union_cli::commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => union_cli::report::report(&err),
+    }
 }

@@ -61,6 +61,15 @@ pub fn write_data(text: &str) -> std::io::Result<()> {
     f.flush()
 }
 
+/// Write one line for the user on stderr (notes, warnings), with credentials in URLs masked: the
+/// way the CLI's modules talk to the terminal outside progress reports and errors.
+pub fn note(line: &str) {
+    let text = union_diagnostics::redact::mask_url_credentials(line);
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.write_all(b"\n");
+}
+
 /// The first signal received while a [`Cooperative`] section runs (0: none).
 static PENDING: AtomicI32 = AtomicI32::new(0);
 /// How many [`Cooperative`] sections are active.
@@ -195,7 +204,7 @@ pub fn test_pause_point(point: &str) {
         Some(want) if want == point => {}
         _ => return,
     }
-    eprintln!("union: paused at {point} ({ENV_TEST_PAUSE_AT})");
+    note(&format!("union: paused at {point} ({ENV_TEST_PAUSE_AT})"));
     let until = std::env::var_os(ENV_TEST_PAUSE_UNTIL).map(std::path::PathBuf::from);
     loop {
         if interrupted().is_some() || until.as_ref().is_some_and(|p| p.exists()) {

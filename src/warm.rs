@@ -55,9 +55,9 @@ pub fn enabled() -> bool {
         Ok(v) if !v.trim().is_empty() => match union_client::config::parse_bool(&v) {
             Some(b) => b,
             None => {
-                eprintln!(
+                crate::process::note(&format!(
                     "warning: {ENV_ENABLE}={v:?} is not a boolean (use 1 or 0); the warm interpreter is off"
-                );
+                ));
                 false
             }
         },
@@ -140,7 +140,7 @@ fn send_fds(sock: &UnixStream, payload: &[u8], fds: &[RawFd]) -> std::io::Result
             iov_base: payload.as_ptr() as *mut _,
             iov_len: payload.len(),
         };
-        let space = libc::CMSG_SPACE((fds.len() * std::mem::size_of::<RawFd>()) as u32) as usize;
+        let space = libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) as usize;
         let mut cbuf = vec![0u8; space];
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -150,7 +150,7 @@ fn send_fds(sock: &UnixStream, payload: &[u8], fds: &[RawFd]) -> std::io::Result
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
         std::ptr::copy_nonoverlapping(
             fds.as_ptr(),
             libc::CMSG_DATA(cmsg).cast::<RawFd>(),
@@ -285,9 +285,9 @@ fn delegate(path: &Path, argv: &[OsString]) -> Option<ExitCode> {
             Ok(()) => break,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => {
-                eprintln!(
+                crate::process::note(&format!(
                     "error: the warm interpreter stopped unexpectedly; run again, or set {ENV_ENABLE}=0"
-                );
+                ));
                 return Some(ExitCode::from(1));
             }
         }
@@ -458,8 +458,13 @@ fn restore_signals() {
     }
 }
 
-/// `union __warm-server SOCKET`: import flytekit once, then fork a child per command.
-pub fn serve(path: &Path) -> ExitCode {
+/// What a served command line becomes: the parsed command, run, its error reported (the binary
+/// passes its own `execute`, so this module does not depend on the commands it serves).
+pub type Execute = fn(crate::cli::Cli) -> ExitCode;
+
+/// `union __warm-server SOCKET`: import flytekit once, then fork a child per command, which
+/// parses the command line it was sent and hands it to `execute`.
+pub fn serve(path: &Path, execute: Execute) -> ExitCode {
     // One server per socket: a second one started by a concurrent cold command leaves at once.
     let Ok(lock) = std::fs::OpenOptions::new()
         .create(true)
@@ -595,7 +600,7 @@ pub fn serve(path: &Path) -> ExitCode {
                 .chain(pipe)
                 .chain([lock.as_raw_fd()])
                 .collect();
-            if let Some((pid, conn)) = start_one(&listener, conn, &extra) {
+            if let Some((pid, conn)) = start_one(&listener, conn, &extra, execute) {
                 running.insert(pid, conn);
             }
         }
@@ -631,6 +636,7 @@ fn start_one(
     listener: &UnixListener,
     mut conn: UnixStream,
     inherited: &[RawFd],
+    execute: Execute,
 ) -> Option<(i32, UnixStream)> {
     // A client that connects and says nothing must not hold the server up.
     let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
@@ -673,17 +679,14 @@ fn start_one(
         }
         crate::process::reset_after_fork();
         if request.debug {
-            eprintln!(
+            crate::process::note(&format!(
                 "union: served by the warm interpreter (pid {})",
                 std::process::id()
-            );
+            ));
         }
         use clap::Parser;
         let code = match crate::cli::Cli::try_parse_from(&request.args) {
-            Ok(cli) => match crate::commands::dispatch(cli) {
-                Ok(code) => code,
-                Err(err) => crate::diagnostics::report(&err),
-            },
+            Ok(cli) => execute(cli),
             Err(e) => {
                 let _ = e.print();
                 ExitCode::from(if e.use_stderr() { 2 } else { 0 })

@@ -7,5 +7,7 @@ bash tests/setup/python-env.sh
 # A private Docker engine (BuildKit), a registry on 127.0.0.1:30000 and an offline base image.
 bash tests/setup/docker.sh
 export DOCKER_HOST=unix:///run/union-test/docker.sock
-cargo build --release --locked
-cargo test --release --locked --no-fail-fast
+# Lints first: library crates may not print, and clippy's warnings are errors (see Cargo.toml).
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+cargo build --release --locked --workspace
+cargo test --release --locked --workspace --no-fail-fast

@@ -17,13 +17,7 @@ pub fn copy_mode(c: CopyArg) -> CopyMode {
     }
 }
 
-/// An ImageSpec given as `--image [NAME=]spec.yaml`: built like a task's, used by its name.
-#[derive(Debug, Clone)]
-pub struct YamlImage {
-    pub spec: union_image::ImageSpec,
-    pub name: String,
-    pub path: std::path::PathBuf,
-}
+pub use crate::register::images::YamlImage;
 
 fn is_yaml(v: &str) -> bool {
     v.ends_with(".yaml") || v.ends_with(".yml")
@@ -47,11 +41,19 @@ fn load_yaml_image(path: &str) -> Result<YamlImage, CliError> {
     })
 }
 
+/// What `--image` values say.
+pub struct ImageArgs {
+    /// The image of tasks that name none (`--image URI`).
+    pub default: Option<String>,
+    /// Images by name (pyflyte's `NAME=URI`).
+    pub named: BTreeMap<String, String>,
+    /// ImageSpec YAML files among them, which stand for their image name and must be built.
+    pub specs: Vec<YamlImage>,
+}
+
 /// Split `--image` values into the default image, named images (pyflyte's `[NAME=]URI`), and the
-/// ImageSpec YAML files among them (which stand for their image name and must be built).
-pub fn parse_images_and_specs(
-    values: &[String],
-) -> Result<(Option<String>, BTreeMap<String, String>, Vec<YamlImage>), CliError> {
+/// ImageSpec YAML files among them.
+pub fn parse_images_and_specs(values: &[String]) -> Result<ImageArgs, CliError> {
     let mut plain = Vec::new();
     let mut specs = Vec::new();
     for v in values {
@@ -70,7 +72,11 @@ pub fn parse_images_and_specs(
         }
     }
     let (default, named) = parse_images(&plain)?;
-    Ok((default, named, specs))
+    Ok(ImageArgs {
+        default,
+        named,
+        specs,
+    })
 }
 
 /// Split `--image` values into the default image and named images (pyflyte's `[NAME=]URI`).
@@ -170,7 +176,11 @@ pub fn registration_options(
     destination_dir: String,
     env: &[String],
 ) -> Result<crate::register::PlanOptions, CliError> {
-    let (default_image, mut images, yaml_images) = parse_images_and_specs(image_args)?;
+    let ImageArgs {
+        default: default_image,
+        named: mut images,
+        specs: yaml_images,
+    } = parse_images_and_specs(image_args)?;
     for (k, v) in &settings.images {
         images.entry(k.clone()).or_insert_with(|| v.clone());
     }

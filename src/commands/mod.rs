@@ -11,6 +11,7 @@ pub mod list;
 pub mod package;
 pub mod register;
 pub mod run;
+pub mod run_inputs;
 pub mod run_remote;
 pub mod sandbox;
 pub mod warm;
@@ -31,7 +32,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(cmd) => get::get(cmd),
         Command::Terminate(args) => get::terminate(args),
         Command::Warm(cmd) => warm::warm(cmd),
-        Command::WarmServer { socket } => Ok(crate::warm::serve(&socket)),
+        // The binary serves these itself (src/main.rs): a server runs whole command lines.
+        Command::WarmServer { .. } => unreachable!("handled by the binary"),
         Command::Package(args) => package::package(args),
         Command::Register(args) => register::register(args),
         Command::Build(args) => build::build(args),

@@ -12,7 +12,11 @@ use crate::register::{self, PlanOptions, Spec};
 
 pub fn package(args: PackageArgs) -> Result<ExitCode> {
     let progress = common::progress(&args.common);
-    let (default_image, images, yaml_images) = common::parse_images_and_specs(&args.common.images)?;
+    let common::ImageArgs {
+        default: default_image,
+        named: images,
+        specs: yaml_images,
+    } = common::parse_images_and_specs(&args.common.images)?;
     let opts = PlanOptions {
         project: String::new(),
         domain: String::new(),

@@ -91,8 +91,10 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         &loaded,
         &opts,
         &settings,
-        args.activate_launchplans,
-        args.skip_errors,
+        register::RegisterFlags {
+            activate_all: args.activate_launchplans,
+            skip_errors: args.skip_errors,
+        },
         &progress,
     )?;
     loaded.session.finish();

@@ -11,7 +11,7 @@ use prost::Message;
 
 use crate::cli::RunArgs;
 use crate::commands::common;
-use crate::commands::run::{entities_listing, find_entity, parse_inputs};
+use crate::commands::run_inputs::{entities_listing, find_entity, parse_inputs};
 use crate::diagnostics::CliError;
 use crate::discovery;
 use crate::entity::EntityKind;
@@ -83,7 +83,13 @@ pub fn run_remote(
     register::images::ensure(&rt, &client, &mut loaded, &settings, &image_opts, &progress)?;
 
     let published = register::publish(
-        &rt, &client, &loaded, &opts, &settings, false, false, &progress,
+        &rt,
+        &client,
+        &loaded,
+        &opts,
+        &settings,
+        register::RegisterFlags::default(),
+        &progress,
     )?;
     let version = published.version.clone();
 

@@ -92,7 +92,7 @@ fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result
             out.flush()?;
         }
         sandbox.serve(shutdown).await?;
-        eprintln!("union sandbox stopped");
+        crate::process::note("union sandbox stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -109,6 +109,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {},
             _ = term.recv() => {},
         }
-        eprintln!("union sandbox: shutting down (finishing in-flight requests)");
+        crate::process::note("union sandbox: shutting down (finishing in-flight requests)");
     })
 }

@@ -11,14 +11,14 @@ pub fn warm(cmd: WarmCommand) -> anyhow::Result<ExitCode> {
             let servers = crate::warm::servers();
             let mut out = String::new();
             if servers.is_empty() {
-                eprintln!(
+                crate::process::note(&format!(
                     "No warm interpreters are running{}.",
                     if crate::warm::enabled() {
                         ""
                     } else {
                         " (and they are off here: UNION_WARM=0 or CI is set)"
                     }
-                );
+                ));
                 return Ok(ExitCode::SUCCESS);
             }
             let now = std::time::SystemTime::now()
@@ -47,10 +47,10 @@ pub fn warm(cmd: WarmCommand) -> anyhow::Result<ExitCode> {
         }
         WarmCommand::Stop => {
             let n = crate::warm::stop_all();
-            eprintln!(
+            crate::process::note(&format!(
                 "Stopped {n} warm interpreter{}.",
                 if n == 1 { "" } else { "s" }
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
     }

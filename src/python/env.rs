@@ -59,11 +59,7 @@ fn read_pyvenv_cfg(path: &Path) -> std::io::Result<(Option<String>, Option<Strin
         match k {
             "home" => home = Some(v),
             // venv writes `version`, uv and virtualenv write `version_info`.
-            "version" | "version_info" => {
-                if version.is_none() || k == "version" {
-                    version = Some(v)
-                }
-            }
+            "version" | "version_info" if version.is_none() || k == "version" => version = Some(v),
             _ => {}
         }
     }

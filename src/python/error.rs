@@ -52,7 +52,8 @@ pub enum PythonError {
     /// The user's code (or flytekit) failed, as the bridge reports it.
     #[error("{}", .error.message)]
     Code {
-        error: PyUserError,
+        /// Boxed: the traceback and fields make it large, and errors travel by value.
+        error: Box<PyUserError>,
         /// How the environment was found, and its prefix (for "install flytekit there").
         found: &'static str,
         prefix: PathBuf,

@@ -359,7 +359,7 @@ impl PythonSession {
     /// An error the bridge reported, with where this session's environment came from.
     fn code(&self, error: PyUserError) -> PythonError {
         PythonError::Code {
-            error,
+            error: Box::new(error),
             found: self.env.source.describe(),
             prefix: self.env.prefix.clone(),
         }
@@ -396,7 +396,7 @@ impl PythonSession {
             }
             let tuple = pyo3::types::PyTuple::new(py, values).map_err(internal)?;
             let r = f.call1(tuple).map_err(internal)?;
-            r.extract::<String>().map_err(|e| internal(e.into()))
+            r.extract::<String>().map_err(internal)
         });
         // Python code may have replaced our signal handlers (flytekit does when imported).
         crate::process::reown_signals();

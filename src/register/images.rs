@@ -13,6 +13,14 @@ use union_image::TagContext;
 
 use super::{ImageReporter, Loaded, PlanOptions, Progress, RegisterError, Verbosity};
 
+
+/// An ImageSpec given as `--image [NAME=]spec.yaml`: built like a task's, used by its name.
+#[derive(Debug, Clone)]
+pub struct YamlImage {
+    pub spec: union_image::ImageSpec,
+    pub name: String,
+    pub path: std::path::PathBuf,
+}
 /// How images are handled by register / run --remote.
 #[derive(Debug, Clone, Default)]
 pub struct ImageOptions {

@@ -26,7 +26,8 @@ pub use error::RegisterError;
 pub use load::{flytekit_default_image, images_of, load, load_code, Code, Loaded, PlannedImage};
 pub use progress::{ImageReporter, Progress, Verbosity};
 pub use publish::{
-    connect, dependency_layers, processes_note, publish, register_entities, Published, Registered,
+    connect, dependency_layers, processes_note, publish, register_entities, Published, RegisterFlags,
+    Registered,
 };
 pub use serialize::{
     derive_version, serialize, serialize_for_registration, PlannedEntity, Spec,
@@ -51,5 +52,5 @@ pub struct PlanOptions {
     /// Serialize ids with empty project/domain/version (pyflyte package).
     pub for_package: bool,
     /// ImageSpecs given as `--image spec.yaml`: built like tasks' images.
-    pub yaml_images: Vec<crate::commands::common::YamlImage>,
+    pub yaml_images: Vec<images::YamlImage>,
 }

@@ -191,11 +191,10 @@ impl union_image::build::BuildReporter for ImageReporter {
                 self.line(image, &format!("{step} {how}"));
             }
             BuildEvent::Push { status, .. }
-                if status.starts_with("Pushed") || status.contains("digest") =>
+                if (status.starts_with("Pushed") || status.contains("digest"))
+                    && self.verbosity == Verbosity::Verbose =>
             {
-                if self.verbosity == Verbosity::Verbose {
-                    self.line(image, &format!("push: {status}"));
-                }
+                self.line(image, &format!("push: {status}"));
             }
             _ => {}
         }

@@ -121,15 +121,28 @@ pub struct Registered {
     pub activated: usize,
 }
 
+/// How registration treats launch plans and failures (`register`'s flags; `run --remote`
+/// uses the defaults).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegisterFlags {
+    /// Activate every launch plan, not only those flytekit marks for activation.
+    pub activate_all: bool,
+    /// Go on past an entity the backend refuses, reporting it at the end.
+    pub skip_errors: bool,
+}
+
 /// Register everything: tasks concurrently, then workflows and launch plans in dependency layers
 /// (each layer concurrently), then activate launch plans.
 pub async fn register_entities(
     client: &AdminClient,
     entities: &[PlannedEntity],
-    activate_all: bool,
-    skip_errors: bool,
+    flags: RegisterFlags,
     progress: &Progress,
 ) -> Result<Registered, RegisterError> {
+    let RegisterFlags {
+        activate_all,
+        skip_errors,
+    } = flags;
     use futures_util::stream::{self, StreamExt};
     const CONCURRENCY: usize = 32;
     let mut out = Registered::default();
@@ -171,7 +184,7 @@ pub async fn register_entities(
         activation_pending,
     };
     for layer in layers {
-        let mut pending = stream::iter(layer.into_iter())
+        let mut pending = stream::iter(layer)
             .map(|i| async move { (i, one(client, &entities[i]).await) })
             .buffer_unordered(CONCURRENCY);
         let mut results: Vec<(usize, Result<Created, AdminError>)> = Vec::new();
@@ -274,8 +287,7 @@ pub fn publish(
     loaded: &Loaded,
     opts: &PlanOptions,
     settings: &union_client::config::Settings,
-    activate_all: bool,
-    skip_errors: bool,
+    flags: RegisterFlags,
     progress: &Progress,
 ) -> Result<Published, RegisterError> {
     let location = match &loaded.archive {
@@ -309,8 +321,7 @@ pub fn publish(
     let registered = rt.block_on(register_entities(
         client,
         &entities,
-        activate_all,
-        skip_errors,
+        flags,
         progress,
     ))?;
     Ok(Published {

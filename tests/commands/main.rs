@@ -2,6 +2,9 @@
 //! `pyflyte run`), `package` (compared with `pyflyte package`), `register` (read back through
 //! `FlyteRemote`), images built for registration, and `run --remote` / `get` / `terminate`.
 
+// Tests and examples show what they ran; the print lints are for library code.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -315,6 +315,7 @@ fn plaintext_to_a_tls_server_says_so() {
         "--insecure",
     ]));
     let _ = server.kill();
+    let _ = server.wait();
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(

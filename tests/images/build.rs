@@ -448,7 +448,7 @@ fn union_build(cwd: &Path, args: &[&str]) -> std::process::Output {
     let o = Command::new(env!("CARGO_BIN_EXE_union"))
         .current_dir(cwd)
         .env("UNION_WARM", "0")
-        .env("VIRTUAL_ENV", repo_root().join(".venv"))
+        .env("VIRTUAL_ENV", crate::support::repo().join(".venv"))
         .env("DOCKER_HOST", TEST_DOCKER_HOST)
         .env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC")
         .arg("build")
@@ -466,7 +466,7 @@ fn union_build(cwd: &Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_fixture_builds_pushes_pulls_back_and_runs_its_task() {
-    let hello = repo_root().join("python_fixtures/hello");
+    let hello = crate::support::repo().join("python_fixtures/hello");
     let started = Instant::now();
     let o = union_build(
         &hello,
@@ -598,7 +598,7 @@ async fn hello_fixture_builds_pushes_pulls_back_and_runs_its_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_specs_are_built_once_and_existing_images_skipped() {
-    let hello = repo_root().join("python_fixtures/hello");
+    let hello = crate::support::repo().join("python_fixtures/hello");
     // Make sure the hello image is in the registry (built by the test above or an earlier run).
     let o = union_build(
         &hello,
@@ -743,7 +743,7 @@ fn unreachable_engine_is_a_clear_error() {
     let o = Command::new(env!("CARGO_BIN_EXE_union"))
         .current_dir(dir.path())
         .env("UNION_WARM", "0")
-        .env("VIRTUAL_ENV", repo_root().join(".venv"))
+        .env("VIRTUAL_ENV", crate::support::repo().join(".venv"))
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["build", "spec.yaml"])
         .output()
@@ -764,7 +764,7 @@ fn refused_spec_fails_before_any_build_naming_the_field() {
     let o = Command::new(env!("CARGO_BIN_EXE_union"))
         .current_dir(dir.path())
         .env("UNION_WARM", "0")
-        .env("VIRTUAL_ENV", repo_root().join(".venv"))
+        .env("VIRTUAL_ENV", crate::support::repo().join(".venv"))
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["build", "spec.yaml"])
         .output()

@@ -80,7 +80,7 @@ async fn builds_on_the_sandbox_pushes_to_its_registry_then_answers_from_the_exis
         .await
         .unwrap();
     let collect = Collect::default();
-    let images = ensure_remote_images(&client, &[s.clone()], &ctx, &options(), &collect)
+    let images = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &options(), &collect)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", server.stderr()));
     assert_eq!(images.len(), 1);
@@ -110,7 +110,7 @@ async fn builds_on_the_sandbox_pushes_to_its_registry_then_answers_from_the_exis
     assert!(out.contains("ok"), "{out}");
 
     // Again: served from the existence call, nothing built.
-    let again = ensure_remote_images(&client, &[s.clone()], &ctx, &options(), &Collect::default())
+    let again = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &options(), &Collect::default())
         .await
         .unwrap();
     assert_eq!(again[0].fully_qualified, img.fully_qualified);
@@ -191,7 +191,7 @@ async fn failing_build_returns_the_failing_steps_output() {
         .await
         .unwrap();
     let collect = Collect::default();
-    let err = ensure_remote_images(&client, &[s.clone()], &ctx, &options(), &collect)
+    let err = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &options(), &collect)
         .await
         .unwrap_err();
     let RemoteBuildError::StepFailed {
@@ -315,7 +315,7 @@ async fn a_sandbox_without_an_image_builder_says_so() {
     let client = RemoteBuilderClient::connect(&disabled.endpoint())
         .await
         .unwrap();
-    let err = ensure_remote_images(&client, &[s.clone()], &ctx, &forced, &Collect::default())
+    let err = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &forced, &Collect::default())
         .await
         .unwrap_err();
     assert!(matches!(err, RemoteBuildError::NoBuilder { .. }), "{err:?}");
@@ -334,7 +334,7 @@ async fn a_sandbox_without_an_image_builder_says_so() {
     let client = RemoteBuilderClient::connect(&no_engine.endpoint())
         .await
         .unwrap();
-    let err = ensure_remote_images(&client, &[s.clone()], &ctx, &forced, &Collect::default())
+    let err = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &forced, &Collect::default())
         .await
         .unwrap_err();
     assert!(matches!(err, RemoteBuildError::NoBuilder { .. }), "{err:?}");
@@ -390,14 +390,14 @@ async fn a_client_that_disconnects_cancels_a_build_nobody_else_waits_for() {
 
 /// The fixture's ImageSpec as flytekit builds it (through union's own bridge code).
 fn fixture_spec(fixture: &Path) -> ImageSpec {
-    let out = std::process::Command::new(repo_root().join(".venv/bin/python"))
+    let out = std::process::Command::new(crate::support::repo().join(".venv/bin/python"))
         .current_dir(fixture)
         .arg("-c")
         .arg(
             "import sys, json; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, '.'); import bridge; \
              import workflows.remote_hello as m; print(json.dumps(bridge.image_spec_to_json(m.image_spec)))",
         )
-        .arg(repo_root().join("src/python"))
+        .arg(crate::support::repo().join("src/python"))
         .output()
         .unwrap();
     assert!(
@@ -417,7 +417,7 @@ async fn fixture_with_builder_union_builds_without_a_local_docker_engine() {
         "unix:///nonexistent/docker.sock"
     );
     let server = Sandbox::start();
-    let fixture = repo_root().join("python_fixtures/remote_builder");
+    let fixture = crate::support::repo().join("python_fixtures/remote_builder");
     let s = fixture_spec(&fixture);
     assert_eq!(s.builder.as_deref(), Some("union"));
     assert!(union_image::remote::wants_remote(&s, None));
@@ -429,7 +429,7 @@ async fn fixture_with_builder_union_builds_without_a_local_docker_engine() {
         force: true,
         ..options()
     };
-    let images = ensure_remote_images(&client, &[s.clone()], &ctx, &forced, &Collect::default())
+    let images = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &forced, &Collect::default())
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", server.stderr()));
     let fq = &images[0].fully_qualified;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::support::Sandbox;
 use exec_util::*;
+use crate::support::venv;
 use tonic::Code;
 use union_idl::flyteidl::admin::{
     execution_closure::OutputResult, ExecutionTerminateRequest, ResourceListRequest,
@@ -60,7 +61,7 @@ fn register_exec(sb: &Sandbox, dir: &Path, image: &str, version: &str) {
 /// The local result of the typed workflow, computed in-process by `union run` (no container).
 fn local_calc_output() -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_union"))
-        .current_dir(repo_root().join("python_fixtures/typed"))
+        .current_dir(crate::support::repo().join("python_fixtures/typed"))
         .env("UNION_WARM", "0")
         .args([
             "run",

@@ -1,9 +1,14 @@
 //! `union sandbox`: FlyteAdmin's API as the real Python clients use it (`api`), executions in
 //! containers (`executions`), and the wire types it speaks (`idl`).
 
+// Tests and examples show what they ran; the print lints are for library code.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 #[path = "../support/mod.rs"]
 mod support;
 
 mod api;
+mod binary;
+mod uploads;
 mod executions;
 mod idl;

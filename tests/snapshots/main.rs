@@ -4,6 +4,9 @@
 //! reads does. After an intended change: `cargo insta review` (or `INSTA_UPDATE=always`), and
 //! read the diff.
 
+// Tests and examples show what they ran; the print lints are for library code.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

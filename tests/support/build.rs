@@ -1,7 +1,7 @@
 //! Helpers for the image build tests: the test engine from tests/setup/docker.sh, and running
 //! commands in containers through the Engine API.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -13,10 +13,6 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::TEST_DOCKER_HOST;
-
-pub fn repo_root() -> PathBuf {
-    super::repo()
-}
 
 /// Require the test engine, registry and base image (failing with the command that starts them)
 /// and point `DOCKER_HOST` at the engine, once, before any engine connection in this process.

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use super::{repo, TEST_BASE_IMAGE, TEST_DOCKER_SOCKET};
 
-
+/// A fixture project's path in this repository (for tests that do not run as a user).
 pub fn fixture(rel: &str) -> String {
     repo()
         .join("python_fixtures")
@@ -16,9 +16,15 @@ pub fn fixture(rel: &str) -> String {
         .into_owned()
 }
 
-/// The test virtualenv (made by tests/setup/python-env.sh).
+/// The test virtualenv with pyflyte (made by tests/setup/python-env.sh); its absence fails the
+/// test with the command that makes it.
 pub fn venv() -> PathBuf {
-    repo().join(".venv")
+    let v = repo().join(".venv");
+    assert!(
+        v.join("bin").join("pyflyte").exists(),
+        "no .venv with pyflyte: create it with `bash tests/setup/python-env.sh`"
+    );
+    v
 }
 
 /// A `union` command run from the repository root, with the test venv active.

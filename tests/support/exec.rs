@@ -3,7 +3,7 @@
 //! executions through the generated tonic client.
 
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,24 +24,10 @@ pub const DOMAIN: &str = "development";
 
 type Client = AdminServiceClient<tonic::transport::Channel>;
 
-pub fn repo_root() -> PathBuf {
-    super::repo()
-}
-
-/// The project's virtualenv with pyflyte (tests/setup/python-env.sh); its absence fails the test.
-pub fn venv() -> PathBuf {
-    let v = repo_root().join(".venv");
-    assert!(
-        v.join("bin").join("pyflyte").exists(),
-        "no .venv with pyflyte: create it with `bash tests/setup/python-env.sh`"
-    );
-    v
-}
-
 /// `union build --quiet` on a fixture's package: the image name it built or found.
 pub fn build_image(fixture: &str, package: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_union"))
-        .current_dir(repo_root().join("python_fixtures").join(fixture))
+        .current_dir(super::repo().join("python_fixtures").join(fixture))
         .env("UNION_WARM", "0")
         .args(["build", "--quiet", package])
         .env(
@@ -73,9 +59,9 @@ pub fn register(
     image: Option<&str>,
     version: &str,
 ) {
-    let venv = venv();
+    let venv = super::venv();
     let mut cmd = Command::new(venv.join("bin").join("pyflyte"));
-    cmd.current_dir(repo_root().join("python_fixtures").join(fixture))
+    cmd.current_dir(super::repo().join("python_fixtures").join(fixture))
         .arg("-c")
         .arg(config)
         .args(["register", "--version", version]);

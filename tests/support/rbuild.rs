@@ -2,7 +2,6 @@
 //! builder server (its engine from tests/setup/docker.sh), and reporters that collect events.
 
 
-use std::path::PathBuf;
 
 use std::sync::Mutex;
 
@@ -11,10 +10,6 @@ use union_image::build::{BuildError, BuildEvent, BuildReporter, Outcome};
 
 /// The flytekit the fixtures pin.
 pub const FLYTEKIT: &str = "1.16.31";
-
-pub fn repo_root() -> PathBuf {
-    super::repo()
-}
 
 /// Records everything a build reports.
 #[derive(Default)]
@@ -33,7 +28,7 @@ impl BuildReporter for Collect {
     fn finished(&self, image: &str, result: Result<&Outcome, &BuildError>) {
         self.finished.lock().unwrap().push((
             image.to_string(),
-            result.map(|o| o.clone()).map_err(|e| e.to_string()),
+            result.cloned().map_err(|e| e.to_string()),
         ));
     }
 }

@@ -19,6 +19,8 @@ pub struct Sandbox {
     child: Child,
     running: bool,
     stderr: Captured,
+    /// Its first line ("union sandbox listening on ADDR (data: DIR)").
+    pub banner: String,
 }
 
 /// How to start one (see [`Sandbox::launch`]).
@@ -87,6 +89,7 @@ impl Sandbox {
             child,
             running: true,
             stderr,
+            banner: line,
         }
     }
 
@@ -140,6 +143,15 @@ impl Sandbox {
     /// Its image builder's records (`image-builds.json`).
     pub fn records(&self) -> Vec<serde_json::Value> {
         read_records(&self.dir)
+    }
+
+    /// Stop it with `sig` (SIGINT, SIGTERM) and return how it exited.
+    pub fn stop_with(&mut self, sig: i32) -> std::process::ExitStatus {
+        assert!(self.running, "the sandbox was already stopped");
+        // SAFETY: signalling our own child, not reaped yet (so its pid is still ours).
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.running = false;
+        self.child.wait().unwrap()
     }
 
     /// SIGKILL, as a crash would. The data directory stays (as long as this value lives, for a

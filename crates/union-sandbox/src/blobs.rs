@@ -470,15 +470,20 @@ struct Signed {
     signature: String,
 }
 
-fn parse_signed(uri: &axum::http::Uri) -> Result<Signed, Response> {
+/// Refusals come back as the status and message for [`text`], not as a built `Response`: that is
+/// too large to carry in every `Result`.
+fn parse_signed(uri: &axum::http::Uri) -> Result<Signed, (StatusCode, String)> {
     let raw = uri.path().strip_prefix(ROUTE_PREFIX).unwrap_or_default();
     let mut parts = Vec::new();
     for seg in raw.split('/') {
-        let c = percent_decode_str(seg)
-            .decode_utf8()
-            .map_err(|_| text(StatusCode::BAD_REQUEST, "blob path is not valid UTF-8"))?;
+        let c = percent_decode_str(seg).decode_utf8().map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                "blob path is not valid UTF-8".into(),
+            )
+        })?;
         check_component(&c)
-            .map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid blob path: {e}")))?;
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid blob path: {e}")))?;
         parts.push(c.into_owned());
     }
     let mut expires = None;
@@ -495,9 +500,9 @@ fn parse_signed(uri: &axum::http::Uri) -> Result<Signed, Response> {
         }
     }
     let Some(expires) = expires else {
-        return Err(text(
+        return Err((
             StatusCode::FORBIDDEN,
-            "not a signed URL: `expires` is missing or invalid",
+            "not a signed URL: `expires` is missing or invalid".into(),
         ));
     };
     Ok(Signed {
@@ -522,7 +527,7 @@ async fn handle(State(blobs): State<Arc<Blobs>>, req: axum::extract::Request) ->
     };
     let signed = match parse_signed(req.uri()) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err((status, msg)) => return text(status, msg),
     };
     if !blobs.verify(
         signed_method,

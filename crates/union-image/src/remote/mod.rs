@@ -22,7 +22,7 @@
 pub mod client;
 pub mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -35,9 +35,6 @@ pub use server::{ImageBuilderService, ServerSettings};
 
 /// The builder names that select the remote builder (union's plugin registers both).
 pub const REMOTE_BUILDERS: [&str; 2] = ["union", "unionai"];
-
-/// The config key naming the builder for ImageSpecs that name none: `union.imageBuilder`.
-pub const CONFIG_KEY: &str = "union.imageBuilder";
 
 /// Default cap on the uncompressed build context a client sends (and a server accepts).
 pub const MAX_CONTEXT_BYTES: u64 = 100 * 1024 * 1024;
@@ -72,70 +69,6 @@ pub fn wants_remote(spec: &ImageSpec, default_builder: Option<&str>) -> bool {
             .map(|b| REMOTE_BUILDERS.contains(&b.trim().to_ascii_lowercase().as_str()))
             .unwrap_or(false),
     }
-}
-
-/// Errors reading `union.imageBuilder` from a config file.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not YAML, or the key is not a string.
-    #[error("config file {}: {message}", path.display())]
-    Invalid { path: PathBuf, message: String },
-}
-
-/// `union.imageBuilder` from a flytekit/union YAML config file (`None` when absent).
-///
-/// Values: `union` / `unionai` (the remote builder), `default` (the local Docker builder).
-pub fn default_builder_from_file(path: &Path) -> Result<Option<String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    default_builder_from_str(&text).map_err(|message| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    })
-}
-
-/// `union.imageBuilder` from the text of a YAML config.
-pub fn default_builder_from_str(text: &str) -> Result<Option<String>, String> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    match doc.get("union").and_then(|u| u.get("imageBuilder")) {
-        None | Some(serde_yaml::Value::Null) => Ok(None),
-        Some(serde_yaml::Value::String(s)) if !s.trim().is_empty() => {
-            Ok(Some(s.trim().to_string()))
-        }
-        Some(serde_yaml::Value::String(_)) => Ok(None),
-        Some(_) => Err(format!(
-            "`{CONFIG_KEY}` must be a builder name such as `union` or `default`"
-        )),
-    }
-}
-
-/// The config file flytekit/union would read, for callers without `crate::config`: the first of
-/// `$UNION_CONFIG`, `$UNIONAI_CONFIG`, `$FLYTECTL_CONFIG`, `~/.union/config.yaml`,
-/// `~/.flyte/config.yaml` that exists.
-pub fn discover_config_file() -> Option<PathBuf> {
-    for var in ["UNION_CONFIG", "UNIONAI_CONFIG", "FLYTECTL_CONFIG"] {
-        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            let p = PathBuf::from(v);
-            return p.is_file().then_some(p);
-        }
-    }
-    let home = PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?);
-    [".union/config.yaml", ".flyte/config.yaml"]
-        .iter()
-        .map(|rel| home.join(rel))
-        .find(|p| p.is_file())
 }
 
 /// The spec as the JSON object [`ImageSpec::from_bridge_json`] reads back to an equal spec: every
@@ -332,17 +265,6 @@ mod tests {
         assert!(wants_remote(&spec, None));
         spec.builder = Some("envd".into());
         assert!(!wants_remote(&spec, Some("union")));
-    }
-
-    #[test]
-    fn config_key() {
-        assert_eq!(
-            default_builder_from_str("admin:\n  endpoint: x\nunion:\n  imageBuilder: union\n")
-                .unwrap(),
-            Some("union".into())
-        );
-        assert_eq!(default_builder_from_str("admin: {}\n").unwrap(), None);
-        assert!(default_builder_from_str("union:\n  imageBuilder: [a]\n").is_err());
     }
 
     #[test]

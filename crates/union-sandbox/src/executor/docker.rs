@@ -561,7 +561,7 @@ impl AttemptPaths {
     }
 
     /// flytepropeller's template variables (case- and space-insensitive), as plain paths.
-    fn substitute(&self, arg: &String) -> String {
+    fn substitute(&self, arg: &str) -> String {
         TEMPLATE_VAR
             .replace_all(arg, |c: &regex::Captures<'_>| {
                 let name = c
@@ -748,28 +748,16 @@ mod tests {
     #[test]
     fn substitutes_template_variables_like_flytepropeller() {
         let p = AttemptPaths::new(Path::new("/d/a/0"));
-        assert_eq!(p.substitute(&"{{.input}}".to_string()), "/d/a/0/inputs.pb");
+        assert_eq!(p.substitute("{{.input}}"), "/d/a/0/inputs.pb");
+        assert_eq!(p.substitute("{{ .OutputPrefix }}"), "/d/a/0/outputs");
+        assert_eq!(p.substitute("{{.rawOutputDataPrefix}}"), "/d/a/0/raw");
         assert_eq!(
-            p.substitute(&"{{ .OutputPrefix }}".to_string()),
-            "/d/a/0/outputs"
-        );
-        assert_eq!(
-            p.substitute(&"{{.rawOutputDataPrefix}}".to_string()),
-            "/d/a/0/raw"
-        );
-        assert_eq!(
-            p.substitute(&"{{.checkpointOutputPrefix}}".to_string()),
+            p.substitute("{{.checkpointOutputPrefix}}"),
             "/d/a/0/checkpoint"
         );
-        assert_eq!(p.substitute(&"{{.prevCheckpointPrefix}}".to_string()), "");
-        assert_eq!(
-            p.substitute(&"{{$taskTemplatePath}}".to_string()),
-            "/d/a/0/task.pb"
-        );
-        assert_eq!(
-            p.substitute(&"--x={{.unknown}}".to_string()),
-            "--x={{.unknown}}"
-        );
+        assert_eq!(p.substitute("{{.prevCheckpointPrefix}}"), "");
+        assert_eq!(p.substitute("{{$taskTemplatePath}}"), "/d/a/0/task.pb");
+        assert_eq!(p.substitute("--x={{.unknown}}"), "--x={{.unknown}}");
     }
 
     #[test]

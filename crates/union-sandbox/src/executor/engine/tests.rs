@@ -5,14 +5,22 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use super::*;
-use crate::executor::bindings::primitive_literal;
-use crate::executor::{NoLaunchPlans, ResolvedLaunchPlan};
+use crate::executor::bindings::{primitive_literal, START_NODE};
+use crate::executor::{
+    entity_ref, Event, NoLaunchPlans, NodePhase, ResolvedLaunchPlan, TaskFailure, TaskOutcome,
+    TaskPhase, TaskRequest,
+};
 use union_idl::flyteidl::core::{
-    boolean_expression, comparison_expression::Operator, literal, operand, primitive, scalar,
-    BooleanExpression, BranchNode, ComparisonExpression, IfBlock, IfElseBlock, Literal, Operand,
-    Primitive, RetryStrategy, TaskMetadata, WorkflowNode,
+    binding_data, boolean_expression, comparison_expression::Operator, literal, node::Target,
+    operand, primitive, scalar, task_node, workflow_node, Binding, BindingData, BooleanExpression,
+    BranchNode, ComparisonExpression, Identifier, IfBlock, IfElseBlock, Literal, Node, Operand,
+    OutputReference, Primitive, RetryStrategy, TaskMetadata, TaskTemplate, WorkflowNode,
+    WorkflowTemplate,
 };
 
 #[derive(Default)]

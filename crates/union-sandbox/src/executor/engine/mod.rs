@@ -1,0 +1,138 @@
+//! The scheduler: runs a workflow template's nodes in dependency order, in parallel.
+//!
+//! Where things happen: `schedule` walks a template's DAG, `node` runs one node by kind,
+//! `branch` evaluates branch nodes, `task` runs task attempts (retries, timeouts, the
+//! parallelism limit), `events` reports node phases, `single_task` builds the workflow of an
+//! execution created by task id.
+
+mod branch;
+mod events;
+mod node;
+mod schedule;
+mod single_task;
+mod task;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::{
+    CancelToken, EventSink, ExecutionOutcome, LaunchPlanResolver, TaskRunner, WorkflowClosure,
+};
+use union_idl::flyteidl::core::{self, execution_error::ErrorKind, ExecutionError, LiteralMap};
+
+use schedule::run_workflow;
+pub(super) use single_task::single_task_closure;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Task attempts (containers) running at once, across all executions.
+    pub max_parallelism: usize,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            max_parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+}
+
+/// Runs executions; cheap to clone, shares its parallelism limit between executions.
+#[derive(Clone)]
+pub struct Executor {
+    runner: Arc<dyn TaskRunner>,
+    resolver: Arc<dyn LaunchPlanResolver>,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("available_permits", &self.permits.available_permits())
+            .finish()
+    }
+}
+
+/// Why a node (and so its workflow) did not succeed.
+#[derive(Debug, Clone)]
+enum NodeFailure {
+    Failed {
+        node_id: String,
+        error: ExecutionError,
+    },
+    Aborted,
+}
+
+/// Per-execution state shared by every node future.
+#[derive(Clone)]
+struct Ctx {
+    exec: Executor,
+    execution: core::WorkflowExecutionIdentifier,
+    sink: Arc<dyn EventSink>,
+}
+
+impl Executor {
+    /// An executor running tasks with `runner` and resolving launch plan nodes with `resolver`.
+    pub fn new(
+        config: ExecutorConfig,
+        runner: Arc<dyn TaskRunner>,
+        resolver: Arc<dyn LaunchPlanResolver>,
+    ) -> Self {
+        Executor {
+            runner,
+            resolver,
+            permits: Arc::new(Semaphore::new(config.max_parallelism.max(1))),
+        }
+    }
+
+    /// Run `closure.primary` with `inputs` until it finishes or `cancel` fires; progress goes to `sink`.
+    pub async fn run(
+        &self,
+        execution: core::WorkflowExecutionIdentifier,
+        closure: Arc<WorkflowClosure>,
+        inputs: LiteralMap,
+        sink: Arc<dyn EventSink>,
+        cancel: CancelToken,
+    ) -> ExecutionOutcome {
+        let ctx = Ctx {
+            exec: self.clone(),
+            execution,
+            sink,
+        };
+        let template = Arc::new(closure.primary.clone());
+        match run_workflow(ctx, closure, template, inputs, None, cancel).await {
+            Ok(outputs) => ExecutionOutcome::Succeeded(outputs),
+            Err(NodeFailure::Failed { node_id, error }) => {
+                ExecutionOutcome::Failed { node_id, error }
+            }
+            Err(NodeFailure::Aborted) => ExecutionOutcome::Aborted,
+        }
+    }
+}
+
+fn failed(node_id: &str, code: &str, message: impl Into<String>, kind: ErrorKind) -> NodeFailure {
+    NodeFailure::Failed {
+        node_id: node_id.to_string(),
+        error: ExecutionError {
+            code: code.into(),
+            message: message.into(),
+            kind: kind as i32,
+            ..Default::default()
+        },
+    }
+}
+
+fn unique_id(parent: Option<&str>, id: &str) -> String {
+    match parent {
+        // flytepropeller's child node ids: <parent>-<parent retry attempt>-<child>.
+        Some(p) => format!("{p}-0-{id}"),
+        None => id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,175 @@
+//! The DAG walk: which nodes a template's nodes wait for, and running a template's nodes as
+//! their inputs become available, stopping at the first failure.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::events::{emit_node, error_of};
+use super::node::execute_node;
+use super::{failed, unique_id, Ctx, NodeFailure};
+use crate::executor::bindings::{self, Scope, START_NODE};
+use crate::executor::{CancelToken, NodePhase, WorkflowClosure};
+use union_idl::flyteidl::core::{
+    binding_data, execution_error::ErrorKind, node::Target, BindingData, LiteralMap, Node,
+    WorkflowTemplate,
+};
+
+fn promises(data: &BindingData, out: &mut BTreeSet<String>) {
+    match &data.value {
+        Some(binding_data::Value::Promise(p)) => {
+            out.insert(p.node_id.clone());
+        }
+        Some(binding_data::Value::Collection(c)) => {
+            c.bindings.iter().for_each(|d| promises(d, out))
+        }
+        Some(binding_data::Value::Map(m)) => m.bindings.values().for_each(|d| promises(d, out)),
+        _ => {}
+    }
+}
+
+/// Each node's dependencies inside its template (start-node excluded).
+fn dependencies(template: &WorkflowTemplate) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+    let ids: BTreeSet<&str> = template.nodes.iter().map(|n| n.id.as_str()).collect();
+    if ids.len() != template.nodes.len() {
+        return Err("two nodes share an id".into());
+    }
+    let mut deps = BTreeMap::new();
+    for node in &template.nodes {
+        let mut d: BTreeSet<String> = node.upstream_node_ids.iter().cloned().collect();
+        for b in &node.inputs {
+            if let Some(data) = &b.binding {
+                promises(data, &mut d);
+            }
+        }
+        d.remove(START_NODE);
+        // flytekit's id for the workflow-input node (GLOBAL_INPUT_NODE_ID).
+        d.remove("");
+        d.remove(&node.id);
+        if let Some(unknown) = d.iter().find(|id| !ids.contains(id.as_str())) {
+            return Err(format!(
+                "node `{}` depends on `{unknown}`, which is not a node of the workflow",
+                node.id
+            ));
+        }
+        deps.insert(node.id.clone(), d);
+    }
+    Ok(deps)
+}
+
+type NodeResult = (String, Result<LiteralMap, NodeFailure>);
+
+/// Run one workflow template (the primary, a subworkflow or a launch plan's) to completion.
+pub(super) fn run_workflow(
+    ctx: Ctx,
+    closure: Arc<WorkflowClosure>,
+    template: Arc<WorkflowTemplate>,
+    inputs: LiteralMap,
+    parent: Option<String>,
+    cancel: CancelToken,
+) -> BoxFuture<'static, Result<LiteralMap, NodeFailure>> {
+    Box::pin(async move {
+        let owner = parent.clone().unwrap_or_else(|| "end-node".to_string());
+        let deps = dependencies(&template)
+            .map_err(|e| failed(&owner, "InvalidWorkflow", e, ErrorKind::System))?;
+        let nodes: HashMap<&str, &Node> =
+            template.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+        let mut scope = Scope::new();
+        scope.insert(START_NODE.to_string(), inputs);
+        let mut pending: BTreeSet<String> = deps.keys().cloned().collect();
+        let mut running: FuturesUnordered<BoxFuture<'static, NodeResult>> = FuturesUnordered::new();
+        let wf_cancel = cancel.child();
+        let mut failure: Option<NodeFailure> = None;
+
+        loop {
+            if failure.is_none() && cancel.is_cancelled() {
+                failure = Some(NodeFailure::Aborted);
+                wf_cancel.cancel();
+            }
+            if failure.is_none() {
+                let ready: Vec<String> = pending
+                    .iter()
+                    .filter(|id| deps[*id].iter().all(|d| scope.contains_key(d)))
+                    .cloned()
+                    .collect();
+                for id in ready {
+                    pending.remove(&id);
+                    let Some(node) = nodes.get(id.as_str()) else {
+                        continue;
+                    };
+                    let uid = unique_id(parent.as_deref(), &id);
+                    match bindings::resolve_bindings(&node.inputs, &scope) {
+                        Ok(node_inputs) => {
+                            let branch_scope = matches!(node.target, Some(Target::BranchNode(_)))
+                                .then(|| scope.clone());
+                            let fut = execute_node(
+                                ctx.clone(),
+                                closure.clone(),
+                                (*node).clone(),
+                                uid.clone(),
+                                parent.clone(),
+                                node_inputs,
+                                branch_scope,
+                                wf_cancel.clone(),
+                            );
+                            running.push(Box::pin(async move { (id, fut.await) }));
+                        }
+                        Err(e) => {
+                            let f = failed(&uid, "BindingResolutionFailure", e, ErrorKind::User);
+                            emit_node(
+                                &ctx,
+                                node,
+                                &uid,
+                                parent.as_deref(),
+                                NodePhase::Failed,
+                                None,
+                                None,
+                                error_of(&f),
+                            );
+                            failure = Some(f);
+                            wf_cancel.cancel();
+                            break;
+                        }
+                    }
+                }
+            }
+            let Some((id, result)) = running.next().await else {
+                break;
+            };
+            match result {
+                Ok(outputs) => {
+                    scope.insert(id, outputs);
+                }
+                Err(f) => {
+                    // The first failure wins; the nodes still running are aborted.
+                    if failure.is_none() {
+                        failure = Some(f);
+                    }
+                    wf_cancel.cancel();
+                }
+            }
+        }
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        if !pending.is_empty() {
+            let ids: Vec<&str> = pending.iter().map(String::as_str).collect();
+            return Err(failed(
+                &owner,
+                "InvalidWorkflow",
+                format!("nodes {ids:?} depend on each other in a cycle"),
+                ErrorKind::System,
+            ));
+        }
+        bindings::resolve_bindings(&template.outputs, &scope).map_err(|e| {
+            failed(
+                &owner,
+                "OutputsNotFound",
+                format!("workflow outputs: {e}"),
+                ErrorKind::User,
+            )
+        })
+    })
+}
