@@ -192,7 +192,9 @@ pub fn signal_word(sig: i32) -> &'static str {
     }
 }
 
-use crate::env_vars::{TEST_PAUSE_AT as ENV_TEST_PAUSE_AT, TEST_PAUSE_UNTIL as ENV_TEST_PAUSE_UNTIL};
+use crate::env_vars::{
+    TEST_PAUSE_AT as ENV_TEST_PAUSE_AT, TEST_PAUSE_UNTIL as ENV_TEST_PAUSE_UNTIL,
+};
 
 /// A hook for tests of interruptions and lost connections: with `UNION_TEST_PAUSE_AT=<point>`,
 /// a command that reaches `point` says so on stderr and waits there until a signal arrives (in a

@@ -465,4 +465,3 @@ async fn failing_log_tail(
         tail.join("\n")
     ))
 }
-

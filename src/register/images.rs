@@ -13,7 +13,6 @@ use union_image::TagContext;
 
 use super::{ImageReporter, Loaded, PlanOptions, Progress, RegisterError, Verbosity};
 
-
 /// An ImageSpec given as `--image [NAME=]spec.yaml`: built like a task's, used by its name.
 #[derive(Debug, Clone)]
 pub struct YamlImage {

@@ -26,8 +26,8 @@ pub use error::RegisterError;
 pub use load::{flytekit_default_image, images_of, load, load_code, Code, Loaded, PlannedImage};
 pub use progress::{ImageReporter, Progress, Verbosity};
 pub use publish::{
-    connect, dependency_layers, processes_note, publish, register_entities, Published, RegisterFlags,
-    Registered,
+    connect, dependency_layers, processes_note, publish, register_entities, Published,
+    RegisterFlags, Registered,
 };
 pub use serialize::{
     derive_version, serialize, serialize_for_registration, PlannedEntity, Spec,

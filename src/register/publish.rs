@@ -318,12 +318,7 @@ pub fn publish(
         entities.len(),
         processes_note(loaded)
     ));
-    let registered = rt.block_on(register_entities(
-        client,
-        &entities,
-        flags,
-        progress,
-    ))?;
+    let registered = rt.block_on(register_entities(client, &entities, flags, progress))?;
     Ok(Published {
         entities,
         version,

@@ -1,6 +1,5 @@
 //! `union list`: discovery with pyflyte's semantics (project root, module names, directories).
 
-
 use crate::support::*;
 
 fn list_json(paths: &[&str]) -> serde_json::Value {

@@ -8,9 +8,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod run;
 mod list;
 mod package;
 mod register;
 mod register_images;
 mod remote;
+mod run;

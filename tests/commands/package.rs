@@ -1,7 +1,6 @@
 //! `union package` produces the same specs as `pyflyte package` for the fixtures, and a
 //! deterministic archive.
 
-
 use std::path::Path;
 use std::process::Command;
 

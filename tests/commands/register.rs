@@ -1,7 +1,6 @@
 //! `union register` against the real sandbox, read back through the real FlyteRemote; versions,
 //! idempotence, conflicts, dry runs and bad input.
 
-
 use std::path::Path;
 
 use crate::support::*;

@@ -3,7 +3,6 @@
 //! rebuilt, a code-only change rebuilds nothing, and nothing is registered when an image cannot be
 //! had.
 
-
 use std::path::Path;
 
 use crate::support::*;

@@ -1,7 +1,6 @@
 //! `union run --remote` against the real sandbox, engine and registry: each task runs in its own
 //! container from its image, with the real flytekit inside.
 
-
 use std::sync::OnceLock;
 
 use crate::support::*;

@@ -1,6 +1,5 @@
 //! `union run` against the fixtures: outputs, help, parity with pyflyte, and every error case.
 
-
 use crate::support::*;
 
 const HELLO: &str = "hello/workflows/hello.py";

@@ -2,8 +2,8 @@
 //! combinations it refuses, and real builds against the Docker engine and registry that
 //! tests/setup/docker.sh starts (run automatically when they are not up).
 
-use crate::support::{unique, TEST_BASE_IMAGE, TEST_DOCKER_HOST, TEST_REGISTRY};
 use crate::support::build as build_util;
+use crate::support::{unique, TEST_BASE_IMAGE, TEST_DOCKER_HOST, TEST_REGISTRY};
 
 use std::path::Path;
 use std::process::Command;

@@ -8,7 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod tag;
 mod build;
 mod registry;
 mod remote_builder;
+mod tag;

@@ -2,8 +2,8 @@
 //! whose Docker engine and registry come from tests/setup/docker.sh. The client side (this test
 //! process) has no Docker engine: DOCKER_HOST points nowhere.
 
-use crate::support::{unique, TEST_REGISTRY};
 use crate::support::rbuild as rbuild_util;
+use crate::support::{unique, TEST_REGISTRY};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -80,9 +80,15 @@ async fn builds_on_the_sandbox_pushes_to_its_registry_then_answers_from_the_exis
         .await
         .unwrap();
     let collect = Collect::default();
-    let images = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &options(), &collect)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", server.stderr()));
+    let images = ensure_remote_images(
+        &client,
+        std::slice::from_ref(&s),
+        &ctx,
+        &options(),
+        &collect,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", server.stderr()));
     assert_eq!(images.len(), 1);
     let img = &images[0];
     let name = s.image_name(&ctx).unwrap();
@@ -110,9 +116,15 @@ async fn builds_on_the_sandbox_pushes_to_its_registry_then_answers_from_the_exis
     assert!(out.contains("ok"), "{out}");
 
     // Again: served from the existence call, nothing built.
-    let again = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &options(), &Collect::default())
-        .await
-        .unwrap();
+    let again = ensure_remote_images(
+        &client,
+        std::slice::from_ref(&s),
+        &ctx,
+        &options(),
+        &Collect::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(again[0].fully_qualified, img.fully_qualified);
     assert!(!again[0].built);
     let found = client.get_image(&name).await.unwrap();
@@ -191,9 +203,15 @@ async fn failing_build_returns_the_failing_steps_output() {
         .await
         .unwrap();
     let collect = Collect::default();
-    let err = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &options(), &collect)
-        .await
-        .unwrap_err();
+    let err = ensure_remote_images(
+        &client,
+        std::slice::from_ref(&s),
+        &ctx,
+        &options(),
+        &collect,
+    )
+    .await
+    .unwrap_err();
     let RemoteBuildError::StepFailed {
         step,
         message,
@@ -315,9 +333,15 @@ async fn a_sandbox_without_an_image_builder_says_so() {
     let client = RemoteBuilderClient::connect(&disabled.endpoint())
         .await
         .unwrap();
-    let err = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &forced, &Collect::default())
-        .await
-        .unwrap_err();
+    let err = ensure_remote_images(
+        &client,
+        std::slice::from_ref(&s),
+        &ctx,
+        &forced,
+        &Collect::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, RemoteBuildError::NoBuilder { .. }), "{err:?}");
     assert!(
         err.to_string()
@@ -326,17 +350,22 @@ async fn a_sandbox_without_an_image_builder_says_so() {
     );
     assert!(err.to_string().contains("--no-image-builder"), "{err}");
 
-    let no_engine =
-        Sandbox::launch(crate::support::sandbox::Launch {
-            env: &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
-            ..Default::default()
-        });
+    let no_engine = Sandbox::launch(crate::support::sandbox::Launch {
+        env: &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        ..Default::default()
+    });
     let client = RemoteBuilderClient::connect(&no_engine.endpoint())
         .await
         .unwrap();
-    let err = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &forced, &Collect::default())
-        .await
-        .unwrap_err();
+    let err = ensure_remote_images(
+        &client,
+        std::slice::from_ref(&s),
+        &ctx,
+        &forced,
+        &Collect::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, RemoteBuildError::NoBuilder { .. }), "{err:?}");
     assert!(
         err.to_string()
@@ -429,9 +458,15 @@ async fn fixture_with_builder_union_builds_without_a_local_docker_engine() {
         force: true,
         ..options()
     };
-    let images = ensure_remote_images(&client, std::slice::from_ref(&s), &ctx, &forced, &Collect::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", server.stderr()));
+    let images = ensure_remote_images(
+        &client,
+        std::slice::from_ref(&s),
+        &ctx,
+        &forced,
+        &Collect::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", server.stderr()));
     let fq = &images[0].fully_qualified;
     assert_eq!(
         fq,

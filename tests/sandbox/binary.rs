@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{union, venv, Sandbox};
 use crate::support::sandbox::Launch;
+use crate::support::{union, venv, Sandbox};
 
 #[test]
 fn binary_refuses_a_taken_port_naming_it() {
@@ -13,7 +13,13 @@ fn binary_refuses_a_taken_port_naming_it() {
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let out = union()
-        .args(["sandbox", "start", "--port", &port.to_string(), "--data-dir"])
+        .args([
+            "sandbox",
+            "start",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -76,7 +82,9 @@ fn pyflyte_register_and_flyteremote_fetch() {
         }
         cmd.env("NO_PROXY", "*").env("HOME", dir.path());
     };
-    let fixtures = crate::support::repo().join("python_fixtures").join("pkgtree");
+    let fixtures = crate::support::repo()
+        .join("python_fixtures")
+        .join("pkgtree");
     let mut register = Command::new(venv.join("bin").join("pyflyte"));
     register
         .current_dir(&fixtures)

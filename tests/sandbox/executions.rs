@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::venv;
 use crate::support::Sandbox;
 use exec_util::*;
-use crate::support::venv;
 use tonic::Code;
 use union_idl::flyteidl::admin::{
     execution_closure::OutputResult, ExecutionTerminateRequest, ResourceListRequest,

@@ -9,6 +9,6 @@ mod support;
 
 mod api;
 mod binary;
-mod uploads;
 mod executions;
 mod idl;
+mod uploads;

@@ -77,7 +77,9 @@ fn help_text() {
 #[test]
 fn help_of_a_workflows_inputs() {
     let p = Project::new("typed");
-    let o = run(p.union().args(["run", "workflows/calc.py", "calc_wf", "--help"]));
+    let o = run(p
+        .union()
+        .args(["run", "workflows/calc.py", "calc_wf", "--help"]));
     assert!(o.status.success(), "{}", stderr(&o));
     settings(&[]).bind(|| insta::assert_snapshot!("help_calc_wf_inputs", stdout(&o)));
 }
@@ -120,7 +122,9 @@ fn build_dry_run_plan_and_dockerfile() {
          pip_index: https://alice:TOPSECRET@pypi.example.com/simple\nentrypoint: []\n",
     )
     .unwrap();
-    let o = run(union().current_dir(d).args(["build", "--dry-run", "spec.yaml"]));
+    let o = run(union()
+        .current_dir(d)
+        .args(["build", "--dry-run", "spec.yaml"]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("TOPSECRET"));
     settings(&[(r"exists: [^\n]+", "exists: [CHECKED]")])
@@ -173,7 +177,10 @@ fn error_output() {
     let (_socket, port) = support::registry::closed_port();
     let endpoint = format!("127.0.0.1:{port}");
     let cases: Vec<(&str, Vec<&str>)> = vec![
-        ("error_missing_file", vec!["run", "workflows/nope.py", "calc_wf"]),
+        (
+            "error_missing_file",
+            vec!["run", "workflows/nope.py", "calc_wf"],
+        ),
         (
             "error_unknown_entity",
             vec!["run", "workflows/calc.py", "nope_wf"],

@@ -154,4 +154,3 @@ pub fn write_fast_archive(path: &Path, files: &[(&str, String)]) {
     }
     tar.into_inner().unwrap().finish().unwrap();
 }
-

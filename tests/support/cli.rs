@@ -98,8 +98,6 @@ pub fn exists(p: &Path) -> bool {
     p.exists()
 }
 
-
-
 /// A `union` command that builds with the test engine and base image.
 pub fn union_docker() -> Command {
     let mut c = union();
@@ -246,4 +244,3 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
-

@@ -2,7 +2,6 @@
 //! free port, images built with `union build`, registration with the real pyflyte, and polling
 //! executions through the generated tonic client.
 
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

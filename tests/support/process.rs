@@ -84,4 +84,3 @@ pub fn signal(child: &std::process::Child, sig: i32) {
     // SAFETY: kill(2) on our own child, which has not been reaped yet.
     unsafe { libc::kill(child.id() as i32, sig) };
 }
-

@@ -1,10 +1,7 @@
 //! Helpers for tests/remote_builder.rs: the real `union sandbox start` binary as the image
 //! builder server (its engine from tests/setup/docker.sh), and reporters that collect events.
 
-
-
 use std::sync::Mutex;
-
 
 use union_image::build::{BuildError, BuildEvent, BuildReporter, Outcome};
 
@@ -61,7 +58,6 @@ impl Collect {
             .collect()
     }
 }
-
 
 /// Require the test engine, registry and base image. Unlike `build::ensure_engine`, this never
 /// points this process's DOCKER_HOST at the engine: only the sandbox server gets it; clients here

@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 /// The registry tests/setup/docker.sh starts.
 pub const LOCAL_REGISTRY: &str = "127.0.0.1:30000";
 
-
 /// A loopback port that refuses connections: a socket bound to it but not listening, which also
 /// keeps any other process from taking the port while the test runs. Keep the descriptor alive.
 pub fn closed_port() -> (std::os::fd::OwnedFd, u16) {

@@ -63,7 +63,13 @@ impl Sandbox {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_union"));
         cmd.env("DOCKER_HOST", format!("unix://{TEST_DOCKER_SOCKET}"))
             .env("UNION_BASE_IMAGE", TEST_BASE_IMAGE)
-            .args(["sandbox", "start", "--port", &l.port.to_string(), "--data-dir"])
+            .args([
+                "sandbox",
+                "start",
+                "--port",
+                &l.port.to_string(),
+                "--data-dir",
+            ])
             .arg(&dir)
             .args(["--image-registry", TEST_REGISTRY])
             .args(l.args)
@@ -80,7 +86,10 @@ impl Sandbox {
         let Some(port) = listening_port(&line) else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("union sandbox start did not come up: {line:?}\n{}", stderr.all());
+            panic!(
+                "union sandbox start did not come up: {line:?}\n{}",
+                stderr.all()
+            );
         };
         Sandbox {
             port,

@@ -1,7 +1,6 @@
 //! Bad input, the way users give it, gets a clear error that names the thing and the fix, the
 //! right exit code (2 for usage), and leaves nothing half-done.
 
-
 use crate::support::registry as registry_util;
 
 use std::path::Path;
@@ -373,10 +372,7 @@ fn a_corrupted_sandbox_database_is_reported_as_corruption() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("is corrupted"), "{err}");
     assert!(err.contains(&db_file.display().to_string()), "{err}");
-    assert!(
-        err.contains(&format!("mv {}", dir.display())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("mv {}", dir.display())), "{err}");
 }
 
 // ------------------------------------------------------------------------- images

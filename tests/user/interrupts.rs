@@ -8,7 +8,6 @@
 //! `UNION_TEST_PAUSE_AT=<point>`, which makes the command wait at that point, so the signal
 //! arrives exactly there instead of at a guessed moment.
 
-
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! directory, relative paths, the real binary. A green suite once hid that `union run --remote`
 //! failed from any project's root: these tests are the guard.
 
-
 use std::path::Path;
 use std::time::Duration;
 

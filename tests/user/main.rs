@@ -8,7 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod layout;
 mod bad_input;
 mod interrupts;
+mod layout;
 mod warm;

@@ -2,7 +2,6 @@
 //! by a forked child of a server that imported flytekit once, with the same output, exit codes and
 //! Ctrl-C behaviour; never from a stale installation; several at a time.
 
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
