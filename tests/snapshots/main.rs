@@ -19,7 +19,8 @@ fn settings(extra: &[(&str, &str)]) -> insta::Settings {
     let repo = repo().display().to_string();
     let mut filters: Vec<(String, String)> = vec![
         (regex_escape(&repo), "[REPO]".into()),
-        (r"/tmp/[A-Za-z0-9._-]+".into(), "[TMP]".into()),
+        // Temporary directories (tempfile's `.tmpXXXXXX`), not paths inside images such as `/tmp`.
+        (r"/tmp/\.tmp[A-Za-z0-9]+".into(), "[TMP]".into()),
         (r"\(\d+ ms\)".into(), "([N] ms)".into()),
         (r"127\.0\.0\.1:\d+".into(), "127.0.0.1:[PORT]".into()),
         (r"in \d+\.\ds".into(), "in [N]s".into()),
