@@ -342,7 +342,7 @@ async fn htpasswd_registry_with_credential_helpers() {
     child
         .args([
             "--exact",
-            "credential_helper_child",
+            "registry::credential_helper_child",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -26,18 +26,8 @@ from flytekit.constants import CopyFileDetection
 from flytekit.image_spec.image_spec import ImageSpec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# The bridge as union loads it: its files concatenated in BRIDGE_SOURCE's order (src/python/mod.rs).
-_BRIDGE_DIR = os.path.join(HERE, "..", "..", "src", "python", "bridge")
-_BRIDGE_FILES = ["protocol", "tracebacks", "discover", "inputs", "run", "serialize", "remote", "warm"]
-bridge = types.ModuleType("union_bridge_under_test")
-exec(
-    compile(
-        "\n".join(open(os.path.join(_BRIDGE_DIR, f + ".py")).read() for f in _BRIDGE_FILES),
-        "<union-bridge>",
-        "exec",
-    ),
-    bridge.__dict__,
-)
+sys.path.insert(0, HERE)
+from load_bridge import bridge  # noqa: E402
 
 
 def build(kw):

@@ -1,6 +1,5 @@
-//! The remote image builder (`builder="union"`) against the real `union sandbox start` binary,
-//! whose Docker engine and registry come from tests/setup/docker.sh. The client side (this test
-//! process) has no Docker engine: DOCKER_HOST points nowhere.
+//! Builds through the remote builder, from its client (no Docker engine here: DOCKER_HOST points
+//! nowhere) to the sandbox's builder server and back.
 
 use crate::support::rbuild as rbuild_util;
 use crate::support::{unique, TEST_REGISTRY};
@@ -423,10 +422,11 @@ fn fixture_spec(fixture: &Path) -> ImageSpec {
         .current_dir(fixture)
         .arg("-c")
         .arg(
-            "import sys, json; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, '.'); import bridge; \
+            "import sys, json; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, '.'); \
+             from load_bridge import bridge; \
              import workflows.remote_hello as m; print(json.dumps(bridge.image_spec_to_json(m.image_spec)))",
         )
-        .arg(crate::support::repo().join("src/python"))
+        .arg(crate::support::repo().join("tests/support"))
         .output()
         .unwrap();
     assert!(
