@@ -26,7 +26,7 @@ use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
-use super::admin::timestamp;
+use crate::status::timestamp;
 use union_idl::flyteidl::service::data_proxy_service_server::DataProxyService;
 use union_idl::flyteidl::service::{
     CreateDownloadLinkRequest, CreateDownloadLinkResponse, CreateDownloadLocationRequest,

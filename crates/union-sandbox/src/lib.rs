@@ -31,6 +31,7 @@ pub mod executions;
 /// Workflow execution: node scheduling, bindings, branches, and a Docker task runner.
 pub mod executor;
 pub mod query;
+pub mod status;
 pub mod store;
 
 use std::future::Future;

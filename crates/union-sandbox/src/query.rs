@@ -23,8 +23,8 @@ pub struct ListParams<'a> {
 
 /// Validate a list request and turn it into a store query.
 pub fn list_query(p: ListParams<'_>) -> Result<ListQuery, Status> {
-    super::admin::require("project", p.project)?;
-    super::admin::require("domain", p.domain)?;
+    crate::status::require("project", p.project)?;
+    crate::status::require("domain", p.domain)?;
     // flyteadmin refuses limit 0 rather than defaulting it.
     if p.limit == 0 {
         return Err(Status::invalid_argument(

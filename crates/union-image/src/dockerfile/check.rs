@@ -2,14 +2,10 @@
 
 use std::path::{Component, Path};
 
-use super::inputs::{requirements_kind, resolve};
+use super::inputs::{non_empty, requirements_kind, resolve};
 use super::PlanError;
 use crate::spec::{BaseImage, ImageSpec};
 use crate::tag::TagContext;
-
-pub(super) fn non_empty<T>(v: &Option<Vec<T>>) -> bool {
-    v.as_ref().is_some_and(|v| !v.is_empty())
-}
 
 /// Refuse, before any build, the combinations union's builder cannot honour (naming the field).
 pub fn check_supported(spec: &ImageSpec, ctx: &TagContext) -> Result<(), PlanError> {

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::check::non_empty;
 use super::PlanError;
 use crate::files;
 use crate::spec::{CopyFileDetection, ImageSpec};
@@ -220,4 +219,9 @@ fn pyproject_readme(pyproject: &Path) -> Option<PathBuf> {
         .to_string();
     let path = pyproject.parent()?.join(&readme);
     (Path::new(&readme).components().count() == 1 && path.is_file()).then_some(path)
+}
+
+/// A list field that is set and has entries.
+pub(super) fn non_empty<T>(v: &Option<Vec<T>>) -> bool {
+    v.as_ref().is_some_and(|v| !v.is_empty())
 }

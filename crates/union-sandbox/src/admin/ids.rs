@@ -3,36 +3,15 @@
 use tonic::Status;
 
 use crate::compile;
+pub(super) use crate::status::{describe, require, timestamp};
 use crate::store::{EntityKey, EntityKind, NamedKey};
 use union_idl::flyteidl::admin::NamedEntityIdentifier;
 use union_idl::flyteidl::core::{self, Identifier};
-use union_idl::google_protobuf::Timestamp;
-
-/// flyteadmin's "missing <field>" INVALID_ARGUMENT for an empty required string.
-pub fn require(field: &str, value: &str) -> Result<(), Status> {
-    if value.is_empty() {
-        Err(Status::invalid_argument(format!("missing {field}")))
-    } else {
-        Ok(())
-    }
-}
 
 pub(super) fn resource_type_name(rt: i32) -> &'static str {
     core::ResourceType::try_from(rt)
         .map(|r| r.as_str_name())
         .unwrap_or("UNKNOWN")
-}
-
-/// A readable id for messages: "task `name` (project `p`, domain `d`, version `v`)".
-pub fn describe(kind: EntityKind, k: &EntityKey) -> String {
-    format!(
-        "{} `{}` (project `{}`, domain `{}`, version `{}`)",
-        kind.noun(),
-        k.name,
-        k.project,
-        k.domain,
-        k.version
-    )
 }
 
 /// Validate a full identifier of `kind`, as flyteadmin's ValidateIdentifier does.
@@ -80,13 +59,5 @@ pub(super) fn identifier(kind: EntityKind, k: &EntityKey) -> Identifier {
         name: k.name.clone(),
         version: k.version.clone(),
         org: k.org.clone(),
-    }
-}
-
-/// Unix nanoseconds as a protobuf Timestamp.
-pub fn timestamp(nanos: i64) -> Timestamp {
-    Timestamp {
-        seconds: nanos.div_euclid(1_000_000_000),
-        nanos: nanos.rem_euclid(1_000_000_000) as i32,
     }
 }

@@ -28,9 +28,6 @@ use super::store::Store;
 use union_idl::flyteidl::admin::{self, *};
 use union_idl::flyteidl::service::admin_service_server::AdminService;
 
-pub use ids::{describe, require, timestamp};
-pub use status::db;
-
 /// The AdminService implementation over the sandbox [`Store`].
 #[derive(Debug, Clone)]
 pub struct AdminApi {

@@ -5,25 +5,10 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
-use super::ids::describe;
+pub(super) use crate::status::db;
+use crate::status::describe;
 use crate::store::{EntityKey, EntityKind, Inserted, StoreError};
 use union_idl::flyteidl::admin::{TaskSpec, WorkflowSpec};
-
-/// A database failure as a gRPC status: DATA_LOSS with what to do when the file is damaged,
-/// INTERNAL with the cause otherwise.
-pub fn db(err: StoreError) -> Status {
-    let mut msg = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    if err.is_corruption() {
-        return Status::data_loss(format!("{msg}; {}", StoreError::CORRUPT_HINT));
-    }
-    Status::internal(msg)
-}
 
 pub(super) fn digest(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()

@@ -47,62 +47,6 @@ pub use validate::generate_name;
 use recovery::mark_interrupted;
 use resolve::StoreResolver;
 
-/// Schema of the execution tables (appended to the store's migrations).
-pub const MIGRATION: &str = "
-    CREATE TABLE executions (
-        seq          INTEGER PRIMARY KEY,
-        org          TEXT NOT NULL,
-        project      TEXT NOT NULL,
-        domain       TEXT NOT NULL,
-        name         TEXT NOT NULL,
-        phase        INTEGER NOT NULL,     -- core.WorkflowExecution.Phase
-        spec         BLOB NOT NULL,        -- admin.ExecutionSpec
-        workflow_id  BLOB NOT NULL,        -- core.Identifier
-        inputs       BLOB NOT NULL,        -- core.LiteralMap, after defaults
-        outputs      BLOB,                 -- core.LiteralMap
-        error        BLOB,                 -- core.ExecutionError
-        abort_cause  TEXT,
-        created_at   INTEGER NOT NULL,     -- unix nanoseconds
-        started_at   INTEGER,
-        finished_at  INTEGER,
-        updated_at   INTEGER NOT NULL,
-        UNIQUE (org, project, domain, name)
-    );
-    CREATE INDEX executions_by_project ON executions (org, project, domain, created_at);
-    CREATE INDEX executions_unfinished ON executions (phase) WHERE phase IN (1, 2);
-    CREATE TABLE node_executions (
-        execution_seq  INTEGER NOT NULL REFERENCES executions(seq),
-        node_id        TEXT NOT NULL,      -- unique in the execution (n1-0-n0 inside n1)
-        spec_node_id   TEXT NOT NULL,
-        parent_node_id TEXT NOT NULL,      -- '' at the top level
-        kind           TEXT NOT NULL,      -- task, workflow, launch_plan, branch, gate, array
-        phase          INTEGER NOT NULL,   -- core.NodeExecution.Phase
-        inputs         BLOB,
-        outputs        BLOB,
-        error          BLOB,
-        created_at     INTEGER NOT NULL,
-        started_at     INTEGER,
-        finished_at    INTEGER,
-        updated_at     INTEGER NOT NULL,
-        seq            INTEGER NOT NULL,   -- creation order
-        PRIMARY KEY (execution_seq, node_id)
-    );
-    CREATE TABLE task_executions (
-        execution_seq  INTEGER NOT NULL REFERENCES executions(seq),
-        node_id        TEXT NOT NULL,
-        retry_attempt  INTEGER NOT NULL,
-        task_id        BLOB NOT NULL,      -- core.Identifier
-        phase          INTEGER NOT NULL,   -- core.TaskExecution.Phase
-        log_path       TEXT,
-        outputs        BLOB,
-        error          BLOB,
-        created_at     INTEGER NOT NULL,
-        started_at     INTEGER,
-        finished_at    INTEGER,
-        updated_at     INTEGER NOT NULL,
-        PRIMARY KEY (execution_seq, node_id, retry_attempt)
-    );";
-
 /// Message of executions interrupted by a sandbox restart.
 pub const RESTARTED: &str = "the sandbox restarted while this execution was running";
 /// Environment variable capping concurrently running task containers.

@@ -9,7 +9,7 @@ use super::rows::{
 };
 use super::validate::{exec_id, nid_name, not_found};
 use super::Executions;
-use crate::admin::db;
+use crate::status::db;
 use union_idl::flyteidl::admin::{
     Execution, ExecutionList, NodeExecution, NodeExecutionGetDataRequest,
     NodeExecutionGetDataResponse, NodeExecutionGetRequest, NodeExecutionList,
@@ -163,7 +163,7 @@ impl Executions {
     ) -> Result<(WorkflowExecutionIdentifier, NodeRow), Status> {
         let nid = id.ok_or_else(|| Status::invalid_argument("missing id"))?;
         let exec = exec_id(nid.execution_id.as_ref())?;
-        crate::admin::require("id.node_id", &nid.node_id)?;
+        crate::status::require("id.node_id", &nid.node_id)?;
         let node_id = nid.node_id.clone();
         let shown = nid_name(id);
         let lookup = exec.clone();

@@ -2,7 +2,7 @@
 
 use super::rows::{ExecRow, NodeRow, TaskRow};
 use super::Executions;
-use crate::admin::timestamp;
+use crate::status::timestamp;
 use union_idl::flyteidl::admin::{
     execution_closure, node_execution_closure, task_execution_closure, AbortMetadata, Execution,
     ExecutionClosure, NodeExecution, NodeExecutionClosure, NodeExecutionMetaData, TaskExecution,

@@ -8,8 +8,8 @@ use prost::Message;
 use tonic::Status;
 
 use super::Executions;
-use crate::admin::db;
 use crate::executor::{LaunchPlanResolver, ResolvedLaunchPlan, WorkflowClosure};
+use crate::status::db;
 use crate::store::{EntityKey, EntityKind, Store};
 use union_idl::flyteidl::admin::{LaunchPlanSpec, WorkflowClosure as AdminWorkflowClosure};
 use union_idl::flyteidl::core::{parameter, Identifier, LiteralMap};
@@ -64,7 +64,7 @@ pub(super) fn load_launch_plan(
         .ok_or_else(|| {
             Status::not_found(format!(
                 "{} does not exist",
-                crate::admin::describe(EntityKind::LaunchPlan, key)
+                crate::status::describe(EntityKind::LaunchPlan, key)
             ))
         })?;
     let lp = LaunchPlanSpec::decode(row.spec.as_slice())
@@ -80,7 +80,7 @@ pub(super) fn load_launch_plan(
         .ok_or_else(|| {
             Status::not_found(format!(
                 "{} does not exist",
-                crate::admin::describe(EntityKind::Workflow, &wf_key)
+                crate::status::describe(EntityKind::Workflow, &wf_key)
             ))
         })?;
     let closure = AdminWorkflowClosure::decode(wf.closure.as_slice())

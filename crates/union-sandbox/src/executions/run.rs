@@ -13,8 +13,8 @@ use super::resolve::load_launch_plan;
 use super::rows::execution_row;
 use super::validate::{check_inputs, exec_id, generate_name, not_found, validate_name};
 use super::{Executions, Running};
-use crate::admin::db;
 use crate::executor::{self, CancelToken, Event, EventSink, WorkflowClosure};
+use crate::status::db;
 use crate::store::{EntityKind, Store};
 use union_idl::flyteidl::admin::{
     ExecutionCreateRequest, ExecutionCreateResponse, ExecutionMetadata, ExecutionTerminateRequest,
@@ -33,8 +33,8 @@ impl Executions {
         self: &Arc<Self>,
         req: ExecutionCreateRequest,
     ) -> Result<ExecutionCreateResponse, Status> {
-        crate::admin::require("project", &req.project)?;
-        crate::admin::require("domain", &req.domain)?;
+        crate::status::require("project", &req.project)?;
+        crate::status::require("domain", &req.domain)?;
         let mut spec = req
             .spec
             .ok_or_else(|| Status::invalid_argument("missing spec"))?;
@@ -48,7 +48,7 @@ impl Executions {
             ("name", &target.name),
             ("version", &target.version),
         ] {
-            crate::admin::require(&format!("spec.launch_plan.{field}"), value)?;
+            crate::status::require(&format!("spec.launch_plan.{field}"), value)?;
         }
         let name = if req.name.is_empty() {
             generate_name()
@@ -136,7 +136,7 @@ impl Executions {
                 .ok_or_else(|| {
                     Status::not_found(format!(
                         "{} does not exist",
-                        crate::admin::describe(EntityKind::Task, &key)
+                        crate::status::describe(EntityKind::Task, &key)
                     ))
                 })?;
             let closure = TaskClosure::decode(row.closure.as_slice())

@@ -107,9 +107,9 @@ pub(super) fn exec_id(
     id: Option<&WorkflowExecutionIdentifier>,
 ) -> Result<WorkflowExecutionIdentifier, Status> {
     let id = id.ok_or_else(|| Status::invalid_argument("missing id"))?;
-    crate::admin::require("id.project", &id.project)?;
-    crate::admin::require("id.domain", &id.domain)?;
-    crate::admin::require("id.name", &id.name)?;
+    crate::status::require("id.project", &id.project)?;
+    crate::status::require("id.domain", &id.domain)?;
+    crate::status::require("id.name", &id.name)?;
     Ok(id.clone())
 }
 

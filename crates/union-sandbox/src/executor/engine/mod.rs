@@ -3,7 +3,9 @@
 //! Where things happen: `schedule` walks a template's DAG, `node` runs one node by kind,
 //! `branch` evaluates branch nodes, `task` runs task attempts (retries, timeouts, the
 //! parallelism limit), `events` reports node phases, `single_task` builds the workflow of an
-//! execution created by task id.
+//! execution created by task id. `schedule`, `node` and `branch` call one another on purpose:
+//! Flyte's nodes nest (a branch case or a subworkflow is itself nodes to schedule), so running
+//! them is one recursion spread over three files.
 
 mod branch;
 mod events;

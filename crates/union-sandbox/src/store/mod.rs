@@ -24,32 +24,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "sandbox.db";
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-/// Never edit a released entry: append a new one.
-pub const MIGRATIONS: &[&str] = &[
-    // 1: versioned definitions.
-    "CREATE TABLE entities (
-        seq           INTEGER PRIMARY KEY,  -- insertion order: breaks created_at ties
-        resource_type INTEGER NOT NULL,     -- flyteidl core.ResourceType: 1 task, 2 workflow, 3 launch plan
-        org           TEXT NOT NULL,
-        project       TEXT NOT NULL,
-        domain        TEXT NOT NULL,
-        name          TEXT NOT NULL,
-        version       TEXT NOT NULL,
-        digest        BLOB NOT NULL,        -- sha256 of the deterministic encoding compared on re-create
-        spec          BLOB NOT NULL,        -- admin.TaskSpec / WorkflowSpec / LaunchPlanSpec
-        closure       BLOB NOT NULL,        -- admin.TaskClosure / WorkflowClosure / LaunchPlanClosure
-        state         INTEGER,              -- launch plans: admin.LaunchPlanState; NULL otherwise
-        created_at    INTEGER NOT NULL,     -- unix nanoseconds
-        updated_at    INTEGER NOT NULL,     -- unix nanoseconds
-        UNIQUE (resource_type, org, project, domain, name, version)
-    );
-    CREATE INDEX entities_by_name ON entities (resource_type, org, project, domain, name, created_at);
-    CREATE INDEX entities_by_project ON entities (resource_type, org, project, domain, created_at);
-    CREATE INDEX entities_active ON entities (org, project, domain, name) WHERE state = 1;",
-    // 2: executions, node executions and task attempts (see `executions`).
-    super::executions::MIGRATION,
-];
+mod schema;
+pub use schema::MIGRATIONS;
 
 /// Read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;

@@ -1,0 +1,82 @@
+//! The database schema, as numbered migrations: each runs once, in order, and is never edited
+//! once released (a change is a new migration).
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+/// Never edit a released entry: append a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: versioned definitions.
+    "CREATE TABLE entities (
+        seq           INTEGER PRIMARY KEY,  -- insertion order: breaks created_at ties
+        resource_type INTEGER NOT NULL,     -- flyteidl core.ResourceType: 1 task, 2 workflow, 3 launch plan
+        org           TEXT NOT NULL,
+        project       TEXT NOT NULL,
+        domain        TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        version       TEXT NOT NULL,
+        digest        BLOB NOT NULL,        -- sha256 of the deterministic encoding compared on re-create
+        spec          BLOB NOT NULL,        -- admin.TaskSpec / WorkflowSpec / LaunchPlanSpec
+        closure       BLOB NOT NULL,        -- admin.TaskClosure / WorkflowClosure / LaunchPlanClosure
+        state         INTEGER,              -- launch plans: admin.LaunchPlanState; NULL otherwise
+        created_at    INTEGER NOT NULL,     -- unix nanoseconds
+        updated_at    INTEGER NOT NULL,     -- unix nanoseconds
+        UNIQUE (resource_type, org, project, domain, name, version)
+    );
+    CREATE INDEX entities_by_name ON entities (resource_type, org, project, domain, name, created_at);
+    CREATE INDEX entities_by_project ON entities (resource_type, org, project, domain, created_at);
+    CREATE INDEX entities_active ON entities (org, project, domain, name) WHERE state = 1;",
+    // 2: executions, node executions and task attempts (read and written by `executions`).
+    "
+    CREATE TABLE executions (
+        seq          INTEGER PRIMARY KEY,
+        org          TEXT NOT NULL,
+        project      TEXT NOT NULL,
+        domain       TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        phase        INTEGER NOT NULL,     -- core.WorkflowExecution.Phase
+        spec         BLOB NOT NULL,        -- admin.ExecutionSpec
+        workflow_id  BLOB NOT NULL,        -- core.Identifier
+        inputs       BLOB NOT NULL,        -- core.LiteralMap, after defaults
+        outputs      BLOB,                 -- core.LiteralMap
+        error        BLOB,                 -- core.ExecutionError
+        abort_cause  TEXT,
+        created_at   INTEGER NOT NULL,     -- unix nanoseconds
+        started_at   INTEGER,
+        finished_at  INTEGER,
+        updated_at   INTEGER NOT NULL,
+        UNIQUE (org, project, domain, name)
+    );
+    CREATE INDEX executions_by_project ON executions (org, project, domain, created_at);
+    CREATE INDEX executions_unfinished ON executions (phase) WHERE phase IN (1, 2);
+    CREATE TABLE node_executions (
+        execution_seq  INTEGER NOT NULL REFERENCES executions(seq),
+        node_id        TEXT NOT NULL,      -- unique in the execution (n1-0-n0 inside n1)
+        spec_node_id   TEXT NOT NULL,
+        parent_node_id TEXT NOT NULL,      -- '' at the top level
+        kind           TEXT NOT NULL,      -- task, workflow, launch_plan, branch, gate, array
+        phase          INTEGER NOT NULL,   -- core.NodeExecution.Phase
+        inputs         BLOB,
+        outputs        BLOB,
+        error          BLOB,
+        created_at     INTEGER NOT NULL,
+        started_at     INTEGER,
+        finished_at    INTEGER,
+        updated_at     INTEGER NOT NULL,
+        seq            INTEGER NOT NULL,   -- creation order
+        PRIMARY KEY (execution_seq, node_id)
+    );
+    CREATE TABLE task_executions (
+        execution_seq  INTEGER NOT NULL REFERENCES executions(seq),
+        node_id        TEXT NOT NULL,
+        retry_attempt  INTEGER NOT NULL,
+        task_id        BLOB NOT NULL,      -- core.Identifier
+        phase          INTEGER NOT NULL,   -- core.TaskExecution.Phase
+        log_path       TEXT,
+        outputs        BLOB,
+        error          BLOB,
+        created_at     INTEGER NOT NULL,
+        started_at     INTEGER,
+        finished_at    INTEGER,
+        updated_at     INTEGER NOT NULL,
+        PRIMARY KEY (execution_seq, node_id, retry_attempt)
+    );",
+];
