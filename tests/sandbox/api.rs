@@ -1,9 +1,9 @@
 //! FlyteAdmin's entity API of `union sandbox` (tasks, workflows, launch plans, named entities):
-//! a real server on 127.0.0.1:0, driven through the generated tonic clients.
+//! the real `union sandbox start` on port 0, driven through the generated tonic clients.
 
-use crate::support::inproc as sandbox_util;
+use crate::support::requests::*;
+use crate::support::Sandbox;
 
-use sandbox_util::*;
 use tonic::Code;
 use union_idl::flyteidl::admin::{
     sort, ActiveLaunchPlanRequest, ExecutionRelaunchRequest, GetVersionRequest, LaunchPlanState,
@@ -48,7 +48,7 @@ fn ids_request(limit: u32) -> NamedEntityIdentifierListRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_create_get_list_and_paginate() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = Sandbox::start_in(dir.path());
     let mut admin = server.admin().await;
 
     for v in ["v1", "v2", "v3"] {
@@ -157,13 +157,13 @@ async fn tasks_create_get_list_and_paginate() {
         .unwrap()
         .into_inner();
     assert!(version.control_plane_version.is_some());
-    server.stop().await;
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_is_already_exists_when_identical_and_invalid_argument_when_different() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = Sandbox::start_in(dir.path());
     let mut admin = server.admin().await;
 
     admin
@@ -257,13 +257,13 @@ async fn recreate_is_already_exists_when_identical_and_invalid_argument_when_dif
         "{}",
         e.message()
     );
-    server.stop().await;
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_ids_are_not_found_and_empty_fields_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = Sandbox::start_in(dir.path());
     let mut admin = server.admin().await;
 
     let e = admin
@@ -372,13 +372,13 @@ async fn unknown_ids_are_not_found_and_empty_fields_are_named() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
     assert!(e.message().contains("RelaunchExecution"), "{}", e.message());
-    server.stop().await;
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflows_and_launch_plans_require_registered_references() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = Sandbox::start_in(dir.path());
     let mut admin = server.admin().await;
     let task_id = id(ResourceType::Task, "app.t", "v1");
     let wf_id = id(ResourceType::Workflow, "app.wf", "v1");
@@ -622,13 +622,13 @@ async fn workflows_and_launch_plans_require_registered_references() {
             .collect::<Vec<_>>(),
         ["app.lp"]
     );
-    server.stop().await;
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = Sandbox::start_in(dir.path());
     let mut admin = server.admin().await;
     let task_id = id(ResourceType::Task, "app.t", "v1");
     admin
@@ -652,9 +652,9 @@ async fn state_survives_a_restart() {
         .await
         .unwrap();
     drop(admin);
-    server.stop().await;
+    server.stop();
 
-    let server = TestServer::start(dir.path()).await;
+    let server = Sandbox::start_in(dir.path());
     let mut admin = server.admin().await;
     let task = admin
         .get_task(get(task_id.clone()))
@@ -686,13 +686,13 @@ async fn state_survives_a_restart() {
             .code(),
         Code::AlreadyExists
     );
-    server.stop().await;
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_create_task_keeps_every_task() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = Sandbox::start_in(dir.path());
     let (clients, per_client) = (32, 40);
     let mut joins = Vec::new();
     for c in 0..clients {
@@ -733,7 +733,7 @@ async fn concurrent_create_task_keeps_every_task() {
         .get_task(get(id(ResourceType::Task, "app.t7", "v39")))
         .await
         .unwrap();
-    server.stop().await;
+    server.stop();
     // The database is consistent after the load.
     let conn = rusqlite::Connection::open(dir.path().join("sandbox.db")).unwrap();
     let check: String = conn

@@ -1,7 +1,8 @@
 //! The sandbox's blob endpoint as flytekit uses it: upload locations signed with the content's
 //! MD5, PUT and GET through the HTTP server on the sandbox's port.
 
-use crate::support::inproc::*;
+use crate::support::requests::*;
+use crate::support::Sandbox;
 
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
@@ -22,7 +23,7 @@ fn upload_request(md5: &[u8], filename: &str) -> CreateUploadLocationRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_check_md5_and_signature() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = Sandbox::start_in(dir.path());
     let mut proxy = server.data_proxy().await;
     let body = b"fast-registered code archive".to_vec();
     let md5 = Md5::digest(&body).to_vec();
@@ -70,7 +71,7 @@ async fn uploads_check_md5_and_signature() {
     );
     assert!(
         loc.signed_url
-            .starts_with(&format!("http://{}/blobs/", server.addr)),
+            .starts_with(&format!("http://{}/blobs/", server.endpoint())),
         "{}",
         loc.signed_url
     );
@@ -172,5 +173,5 @@ async fn uploads_check_md5_and_signature() {
             .code(),
         Code::InvalidArgument
     );
-    server.stop().await;
+    server.stop();
 }

@@ -5,8 +5,8 @@
 //! - [`sandbox`]: the one way to start `union sandbox start` (port 0, address read from it);
 //! - [`process`]: waiting for conditions, never for a fixed time; child processes' stderr and
 //!   signals;
-//! - [`build`], [`rbuild`], [`registry`], [`exec`], [`inproc`]: helpers of the image, remote
-//!   builder, registry, execution and in-process sandbox tests.
+//! - [`build`], [`rbuild`], [`registry`], [`exec`], [`requests`]: helpers of the image, remote
+//!   builder, registry, execution and sandbox API tests.
 //!
 //! Infrastructure (the test Docker engine, registry and base image, started by
 //! `tests/setup/docker.sh`) is required, never skipped: [`require_docker_infra`] fails a test with
@@ -16,10 +16,10 @@
 pub mod build;
 pub mod cli;
 pub mod exec;
-pub mod inproc;
 pub mod process;
 pub mod rbuild;
 pub mod registry;
+pub mod requests;
 pub mod sandbox;
 
 // Each test binary uses a part of these.

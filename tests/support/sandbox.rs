@@ -163,6 +163,26 @@ impl Sandbox {
         self.child.wait().unwrap()
     }
 
+    /// Stop it as Ctrl-C does and require a clean exit (in-flight requests finished, the
+    /// database closed).
+    pub fn stop(mut self) {
+        let status = self.stop_with(libc::SIGINT);
+        assert!(status.success(), "{status:?}\n{}", self.stderr());
+    }
+
+    /// A generated DataProxyService client connected to it.
+    pub async fn data_proxy(
+        &self,
+    ) -> union_idl::flyteidl::service::data_proxy_service_client::DataProxyServiceClient<
+        tonic::transport::Channel,
+    > {
+        union_idl::flyteidl::service::data_proxy_service_client::DataProxyServiceClient::connect(
+            self.url(),
+        )
+        .await
+        .expect("connect to the sandbox")
+    }
+
     /// SIGKILL, as a crash would. The data directory stays (as long as this value lives, for a
     /// temporary one); a restart is `Sandbox::launch` with that directory and [`Sandbox::port`].
     pub fn kill(&mut self) {

@@ -1,9 +1,8 @@
-//! Helpers for the sandbox tests and benchmark: a real server on 127.0.0.1:0, request builders,
-//! and a minimal HTTP/1.1 client for the signed blob URLs.
+//! Requests for the sandbox's API tests: ids, task templates, workflows and launch plans as
+//! flytekit registers them, and a minimal HTTP/1.1 client for the signed blob URLs.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::net::TcpStream;
 
 use union_idl::flyteidl::admin::{
     LaunchPlanCreateRequest, LaunchPlanSpec, TaskCreateRequest, TaskSpec, WorkflowCreateRequest,
@@ -15,65 +14,6 @@ use union_idl::flyteidl::core::{
     ParameterMap, ResourceType, TaskNode, TaskTemplate, TypedInterface, Variable, VariableMap,
     WorkflowNode, WorkflowTemplate,
 };
-use union_idl::flyteidl::service::admin_service_client::AdminServiceClient;
-use union_idl::flyteidl::service::data_proxy_service_client::DataProxyServiceClient;
-use union_sandbox::{Sandbox, SandboxConfig, SandboxError};
-
-/// A sandbox running in this process on a free port.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<Result<(), SandboxError>>,
-}
-
-impl TestServer {
-    /// Start a sandbox on 127.0.0.1:0 with state in `dir`.
-    pub async fn start(dir: &Path) -> TestServer {
-        let config = SandboxConfig {
-            host: "127.0.0.1".into(),
-            port: 0,
-            data_dir: dir.to_path_buf(),
-        };
-        let sandbox = Sandbox::bind(&config).await.expect("bind sandbox");
-        let addr = sandbox.local_addr();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(sandbox.serve(async {
-            let _ = rx.await;
-        }));
-        TestServer {
-            addr,
-            shutdown: Some(tx),
-            handle,
-        }
-    }
-
-    /// Stop gracefully and wait until the database is closed.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        (&mut self.handle)
-            .await
-            .expect("server task")
-            .expect("server result");
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub async fn admin(&self) -> AdminServiceClient<tonic::transport::Channel> {
-        AdminServiceClient::connect(self.endpoint())
-            .await
-            .expect("connect admin")
-    }
-
-    pub async fn data_proxy(&self) -> DataProxyServiceClient<tonic::transport::Channel> {
-        DataProxyServiceClient::connect(self.endpoint())
-            .await
-            .expect("connect data proxy")
-    }
-}
 
 pub const PROJECT: &str = "flytesnacks";
 pub const DOMAIN: &str = "development";
