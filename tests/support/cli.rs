@@ -34,7 +34,7 @@ pub fn union() -> Command {
     c.env("VIRTUAL_ENV", venv());
     c.env_remove("FLYTE_FORCE_PUSH_IMAGE_SPEC");
     // No warm-interpreter servers from tests (each test directory and environment would start
-    // one); tests/warm.rs turns it on where it is the subject.
+    // one); tests/user/warm.rs turns it on where it is the subject.
     c.env("UNION_WARM", "0");
     c
 }

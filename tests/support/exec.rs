@@ -1,4 +1,4 @@
-//! Helpers for tests/sandbox_exec.rs and its benchmark: the real `union sandbox start` binary on a
+//! Helpers for tests/sandbox/executions.rs and its benchmark: the real `union sandbox start` binary on a
 //! free port, images built with `union build`, registration with the real pyflyte, and polling
 //! executions through the generated tonic client.
 

@@ -1,4 +1,4 @@
-"""Oracle for tests/image_tag.rs: computes ImageSpec tags with the real flytekit.
+"""Oracle for tests/images/tag.rs: computes ImageSpec tags with the real flytekit.
 
 Usage: python image_tag_oracle.py CASES.json RESULTS.json
 

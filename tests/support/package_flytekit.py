@@ -1,4 +1,4 @@
-"""Ground truth for tests/package_archive.rs: flytekit's own file listing, digest and tar.
+"""Ground truth for tests/packaging/archive.rs: flytekit's own file listing, digest and tar.
 
 Reads a JSON request on stdin: {"cases": [{"root": ..., "ignores": "fast"|"image", "deref": bool}],
 "tar": {"root": ..., "files": [...abs], "out": ...} (optional)} and prints a JSON answer.

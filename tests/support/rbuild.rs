@@ -1,4 +1,4 @@
-//! Helpers for tests/remote_builder.rs: the real `union sandbox start` binary as the image
+//! Helpers for tests/remote_builder/: the real `union sandbox start` binary as the image
 //! builder server (its engine from tests/setup/docker.sh), and reporters that collect events.
 
 use std::sync::Mutex;

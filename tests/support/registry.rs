@@ -1,4 +1,4 @@
-//! Helpers for tests/registry.rs: push a tiny image over the registry API, run a private
+//! Helpers for tests/images/registry.rs: push a tiny image over the registry API, run a private
 //! htpasswd-protected docker-registry, and a scriptable fake registry + token service.
 
 use std::collections::HashMap;

@@ -7,7 +7,7 @@ Imports MODULE(s) with PROJECT_ROOT on sys.path and as the current directory (Im
 `NNN_<name>.<message type>.pb`, e.g. `003_workflows.hello.say_hello.flyteidl.admin.TaskSpec.pb`, each
 the message serialized with `SerializeToString(deterministic=True)`. Prints one line per file.
 
-Used by tests/idl_roundtrip.rs; it needs the real flytekit (the project's .venv).
+Used by tests/sandbox/idl.rs; it needs the real flytekit (the project's .venv).
 
 No image is ever built: every ImageSpec used by a task is first passed through
 `update_image_spec_copy_handling` (as flytekit does during serialization, so ids and tags match

@@ -6,7 +6,7 @@
 //! - [`archive`]: the deterministic `fast<ls_digest>.tar.gz`.
 //!
 //! The file list and `ls_digest` equal flytekit's inside a git work tree (checked against
-//! flytekit 1.16.31 by `tests/package_archive.rs`). Deliberate differences, all rare:
+//! flytekit 1.16.31 by `tests/packaging/archive.rs`). Deliberate differences, all rare:
 //! - outside a git work tree we still apply `.gitignore` files (flytekit applies none);
 //! - a git-ignored file with a non-ASCII name is ignored (flytekit misses it: `git ls-files`
 //!   quotes such names, so they never match);
