@@ -1,5 +1,5 @@
-//! Helpers for tests/sandbox/executions.rs and its benchmark: the real `union sandbox start` binary on a
-//! free port, images built with `union build`, registration with the real pyflyte, and polling
+//! Helpers for tests/sandbox/executions.rs and its benchmark: the real `union sandbox start` binary
+//! ([`super::Sandbox`]), images built with `union build`, registration with the real pyflyte, and polling
 //! executions through the generated tonic client.
 
 use std::path::Path;
