@@ -281,6 +281,28 @@ async fn workflows_run_in_containers() {
             "hello-alice"
         ]
     );
+
+    // A conditional whose condition reads a workflow input and whose branches read an upstream
+    // task's output starts only after that task.
+    admin
+        .create_execution(create_request(
+            lp("workflows.fanout.summary_wf", "v1"),
+            "summary",
+            inputs(vec![("n", int(7))]),
+        ))
+        .await
+        .unwrap();
+    let s = wait_done(&mut admin, "summary", TIMEOUT).await;
+    assert_eq!(
+        s.closure.as_ref().unwrap().phase,
+        Phase::Succeeded as i32,
+        "{:?}",
+        s.closure.as_ref().unwrap().output_result
+    );
+    assert_eq!(
+        as_string(&outputs(&mut admin, "summary").await.literals["o0"]).as_deref(),
+        Some("14 is small")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,3 +34,17 @@ def parity_wf(n: int) -> str:
         .else_()
         .then(describe(n=n, kind="small"))
     )
+
+
+@workflow
+def summary_wf(n: int) -> str:
+    # The condition reads only the workflow's input; the branches read `total`'s output, so the
+    # branch must wait for `total` (flytekit binds only the condition's operands to it).
+    s = total(xs=[n, n])
+    return (
+        conditional("size")
+        .if_(n > 100)
+        .then(describe(n=s, kind="big"))
+        .else_()
+        .then(describe(n=s, kind="small"))
+    )

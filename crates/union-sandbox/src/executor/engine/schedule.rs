@@ -13,8 +13,8 @@ use super::{failed, unique_id, Ctx, NodeFailure};
 use crate::executor::bindings::{self, Scope, START_NODE};
 use crate::executor::{CancelToken, NodePhase, WorkflowClosure};
 use union_idl::flyteidl::core::{
-    binding_data, execution_error::ErrorKind, node::Target, BindingData, LiteralMap, Node,
-    WorkflowTemplate,
+    binding_data, execution_error::ErrorKind, if_else_block, node::Target, BindingData, LiteralMap,
+    Node, WorkflowTemplate,
 };
 
 fn promises(data: &BindingData, out: &mut BTreeSet<String>) {
@@ -30,7 +30,32 @@ fn promises(data: &BindingData, out: &mut BTreeSet<String>) {
     }
 }
 
-/// Each node's dependencies inside its template (start-node excluded).
+/// The nodes whose outputs `node` or any node nested in it (branch cases, nested branches)
+/// reads: a branch's own inputs may name only what its condition needs, while its cases read
+/// upstream outputs directly. Subworkflows are not entered: their nodes read the subworkflow's
+/// inputs, which the node's own bindings provide.
+fn consumed(node: &Node, out: &mut BTreeSet<String>) {
+    for b in &node.inputs {
+        if let Some(data) = &b.binding {
+            promises(data, out);
+        }
+    }
+    if let Some(Target::BranchNode(branch)) = &node.target {
+        if let Some(ie) = &branch.if_else {
+            let cases = ie.case.iter().map(|c| &**c).chain(ie.other.iter());
+            for then in cases.filter_map(|c| c.then_node.as_deref()) {
+                consumed(then, out);
+            }
+            if let Some(if_else_block::Default::ElseNode(n)) = &ie.default {
+                consumed(n, out);
+            }
+        }
+    }
+}
+
+/// Each node's dependencies inside its template (start-node excluded): its upstream nodes and
+/// every node whose outputs it or a node inside it consumes, so that it starts only once they
+/// have all finished, as flytepropeller starts it.
 fn dependencies(template: &WorkflowTemplate) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
     let ids: BTreeSet<&str> = template.nodes.iter().map(|n| n.id.as_str()).collect();
     if ids.len() != template.nodes.len() {
@@ -44,6 +69,10 @@ fn dependencies(template: &WorkflowTemplate) -> Result<BTreeMap<String, BTreeSet
                 promises(data, &mut d);
             }
         }
+        let mut nested = BTreeSet::new();
+        consumed(node, &mut nested);
+        // A nested node may read a node of its own case; only this template's nodes order it.
+        d.extend(nested.into_iter().filter(|id| ids.contains(id.as_str())));
         d.remove(START_NODE);
         // flytekit's id for the workflow-input node (GLOBAL_INPUT_NODE_ID).
         d.remove("");

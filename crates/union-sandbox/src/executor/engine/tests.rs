@@ -681,3 +681,83 @@ async fn single_task_closures_bind_inputs_and_outputs() {
     // The fake "add" task's interface is empty, so only the bindings the interface names exist.
     assert!(matches!(outcome, ExecutionOutcome::Succeeded(_)));
 }
+
+/// A conditional whose condition reads only a workflow input while its case reads an upstream
+/// task's output (flytekit binds only the condition's operands to the branch node): the branch
+/// waits for that task, as flytepropeller's does.
+#[tokio::test]
+async fn a_branch_waits_for_the_nodes_its_cases_read() {
+    let cond = BooleanExpression {
+        expr: Some(boolean_expression::Expr::Comparison(ComparisonExpression {
+            operator: Operator::Gt as i32,
+            left_value: Some(Operand {
+                val: Some(operand::Val::Var(".x".into())),
+            }),
+            right_value: Some(Operand {
+                val: Some(operand::Val::Primitive(Primitive {
+                    value: Some(primitive::Value::Integer(0)),
+                })),
+            }),
+        })),
+    };
+    let branch = Node {
+        id: "n1".into(),
+        inputs: vec![Binding {
+            var: ".x".into(),
+            binding: Some(promise(START_NODE, "x")),
+        }],
+        target: Some(Target::BranchNode(Box::new(BranchNode {
+            if_else: Some(Box::new(IfElseBlock {
+                case: Some(Box::new(IfBlock {
+                    condition: Some(cond),
+                    then_node: Some(Box::new(task_node(
+                        "n1-n0",
+                        "add",
+                        vec![("a", promise("n0", "o0")), ("b", constant(1000))],
+                    ))),
+                })),
+                other: vec![],
+                default: None,
+            })),
+        }))),
+        ..Default::default()
+    };
+    let wf = workflow(
+        "wf",
+        vec![
+            // Listed after the branch, and slow (30 ms): only the dependency orders them.
+            branch,
+            task_node(
+                "n0",
+                "add",
+                vec![("a", promise(START_NODE, "x")), ("b", constant(1))],
+            ),
+        ],
+        vec![("o", promise("n1", "o0"))],
+    );
+    let (outcome, _runner, events) = run(
+        4,
+        closure(wf, vec![]),
+        inputs(&[("x", 5)]),
+        CancelToken::new(),
+    )
+    .await;
+    match outcome {
+        ExecutionOutcome::Succeeded(out) => assert_eq!(int_of(out.literals.get("o")), 1006),
+        other => panic!("{other:?}"),
+    }
+    // The branch started only after n0 had succeeded.
+    let order: Vec<(String, NodePhase)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Node(n) => Some((n.node_id.clone(), n.phase)),
+            _ => None,
+        })
+        .collect();
+    let n0_done = order
+        .iter()
+        .position(|(id, p)| id == "n0" && *p == NodePhase::Succeeded)
+        .expect("n0 succeeded");
+    let n1_start = order.iter().position(|(id, _)| id == "n1").expect("n1 ran");
+    assert!(n0_done < n1_start, "{order:?}");
+}
