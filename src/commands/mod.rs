@@ -32,8 +32,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(cmd) => get::get(cmd),
         Command::Terminate(args) => get::terminate(args),
         Command::Warm(cmd) => warm::warm(cmd),
-        // The binary serves these itself (src/main.rs): a server runs whole command lines.
-        Command::WarmServer { .. } => unreachable!("handled by the binary"),
+        // The binary starts servers itself (src/main.rs); one asked to run inside a served
+        // command (only a hand-made request could) is refused.
+        Command::WarmServer { .. } => Err(crate::diagnostics::CliError::usage(
+            "`__warm-server` is started by union itself, not run as a command",
+        )
+        .into()),
         Command::Package(args) => package::package(args),
         Command::Register(args) => register::register(args),
         Command::Build(args) => build::build(args),
