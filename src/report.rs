@@ -148,4 +148,45 @@ mod tests {
             "error: registering failed\n  caused by: config file `/nope.yaml` (from $UNION_CONFIG) does not exist\nhint: unset UNION_CONFIG or point it at an existing file\n"
         );
     }
+
+    /// Every error type with a `Hint` impl, in any crate of the workspace, is in `hint_of`'s
+    /// list: a type missing there would have its hints and exit code silently dropped.
+    #[test]
+    fn every_hint_impl_is_listed() {
+        fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    rust_files(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        rust_files(&root.join("src"), &mut files);
+        rust_files(&root.join("crates"), &mut files);
+        let this = std::fs::read_to_string(root.join("src/report.rs")).unwrap();
+        let listed = &this[this.find("try_as!(").unwrap()..this.find("    None\n}").unwrap()];
+        let mut missing = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for line in text.lines() {
+                let Some(rest) = line.trim().strip_prefix("impl ") else {
+                    continue;
+                };
+                let Some((_, ty)) = rest.split_once("Hint for ") else {
+                    continue;
+                };
+                let ty = ty.trim_end_matches(['{', '}', ' ']);
+                let named =
+                    |l: &str| l.trim().trim_end_matches(',').rsplit("::").next() == Some(ty);
+                if !listed.lines().any(named) {
+                    missing.push(format!("{ty} ({})", f.display()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in hint_of: {missing:?}");
+    }
 }
