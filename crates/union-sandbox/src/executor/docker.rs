@@ -434,13 +434,22 @@ impl DockerRunner {
         // The log stream ends with the container; bounded in case the engine keeps it open.
         let _ = tokio::time::timeout(Duration::from_secs(5), logger).await;
         let Some(code) = result else { return Ok(None) };
-        let oom = docker
-            .inspect_container(id, None)
-            .await
-            .ok()
-            .and_then(|i| i.state)
-            .and_then(|s| s.oom_killed)
-            .unwrap_or(false);
+        // The engine learns of an out-of-memory kill from the cgroup's events, which can arrive
+        // after it has reported the exit: for a SIGKILL (137) we did not send, ask again briefly.
+        let mut oom = false;
+        for attempt in 0..10 {
+            oom = docker
+                .inspect_container(id, None)
+                .await
+                .ok()
+                .and_then(|i| i.state)
+                .and_then(|s| s.oom_killed)
+                .unwrap_or(false);
+            if oom || code != 137 || attempt == 9 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(Some((code, oom)))
     }
 }
@@ -624,6 +633,22 @@ impl AttemptPaths {
                 "dynamic workflows (@dynamic) are not supported by the sandbox",
             ));
         }
+        if code == 137 {
+            if let Some(limit) = memory_limit {
+                // SIGKILL, not from us (a cancel is no outcome), under a memory limit: what the
+                // kernel's OOM killer does, even when the engine did not report it as such.
+                return TaskOutcome::Failed(TaskFailure {
+                    code: "OOMKilled".into(),
+                    message: format!(
+                        "container killed (SIGKILL, exit code 137), most likely out of memory \
+                         (limit {limit}); the engine did not confirm an out-of-memory kill{}",
+                        self.log_tail()
+                    ),
+                    kind: ErrorKind::User,
+                    recoverable: true,
+                });
+            }
+        }
         if code != 0 {
             return TaskOutcome::Failed(TaskFailure {
                 code: "ContainerFailed".into(),
@@ -758,6 +783,30 @@ mod tests {
         assert_eq!(p.substitute("{{.prevCheckpointPrefix}}"), "");
         assert_eq!(p.substitute("{{$taskTemplatePath}}"), "/d/a/0/task.pb");
         assert_eq!(p.substitute("--x={{.unknown}}"), "--x={{.unknown}}");
+    }
+
+    /// A SIGKILL under a memory limit reads as out of memory even when the engine's flag is
+    /// late or missing; without a limit it is a plain failure.
+    #[test]
+    fn a_sigkill_under_a_memory_limit_reads_as_out_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = AttemptPaths::new(dir.path());
+        let task = TaskTemplate::default();
+        let failure = |o: TaskOutcome| match o {
+            TaskOutcome::Failed(f) => f,
+            _ => panic!("not a failure"),
+        };
+        for oom in [true, false] {
+            let f = failure(p.outcome(137, oom, Some("64Mi"), &task));
+            assert_eq!(f.code, "OOMKilled");
+            assert!(
+                f.message.contains("out of memory") && f.message.contains("64Mi"),
+                "{}",
+                f.message
+            );
+        }
+        let f = failure(p.outcome(137, false, None, &task));
+        assert_eq!(f.code, "ContainerFailed");
     }
 
     #[test]
