@@ -127,31 +127,47 @@ impl Builder {
                 })
             });
         }
-        let options = BuildImageOptions {
-            dockerfile: "Dockerfile".to_string(),
-            t: Some(image.to_string()),
-            rm: true,
-            forcerm: true,
-            platform: plan.platform.clone(),
-            version: BuilderVersion::BuilderBuildKit,
-            session: Some(format!("union-{}", random_id())),
-            ..Default::default()
-        };
         let creds = pull_credentials(plan)?;
-        let mut stream =
-            self.docker
-                .build_image(options, Some(creds), Some(bollard::body_full(tar.into())));
-        let mut trace = Trace::default();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => trace.absorb(image, info, reporter),
-                Err(e) => return Err(trace.failure(image, e)),
+        // A connection to the engine lost before any step failed is retried once: BuildKit's
+        // cache makes the steps already done instant, and a busy engine does drop one.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let options = BuildImageOptions {
+                dockerfile: "Dockerfile".to_string(),
+                t: Some(image.to_string()),
+                rm: true,
+                forcerm: true,
+                platform: plan.platform.clone(),
+                version: BuilderVersion::BuilderBuildKit,
+                session: Some(format!("union-{}", random_id())),
+                ..Default::default()
+            };
+            let mut stream = self.docker.build_image(
+                options,
+                Some(creds.clone()),
+                Some(bollard::body_full(tar.clone().into())),
+            );
+            let mut trace = Trace::default();
+            let mut lost = false;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => trace.absorb(image, info, reporter),
+                    Err(e) if attempt == 1 && connection_lost(&e) && !trace.step_failed() => {
+                        lost = true;
+                        break;
+                    }
+                    Err(e) => return Err(trace.failure(image, e)),
+                }
             }
+            if lost {
+                continue;
+            }
+            if let Some(err) = trace.pending_error(image) {
+                return Err(err);
+            }
+            return Ok(());
         }
-        if let Some(err) = trace.pending_error(image) {
-            return Err(err);
-        }
-        Ok(())
     }
 
     /// Push a plan's image with credentials from its docker config, reporting per-layer progress.
@@ -201,6 +217,16 @@ impl ExistenceCheck for Builder {
     fn exists<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, BuildError>> {
         self.image_exists(image).boxed()
     }
+}
+
+/// The connection to the engine broke (as opposed to the engine reporting an error).
+fn connection_lost(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::HyperResponseError { .. }
+            | bollard::errors::Error::IOError { .. }
+            | bollard::errors::Error::HyperLegacyError { .. }
+    )
 }
 
 pub(super) fn stream_message(e: bollard::errors::Error) -> String {

@@ -108,6 +108,11 @@ impl Trace {
         }
     }
 
+    /// Whether a step has failed (the build's own error, not the connection's).
+    pub(super) fn step_failed(&self) -> bool {
+        self.failed_vertex().is_some()
+    }
+
     /// The failing vertex, if the trace named one.
     fn failed_vertex(&self) -> Option<&Vertex> {
         self.order
