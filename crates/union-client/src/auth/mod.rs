@@ -1,0 +1,5 @@
+//! Authentication as flytekit and union do it (issue 12, in progress): union's API keys so far.
+//! Still to come: discovery through AuthMetadataService, the token flows (ClientSecret, PKCE,
+//! DeviceFlow, ExternalCommand), the per-call header and the retry on UNAUTHENTICATED.
+
+pub mod api_key;
