@@ -3,3 +3,4 @@
 //! DeviceFlow, ExternalCommand), the per-call header and the retry on UNAUTHENTICATED.
 
 pub mod api_key;
+pub mod token;
