@@ -11,6 +11,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 
 pub use admin::{id_text, AdminClient, AdminError, Created};
