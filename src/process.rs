@@ -70,6 +70,11 @@ pub fn note(line: &str) {
     let _ = err.write_all(b"\n");
 }
 
+/// How a login tells the user what to do (open a URL, approve a code): on stderr, like notes.
+pub fn login_notice() -> union_client::auth::Notify {
+    std::sync::Arc::new(note)
+}
+
 /// The first signal received while a [`Cooperative`] section runs (0: none).
 static PENDING: AtomicI32 = AtomicI32::new(0);
 /// How many [`Cooperative`] sections are active.

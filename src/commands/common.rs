@@ -135,6 +135,7 @@ pub fn settings(b: &BackendArgs) -> Result<Settings, union_client::ConfigError> 
         insecure: b.insecure.then_some(true),
         project: b.project.clone(),
         domain: b.domain.clone(),
+        org: None,
     })
 }
 

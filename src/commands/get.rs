@@ -40,7 +40,7 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
             let s = settings(&a.backend)?;
             let rt = runtime()?;
             let out = rt.block_on(async {
-                let c = AdminClient::connect(&s).await?;
+                let c = AdminClient::connect(&s, crate::process::login_notice()).await?;
                 c.list_executions(&s.project, &s.domain, a.limit).await
             })?;
             let mut text = String::new();
@@ -81,7 +81,7 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
                 ..Default::default()
             };
             let (exec, nodes, data) = rt.block_on(async {
-                let c = AdminClient::connect(&s)
+                let c = AdminClient::connect(&s, crate::process::login_notice())
                     .await
                     .map_err(anyhow::Error::from)?;
                 let exec = c
@@ -240,7 +240,7 @@ pub fn terminate(a: TerminateArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     rt.block_on(async {
-        let c = AdminClient::connect(&s).await?;
+        let c = AdminClient::connect(&s, crate::process::login_notice()).await?;
         c.terminate_execution(&id, &a.cause)
             .await
             .map_err(|e| not_found(e, &a.name, &s))

@@ -274,7 +274,7 @@ pub fn connect(
 ) -> Result<AdminClient, RegisterError> {
     progress.phase(&format!("Connecting to {}", settings.endpoint));
     crate::process::test_pause_point("connecting");
-    let client = rt.block_on(AdminClient::connect(settings))?;
+    let client = rt.block_on(AdminClient::connect(settings, crate::process::login_notice()))?;
     progress.done("ok");
     Ok(client)
 }

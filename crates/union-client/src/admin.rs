@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
+use crate::auth::{AuthChannel, AuthError, Notify, Session, TlsSettings};
 use crate::config::{Settings, Source};
 use union_idl::flyteidl::admin;
 use union_idl::flyteidl::core;
@@ -51,6 +52,14 @@ pub enum AdminError {
         source_desc: String,
         detail: String,
     },
+    /// The server asked for credentials and getting them failed.
+    #[error("{rpc} for {what}: not authenticated")]
+    Auth {
+        rpc: &'static str,
+        what: String,
+        #[source]
+        source: AuthError,
+    },
 }
 
 impl union_diagnostics::Hint for AdminError {
@@ -66,15 +75,17 @@ impl union_diagnostics::Hint for AdminError {
             AdminError::Rpc { code: Code::DataLoss, .. } => vec![
                 "the backend reports that its stored data is damaged; the message says what to do".into(),
             ],
-            AdminError::Rpc { code: Code::Unauthenticated, .. } => {
-                vec!["this endpoint needs authentication, which union does not support yet".into()]
-            }
+            AdminError::Rpc { code: Code::Unauthenticated, .. } => vec![
+                "the server wants credentials: set admin.authType (Pkce, DeviceFlow, ClientSecret or ExternalCommand) and what it needs in your config, or UNION_API_KEY".into(),
+            ],
+            AdminError::Auth { source, .. } => union_diagnostics::Hint::hints(source),
             _ => Vec::new(),
         }
     }
     fn detail(&self) -> Option<String> {
         match self {
             AdminError::DifferentStructure { message, .. } => Some(message.clone()),
+            AdminError::Auth { source, .. } => union_diagnostics::Hint::detail(source),
             _ => None,
         }
     }
@@ -101,9 +112,9 @@ pub enum Created {
 /// A connected FlyteAdmin client.
 #[derive(Clone)]
 pub struct AdminClient {
-    admin: AdminServiceClient<Channel>,
-    data_proxy: DataProxyServiceClient<Channel>,
-    channel: Channel,
+    admin: AdminServiceClient<AuthChannel>,
+    data_proxy: DataProxyServiceClient<AuthChannel>,
+    channel: AuthChannel,
     endpoint: String,
     source: Source,
     insecure: bool,
@@ -157,7 +168,8 @@ fn tls_hint(detail: &str, insecure: bool, endpoint: &str, source: &Source) -> St
 
 impl AdminClient {
     /// Connect to the endpoint in `settings` (fails fast, with a clear error, when it is down).
-    pub async fn connect(settings: &Settings) -> Result<AdminClient, AdminError> {
+    /// `notify` shows the user what an interactive login needs them to do.
+    pub async fn connect(settings: &Settings, notify: Notify) -> Result<AdminClient, AdminError> {
         let scheme = if settings.insecure { "http" } else { "https" };
         let url = format!("{scheme}://{}", settings.endpoint);
         let bad = |detail: String| AdminError::BadEndpoint {
@@ -171,25 +183,34 @@ impl AdminClient {
             .tcp_nodelay(true)
             .http2_adaptive_window(true)
             .timeout(Duration::from_secs(120));
-        if !settings.insecure {
-            let mut tls = ClientTlsConfig::new().with_native_roots();
-            if let Some(ca) = &settings.ca_cert_file {
-                let pem = std::fs::read(ca).map_err(|e| {
-                    bad(format!("cannot read caCertFilePath {}: {e}", ca.display()))
-                })?;
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
+        let host = settings
+            .endpoint
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(&settings.endpoint)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let connected = if !settings.insecure && settings.insecure_skip_verify {
+            ep.connect_with_connector(crate::tls::skip_verify_connector(host))
+                .await
+        } else {
+            if !settings.insecure {
+                let mut tls = ClientTlsConfig::new().with_native_roots();
+                if let Some(ca) = &settings.ca_cert_file {
+                    let pem = std::fs::read(ca).map_err(|e| {
+                        bad(format!("cannot read caCertFilePath {}: {e}", ca.display()))
+                    })?;
+                    tls = tls.ca_certificate(Certificate::from_pem(pem));
+                }
+                tls = tls.domain_name(host);
+                ep = ep
+                    .tls_config(tls)
+                    .map_err(|e| bad(describe_transport(&e)))?;
             }
-            let host = settings
-                .endpoint
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(&settings.endpoint);
-            tls = tls.domain_name(host.to_string());
-            ep = ep
-                .tls_config(tls)
-                .map_err(|e| bad(describe_transport(&e)))?;
-        }
-        let channel = ep.connect().await.map_err(|e| {
+            ep.connect().await
+        };
+        let raw = connected.map_err(|e| {
             let detail = describe_transport(&e);
             AdminError::Unreachable {
                 hint: tls_hint(
@@ -203,6 +224,17 @@ impl AdminClient {
                 detail,
             }
         })?;
+        let session = Session::new(
+            &settings.endpoint,
+            settings.auth.clone(),
+            TlsSettings {
+                skip_verify: settings.insecure_skip_verify,
+                ca_cert_file: settings.ca_cert_file.clone(),
+            },
+            notify,
+            raw.clone(),
+        );
+        let channel = AuthChannel::new(raw, Some(session));
         let max = 64 * 1024 * 1024;
         let client = AdminClient {
             admin: AdminServiceClient::new(channel.clone())
@@ -214,13 +246,14 @@ impl AdminClient {
             source: settings.endpoint_source.clone(),
             insecure: settings.insecure,
         };
-        // One cheap call so that TLS/plaintext mismatches show up here, not mid-registration.
+        // One cheap call so that TLS/plaintext mismatches (and a login, when the server wants
+        // one) happen here, not mid-registration.
         client.get_version().await?;
         Ok(client)
     }
 
-    /// The underlying channel (TLS included), for other services on the same endpoint.
-    pub fn channel(&self) -> Channel {
+    /// The authenticated channel, for other services on the same endpoint.
+    pub fn channel(&self) -> AuthChannel {
         self.channel.clone()
     }
 
@@ -230,6 +263,11 @@ impl AdminClient {
     }
 
     fn status_error(&self, rpc: &'static str, what: String, s: Status) -> AdminError {
+        if s.code() == Code::Unauthenticated {
+            if let Some(source) = self.channel.session().and_then(|x| x.take_error()) {
+                return AdminError::Auth { rpc, what, source };
+            }
+        }
         // Transport-level failures surface as these codes; on the first call (GetVersion) a
         // cancelled stream is what a TLS server does to a plaintext HTTP/2 preface.
         let transport = s.code() == Code::Unavailable
@@ -543,7 +581,7 @@ impl AdminClient {
     }
 
     /// The raw generated client, for calls not wrapped here.
-    pub fn raw(&self) -> AdminServiceClient<Channel> {
+    pub fn raw(&self) -> AdminServiceClient<AuthChannel> {
         self.admin.clone()
     }
 }

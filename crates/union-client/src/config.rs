@@ -53,6 +53,20 @@ pub enum ConfigError {
     /// The endpoint is empty.
     #[error("the admin endpoint set by {0} is empty")]
     EmptyEndpoint(Source),
+    /// `admin.clientSecretLocation` names a file that cannot be read.
+    #[error("cannot read the client secret file `{}` ({key})", path.display())]
+    SecretFile {
+        path: PathBuf,
+        key: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `admin.authType` names no flow.
+    #[error(transparent)]
+    AuthType(#[from] crate::auth::UnknownAuthType),
+    /// `UNION_API_KEY` (or an alias) cannot be decoded.
+    #[error(transparent)]
+    ApiKey(#[from] crate::auth::api_key::ApiKeyError),
 }
 
 impl union_diagnostics::Hint for ConfigError {
@@ -66,6 +80,11 @@ impl union_diagnostics::Hint for ConfigError {
                 "flytekit's INI config files (flytekit.config) are not supported; use the YAML form"
                     .into(),
             ],
+            ConfigError::SecretFile { key, .. } => vec![format!(
+                "point {key} at a file holding only the client secret, readable by you"
+            )],
+            ConfigError::AuthType(e) => union_diagnostics::Hint::hints(e),
+            ConfigError::ApiKey(e) => union_diagnostics::Hint::hints(e),
             _ => Vec::new(),
         }
     }
@@ -119,6 +138,10 @@ pub struct Settings {
     pub image_builder: Option<String>,
     /// The config file read, if any.
     pub file: Option<PathBuf>,
+    /// How to authenticate (used only when the server asks).
+    pub auth: crate::auth::AuthSettings,
+    /// The organization (Union): from `--org` or a Serverless API key.
+    pub org: Option<String>,
 }
 
 /// Values given on the command line (they win over env and file).
@@ -129,6 +152,7 @@ pub struct Overrides {
     pub insecure: Option<bool>,
     pub project: Option<String>,
     pub domain: Option<String>,
+    pub org: Option<String>,
 }
 
 /// Find the config file to read, in flytekit/union order.
@@ -159,7 +183,11 @@ pub fn find_file(
         }
     }
     if let Some(home) = home {
-        for rel in [".union/config.yaml", ".flyte/config.yaml"] {
+        for rel in [
+            ".union/config.yaml",
+            ".uctl/config.yaml",
+            ".flyte/config.yaml",
+        ] {
             let p = home.join(rel);
             if p.is_file() {
                 return Ok(Some(p));
@@ -267,6 +295,8 @@ pub fn load_with(
         base_image: None,
         image_builder: None,
         file: file.clone(),
+        auth: Default::default(),
+        org: None,
     };
     // The sandbox default is plaintext on localhost; a configured remote endpoint is TLS unless
     // the file says otherwise, as in flytekit.
@@ -346,6 +376,14 @@ pub fn load_with(
     if let Some(v) = env("FLYTE_INTERNAL_IMAGE").filter(|v| !v.is_empty()) {
         s.default_image = Some(v);
     }
+    read_auth(&mut s, &doc, &file, env)?;
+    if overrides.config.is_none() {
+        // union's order: a key in the environment wins over UNION_CONFIG and the files.
+        if let Some(key) = crate::auth::api_key::from_env(env)? {
+            apply_api_key(&mut s, key);
+            insecure_explicit = true;
+        }
+    }
 
     if let Some(e) = &overrides.endpoint {
         let (e, scheme_insecure) = normalize_endpoint(e);
@@ -366,6 +404,9 @@ pub fn load_with(
     if let Some(d) = &overrides.domain {
         s.domain = d.clone();
     }
+    if let Some(o) = &overrides.org {
+        s.org = Some(o.clone());
+    }
     if !insecure_explicit && is_loopback(&s.endpoint) {
         // The local sandbox speaks plaintext; nothing configured means "the sandbox".
         s.insecure = true;
@@ -374,6 +415,116 @@ pub fn load_with(
         return Err(ConfigError::EmptyEndpoint(s.endpoint_source));
     }
     Ok(s)
+}
+
+/// A string or a list of strings (flytekit's list entries; from the environment, comma-separated).
+fn str_list(v: &serde_yaml::Value) -> Option<Vec<String>> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.split(',').map(str::to_string).collect()),
+        serde_yaml::Value::Sequence(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// The credential keys, as flytekit's `PlatformConfig.auto` reads them: each
+/// `FLYTE_CREDENTIALS_<KEY>` variable over the YAML key; a secret from `clientSecretLocation`
+/// or `clientSecretEnvVar` forces ClientSecret.
+fn read_auth(
+    s: &mut Settings,
+    doc: &serde_yaml::Value,
+    file: &Option<PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let text = |yaml: &str, var: &str| -> Option<String> {
+        env(var).filter(|v| !v.is_empty()).or_else(|| {
+            get(doc, &["admin", yaml])
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+    };
+    let list = |yaml: &'static str, var: &str| -> Result<Vec<String>, ConfigError> {
+        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+            return Ok(v.split(',').map(str::to_string).collect());
+        }
+        match get(doc, &["admin", yaml]) {
+            None | Some(serde_yaml::Value::Null) => Ok(Vec::new()),
+            Some(v) => {
+                str_list(v).ok_or_else(|| bad_key(file, yaml_key(yaml), "a list of strings"))
+            }
+        }
+    };
+    let a = &mut s.auth;
+    a.client_id = text("clientId", "FLYTE_CREDENTIALS_CLIENT_ID");
+    a.client_secret = env("FLYTE_CREDENTIALS_CLIENT_SECRET")
+        .filter(|v| !v.is_empty())
+        .map(crate::auth::Secret::new);
+    if let Some(loc) = text(
+        "clientSecretLocation",
+        "FLYTE_CREDENTIALS_CLIENT_SECRET_LOCATION",
+    ) {
+        let path = PathBuf::from(&loc);
+        let secret = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+            path,
+            key: "admin.clientSecretLocation",
+            source,
+        })?;
+        if !secret.is_empty() {
+            a.client_secret = Some(crate::auth::Secret::new(secret.trim()));
+            a.secret_forces_client_secret = true;
+        }
+    }
+    if let Some(var) = text(
+        "clientSecretEnvVar",
+        "FLYTE_CREDENTIALS_CLIENT_SECRET_ENV_VAR",
+    ) {
+        if let Some(secret) = env(&var).filter(|v| !v.is_empty()) {
+            a.client_secret = Some(crate::auth::Secret::new(secret));
+            a.secret_forces_client_secret = true;
+        }
+    }
+    a.scopes = list("scopes", "FLYTE_CREDENTIALS_SCOPES")?;
+    a.command = list("command", "FLYTE_CREDENTIALS_COMMAND")?;
+    a.proxy_command = list("proxyCommand", "FLYTE_CREDENTIALS_PROXY_COMMAND")?;
+    a.audience = text("audience", "FLYTE_CREDENTIALS_AUDIENCE");
+    a.http_proxy_url = text("httpProxyURL", "FLYTE_PLATFORM_HTTP_PROXY_URL");
+    if let Some(t) = text("authType", "FLYTE_CREDENTIALS_AUTH_MODE") {
+        a.auth_type = Some(t.parse()?);
+    }
+    if let Some(ca) = env("FLYTE_PLATFORM_CA_CERT_FILE_PATH").filter(|v| !v.is_empty()) {
+        s.ca_cert_file = Some(PathBuf::from(ca));
+    }
+    Ok(())
+}
+
+fn yaml_key(k: &'static str) -> &'static str {
+    match k {
+        "scopes" => "admin.scopes",
+        "command" => "admin.command",
+        "proxyCommand" => "admin.proxyCommand",
+        _ => "admin",
+    }
+}
+
+/// union's `_decode_union_api_key`: the key's endpoint over TLS with ClientSecret; the rest of
+/// the platform settings are not used.
+fn apply_api_key(s: &mut Settings, key: crate::auth::api_key::ApiKey) {
+    let (endpoint, _) = normalize_endpoint(&key.endpoint);
+    s.endpoint = endpoint;
+    s.endpoint_source = Source::Env(key.from);
+    s.insecure = false;
+    s.auth = crate::auth::AuthSettings {
+        auth_type: Some(crate::auth::AuthType::ClientSecret),
+        client_id: Some(key.client_id),
+        client_secret: Some(crate::auth::Secret::new(key.client_secret)),
+        secret_forces_client_secret: true,
+        ..Default::default()
+    };
+    if key.org.is_some() {
+        s.org = key.org;
+    }
 }
 
 /// Is `endpoint` (host:port) on this machine?

@@ -1,8 +1,80 @@
 //! Token requests to an OAuth2 token endpoint, shaped as flytekit's `token_client.get_token`
-//! shapes them (issue 12, in progress: the request body and header so far).
+//! shapes them: a form POST with `Cache-Control: no-cache`, `Accept: application/json`, the
+//! grant's fields, and for client credentials a Basic header with the secret URL-encoded.
 
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::{AuthError, Secret};
+
+/// What a token endpoint gave.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: Secret,
+    pub refresh_token: Option<Secret>,
+    pub id_token: Option<Secret>,
+    pub expires_in: Option<u64>,
+}
+
+/// POST `form` to the token endpoint `url` (with `authorization`, the Basic header, if given).
+/// `grant` names the request in errors. An OAuth2 error answer becomes [`AuthError::Refused`]
+/// with its `error` code, so callers can tell `authorization_pending` apart.
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    grant: &'static str,
+    form: &[(&str, String)],
+    authorization: Option<&str>,
+) -> Result<Tokens, AuthError> {
+    let mut req = http
+        .post(url)
+        .header("Cache-Control", "no-cache")
+        .header("Accept", "application/json")
+        .form(form);
+    if let Some(a) = authorization {
+        req = req.header("Authorization", a);
+    }
+    let resp = req.send().await.map_err(|e| AuthError::Http {
+        url: url.to_string(),
+        detail: super::http::describe(&e),
+    })?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| AuthError::Http {
+        url: url.to_string(),
+        detail: super::http::describe(&e),
+    })?;
+    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let field = |k: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    if !status.is_success() {
+        return Err(AuthError::Refused {
+            url: url.to_string(),
+            grant,
+            status: status.as_u16(),
+            error: field("error"),
+            description: field("error_description"),
+        });
+    }
+    let Some(access) = field("access_token") else {
+        return Err(AuthError::Http {
+            url: url.to_string(),
+            detail: "the answer has no access_token".into(),
+        });
+    };
+    Ok(Tokens {
+        access_token: Secret::new(access),
+        refresh_token: field("refresh_token").map(Secret::new),
+        id_token: field("id_token").map(Secret::new),
+        expires_in: json
+            .as_ref()
+            .and_then(|j| j.get("expires_in"))
+            .and_then(|v| v.as_u64()),
+    })
+}
 
 /// What Python's `urllib.parse.quote_plus` leaves alone: letters, digits and `_.-~`.
 const QUOTE_PLUS: &AsciiSet = &NON_ALPHANUMERIC

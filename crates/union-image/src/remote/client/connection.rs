@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::body::Body;
+use tonic::transport::Endpoint;
 use tonic::Code;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceExt as _;
 
 use super::RemoteBuildError;
 use crate::build::{BuildEvent, BuildReporter};
@@ -12,11 +15,23 @@ use crate::remote::MAX_MESSAGE_BYTES;
 use union_idl::union::imagebuilder::v1 as pb;
 use union_idl::union::imagebuilder::v1::image_builder_service_client::ImageBuilderServiceClient;
 
+/// Any gRPC transport: a plain channel, or the admin client's authenticated one.
+type Transport =
+    BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tower::BoxError>;
+
 /// The generated client, wrapped: statuses become [`RemoteBuildError`]s.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RemoteBuilderClient {
-    inner: ImageBuilderServiceClient<Channel>,
+    inner: ImageBuilderServiceClient<Transport>,
     endpoint: String,
+}
+
+impl std::fmt::Debug for RemoteBuilderClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteBuilderClient")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RemoteBuilderClient {
@@ -43,9 +58,19 @@ impl RemoteBuilderClient {
     }
 
     /// Use an existing channel (e.g. the admin client's) to `endpoint` (named in errors).
-    pub fn from_channel(channel: Channel, endpoint: &str) -> Self {
+    pub fn from_channel<S>(channel: S, endpoint: &str) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<tower::BoxError>,
+        S::Future: Send + 'static,
+    {
+        let transport = BoxCloneSyncService::new(channel.map_err(Into::into));
         RemoteBuilderClient {
-            inner: ImageBuilderServiceClient::new(channel)
+            inner: ImageBuilderServiceClient::new(transport)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             endpoint: endpoint.to_string(),
