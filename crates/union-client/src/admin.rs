@@ -234,7 +234,7 @@ impl AdminClient {
             notify,
             raw.clone(),
         );
-        let channel = AuthChannel::new(raw, Some(session));
+        let channel = AuthChannel::new(raw, Some(session), settings.org.clone());
         let max = 64 * 1024 * 1024;
         let client = AdminClient {
             admin: AdminServiceClient::new(channel.clone())

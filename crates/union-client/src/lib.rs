@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+mod org;
 mod tls;
 
 pub use admin::{id_text, AdminClient, AdminError, Created};

@@ -19,16 +19,22 @@ use tower::{Service, ServiceExt as _};
 use super::session::Session;
 use super::AuthError;
 
-/// A channel that authenticates its calls (or a plain one, without a session).
+/// A channel that authenticates its calls (or a plain one, without a session), and puts the
+/// organization on them when there is one ([`crate::org`]).
 #[derive(Clone, Debug)]
 pub struct AuthChannel {
     inner: Channel,
     session: Option<Arc<Session>>,
+    org: Option<Arc<str>>,
 }
 
 impl AuthChannel {
-    pub fn new(inner: Channel, session: Option<Arc<Session>>) -> AuthChannel {
-        AuthChannel { inner, session }
+    pub fn new(inner: Channel, session: Option<Arc<Session>>, org: Option<String>) -> AuthChannel {
+        AuthChannel {
+            inner,
+            session,
+            org: org.filter(|o| !o.is_empty()).map(Arc::from),
+        }
     }
 
     /// The session, when this channel authenticates.
@@ -79,21 +85,37 @@ impl Service<http::Request<Body>> for AuthChannel {
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let channel = self.inner.clone();
         let session = self.session.clone();
+        let org = self.org.clone();
         Box::pin(async move {
-            let Some(session) = session else {
+            if session.is_none() && org.is_none() {
                 return Ok(channel.oneshot(req).await?);
-            };
+            }
             let (parts, body) = req.into_parts();
             // Unary and server-streaming requests are one message: kept to send again.
-            let bytes: Bytes = body.collect().await?.to_bytes();
-            let proxy = match session.proxy_header().await {
-                Ok(p) => p,
-                Err(e) => {
-                    session.set_error(e.clone());
-                    return Err(Box::new(e) as tower::BoxError);
+            let mut bytes: Bytes = body.collect().await?.to_bytes();
+            let mut org_headers = Vec::new();
+            if let Some(org) = &org {
+                if let Some(b) = crate::org::stamp_body(parts.uri.path(), &bytes, org) {
+                    bytes = Bytes::from(b);
                 }
+                if let Ok(v) = http::HeaderValue::from_str(org) {
+                    org_headers.push(("x-user-active-org", v));
+                }
+                if let Ok(v) = http::HeaderValue::from_str(&crate::org::request_id()) {
+                    org_headers.push(("x-request-id", v));
+                }
+            }
+            let proxy = match &session {
+                Some(s) => match s.proxy_header().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        s.set_error(e.clone());
+                        return Err(Box::new(e) as tower::BoxError);
+                    }
+                },
+                None => None,
             };
-            let header = session.header();
+            let header = session.as_ref().and_then(|s| s.header());
             let build = |header: &Option<super::session::Header>| {
                 let mut b = http::Request::builder()
                     .method(parts.method.clone())
@@ -104,6 +126,9 @@ impl Service<http::Request<Body>> for AuthChannel {
                     if let Some(p) = &proxy {
                         h.insert("proxy-authorization", p.clone());
                     }
+                    for (k, v) in &org_headers {
+                        h.insert(*k, v.clone());
+                    }
                     if let Some(hd) = header {
                         h.insert(hd.name.clone(), hd.value.clone());
                     }
@@ -111,6 +136,9 @@ impl Service<http::Request<Body>> for AuthChannel {
                 b.body(Body::new(http_body_util::Full::new(bytes.clone())))
             };
             let resp = channel.clone().oneshot(build(&header)?).await?;
+            let Some(session) = session else {
+                return Ok(resp);
+            };
             let Some((code, _)) = refused_status(&resp) else {
                 return Ok(resp);
             };
