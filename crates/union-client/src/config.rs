@@ -142,6 +142,28 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// The organization (Union): from `--org` or a Serverless API key.
     pub org: Option<String>,
+    /// `console.endpoint`: where the web console is, when not at the admin endpoint.
+    pub console_endpoint: Option<String>,
+}
+
+impl Settings {
+    /// The console page of an execution, as flytekit's `generate_console_url` makes it (union's
+    /// with an org: `/org/<org>/` instead of `/console/`).
+    pub fn console_url(&self, project: &str, domain: &str, name: &str) -> String {
+        let base = match &self.console_endpoint {
+            Some(c) => c.trim_end_matches('/').to_string(),
+            None => format!(
+                "{}://{}",
+                if self.insecure { "http" } else { "https" },
+                self.endpoint
+            ),
+        };
+        let path = format!("projects/{project}/domains/{domain}/executions/{name}");
+        match &self.org {
+            Some(org) => format!("{base}/org/{org}/{path}"),
+            None => format!("{base}/console/{path}"),
+        }
+    }
 }
 
 /// Values given on the command line (they win over env and file).
@@ -297,6 +319,7 @@ pub fn load_with(
         file: file.clone(),
         auth: Default::default(),
         org: None,
+        console_endpoint: None,
     };
     // The sandbox default is plaintext on localhost; a configured remote endpoint is TLS unless
     // the file says otherwise, as in flytekit.
@@ -377,6 +400,13 @@ pub fn load_with(
         s.default_image = Some(v);
     }
     read_auth(&mut s, &doc, &file, env)?;
+    s.console_endpoint = env("FLYTE_PLATFORM_CONSOLE_ENDPOINT")
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            get(&doc, &["console", "endpoint"])
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
     if overrides.config.is_none() {
         // union's order: a key in the environment wins over UNION_CONFIG and the files.
         if let Some(key) = crate::auth::api_key::from_env(env)? {
@@ -527,6 +557,46 @@ fn apply_api_key(s: &mut Settings, key: crate::auth::api_key::ApiKey) {
     }
 }
 
+/// union's Serverless endpoint when none is named.
+pub const DEFAULT_SERVERLESS_ENDPOINT: &str = "serverless-1.us-east-2.s.union.ai";
+
+/// The endpoint `union create login` logs in to, as union's `_get_endpoint_for_login` finds it:
+/// the host without scheme or `dns:///`, or Serverless's (`$UNION_SERVERLESS_ENDPOINT` first),
+/// vanity names mapped to the real ones.
+pub fn login_endpoint(
+    host: Option<&str>,
+    serverless: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    let raw = match host {
+        Some(h) if !serverless => h.to_string(),
+        _ => env(crate::auth::api_key::SERVERLESS_ENDPOINT_VAR)
+            .unwrap_or_else(|| DEFAULT_SERVERLESS_ENDPOINT.to_string()),
+    };
+    let mut e = raw.trim();
+    for prefix in ["dns:///", "http://", "https://"] {
+        if let Some(rest) = e.strip_prefix(prefix) {
+            e = rest;
+            break;
+        }
+    }
+    let e = e.trim_end_matches('/');
+    match e {
+        "serverless.union.ai" => DEFAULT_SERVERLESS_ENDPOINT.to_string(),
+        "serverless.staging.union.ai" => "serverless-gcp.cloud-staging.union.ai".to_string(),
+        "serverless.canary.union.ai" => "serverless-preview.canary.unionai.cloud".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The config file `union create login` writes (union's `_write_config_to_path` template), so
+/// that union, pyflyte and this CLI all read it.
+pub fn login_config(endpoint: &str, auth_type: &str) -> String {
+    format!(
+        "admin:\n  endpoint: dns:///{endpoint}\n  insecure: false\n  authType: {auth_type}\nlogger:\n  show-source: true\n  level: 0\nunion:\n  connection:\n    host: dns:///{endpoint}\n    insecure: false\n  auth:\n    type: {auth_type}\n"
+    )
+}
+
 /// Is `endpoint` (host:port) on this machine?
 pub fn is_loopback(endpoint: &str) -> bool {
     let host = endpoint
@@ -631,6 +701,44 @@ mod tests {
         let s = load_with(&o, &env, Some(t.path())).unwrap();
         assert_eq!(s.endpoint, "c:3");
         assert_eq!(s.project, "fromflag");
+    }
+
+    #[test]
+    fn console_urls_as_flytekit_and_union_make_them() {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = load_with(&Overrides::default(), &env_of(&[]), Some(t.path())).unwrap();
+        assert_eq!(
+            s.console_url("p", "d", "abc"),
+            "http://localhost:30080/console/projects/p/domains/d/executions/abc"
+        );
+        s.org = Some("acme".into());
+        s.insecure = false;
+        assert_eq!(
+            s.console_url("p", "d", "abc"),
+            "https://localhost:30080/org/acme/projects/p/domains/d/executions/abc"
+        );
+    }
+
+    #[test]
+    fn login_writes_what_union_writes() {
+        let none = |_: &str| None;
+        assert_eq!(
+            login_endpoint(Some("https://acme.union.ai/"), false, &none),
+            "acme.union.ai"
+        );
+        assert_eq!(
+            login_endpoint(None, true, &none),
+            DEFAULT_SERVERLESS_ENDPOINT
+        );
+        assert_eq!(
+            login_endpoint(Some("serverless.union.ai"), false, &none),
+            DEFAULT_SERVERLESS_ENDPOINT
+        );
+        // union 0.1.204: _write_config_to_path("acme.union.ai", "Pkce").
+        assert_eq!(
+            login_config("acme.union.ai", "Pkce"),
+            "admin:\n  endpoint: dns:///acme.union.ai\n  insecure: false\n  authType: Pkce\nlogger:\n  show-source: true\n  level: 0\nunion:\n  connection:\n    host: dns:///acme.union.ai\n    insecure: false\n  auth:\n    type: Pkce\n"
+        );
     }
 
     #[test]

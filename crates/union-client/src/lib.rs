@@ -18,5 +18,5 @@ pub mod config;
 mod org;
 mod tls;
 
-pub use admin::{id_text, AdminClient, AdminError, Created};
+pub use admin::{id_text, AdminClient, AdminError, Created, ExecutionOptions};
 pub use config::{ConfigError, Overrides, Settings, Source};

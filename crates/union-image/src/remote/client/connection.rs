@@ -16,8 +16,7 @@ use union_idl::union::imagebuilder::v1 as pb;
 use union_idl::union::imagebuilder::v1::image_builder_service_client::ImageBuilderServiceClient;
 
 /// Any gRPC transport: a plain channel, or the admin client's authenticated one.
-type Transport =
-    BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tower::BoxError>;
+type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tower::BoxError>;
 
 /// The generated client, wrapped: statuses become [`RemoteBuildError`]s.
 #[derive(Clone)]
