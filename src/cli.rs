@@ -51,6 +51,11 @@ pub enum Command {
     /// Stop a running execution.
     Terminate(TerminateArgs),
 
+    /// Create things on the backend: `union create login` logs in to a Union tenant or a Flyte
+    /// cluster, as union's own command does.
+    #[command(subcommand)]
+    Create(CreateCommand),
+
     /// Look at or stop the warm interpreters: background processes that keep flytekit imported
     /// so that `run`, `list`, `package`, `register` and `build` start in milliseconds.
     ///
@@ -62,6 +67,41 @@ pub enum Command {
     /// The warm interpreter's server (started by union itself).
     #[command(name = "__warm-server", hide = true)]
     WarmServer { socket: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Log in: write ~/.union/config.yaml for the host (as `union create login` writes it),
+    /// then authenticate in the browser (PKCE) or with a code (device flow); the token is
+    /// cached in ~/.union/keyring.cfg, shared with union and pyflyte.
+    Login(LoginArgs),
+}
+
+/// How `union create login` authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoginAuth {
+    /// In a browser on this machine.
+    Pkce,
+    /// With a code typed in a browser anywhere (for machines without one).
+    DeviceFlow,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The tenant or cluster, e.g. `acme.union.ai` or `flyte.example.com:443`.
+    #[arg(
+        long,
+        value_name = "HOST",
+        conflicts_with = "serverless",
+        required_unless_present = "serverless"
+    )]
+    pub host: Option<String>,
+    /// Union Serverless ($UNION_SERVERLESS_ENDPOINT, or serverless-1.us-east-2.s.union.ai).
+    #[arg(long)]
+    pub serverless: bool,
+    /// How to authenticate.
+    #[arg(long, value_enum, default_value = "pkce")]
+    pub auth: LoginAuth,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +146,68 @@ pub struct TerminateArgs {
     /// Why (recorded with the execution).
     #[arg(long, default_value = "terminated with union terminate")]
     pub cause: String,
+}
+
+/// Whether the cluster can pull the task images (checked before registering).
+#[derive(Debug, Args, Default, Clone)]
+pub struct PullArgs {
+    /// Refuse to register when a task image cannot be pulled the way the cluster pulls it
+    /// (default: warn and go on).
+    #[arg(long)]
+    pub require_pullable_images: bool,
+
+    /// The cluster pulls task images with this image pull secret: check them with your own
+    /// registry credentials instead of anonymously.
+    #[arg(long, value_name = "SECRET_NAME")]
+    pub image_pull_secret: Option<String>,
+}
+
+/// How an execution runs (pyflyte run's options for `--remote`, with its names and aliases).
+#[derive(Debug, Args, Default)]
+pub struct ExecutionArgs {
+    /// With --remote: the Kubernetes service account the execution runs as.
+    #[arg(long, value_name = "NAME")]
+    pub service_account: Option<String>,
+
+    /// With --remote: where the execution writes raw output data (e.g. s3://bucket/prefix).
+    #[arg(long, alias = "raw-data-prefix", value_name = "URI")]
+    pub raw_output_data_prefix: Option<String>,
+
+    /// With --remote: labels on the execution, `KEY=VALUE`. Repeatable.
+    #[arg(long = "labels", alias = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// With --remote: annotations on the execution, `KEY=VALUE`. Repeatable.
+    #[arg(long = "annotations", alias = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+
+    /// With --remote: tags on the execution. Repeatable.
+    #[arg(long = "tags", alias = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// With --remote: recompute cached task outputs instead of reusing them.
+    #[arg(long)]
+    pub overwrite_cache: bool,
+
+    /// With --remote: force every task's interruptible flag to true or false.
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub interruptible: Option<bool>,
+
+    /// With --remote: how many nodes of the workflow may run at once.
+    #[arg(long, value_name = "N")]
+    pub max_parallelism: Option<i32>,
+
+    /// With --remote: the cluster pool to run in.
+    #[arg(long, value_name = "POOL")]
+    pub cluster_pool: Option<String>,
+
+    /// With --remote: the execution cluster label to run on.
+    #[arg(long, alias = "ecl", value_name = "LABEL")]
+    pub execution_cluster_label: Option<String>,
+
+    /// With --remote: send none of the launch plan's notifications.
+    #[arg(long)]
+    pub disable_notifications: bool,
 }
 
 /// How local files reach task containers (pyflyte's `--copy`).
@@ -177,7 +279,7 @@ pub struct PackageArgs {
 /// Where to find FlyteAdmin and which project/domain to use.
 #[derive(Debug, Args)]
 pub struct BackendArgs {
-    /// Config file (default: $UNION_CONFIG, $FLYTECTL_CONFIG, ~/.union/config.yaml, ~/.flyte/config.yaml).
+    /// Config file (default: $UNION_API_KEY, $UNION_CONFIG, $FLYTECTL_CONFIG, ~/.union/config.yaml, ~/.uctl/config.yaml, ~/.flyte/config.yaml).
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -196,6 +298,10 @@ pub struct BackendArgs {
     /// Domain (default: task.domain, $FLYTE_DEFAULT_DOMAIN, development).
     #[arg(short, long)]
     pub domain: Option<String>,
+
+    /// Organization on a Union tenant (default: the one in UNION_API_KEY, if any).
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +315,17 @@ pub struct RegisterArgs {
     /// Version for every entity (default: derived from the code, the specs and the images).
     #[arg(short = 'v', long)]
     pub version: Option<String>,
+
+    /// The Kubernetes service account the launch plans' executions run as.
+    #[arg(long, value_name = "NAME")]
+    pub service_account: Option<String>,
+
+    /// Where the launch plans' executions write raw output data (e.g. s3://bucket/prefix).
+    #[arg(long, alias = "raw-output-data-prefix", value_name = "URI")]
+    pub raw_data_prefix: Option<String>,
+
+    #[command(flatten)]
+    pub pull: PullArgs,
 
     /// Print what would be uploaded and registered; upload nothing, call nothing.
     #[arg(long)]
@@ -277,6 +394,12 @@ pub struct RunArgs {
     /// With --remote: base image for ImageSpecs that name none.
     #[arg(long, env = "UNION_BASE_IMAGE", value_name = "URI")]
     pub base_image: Option<String>,
+
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+
+    #[command(flatten)]
+    pub pull: PullArgs,
 
     /// With --remote: go on when an image's existence cannot be checked.
     #[arg(long, env = "UNION_ALLOW_UNVERIFIED_IMAGES")]
@@ -393,4 +516,22 @@ pub struct SandboxStartArgs {
     /// Where the sandbox keeps its database and blobs [default: ~/.union/sandbox].
     #[arg(long, env = "UNION_SANDBOX_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Require OAuth2 access tokens on every gRPC call, the sandbox being its own authorization
+    /// server (client credentials, PKCE and device flow, as against flyteadmin).
+    #[arg(long)]
+    pub auth: bool,
+
+    /// Lifetime of the access tokens it issues [default: 3600].
+    #[arg(long, value_name = "SECONDS", requires = "auth")]
+    pub auth_token_lifetime: Option<u64>,
+
+    /// The redirect URI of the public client `flytectl` (PKCE flow)
+    /// [default: http://localhost:53593/callback].
+    #[arg(long, value_name = "URI", requires = "auth")]
+    pub auth_redirect_uri: Option<String>,
+
+    /// Org mode: every call must name this organization (`x-user-active-org`), and tokens carry it.
+    #[arg(long, value_name = "ORG", requires = "auth")]
+    pub org: Option<String>,
 }

@@ -33,6 +33,8 @@ fn hint_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Hint>
         union_image::ImageSpecError,
         union_registry::RegistryError,
         union_sandbox::SandboxError,
+        union_sandbox::auth::AuthError,
+        union_sandbox::auth::TokenError,
         union_sandbox::store::StoreError,
     );
     None

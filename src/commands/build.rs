@@ -138,6 +138,9 @@ fn jobs(
         env: Default::default(),
         for_package: false,
         yaml_images: Vec::new(),
+        service_account: None,
+        raw_data_prefix: None,
+        pull_check: Default::default(),
     };
     let (images, base_dir) = register::images_of(&code, &opts)?;
     code.session.finish();

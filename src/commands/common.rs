@@ -112,19 +112,63 @@ pub fn parse_images(
 
 /// Parse `--env KEY=VALUE` flags.
 pub fn parse_env(values: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    parse_key_values("--env", values)
+}
+
+/// Parse `FLAG KEY=VALUE` flags (the last value of a key wins, as in pyflyte's callbacks).
+pub fn parse_key_values(
+    flag: &str,
+    values: &[String],
+) -> Result<BTreeMap<String, String>, CliError> {
     let mut out = BTreeMap::new();
     for v in values {
         let (k, val) = v
             .split_once('=')
-            .ok_or_else(|| CliError::usage(format!("--env {v}: expected KEY=VALUE")))?;
+            .ok_or_else(|| CliError::usage(format!("{flag} {v}: expected KEY=VALUE")))?;
         if k.is_empty() {
             return Err(CliError::usage(format!(
-                "--env {v}: the name before `=` is empty"
+                "{flag} {v}: the name before `=` is empty"
             )));
         }
         out.insert(k.to_string(), val.to_string());
     }
     Ok(out)
+}
+
+/// How to check that the cluster can pull the task images.
+pub fn pull_check(a: &crate::cli::PullArgs) -> crate::register::pullable::PullCheck {
+    crate::register::pullable::PullCheck {
+        require: a.require_pullable_images,
+        with_credentials: a
+            .image_pull_secret
+            .as_deref()
+            .is_some_and(|s| !s.is_empty()),
+    }
+}
+
+/// The execution options of `run --remote`.
+pub fn execution_options(
+    a: &crate::cli::ExecutionArgs,
+    envs: BTreeMap<String, String>,
+) -> Result<union_client::ExecutionOptions, CliError> {
+    Ok(union_client::ExecutionOptions {
+        envs: envs.into_iter().collect(),
+        labels: parse_key_values("--labels", &a.labels)?
+            .into_iter()
+            .collect(),
+        annotations: parse_key_values("--annotations", &a.annotations)?
+            .into_iter()
+            .collect(),
+        tags: a.tags.clone(),
+        service_account: a.service_account.clone().filter(|s| !s.is_empty()),
+        raw_output_data_prefix: a.raw_output_data_prefix.clone().filter(|s| !s.is_empty()),
+        overwrite_cache: a.overwrite_cache,
+        interruptible: a.interruptible,
+        max_parallelism: a.max_parallelism,
+        cluster_pool: a.cluster_pool.clone().filter(|s| !s.is_empty()),
+        execution_cluster_label: a.execution_cluster_label.clone().filter(|s| !s.is_empty()),
+        disable_notifications: a.disable_notifications,
+    })
 }
 
 /// Resolve backend settings: flags over environment over config file.
@@ -135,7 +179,7 @@ pub fn settings(b: &BackendArgs) -> Result<Settings, union_client::ConfigError> 
         insecure: b.insecure.then_some(true),
         project: b.project.clone(),
         domain: b.domain.clone(),
-        org: None,
+        org: b.org.clone(),
     })
 }
 
@@ -203,6 +247,9 @@ pub fn registration_options(
         env: parse_env(env)?,
         for_package: false,
         yaml_images,
+        service_account: None,
+        raw_data_prefix: None,
+        pull_check: Default::default(),
     })
 }
 

@@ -95,7 +95,8 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
                 let data = c.get_execution_data(&id).await.ok();
                 Ok::<_, anyhow::Error>((exec, nodes, data))
             })?;
-            crate::process::write_data(&render_execution(&exec, &nodes, data.as_ref()))?;
+            let console = s.console_url(&id.project, &id.domain, &id.name);
+            crate::process::write_data(&render_execution(&exec, &nodes, data.as_ref(), &console))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -161,11 +162,13 @@ fn render_execution(
     e: &admin::Execution,
     nodes: &[admin::NodeExecution],
     data: Option<&admin::WorkflowExecutionGetDataResponse>,
+    console_url: &str,
 ) -> String {
     let id = e.id.clone().unwrap_or_default();
     let c = e.closure.clone().unwrap_or_default();
     let mut t = String::new();
     let _ = writeln!(t, "Execution:  {}/{}/{}", id.project, id.domain, id.name);
+    let _ = writeln!(t, "Console:    {console_url}");
     if let Some(lp) = e.spec.as_ref().and_then(|s| s.launch_plan.as_ref()) {
         let _ = writeln!(t, "Target:     {}", id_text(lp));
     }

@@ -6,6 +6,7 @@ use crate::cli::{Cli, Command};
 
 pub mod build;
 pub mod common;
+pub mod create;
 pub mod get;
 pub mod list;
 pub mod package;
@@ -31,6 +32,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => list::list(args),
         Command::Get(cmd) => get::get(cmd),
         Command::Terminate(args) => get::terminate(args),
+        Command::Create(cmd) => create::create(cmd),
         Command::Warm(cmd) => warm::warm(cmd),
         // The binary starts servers itself (src/main.rs); one asked to run inside a served
         // command (only a hand-made request could) is refused.

@@ -28,6 +28,9 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
         env: common::parse_env(&args.common.env)?,
         for_package: true,
         yaml_images,
+        service_account: None,
+        raw_data_prefix: None,
+        pull_check: Default::default(),
     };
     let set = discovery::modules_for_paths(&args.common.paths)?;
 

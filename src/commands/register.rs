@@ -14,7 +14,7 @@ use union_client::admin::id_text;
 pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     let progress = common::progress(&args.common);
     let settings = common::settings(&args.backend)?;
-    let opts = common::registration_options(
+    let mut opts = common::registration_options(
         &settings,
         &args.common.images,
         args.common.copy,
@@ -22,6 +22,9 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
         args.common.destination_dir.clone(),
         &args.common.env,
     )?;
+    opts.service_account = args.service_account.clone().filter(|s| !s.is_empty());
+    opts.raw_data_prefix = args.raw_data_prefix.clone().filter(|s| !s.is_empty());
+    opts.pull_check = common::pull_check(&args.pull);
     let image_opts = ImageOptions {
         base_image: args.common.base_image.clone(),
         allow_unverified: args.common.allow_unverified_images,

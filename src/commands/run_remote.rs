@@ -42,7 +42,10 @@ pub fn run_remote(
         ".".into(),
         &[],
     )?;
+    let mut opts = opts;
+    opts.pull_check = common::pull_check(&args.pull);
     let env = common::parse_env(&args.env)?;
+    let exec_options = common::execution_options(&args.execution, env.clone())?;
     let set = discovery::file_module(file)?;
     let module = set.modules[0].clone();
     let root = set.root.clone();
@@ -128,7 +131,7 @@ pub fn run_remote(
                 args.execution_name.as_deref(),
                 target,
                 literal_map,
-                env.into_iter().collect(),
+                &exec_options,
             ) => Ok(r),
         }
     });
@@ -148,6 +151,10 @@ pub fn run_remote(
         Ok(r) => r?,
     };
     progress.done(&exec_id.name);
+    crate::process::note(&format!(
+        "Go to {} to see execution in the console.",
+        settings.console_url(&exec_id.project, &exec_id.domain, &exec_id.name)
+    ));
     if !args.wait {
         crate::process::write_data(&format!("{}\n", exec_id.name))?;
         loaded.session.finish();

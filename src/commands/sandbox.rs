@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxStartArgs};
 use crate::diagnostics::CliError;
 use union_image::remote::ServerSettings;
+use union_sandbox::auth::{AuthSettings, Authority};
 use union_sandbox::{Sandbox, SandboxConfig};
 
 /// Run a `union sandbox` subcommand.
@@ -23,6 +24,7 @@ pub fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
 
 /// Flags and env (clap already applied UNION_SANDBOX_PORT / UNION_SANDBOX_DIR) over defaults.
 fn resolve(args: SandboxStartArgs) -> anyhow::Result<SandboxConfig> {
+    let auth = auth_settings(&args)?;
     let data_dir = match args.data_dir {
         Some(dir) => dir,
         None => {
@@ -41,7 +43,29 @@ fn resolve(args: SandboxStartArgs) -> anyhow::Result<SandboxConfig> {
         host: args.host,
         port: args.port,
         data_dir,
+        auth,
     })
+}
+
+/// `--auth` and its options (clap already refused them without `--auth`).
+fn auth_settings(args: &SandboxStartArgs) -> anyhow::Result<Option<AuthSettings>> {
+    if !args.auth {
+        return Ok(None);
+    }
+    let mut settings = AuthSettings::default();
+    if let Some(secs) = args.auth_token_lifetime {
+        settings.token_lifetime = std::time::Duration::from_secs(secs);
+    }
+    if let Some(uri) = &args.auth_redirect_uri {
+        settings.redirect_uri = uri.trim().to_string();
+    }
+    settings.org = args.org.as_ref().map(|o| o.trim().to_string());
+    // The mistake is a flag's: a usage error, not a failure to start.
+    settings.validate().map_err(|e| {
+        CliError::usage(e.to_string())
+            .hint("check --auth-token-lifetime, --auth-redirect-uri and --org (`union sandbox start --help`)")
+    })?;
+    Ok(Some(settings))
 }
 
 /// The remote image builder's settings from `--image-registry`, `--base-image` (UNION_BASE_IMAGE)
@@ -91,10 +115,60 @@ fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result
             )?;
             out.flush()?;
         }
+        // On stderr: tests read stdout's first line and may close it.
+        if let Some(auth) = sandbox.auth() {
+            auth_banner(auth)
+                .iter()
+                .for_each(|l| crate::process::note(l));
+        }
         sandbox.serve(shutdown).await?;
         crate::process::note("union sandbox stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What a user needs to connect to a sandbox with authentication: never the secret, only where
+/// it is.
+fn auth_banner(auth: &Authority) -> Vec<String> {
+    let secret = auth.client_secret_path().display().to_string();
+    let mut lines = vec![
+        "authentication: on (every gRPC call needs an OAuth2 access token)".to_string(),
+        format!("  token endpoint: {}", auth.token_endpoint()),
+        format!(
+            "  confidential client: {} (its secret is in {secret})",
+            union_sandbox::auth::CONFIDENTIAL_CLIENT_ID
+        ),
+        format!(
+            "  public client: {} (PKCE and device flow; redirect URI {})",
+            union_sandbox::auth::PUBLIC_CLIENT_ID,
+            auth.settings().redirect_uri
+        ),
+    ];
+    if let Some(org) = &auth.settings().org {
+        lines.push(format!(
+            "  org mode: requests must name org `{org}` ({})",
+            union_sandbox::auth::ORG_METADATA_KEY
+        ));
+    }
+    lines.push(format!(
+        "  flytekit config: admin: {{endpoint: dns:///{}, insecure: true, authType: ClientSecret, clientId: {}, clientSecretLocation: {}}}",
+        auth.endpoint(),
+        union_sandbox::auth::CONFIDENTIAL_CLIENT_ID,
+        yaml_scalar(&secret)
+    ));
+    lines
+}
+
+/// `s` as a YAML flow scalar: as is when it is plain, else single-quoted.
+fn yaml_scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || "/._-~+@".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM; the server then drains in-flight requests. The handlers are

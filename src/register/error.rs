@@ -58,6 +58,9 @@ pub enum RegisterError {
     /// An image could not be checked, built or pushed: nothing was registered.
     #[error(transparent)]
     Images(#[from] union_image::pipeline::ImageError),
+    /// `--require-pullable-images` and the cluster could not pull these images (one message each).
+    #[error("{}", .0.join("\n"))]
+    Unpullable(Vec<String>),
     /// The code archive could not be uploaded.
     #[error(transparent)]
     Upload(#[from] UploadError),
@@ -92,6 +95,9 @@ impl Hint for RegisterError {
                 h.push("nothing was registered".into());
                 h
             }
+            RegisterError::Unpullable(_) => vec![
+                "nothing was registered (--require-pullable-images); without that flag these are warnings".into(),
+            ],
             RegisterError::NoEntities { .. } => vec![
                 "nothing was uploaded or registered; give the package or files that define your @task and @workflow functions (for example `workflows/`)".into(),
             ],

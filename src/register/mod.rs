@@ -17,6 +17,7 @@ pub mod images;
 mod load;
 pub mod progress;
 mod publish;
+pub mod pullable;
 mod serialize;
 pub mod upload;
 
@@ -53,4 +54,10 @@ pub struct PlanOptions {
     pub for_package: bool,
     /// ImageSpecs given as `--image spec.yaml`: built like tasks' images.
     pub yaml_images: Vec<images::YamlImage>,
+    /// `register --service-account`: the launch plans' Kubernetes service account.
+    pub service_account: Option<String>,
+    /// `register --raw-data-prefix`: the launch plans' raw output data prefix.
+    pub raw_data_prefix: Option<String>,
+    /// How to check that the cluster can pull the task images.
+    pub pull_check: pullable::PullCheck,
 }

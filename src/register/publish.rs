@@ -274,7 +274,10 @@ pub fn connect(
 ) -> Result<AdminClient, RegisterError> {
     progress.phase(&format!("Connecting to {}", settings.endpoint));
     crate::process::test_pause_point("connecting");
-    let client = rt.block_on(AdminClient::connect(settings, crate::process::login_notice()))?;
+    let client = rt.block_on(AdminClient::connect(
+        settings,
+        crate::process::login_notice(),
+    ))?;
     progress.done("ok");
     Ok(client)
 }
@@ -318,12 +321,57 @@ pub fn publish(
         entities.len(),
         processes_note(loaded)
     ));
+    check_pullable(rt, &entities, opts.pull_check, progress)?;
     let registered = rt.block_on(register_entities(client, &entities, flags, progress))?;
     Ok(Published {
         entities,
         version,
         registered,
     })
+}
+
+/// Warn about (or, with `--require-pullable-images`, refuse) task images the cluster could not
+/// pull, before anything is registered.
+fn check_pullable(
+    rt: &tokio::runtime::Runtime,
+    entities: &[PlannedEntity],
+    how: super::pullable::PullCheck,
+    progress: &Progress,
+) -> Result<(), RegisterError> {
+    let mut images: Vec<String> = entities
+        .iter()
+        .filter_map(|e| match &e.spec {
+            Spec::Task(t) => t
+                .template
+                .as_ref()
+                .and_then(|t| t.target.as_ref())
+                .and_then(|target| match target {
+                    union_idl::flyteidl::core::task_template::Target::Container(c) => {
+                        Some(c.image.clone())
+                    }
+                    _ => None,
+                }),
+            _ => None,
+        })
+        .filter(|i| !i.is_empty())
+        .collect();
+    images.sort();
+    images.dedup();
+    let bad = rt.block_on(super::pullable::check(&images, how));
+    if bad.is_empty() {
+        return Ok(());
+    }
+    if how.require {
+        return Err(RegisterError::Unpullable(
+            bad.iter()
+                .map(|u| super::pullable::message(u, how))
+                .collect(),
+        ));
+    }
+    for u in &bad {
+        progress.warn(&super::pullable::message(u, how));
+    }
+    Ok(())
 }
 
 /// " in N processes" when flytekit's serialization was shared out among worker processes.

@@ -82,7 +82,38 @@ pub fn serialize(
         .map(|i| (i.spec_id.clone(), i.name.clone()))
         .collect();
     let raw = loaded.session.serialize(&settings)?;
-    decode_all(raw)
+    let mut entities = decode_all(raw)?;
+    apply_launch_plan_options(&mut entities, opts);
+    Ok(entities)
+}
+
+/// pyflyte register's `--service-account` and `--raw-data-prefix`, applied to every launch plan
+/// as flytekit's `get_serializable_launch_plan` applies its `Options`: the prefix replaces the
+/// launch plan's; the service account replaces `run_as`, keeping the authored secrets and tokens
+/// (`_merge_security_context`).
+fn apply_launch_plan_options(entities: &mut [PlannedEntity], opts: &PlanOptions) {
+    if opts.service_account.is_none() && opts.raw_data_prefix.is_none() {
+        return;
+    }
+    for e in entities.iter_mut() {
+        let Spec::LaunchPlan(lp) = &mut e.spec else {
+            continue;
+        };
+        let spec = lp.spec.get_or_insert_with(Default::default);
+        if let Some(prefix) = &opts.raw_data_prefix {
+            spec.raw_output_data_config = Some(admin::RawOutputDataConfig {
+                output_location_prefix: prefix.clone(),
+            });
+        }
+        if let Some(sa) = &opts.service_account {
+            let sc = spec.security_context.get_or_insert_with(Default::default);
+            sc.run_as = Some(union_idl::flyteidl::core::Identity {
+                k8s_service_account: sa.clone(),
+                ..Default::default()
+            });
+        }
+        e.pb = lp.encode_to_vec();
+    }
 }
 
 fn decode_all(raw: Vec<SerializedEntity>) -> Result<Vec<PlannedEntity>, RegisterError> {

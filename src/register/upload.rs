@@ -71,16 +71,9 @@ pub async fn upload_archive(
     let http = reqwest::Client::builder()
         .build()
         .map_err(UploadError::Client)?;
-    let mut put = http
-        .put(&loc.signed_url)
-        .header("Content-MD5", &md5_b64)
-        .header("Content-Length", bytes.len().to_string());
-    for (k, v) in &loc.headers {
-        put = put.header(k.as_str(), v.as_str());
-    }
-    if loc.native_url.starts_with("abfs://") {
-        put = put.header("x-ms-blob-type", "BlockBlob");
-    }
+    let put =
+        http.put(&loc.signed_url)
+            .headers(put_headers(&md5_b64, &loc.headers, &loc.native_url));
     // The signed URL carries credentials in its query: never show it whole.
     let shown = loc.signed_url.split('?').next().unwrap_or("").to_string();
     let resp = put.body(bytes).send().await.map_err(|e| UploadError::Put {
@@ -102,6 +95,36 @@ pub async fn upload_archive(
     Ok(loc.native_url)
 }
 
+/// The PUT's headers as flytekit sends them: `Content-MD5`, then the server's `headers` over it
+/// (`dict.update`: the server wins, one value per name), `x-ms-blob-type` for Azure. A signed
+/// URL is signed over exactly these, so none may be sent twice. Content-Length is left to the
+/// HTTP client, which sets it from the body (as `requests` does, whatever the server said).
+fn put_headers(
+    md5_b64: &str,
+    server: &std::collections::BTreeMap<String, String>,
+    native_url: &str,
+) -> reqwest::header::HeaderMap {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(md5_b64) {
+        h.insert("content-md5", v);
+    }
+    // In name order (a BTreeMap), so two spellings of one name resolve the same way each time.
+    for (k, v) in server {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.insert(name, value);
+        }
+    }
+    h.remove(CONTENT_LENGTH);
+    if native_url.starts_with("abfs://") && !h.contains_key("x-ms-blob-type") {
+        h.insert("x-ms-blob-type", HeaderValue::from_static("BlockBlob"));
+    }
+    h
+}
+
 fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     if let Some(url) = e.url() {
@@ -114,4 +137,31 @@ fn without_url(e: &reqwest::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_headers_win_and_none_is_sent_twice() {
+        let server: std::collections::BTreeMap<String, String> = [
+            ("Content-MD5", "c2VydmVy"),
+            ("Content-Length", "999"),
+            ("x-amz-meta-flytecontentmd5", "abc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let h = put_headers("b3Vycw==", &server, "s3://bucket/key");
+        assert_eq!(h.get_all("content-md5").iter().count(), 1);
+        assert_eq!(h["content-md5"], "c2VydmVy");
+        assert!(h.get("content-length").is_none());
+        assert_eq!(h["x-amz-meta-flytecontentmd5"], "abc");
+        assert!(h.get("x-ms-blob-type").is_none());
+
+        let h = put_headers("b3Vycw==", &Default::default(), "abfs://c/k");
+        assert_eq!(h["content-md5"], "b3Vycw==");
+        assert_eq!(h["x-ms-blob-type"], "BlockBlob");
+    }
 }

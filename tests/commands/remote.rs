@@ -247,3 +247,117 @@ fn a_container_killed_for_memory_says_so() {
     assert!(err.contains("out of memory"), "{err}");
     assert!(err.contains("64"), "names the limit: {err}");
 }
+
+/// pyflyte run's execution options, given to both CLIs from a user's project: the sandbox
+/// stores the ExecutionSpec each sent, and ours equals pyflyte's field for field.
+#[tokio::test(flavor = "multi_thread")]
+async fn execution_options_reach_the_spec_as_pyflytes_do() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let p = Project::new("hello");
+    let cfg = p.parent().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "admin:\n  endpoint: dns:///{}\n  insecure: true\n",
+            sb.endpoint()
+        ),
+    )
+    .unwrap();
+    let options = [
+        "--service-account",
+        "trainer-sa",
+        "--raw-output-data-prefix",
+        "s3://bucket/raw",
+        "--labels",
+        "team=ml",
+        "--annotations",
+        "note=nightly",
+        "--tags",
+        "t1",
+        "--overwrite-cache",
+        "--interruptible",
+        "true",
+        "--max-parallelism",
+        "3",
+        "--cluster-pool",
+        "gpu",
+        "--execution-cluster-label",
+        "blue",
+        "--disable-notifications",
+        "--env",
+        "A=1",
+    ];
+    let entity = ["workflows/hello.py", "hello_world_wf", "--name", "Alice"];
+    let ours = run(p
+        .union_docker()
+        .env("UNION_CONFIG", &cfg)
+        .args(["run", "--remote"])
+        .args(options)
+        .args(entity));
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    let ours_name = stdout(&ours).trim().to_string();
+    assert!(
+        stderr(&ours).contains(&format!(
+            "Go to http://{}/console/projects/flytesnacks/domains/development/executions/{ours_name} to see execution in the console.",
+            sb.endpoint()
+        )),
+        "{}",
+        stderr(&ours)
+    );
+    let py = run(p
+        .pyflyte(&cfg)
+        .args(["run", "--remote"])
+        .args(options)
+        .args(entity));
+    assert!(py.status.success(), "{}", stderr(&py));
+    let py_out = stdout(&py);
+    let py_name = py_out
+        .split("/executions/")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no console URL in pyflyte's output: {py_out}"))
+        .to_string();
+
+    let admin = sb.admin().await;
+    let spec_of = |name: String| {
+        let mut admin = admin.clone();
+        async move {
+            admin
+                .get_execution(union_idl::flyteidl::admin::WorkflowExecutionGetRequest {
+                    id: Some(union_idl::flyteidl::core::WorkflowExecutionIdentifier {
+                        project: "flytesnacks".into(),
+                        domain: "development".into(),
+                        name,
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .spec
+                .unwrap()
+        }
+    };
+    let mut ours_spec = spec_of(ours_name).await;
+    let mut py_spec = spec_of(py_name).await;
+    // Versions and the principal's bookkeeping aside, the two specs are the same.
+    for s in [&mut ours_spec, &mut py_spec] {
+        s.launch_plan = None;
+        if let Some(m) = s.metadata.as_mut() {
+            m.scheduled_at = None;
+            m.system_metadata = None;
+        }
+    }
+    assert_eq!(ours_spec, py_spec);
+    assert_eq!(
+        ours_spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as.as_ref())
+            .map(|r| r.k8s_service_account.as_str()),
+        Some("trainer-sa")
+    );
+    assert_eq!(ours_spec.max_parallelism, 3);
+    assert_eq!(ours_spec.interruptible, Some(true));
+}

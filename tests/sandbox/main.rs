@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod auth;
 mod binary;
 mod executions;
 mod idl;

@@ -474,6 +474,79 @@ fn a_default_image_that_does_not_exist_registers_nothing() {
         "an image that exists is fine: {}",
         stderr(&o)
     );
+    // And anyone can pull it from that open registry: no pullability warning.
+    assert!(!stderr(&o).contains("cannot pull"), "{}", stderr(&o));
+}
+
+/// An image in a registry that refuses anonymous pulls gets a warning naming it and the fix
+/// before anything is registered; `--require-pullable-images` makes it an error; with
+/// `--image-pull-secret` it is checked with the user's own credentials instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_the_cluster_cannot_pull_is_named_before_registering() {
+    require_docker_infra();
+    let registry = registry_util::AuthRegistry::start("builder", "b-Pa55word")
+        .await
+        .unwrap_or_else(|why| panic!("{why}; `bash tests/setup/docker.sh` installs it"));
+    let p = image_project(&format!(
+        "registry='{}', registry_config='regcfg.json', commands=['echo {}']",
+        registry.addr,
+        unique("pullable")
+    ));
+    let regcfg = format!(
+        r#"{{"auths": {{"{}": {{"username": "builder", "password": "b-Pa55word"}}}}}}"#,
+        registry.addr
+    );
+    std::fs::write(p.root().join("regcfg.json"), &regcfg).unwrap();
+    let sb = Sandbox::start();
+    let o = run(p
+        .union_docker()
+        .args(["register", "workflows", "--endpoint", &sb.endpoint()]));
+    let err = stderr(&o);
+    assert!(o.status.success(), "a warning, not an error: {err}");
+    assert!(
+        err.contains(&format!(
+            "warning: the cluster cannot pull {}/union-test-bad:",
+            registry.addr
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("refuses to serve it without credentials"),
+        "{err}"
+    );
+    assert!(err.contains("make the repository public"), "{err}");
+    assert!(err.contains("ErrImagePull"), "{err}");
+    assert!(!err.contains("b-Pa55word"), "{err}");
+
+    let o = run(p.union_docker().args([
+        "register",
+        "workflows",
+        "--require-pullable-images",
+        "--version",
+        "never-registered",
+        "--endpoint",
+        &sb.endpoint(),
+    ]));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot pull"), "{err}");
+    assert!(err.contains("nothing was registered"), "{err}");
+
+    // The cluster has a pull secret: checked with the user's credentials, which work.
+    let docker_config = p.parent().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    std::fs::write(docker_config.join("config.json"), &regcfg).unwrap();
+    let o = run(p.union_docker().env("DOCKER_CONFIG", &docker_config).args([
+        "register",
+        "workflows",
+        "--require-pullable-images",
+        "--image-pull-secret",
+        "regcred",
+        "--endpoint",
+        &sb.endpoint(),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("cannot pull"), "{}", stderr(&o));
 }
 
 /// An ImageSpec's `registry_config` (a docker config with credentials for its registry) is used

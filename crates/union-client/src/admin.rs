@@ -637,13 +637,16 @@ impl ExecutionOptions {
             annotations: (!self.annotations.is_empty()).then(|| admin::Annotations {
                 values: kv(&self.annotations),
             }),
-            security_context: self.service_account.as_ref().map(|sa| core::SecurityContext {
-                run_as: Some(core::Identity {
-                    k8s_service_account: sa.clone(),
+            security_context: self
+                .service_account
+                .as_ref()
+                .map(|sa| core::SecurityContext {
+                    run_as: Some(core::Identity {
+                        k8s_service_account: sa.clone(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
-                ..Default::default()
-            }),
             raw_output_data_config: self.raw_output_data_prefix.as_ref().map(|p| {
                 admin::RawOutputDataConfig {
                     output_location_prefix: p.clone(),
@@ -665,12 +668,16 @@ impl ExecutionOptions {
                     .collect(),
             }),
             tags: self.tags.clone(),
-            cluster_assignment: self.cluster_pool.as_ref().map(|p| admin::ClusterAssignment {
-                cluster_pool_name: p.clone(),
-            }),
-            execution_cluster_label: self.execution_cluster_label.as_ref().map(|l| {
-                admin::ExecutionClusterLabel { value: l.clone() }
-            }),
+            cluster_assignment: self
+                .cluster_pool
+                .as_ref()
+                .map(|p| admin::ClusterAssignment {
+                    cluster_pool_name: p.clone(),
+                }),
+            execution_cluster_label: self
+                .execution_cluster_label
+                .as_ref()
+                .map(|l| admin::ExecutionClusterLabel { value: l.clone() }),
             ..Default::default()
         }
     }

@@ -32,6 +32,7 @@ const DEFAULT_TOKEN_SECONDS: u64 = 60;
 /// Configures a [`RegistryClient`].
 #[derive(Debug)]
 pub struct RegistryClientBuilder {
+    anonymous: bool,
     docker_config_dir: Option<PathBuf>,
     docker_config_file: Option<PathBuf>,
     insecure: Vec<String>,
@@ -42,6 +43,7 @@ pub struct RegistryClientBuilder {
 impl Default for RegistryClientBuilder {
     fn default() -> Self {
         Self {
+            anonymous: false,
             docker_config_dir: None,
             docker_config_file: None,
             insecure: Vec::new(),
@@ -52,6 +54,13 @@ impl Default for RegistryClientBuilder {
 }
 
 impl RegistryClientBuilder {
+    /// Uses no credentials at all: asks registries what they serve to anyone (what a cluster
+    /// node without an image pull secret gets).
+    pub fn anonymous(mut self) -> Self {
+        self.anonymous = true;
+        self
+    }
+
     /// Reads `config.json` from this directory instead of `$DOCKER_CONFIG` / `~/.docker`.
     pub fn docker_config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.docker_config_dir = Some(dir.into());
@@ -87,10 +96,11 @@ impl RegistryClientBuilder {
     /// Loads the docker config and sets up one pooled HTTPS client (webpki and native roots).
     pub fn build(self) -> Result<RegistryClient, RegistryError> {
         let mut config = match &self.docker_config_dir {
+            _ if self.anonymous => DockerConfig::default(),
             Some(dir) => DockerConfig::load(dir)?,
             None => DockerConfig::load_default()?,
         };
-        if let Some(file) = &self.docker_config_file {
+        if let (Some(file), false) = (&self.docker_config_file, self.anonymous) {
             config = DockerConfig::load_file(file)?.with_fallback(config);
         }
         let http = reqwest::Client::builder()

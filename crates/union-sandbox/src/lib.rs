@@ -4,6 +4,8 @@
 //! One port serves everything: gRPC (`AdminService`, `DataProxyService`, `AuthMetadataService`)
 //! over HTTP/2 and the blob endpoint of signed upload URLs over HTTP/1.1 ([`blobs`]). State lives
 //! in a data directory: `sandbox.db` (SQLite, [`store`]), `blobs/`, `sandbox.key` (URL signing secret).
+//! With [`SandboxConfig::auth`] the sandbox is also its own OAuth2 server and every gRPC call needs
+//! a token ([`auth`]; its state in `auth/`).
 //!
 //! flyteadmin semantics kept (clients depend on them):
 //! - re-creating an id with the same content is ALREADY_EXISTS (flytekit treats it as success),
@@ -25,6 +27,8 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod admin;
+/// OAuth2 (`union sandbox start --auth`): token endpoint, browser flows, the gRPC gate.
+pub mod auth;
 pub mod blobs;
 pub mod compile;
 pub mod executions;
@@ -46,6 +50,7 @@ use union_idl::flyteidl::service::auth_metadata_service_server::{
     AuthMetadataService, AuthMetadataServiceServer,
 };
 use union_idl::flyteidl::service::data_proxy_service_server::DataProxyServiceServer;
+use union_idl::flyteidl::service::identity_service_server::IdentityServiceServer;
 use union_idl::flyteidl::service::{
     OAuth2MetadataRequest, OAuth2MetadataResponse, PublicClientAuthConfigRequest,
     PublicClientAuthConfigResponse,
@@ -67,6 +72,9 @@ pub struct SandboxConfig {
     pub port: u16,
     /// Directory holding the database, blobs and signing secret (created if missing).
     pub data_dir: PathBuf,
+    /// Require OAuth2 tokens on gRPC calls, with the sandbox as the authorization server
+    /// (None: no authentication, like flytectl's sandbox).
+    pub auth: Option<auth::AuthSettings>,
 }
 
 /// Errors starting or running the sandbox.
@@ -96,6 +104,9 @@ pub enum SandboxError {
     /// Blob storage could not be prepared.
     #[error(transparent)]
     Blobs(#[from] blobs::BlobError),
+    /// Authentication could not be prepared.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
     /// The server stopped with an error.
     #[error("the sandbox server failed")]
     Serve(#[source] tonic::transport::Error),
@@ -108,6 +119,7 @@ impl union_diagnostics::Hint for SandboxError {
                 "is a sandbox already running on port {port}? Pick another one with `--port <PORT>` (or UNION_SANDBOX_PORT); `--port 0` takes any free one"
             )],
             SandboxError::Store(e) => e.hints(),
+            SandboxError::Auth(e) => e.hints(),
             _ => Vec::new(),
         }
     }
@@ -123,6 +135,8 @@ pub struct Sandbox {
     blobs: Arc<blobs::Blobs>,
     /// The remote image builder's settings ([`Sandbox::with_image_builder`]); None: no builds.
     image_builder: Option<union_image::remote::ServerSettings>,
+    /// The authorization server; None: authentication is off.
+    auth: Option<Arc<auth::Authority>>,
 }
 
 impl Sandbox {
@@ -158,6 +172,14 @@ impl Sandbox {
         let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_err)?;
         let store = Arc::new(store::Store::open(&data_dir)?);
         let blobs = Arc::new(blobs::Blobs::open(&data_dir)?);
+        let auth = match &config.auth {
+            Some(settings) => Some(Arc::new(auth::Authority::open(
+                &data_dir,
+                settings.clone(),
+                local_addr,
+            )?)),
+            None => None,
+        };
         Ok(Sandbox {
             listener,
             local_addr,
@@ -165,6 +187,7 @@ impl Sandbox {
             store,
             blobs,
             image_builder: None,
+            auth,
         })
     }
 
@@ -185,6 +208,12 @@ impl Sandbox {
     /// The data directory, absolute.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The authorization server, when authentication is on (its endpoints and the path of the
+    /// confidential client's secret, for the banner).
+    pub fn auth(&self) -> Option<&auth::Authority> {
+        self.auth.as_deref()
     }
 
     /// The database, e.g. for tests and for services added later.
@@ -214,18 +243,31 @@ impl Sandbox {
             self.local_addr,
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let routes = tonic::service::Routes::from(
-            blobs::router(self.blobs.clone()).merge(executions::router(executions)),
-        )
-        .add_service(admin)
-        .add_service(data_proxy)
-        .add_service(AuthMetadataServiceServer::new(NoAuth))
-        .add_service(self.image_builder_service().into_server());
+        let mut http = blobs::router(self.blobs.clone()).merge(executions::router(executions));
+        if let Some(authority) = &self.auth {
+            http = http.merge(auth::http::router(authority.clone()));
+        }
+        let routes = tonic::service::Routes::from(http)
+            .add_service(admin)
+            .add_service(data_proxy)
+            .add_service(IdentityServiceServer::new(auth::Identity::new(
+                self.auth.clone(),
+            )))
+            .add_service(self.image_builder_service().into_server());
+        let routes = match &self.auth {
+            Some(authority) => routes.add_service(AuthMetadataServiceServer::new(
+                auth::Metadata::new(authority.clone()),
+            )),
+            None => routes.add_service(AuthMetadataServiceServer::new(NoAuth)),
+        };
         let incoming =
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let result = tonic::transport::Server::builder()
-            // HTTP/1.1 too: the signed upload URLs are plain HTTP PUTs (python `requests`).
+            // HTTP/1.1 too: the signed upload URLs are plain HTTP PUTs (python `requests`), and
+            // the OAuth2 endpoints serve browsers and `requests`.
             .accept_http1(true)
+            // Passes everything through when authentication is off.
+            .layer(auth::AuthLayer::new(self.auth.clone()))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await

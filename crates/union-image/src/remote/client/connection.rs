@@ -16,7 +16,25 @@ use union_idl::union::imagebuilder::v1 as pb;
 use union_idl::union::imagebuilder::v1::image_builder_service_client::ImageBuilderServiceClient;
 
 /// Any gRPC transport: a plain channel, or the admin client's authenticated one.
-type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tower::BoxError>;
+type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, TransportError>;
+
+/// The transport's error, as a concrete type: with `tower::BoxError` itself, rustc cannot prove
+/// the client's futures `Send` for every lifetime (the bound tonic puts on the error).
+#[derive(Debug)]
+pub struct TransportError(tower::BoxError);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    // The wrapped error itself, so that tonic finds a transport failure in the chain.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
 
 /// The generated client, wrapped: statuses become [`RemoteBuildError`]s.
 #[derive(Clone)]
@@ -67,7 +85,9 @@ impl RemoteBuilderClient {
         S::Error: Into<tower::BoxError>,
         S::Future: Send + 'static,
     {
-        let transport = BoxCloneSyncService::new(channel.map_err(Into::into));
+        let transport = BoxCloneSyncService::new(
+            channel.map_err(|e: S::Error| TransportError(e.into())),
+        );
         RemoteBuilderClient {
             inner: ImageBuilderServiceClient::new(transport)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES)

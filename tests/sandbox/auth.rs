@@ -1,0 +1,508 @@
+//! `union sandbox start --auth` against the real clients: pyflyte and union (flytekit's
+//! authenticators) and our `union`, with each authType, from a user's project; a call without a
+//! token refused; no secret or token in anything printed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+
+use crate::support::sandbox::Launch;
+use crate::support::{repo, run, stderr, stdout, venv, Project, Sandbox};
+
+struct AuthSandbox {
+    sb: Sandbox,
+    /// HOME of every client in the test: their token caches (`~/.union/keyring.cfg`).
+    home: tempfile::TempDir,
+}
+
+/// A free port on loopback for a login redirect listener.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl AuthSandbox {
+    fn start(args: &[&str]) -> AuthSandbox {
+        let mut all = vec!["--auth"];
+        all.extend_from_slice(args);
+        let sb = Sandbox::launch(Launch {
+            args: &all,
+            ..Launch::default()
+        });
+        AuthSandbox {
+            sb,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn secret_file(&self) -> PathBuf {
+        self.sb.data_dir().join("auth/client-secret")
+    }
+
+    fn secret(&self) -> String {
+        std::fs::read_to_string(self.secret_file())
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sb.port)
+    }
+
+    /// A flytekit config file for this sandbox with `admin_extra` lines under `admin:`.
+    fn config(&self, dir: &Path, admin_extra: &str) -> PathBuf {
+        let p = dir.join("config.yaml");
+        std::fs::write(
+            &p,
+            format!(
+                "admin:\n  endpoint: dns:///127.0.0.1:{}\n  insecure: true\n{admin_extra}",
+                self.sb.port
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    /// Our `union` from the project's root, with this test's HOME.
+    fn union(&self, p: &Project, cfg: &Path) -> Command {
+        let mut c = p.union();
+        c.env("HOME", self.home.path()).env("UNION_CONFIG", cfg);
+        c
+    }
+
+    fn pyflyte(&self, p: &Project, cfg: &Path) -> Command {
+        let mut c = p.pyflyte(cfg);
+        c.env("HOME", self.home.path());
+        c
+    }
+
+    /// The real union Python CLI.
+    fn union_py(&self, p: &Project, cfg: &Path) -> Command {
+        let mut c = Command::new(venv().join("bin/union"));
+        c.current_dir(p.root())
+            .env("VIRTUAL_ENV", venv())
+            .env("HOME", self.home.path())
+            .arg("--config")
+            .arg(cfg);
+        c
+    }
+
+    /// Every token cached in HOME's keyring file.
+    fn cached_tokens(&self) -> Vec<String> {
+        let Ok(text) = std::fs::read_to_string(self.home.path().join(".union/keyring.cfg")) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut flush = |cur: &mut String| {
+            let compact: String = cur.chars().filter(|c| !c.is_whitespace()).collect();
+            if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(compact) {
+                if let Ok(s) = String::from_utf8(b) {
+                    if s.len() > 16 {
+                        out.push(s);
+                    }
+                }
+            }
+            cur.clear();
+        };
+        for line in text.lines() {
+            if line.starts_with([' ', '\t']) {
+                cur.push_str(line.trim());
+            } else {
+                flush(&mut cur);
+                if let Some((_, v)) = line.split_once(" = ") {
+                    cur.push_str(v.trim());
+                }
+            }
+        }
+        flush(&mut cur);
+        out
+    }
+
+    /// No output of any client, nor the sandbox's log, holds the secret or a token.
+    fn assert_nothing_leaked(&self, outputs: &[&std::process::Output]) {
+        let mut secrets = vec![self.secret()];
+        secrets.extend(self.cached_tokens());
+        let mut texts: Vec<(String, String)> = outputs
+            .iter()
+            .map(|o| {
+                (
+                    "a client's output".to_string(),
+                    format!("{}{}", stdout(o), stderr(o)),
+                )
+            })
+            .collect();
+        texts.push(("the sandbox's log".into(), self.sb.stderr()));
+        for (what, text) in &texts {
+            for s in &secrets {
+                assert!(!text.contains(s.as_str()), "{what} shows a secret or token");
+            }
+        }
+    }
+}
+
+fn register_args() -> [&'static str; 2] {
+    ["register", "workflows"]
+}
+
+fn assert_registered(o: &std::process::Output) {
+    assert!(o.status.success(), "{}", stderr(o));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_without_a_token_is_refused_and_discovery_needs_none() {
+    let a = AuthSandbox::start(&[]);
+    let mut admin = a.sb.admin().await;
+    let e = admin
+        .list_projects(union_idl::flyteidl::admin::ProjectListRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    // AuthMetadataService answers anyone: it is how clients learn where to get a token.
+    let channel = tonic::transport::Endpoint::from_shared(a.sb.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut meta =
+        union_idl::flyteidl::service::auth_metadata_service_client::AuthMetadataServiceClient::new(
+            channel,
+        );
+    let public = meta
+        .get_public_client_config(union_idl::flyteidl::service::PublicClientAuthConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(public.authorization_metadata_key, "flyte-authorization");
+    let oauth = meta
+        .get_o_auth2_metadata(union_idl::flyteidl::service::OAuth2MetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        oauth.token_endpoint,
+        format!("{}/oauth2/token", a.base_url())
+    );
+
+    // Our CLI asked for client credentials it was not given says which keys to set.
+    let p = Project::new("hello");
+    let cfg = a.config(p.parent(), "  authType: ClientSecret\n");
+    let o = run(a.union(&p, &cfg).args(register_args()).stdin(Stdio::null()));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("authType ClientSecret needs admin.clientId and a client secret"),
+        "{err}"
+    );
+    assert!(err.contains("admin.clientSecretLocation"), "{err}");
+}
+
+#[test]
+fn client_secret_pyflyte_union_and_ours_register() {
+    let a = AuthSandbox::start(&[]);
+    let p = Project::new("hello");
+    let cfg = a.config(
+        p.parent(),
+        &format!(
+            "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretLocation: {}\n",
+            a.secret_file().display()
+        ),
+    );
+    let py = run(a.pyflyte(&p, &cfg).args(register_args()));
+    assert_registered(&py);
+    let upy = run(a.union_py(&p, &cfg).args(register_args()));
+    assert_registered(&upy);
+    let ours = run(a.union(&p, &cfg).args(register_args()));
+    assert_registered(&ours);
+    assert!(
+        stdout(&ours).contains("Registered 3 entities"),
+        "{}",
+        stdout(&ours)
+    );
+
+    // A wrong secret is refused by name, and the wrong secret is not printed either.
+    let bad = p.parent().join("bad-secret");
+    std::fs::write(&bad, "not-the-secret-at-all\n").unwrap();
+    let cfg_bad = a.config(
+        p.parent(),
+        &format!(
+            "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretLocation: {}\n",
+            bad.display()
+        ),
+    );
+    let o = run(a.union(&p, &cfg_bad).args(register_args()));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("invalid_client"), "{err}");
+    assert!(err.contains("clientId"), "{err}");
+    assert!(!err.contains("not-the-secret-at-all"), "{err}");
+    a.assert_nothing_leaked(&[&py, &upy, &ours, &o]);
+}
+
+#[test]
+fn client_secret_from_an_environment_variable() {
+    let a = AuthSandbox::start(&[]);
+    let p = Project::new("hello");
+    let cfg = a.config(
+        p.parent(),
+        "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretEnvVar: MY_SANDBOX_SECRET\n",
+    );
+    let secret = a.secret();
+    let py = run(a
+        .pyflyte(&p, &cfg)
+        .env("MY_SANDBOX_SECRET", &secret)
+        .args(register_args()));
+    assert_registered(&py);
+    let ours = run(a
+        .union(&p, &cfg)
+        .env("MY_SANDBOX_SECRET", &secret)
+        .args(register_args()));
+    assert_registered(&ours);
+    a.assert_nothing_leaked(&[&py, &ours]);
+}
+
+#[test]
+fn external_command_prints_the_token() {
+    let a = AuthSandbox::start(&[]);
+    let p = Project::new("hello");
+    let py_bin = venv().join("bin/python");
+    let script = repo().join("tests/support/oauth.py");
+    let cfg = a.config(
+        p.parent(),
+        &format!(
+            "  authType: ExternalCommand\n  command:\n    - {}\n    - {}\n    - token\n    - {}/oauth2/token\n    - {}\n",
+            py_bin.display(),
+            script.display(),
+            a.base_url(),
+            a.secret_file().display()
+        ),
+    );
+    let py = run(a.pyflyte(&p, &cfg).args(register_args()));
+    assert_registered(&py);
+    let ours = run(a.union(&p, &cfg).args(register_args()));
+    assert_registered(&ours);
+
+    // A failing command is named, with the key to fix.
+    let cfg_bad = a.config(
+        p.parent(),
+        "  authType: ExternalCommand\n  command: [\"false\"]\n",
+    );
+    let o = run(a.union(&p, &cfg_bad).args(register_args()));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("admin.command `false` failed"),
+        "{}",
+        stderr(&o)
+    );
+    a.assert_nothing_leaked(&[&py, &ours, &o]);
+}
+
+/// Start `cmd`, read its output until the device-flow line, approve the code as the user would,
+/// and wait for it to finish.
+fn device_login(mut cmd: Command) -> std::process::Output {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // pyflyte prints it on stdout, we on stderr: read both.
+    let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
+    let mut handles = Vec::new();
+    for (is_out, stream) in [
+        (
+            true,
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        ),
+        (
+            false,
+            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+        ),
+    ] {
+        let tx = tx.clone();
+        handles.push(std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send((is_out, line));
+            }
+        }));
+    }
+    drop(tx);
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut approved = false;
+    for (is_out, line) in rx {
+        if !approved {
+            if let Some(i) = line.find("http") {
+                if line.contains("user_code=") {
+                    let url: String = line[i..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
+                        .collect();
+                    let o = Command::new(venv().join("bin/python"))
+                        .arg(repo().join("tests/support/oauth.py"))
+                        .args(["approve-device", &url])
+                        .output()
+                        .unwrap();
+                    assert!(o.status.success(), "approve: {}", stderr(&o));
+                    approved = true;
+                }
+            }
+        }
+        let buf = if is_out { &mut out } else { &mut err };
+        buf.push_str(&line);
+        buf.push('\n');
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let status = child.wait().unwrap();
+    eprintln!("--- stdout:\n{out}--- stderr:\n{err}--- status: {status:?}");
+    assert!(approved, "no device-flow URL was printed");
+    std::process::Output {
+        status,
+        stdout: out.into_bytes(),
+        stderr: err.into_bytes(),
+    }
+}
+
+#[test]
+fn device_flow_pyflyte_then_ours_with_its_own_login() {
+    let a = AuthSandbox::start(&[]);
+    let p = Project::new("hello");
+    let cfg = a.config(p.parent(), "  authType: DeviceFlow\n");
+    let mut py = a.pyflyte(&p, &cfg);
+    py.args(register_args());
+    let py = device_login(py);
+    assert_registered(&py);
+    // pyflyte cached its tokens where union's keyring keeps them.
+    assert!(!a.cached_tokens().is_empty());
+    // A fresh HOME for ours: a login of its own.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut ours = a.union(&p, &cfg);
+    ours.env("HOME", fresh.path()).args(register_args());
+    let ours = device_login(ours);
+    assert_registered(&ours);
+    assert!(
+        stderr(&ours).contains("To Authenticate, navigate in a browser to the following URL"),
+        "{}",
+        stderr(&ours)
+    );
+    a.assert_nothing_leaked(&[&py, &ours]);
+}
+
+/// A `$BROWSER` that approves the login as the user would, in the background (Python's
+/// webbrowser waits for it), and counts how often it was opened.
+fn approving_browser(dir: &Path) -> (PathBuf, PathBuf) {
+    let opened = dir.join("browser-opened");
+    let script = dir.join("browser.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho opened >> '{}'\n('{}' '{}' approve-authorize \"$1\" >> '{}' 2>&1 &)\n",
+            opened.display(),
+            venv().join("bin/python").display(),
+            repo().join("tests/support/oauth.py").display(),
+            dir.join("browser.log").display(),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, opened)
+}
+
+fn times_opened(marker: &Path) -> usize {
+    std::fs::read_to_string(marker)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn pkce_login_is_shared_with_pyflyte_and_refreshed_after_expiry() {
+    let port = free_port();
+    let redirect = format!("http://localhost:{port}/callback");
+    let a = AuthSandbox::start(&[
+        "--auth-redirect-uri",
+        &redirect,
+        "--auth-token-lifetime",
+        "2",
+    ]);
+    let p = Project::new("hello");
+    // No authType: the default, as in flytekit, is the browser (PKCE).
+    let cfg = a.config(p.parent(), "");
+    let (browser, opened) = approving_browser(p.parent());
+
+    let py = run(a
+        .pyflyte(&p, &cfg)
+        .env("BROWSER", &browser)
+        .args(register_args()));
+    assert_registered(&py);
+    assert_eq!(times_opened(&opened), 1);
+    let first_tokens = a.cached_tokens();
+    assert!(!first_tokens.is_empty(), "pyflyte cached no token");
+
+    // Ours finds pyflyte's login in the keyring file: no browser.
+    let ours = run(a
+        .union(&p, &cfg)
+        .env("BROWSER", &browser)
+        .args(register_args()));
+    assert_registered(&ours);
+
+    // Once the access token has expired, the refresh token gets a new one: still no browser.
+    let expired_at = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < expired_at {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let again = run(a
+        .union(&p, &cfg)
+        .env("BROWSER", &browser)
+        .args(register_args()));
+    assert_registered(&again);
+    assert_eq!(
+        times_opened(&opened),
+        1,
+        "a refresh must not open the browser"
+    );
+    assert_ne!(
+        a.cached_tokens(),
+        first_tokens,
+        "the refreshed token was not cached"
+    );
+    // And pyflyte uses what ours cached.
+    let py2 = run(a
+        .pyflyte(&p, &cfg)
+        .env("BROWSER", &browser)
+        .args(register_args()));
+    assert_registered(&py2);
+    a.assert_nothing_leaked(&[&py, &ours, &again, &py2]);
+}
+
+#[test]
+fn pkce_login_of_ours_from_scratch() {
+    let port = free_port();
+    let redirect = format!("http://localhost:{port}/callback");
+    let a = AuthSandbox::start(&["--auth-redirect-uri", &redirect]);
+    let p = Project::new("hello");
+    let cfg = a.config(p.parent(), "  authType: Pkce\n");
+    let (browser, opened) = approving_browser(p.parent());
+    let ours = run(a
+        .union(&p, &cfg)
+        .env("BROWSER", &browser)
+        .args(register_args()));
+    assert_registered(&ours);
+    assert_eq!(times_opened(&opened), 1);
+    assert!(!a.cached_tokens().is_empty(), "our login was not cached");
+    // pyflyte reads our cache: no browser.
+    let py = run(a
+        .pyflyte(&p, &cfg)
+        .env("BROWSER", &browser)
+        .args(register_args()));
+    assert_registered(&py);
+    assert_eq!(times_opened(&opened), 1);
+    a.assert_nothing_leaked(&[&ours, &py]);
+}
