@@ -534,4 +534,10 @@ pub struct SandboxStartArgs {
     /// Org mode: every call must name this organization (`x-user-active-org`), and tokens carry it.
     #[arg(long, value_name = "ORG", requires = "auth")]
     pub org: Option<String>,
+
+    /// Serve TLS with a certificate from a local CA kept in the data directory (its path is
+    /// printed: clients trust it with `caCertFilePath` or SSL_CERT_FILE). A union API key
+    /// always means TLS.
+    #[arg(long)]
+    pub tls: bool,
 }

@@ -44,6 +44,7 @@ fn resolve(args: SandboxStartArgs) -> anyhow::Result<SandboxConfig> {
         port: args.port,
         data_dir,
         auth,
+        tls: args.tls,
     })
 }
 
@@ -116,8 +117,14 @@ fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result
             out.flush()?;
         }
         // On stderr: tests read stdout's first line and may close it.
+        if let Some(ca) = sandbox.tls_ca_cert() {
+            crate::process::note(&format!(
+                "TLS: on, with a certificate from the local CA {} (clients: admin.caCertFilePath, or SSL_CERT_FILE; Python's gRPC: GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, requests: REQUESTS_CA_BUNDLE)",
+                ca.display()
+            ));
+        }
         if let Some(auth) = sandbox.auth() {
-            auth_banner(auth)
+            auth_banner(auth, sandbox.tls_ca_cert())
                 .iter()
                 .for_each(|l| crate::process::note(l));
         }
@@ -129,7 +136,7 @@ fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result
 
 /// What a user needs to connect to a sandbox with authentication: never the secret, only where
 /// it is.
-fn auth_banner(auth: &Authority) -> Vec<String> {
+fn auth_banner(auth: &Authority, tls_ca: Option<&std::path::Path>) -> Vec<String> {
     let secret = auth.client_secret_path().display().to_string();
     let mut lines = vec![
         "authentication: on (every gRPC call needs an OAuth2 access token)".to_string(),
@@ -150,8 +157,15 @@ fn auth_banner(auth: &Authority) -> Vec<String> {
             union_sandbox::auth::ORG_METADATA_KEY
         ));
     }
+    let transport = match tls_ca {
+        Some(ca) => format!(
+            "insecure: false, caCertFilePath: {}",
+            yaml_scalar(&ca.display().to_string())
+        ),
+        None => "insecure: true".to_string(),
+    };
     lines.push(format!(
-        "  flytekit config: admin: {{endpoint: dns:///{}, insecure: true, authType: ClientSecret, clientId: {}, clientSecretLocation: {}}}",
+        "  flytekit config: admin: {{endpoint: dns:///{}, {transport}, authType: ClientSecret, clientId: {}, clientSecretLocation: {}}}",
         auth.endpoint(),
         union_sandbox::auth::CONFIDENTIAL_CLIENT_ID,
         yaml_scalar(&secret)

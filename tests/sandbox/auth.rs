@@ -304,7 +304,12 @@ fn external_command_prints_the_token() {
 
 /// Start `cmd`, read its output until the device-flow line, approve the code as the user would,
 /// and wait for it to finish.
-fn device_login(mut cmd: Command) -> std::process::Output {
+fn device_login(cmd: Command) -> std::process::Output {
+    device_login_with(cmd, &[])
+}
+
+/// [`device_login`], the approving "browser" run with `env` (a CA to trust, say).
+fn device_login_with(mut cmd: Command, env: &[(&str, &Path)]) -> std::process::Output {
     use std::io::{BufRead, BufReader, Read};
     let mut child = cmd
         .stdin(Stdio::null())
@@ -343,11 +348,14 @@ fn device_login(mut cmd: Command) -> std::process::Output {
                         .chars()
                         .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
                         .collect();
-                    let o = Command::new(venv().join("bin/python"))
+                    let mut approve = Command::new(venv().join("bin/python"));
+                    approve
                         .arg(repo().join("tests/support/oauth.py"))
-                        .args(["approve-device", &url])
-                        .output()
-                        .unwrap();
+                        .args(["approve-device", &url]);
+                    for (k, v) in env {
+                        approve.env(k, v);
+                    }
+                    let o = approve.output().unwrap();
                     assert!(o.status.success(), "approve: {}", stderr(&o));
                     approved = true;
                 }
@@ -505,4 +513,128 @@ fn pkce_login_of_ours_from_scratch() {
     assert_registered(&py);
     assert_eq!(times_opened(&opened), 1);
     a.assert_nothing_leaked(&[&ours, &py]);
+}
+
+#[test]
+fn org_mode_requires_the_org_on_every_call() {
+    let a = AuthSandbox::start(&["--org", "acme"]);
+    let p = Project::new("hello");
+    let cfg = a.config(
+        p.parent(),
+        &format!(
+            "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretLocation: {}\n",
+            a.secret_file().display()
+        ),
+    );
+    let ours = run(a
+        .union(&p, &cfg)
+        .args(register_args())
+        .args(["--org", "acme"]));
+    assert_registered(&ours);
+    // Console links name the org, as union's do.
+    let without = run(a.union(&p, &cfg).args(register_args()));
+    assert_eq!(without.status.code(), Some(1));
+    assert!(stderr(&without).contains("org"), "{}", stderr(&without));
+    let other = run(a
+        .union(&p, &cfg)
+        .args(register_args())
+        .args(["--org", "umbrella"]));
+    assert_eq!(other.status.code(), Some(1));
+    assert!(stderr(&other).contains("umbrella"), "{}", stderr(&other));
+    a.assert_nothing_leaked(&[&ours, &without, &other]);
+}
+
+/// union's API keys name a host without a port (so 443) and always mean TLS: the sandbox on
+/// 127.0.0.1:443 with `--tls`, its CA trusted by each client the way that client reads CAs.
+/// Then `union create login` writes union's config file and logs in; afterwards ours and the
+/// real union CLI both work from that file and the cached token, without logging in again.
+#[test]
+fn api_key_and_login_over_tls_with_the_real_union_client() {
+    let a = AuthSandbox {
+        sb: Sandbox::launch(Launch {
+            port: 443,
+            args: &["--auth", "--tls"],
+            ..Launch::default()
+        }),
+        home: tempfile::tempdir().unwrap(),
+    };
+    let ca = a.sb.data_dir().join("tls/ca.pem");
+    // The banner names the CA to trust.
+    crate::support::wait_until(
+        "the sandbox names its CA",
+        std::time::Duration::from_secs(30),
+        || a.sb.stderr().contains(&ca.display().to_string()),
+    );
+    let p = Project::new("hello");
+    let key = base64::engine::general_purpose::STANDARD
+        .encode(format!("127.0.0.1:union-sandbox:{}:None", a.secret()));
+    let ours = run(a
+        .union(&p, Path::new(""))
+        .env_remove("UNION_CONFIG")
+        .env("UNION_API_KEY", &key)
+        .env("SSL_CERT_FILE", &ca)
+        .args(register_args()));
+    assert_registered(&ours);
+    let upy = run(Command::new(venv().join("bin/union"))
+        .current_dir(p.root())
+        .env("VIRTUAL_ENV", venv())
+        .env("HOME", a.home.path())
+        .env("UNION_API_KEY", &key)
+        .env("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", &ca)
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .args(register_args()));
+    assert_registered(&upy);
+
+    // union create login, with the device flow (no browser here).
+    let home = tempfile::tempdir().unwrap();
+    let mut login = p.union();
+    login
+        .env("HOME", home.path())
+        .env("SSL_CERT_FILE", &ca)
+        .args([
+            "create",
+            "login",
+            "--host",
+            "127.0.0.1",
+            "--auth",
+            "device-flow",
+        ]);
+    let login = device_login_with(login, &[("SSL_CERT_FILE", &ca)]);
+    assert!(login.status.success(), "{}", stderr(&login));
+    assert!(
+        stdout(&login).contains("Login successful into 127.0.0.1"),
+        "{}",
+        stdout(&login)
+    );
+    let written = std::fs::read_to_string(home.path().join(".union/config.yaml")).unwrap();
+    assert!(
+        written.starts_with(
+            "admin:\n  endpoint: dns:///127.0.0.1\n  insecure: false\n  authType: DeviceFlow\n"
+        ),
+        "{written}"
+    );
+    // Ours from that file and the cached token: no second login.
+    let ours2 = run(p
+        .union()
+        .env("HOME", home.path())
+        .env("SSL_CERT_FILE", &ca)
+        .stdin(Stdio::null())
+        .args(register_args()));
+    assert_registered(&ours2);
+    assert!(!stderr(&ours2).contains("user_code="), "{}", stderr(&ours2));
+    // The real union CLI from the same file and token cache: no login either (a login would
+    // wait for a code nobody approves; `timeout` turns that into a failure).
+    let upy2 = run(Command::new("timeout")
+        .arg("120")
+        .arg(venv().join("bin/union"))
+        .current_dir(p.root())
+        .env("VIRTUAL_ENV", venv())
+        .env("HOME", home.path())
+        .env("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", &ca)
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .stdin(Stdio::null())
+        .args(register_args()));
+    assert_registered(&upy2);
+    assert!(!stdout(&upy2).contains("user_code="), "{}", stdout(&upy2));
+    a.assert_nothing_leaked(&[&ours, &upy, &login, &ours2, &upy2]);
 }

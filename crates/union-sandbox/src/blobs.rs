@@ -168,9 +168,12 @@ impl Blobs {
     }
 
     /// A URL on `addr` allowing `method` on `key` until `expires` (unix seconds); with
-    /// `md5_b64`, a PUT must carry that `Content-MD5` and a body with that digest.
+    /// `md5_b64`, a PUT must carry that `Content-MD5` and a body with that digest. `https`: the
+    /// sandbox serves TLS.
+    #[allow(clippy::too_many_arguments)]
     pub fn signed_url(
         &self,
+        https: bool,
         addr: SocketAddr,
         method: &str,
         key: &str,
@@ -188,7 +191,8 @@ impl Blobs {
             .map(|c| utf8_percent_encode(c, SEGMENT).to_string())
             .collect();
         let mut url = format!(
-            "http://{addr}{ROUTE_PREFIX}{}?expires={expires}",
+            "{}://{addr}{ROUTE_PREFIX}{}?expires={expires}",
+            if https { "https" } else { "http" },
             path.join("/")
         );
         if !md5_b64.is_empty() {
@@ -290,14 +294,17 @@ pub struct DataProxyApi {
     blobs: Arc<Blobs>,
     /// Address put in signed URLs when the connection's local address is unknown.
     fallback_addr: SocketAddr,
+    /// Whether signed URLs are https (the sandbox serves TLS).
+    https: bool,
 }
 
 impl DataProxyApi {
     /// A DataProxyService signing URLs for the server at `fallback_addr`.
-    pub fn new(blobs: Arc<Blobs>, fallback_addr: SocketAddr) -> Self {
+    pub fn new(blobs: Arc<Blobs>, fallback_addr: SocketAddr, https: bool) -> Self {
         DataProxyApi {
             blobs,
             fallback_addr,
+            https,
         }
     }
 }
@@ -373,7 +380,9 @@ impl DataProxyService for DataProxyApi {
 
         let expires = unix_now() + ttl.as_secs();
         Ok(GrpcResponse::new(CreateUploadLocationResponse {
-            signed_url: self.blobs.signed_url(addr, "PUT", &key, expires, &md5_b64),
+            signed_url: self
+                .blobs
+                .signed_url(self.https, addr, "PUT", &key, expires, &md5_b64),
             native_url: self.blobs.native_url(&key),
             expires_at: Some(timestamp(
                 i64::try_from(expires)
@@ -403,7 +412,9 @@ impl DataProxyService for DataProxyApi {
             })?;
         let expires = unix_now() + ttl.as_secs();
         Ok(GrpcResponse::new(CreateDownloadLocationResponse {
-            signed_url: self.blobs.signed_url(addr, "GET", &key, expires, ""),
+            signed_url: self
+                .blobs
+                .signed_url(self.https, addr, "GET", &key, expires, ""),
             expires_at: Some(timestamp(
                 i64::try_from(expires)
                     .unwrap_or(i64::MAX)

@@ -37,6 +37,7 @@ pub mod executor;
 pub mod query;
 pub mod status;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,6 +76,8 @@ pub struct SandboxConfig {
     /// Require OAuth2 tokens on gRPC calls, with the sandbox as the authorization server
     /// (None: no authentication, like flytectl's sandbox).
     pub auth: Option<auth::AuthSettings>,
+    /// Serve TLS with a certificate from a local CA ([`tls`]).
+    pub tls: bool,
 }
 
 /// Errors starting or running the sandbox.
@@ -107,6 +110,9 @@ pub enum SandboxError {
     /// Authentication could not be prepared.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// TLS could not be prepared.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The server stopped with an error.
     #[error("the sandbox server failed")]
     Serve(#[source] tonic::transport::Error),
@@ -120,6 +126,7 @@ impl union_diagnostics::Hint for SandboxError {
             )],
             SandboxError::Store(e) => e.hints(),
             SandboxError::Auth(e) => e.hints(),
+            SandboxError::Tls(e) => e.hints(),
             _ => Vec::new(),
         }
     }
@@ -137,6 +144,8 @@ pub struct Sandbox {
     image_builder: Option<union_image::remote::ServerSettings>,
     /// The authorization server; None: authentication is off.
     auth: Option<Arc<auth::Authority>>,
+    /// TLS; None: plaintext.
+    tls: Option<tls::Tls>,
 }
 
 impl Sandbox {
@@ -172,12 +181,21 @@ impl Sandbox {
         let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_err)?;
         let store = Arc::new(store::Store::open(&data_dir)?);
         let blobs = Arc::new(blobs::Blobs::open(&data_dir)?);
+        let tls = if config.tls {
+            Some(tls::prepare(&data_dir, &config.host)?)
+        } else {
+            None
+        };
         let auth = match &config.auth {
-            Some(settings) => Some(Arc::new(auth::Authority::open(
-                &data_dir,
-                settings.clone(),
-                local_addr,
-            )?)),
+            Some(settings) => {
+                let mut settings = settings.clone();
+                if tls.is_some() {
+                    settings.scheme = auth::Scheme::Https;
+                }
+                Some(Arc::new(auth::Authority::open(
+                    &data_dir, settings, local_addr,
+                )?))
+            }
             None => None,
         };
         Ok(Sandbox {
@@ -188,6 +206,7 @@ impl Sandbox {
             blobs,
             image_builder: None,
             auth,
+            tls,
         })
     }
 
@@ -208,6 +227,11 @@ impl Sandbox {
     /// The data directory, absolute.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The CA certificate clients must trust, when the sandbox serves TLS.
+    pub fn tls_ca_cert(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca_cert.as_path())
     }
 
     /// The authorization server, when authentication is on (its endpoints and the path of the
@@ -232,6 +256,7 @@ impl Sandbox {
             self.data_dir.clone(),
             self.blobs.root().to_path_buf(),
             self.local_addr,
+            self.tls.is_some(),
         )?;
         let admin = AdminServiceServer::new(
             admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),
@@ -241,6 +266,7 @@ impl Sandbox {
         let data_proxy = DataProxyServiceServer::new(blobs::DataProxyApi::new(
             self.blobs.clone(),
             self.local_addr,
+            self.tls.is_some(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let mut http = blobs::router(self.blobs.clone()).merge(executions::router(executions));
@@ -260,22 +286,70 @@ impl Sandbox {
             )),
             None => routes.add_service(AuthMetadataServiceServer::new(NoAuth)),
         };
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let result = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             // HTTP/1.1 too: the signed upload URLs are plain HTTP PUTs (python `requests`), and
             // the OAuth2 endpoints serve browsers and `requests`.
             .accept_http1(true)
             // Passes everything through when authentication is off.
             .layer(auth::AuthLayer::new(self.auth.clone()))
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-            .map_err(SandboxError::Serve);
+            .add_routes(routes);
+        let result = match &self.tls {
+            None => {
+                let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
+                    .with_nodelay(Some(true));
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+            Some(t) => {
+                let incoming = tls_incoming(self.listener, t.config.clone());
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+        }
+        .map_err(SandboxError::Serve);
         // The last handle: dropping it closes the database (and checkpoints the WAL).
         drop(self.store);
         result
     }
+}
+
+/// Connections over TLS: each handshake runs in its own task (a slow or plaintext client holds
+/// up no one), and finished ones are handed to the server in order of completion.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> impl futures_util::Stream<
+    Item = Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = tx.closed() => return,
+                a = listener.accept() => a,
+            };
+            let Ok((tcp, _)) = accepted else {
+                // Out of descriptors, say: wait a little rather than spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+                if let Ok(Ok(stream)) = handshake.await {
+                    let _ = tx.send(Ok(stream)).await;
+                }
+            });
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 impl Sandbox {

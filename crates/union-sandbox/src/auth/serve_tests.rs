@@ -34,6 +34,7 @@ async fn start(auth: Option<AuthSettings>) -> (Running, Option<(String, String)>
         port: 0,
         data_dir: dir.path().to_path_buf(),
         auth,
+        tls: false,
     };
     let sandbox = Sandbox::bind(&config).await.unwrap();
     let url = format!("http://{}", sandbox.local_addr());

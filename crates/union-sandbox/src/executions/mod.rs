@@ -90,6 +90,7 @@ impl Executions {
         data_dir: PathBuf,
         blob_root: PathBuf,
         addr: SocketAddr,
+        https: bool,
     ) -> Result<Arc<Self>, StoreError> {
         let runner = Arc::new(DockerRunner::new(DockerRunnerConfig {
             work_root: data_dir.join("executions"),
@@ -121,7 +122,11 @@ impl Executions {
                 ),
                 runner,
                 running: Mutex::new(HashMap::new()),
-                base_url: format!("http://{host}:{}", addr.port()),
+                base_url: format!(
+                    "{}://{host}:{}",
+                    if https { "https" } else { "http" },
+                    addr.port()
+                ),
             }
         });
         if interrupted > 0 {

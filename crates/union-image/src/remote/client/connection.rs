@@ -85,9 +85,8 @@ impl RemoteBuilderClient {
         S::Error: Into<tower::BoxError>,
         S::Future: Send + 'static,
     {
-        let transport = BoxCloneSyncService::new(
-            channel.map_err(|e: S::Error| TransportError(e.into())),
-        );
+        let transport =
+            BoxCloneSyncService::new(channel.map_err(|e: S::Error| TransportError(e.into())));
         RemoteBuilderClient {
             inner: ImageBuilderServiceClient::new(transport)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES)
