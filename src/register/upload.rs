@@ -68,9 +68,7 @@ pub async fn upload_archive(
     };
     let loc = client.create_upload_location(req).await?;
     let md5_b64 = base64::engine::general_purpose::STANDARD.encode(archive.md5);
-    let http = reqwest::Client::builder()
-        .build()
-        .map_err(UploadError::Client)?;
+    let http = http_client(client.tls())?;
     let put =
         http.put(&loc.signed_url)
             .headers(put_headers(&md5_b64, &loc.headers, &loc.native_url));
@@ -93,6 +91,24 @@ pub async fn upload_archive(
         });
     }
     Ok(loc.native_url)
+}
+
+/// The client for signed URLs: TLS checked as for gRPC (flytekit passes `verify=` the same way:
+/// False with `insecureSkipVerify`, else `caCertFilePath`).
+fn http_client(tls: &union_client::auth::TlsSettings) -> Result<reqwest::Client, UploadError> {
+    let mut b = reqwest::Client::builder();
+    if tls.skip_verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    if let Some(ca) = &tls.ca_cert_file {
+        if let Some(cert) = std::fs::read(ca)
+            .ok()
+            .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build().map_err(UploadError::Client)
 }
 
 /// The PUT's headers as flytekit sends them: `Content-MD5`, then the server's `headers` over it

@@ -638,3 +638,55 @@ fn api_key_and_login_over_tls_with_the_real_union_client() {
     assert!(!stdout(&upy2).contains("user_code="), "{}", stdout(&upy2));
     a.assert_nothing_leaked(&[&ours, &upy, &login, &ours2, &upy2]);
 }
+
+/// TLS options as flytekit reads them, against `--tls`: the CA from `caCertFilePath`, or
+/// `insecureSkipVerify`; with neither, the unknown CA is refused with a hint. `proxyCommand`
+/// runs and its token goes along.
+#[test]
+fn tls_options_and_proxy_command() {
+    let a = AuthSandbox::start(&["--tls"]);
+    let ca = a.sb.data_dir().join("tls/ca.pem");
+    let p = Project::new("hello");
+    let marker = p.parent().join("proxy-command-ran");
+    let client = format!(
+        "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretLocation: {}\n",
+        a.secret_file().display()
+    );
+    let write = |transport: &str| {
+        let cfg = p.parent().join("tls-config.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "admin:\n  endpoint: dns:///127.0.0.1:{}\n  insecure: false\n{transport}{client}",
+                a.sb.port
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let with_ca = write(&format!(
+        "  caCertFilePath: {}\n  proxyCommand: [\"sh\", \"-c\", \"echo ran >> {}; echo proxy-token\"]\n",
+        ca.display(),
+        marker.display()
+    ));
+    let py = run(a.pyflyte(&p, &with_ca).args(register_args()));
+    assert_registered(&py);
+    let ours = run(a.union(&p, &with_ca).args(register_args()));
+    assert_registered(&ours);
+    let runs = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert!(runs.lines().count() >= 2, "proxyCommand ran {runs:?}");
+
+    let skip = write("  insecureSkipVerify: true\n");
+    let ours_skip = run(a.union(&p, &skip).args(register_args()));
+    assert_registered(&ours_skip);
+
+    let neither = write("");
+    let refused = run(a.union(&p, &neither).args(register_args()));
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("cannot reach FlyteAdmin at 127.0.0.1:"),
+        "{err}"
+    );
+    a.assert_nothing_leaked(&[&py, &ours, &ours_skip, &refused]);
+}

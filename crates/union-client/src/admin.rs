@@ -118,6 +118,7 @@ pub struct AdminClient {
     endpoint: String,
     source: Source,
     insecure: bool,
+    tls: TlsSettings,
 }
 
 fn describe_transport(err: &(dyn std::error::Error + 'static)) -> String {
@@ -135,6 +136,11 @@ fn describe_transport(err: &(dyn std::error::Error + 'static)) -> String {
 
 fn tls_hint(detail: &str, insecure: bool, endpoint: &str, source: &Source) -> String {
     let d = detail.to_ascii_lowercase();
+    if !insecure && (d.contains("unknownissuer") || d.contains("invalid peer certificate")) {
+        return format!(
+            "the certificate of {endpoint} is not from a CA this machine trusts: set admin.caCertFilePath to that CA's PEM file (or SSL_CERT_FILE), or admin.insecureSkipVerify: true to skip the check"
+        );
+    }
     if !insecure
         && (d.contains("invalidcontenttype")
             || d.contains("corrupt message")
@@ -192,7 +198,21 @@ impl AdminClient {
             .trim_end_matches(']')
             .to_string();
         let connected = if !settings.insecure && settings.insecure_skip_verify {
-            ep.connect_with_connector(crate::tls::skip_verify_connector(host))
+            // Our connector does the TLS; tonic refuses an https URL it would not secure itself,
+            // so it gets http, and requests still say https through the origin.
+            let plain = Endpoint::from_shared(format!("http://{}", settings.endpoint))
+                .map_err(|e| bad(e.to_string()))?
+                .connect_timeout(Duration::from_secs(10))
+                .tcp_nodelay(true)
+                .http2_adaptive_window(true)
+                .timeout(Duration::from_secs(120))
+                .origin(
+                    format!("https://{}", settings.endpoint)
+                        .parse()
+                        .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?,
+                );
+            plain
+                .connect_with_connector(crate::tls::skip_verify_connector(host))
                 .await
         } else {
             if !settings.insecure {
@@ -224,13 +244,14 @@ impl AdminClient {
                 detail,
             }
         })?;
+        let tls = TlsSettings {
+            skip_verify: settings.insecure_skip_verify,
+            ca_cert_file: settings.ca_cert_file.clone(),
+        };
         let session = Session::new(
             &settings.endpoint,
             settings.auth.clone(),
-            TlsSettings {
-                skip_verify: settings.insecure_skip_verify,
-                ca_cert_file: settings.ca_cert_file.clone(),
-            },
+            tls.clone(),
             notify,
             raw.clone(),
         );
@@ -245,6 +266,7 @@ impl AdminClient {
             endpoint: settings.endpoint.clone(),
             source: settings.endpoint_source.clone(),
             insecure: settings.insecure,
+            tls,
         };
         // One cheap call so that TLS/plaintext mismatches (and a login, when the server wants
         // one) happen here, not mid-registration.
@@ -255,6 +277,12 @@ impl AdminClient {
     /// The authenticated channel, for other services on the same endpoint.
     pub fn channel(&self) -> AuthChannel {
         self.channel.clone()
+    }
+
+    /// How TLS is checked (`caCertFilePath`, `insecureSkipVerify`): signed upload and download
+    /// URLs on the same server are fetched the same way, as flytekit does.
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
     }
 
     /// The endpoint this client talks to.
