@@ -92,11 +92,19 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
                     .list_node_executions(&id)
                     .await
                     .map_err(anyhow::Error::from)?;
-                let data = c.get_execution_data(&id).await.ok();
+                // Inputs and outputs, inline or fetched; a failure to read them is shown, not
+                // turned into "no outputs".
+                let data = c.execution_literals(&id).await.map_err(|e| {
+                    let mut text = e.to_string();
+                    for h in union_diagnostics::Hint::hints(&e) {
+                        text.push_str(&format!(" ({h})"));
+                    }
+                    text
+                });
                 Ok::<_, anyhow::Error>((exec, nodes, data))
             })?;
             let console = s.console_url(&id.project, &id.domain, &id.name);
-            crate::process::write_data(&render_execution(&exec, &nodes, data.as_ref(), &console))?;
+            crate::process::write_data(&render_execution(&exec, &nodes, &data, &console))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -161,7 +169,7 @@ fn literal_text(l: &core::Literal) -> String {
 fn render_execution(
     e: &admin::Execution,
     nodes: &[admin::NodeExecution],
-    data: Option<&admin::WorkflowExecutionGetDataResponse>,
+    data: &Result<(core::LiteralMap, core::LiteralMap), String>,
     console_url: &str,
 ) -> String {
     let id = e.id.clone().unwrap_or_default();
@@ -175,16 +183,17 @@ fn render_execution(
     let _ = writeln!(t, "Phase:      {}", phase(c.phase));
     let _ = writeln!(t, "Started:    {}", time(c.started_at.as_ref()));
     let _ = writeln!(t, "Duration:   {}", secs(c.duration.as_ref()));
-    if let Some(data) = data {
-        if let Some(inputs) = &data.full_inputs {
+    match data {
+        Ok((inputs, outputs)) => {
             for (k, v) in &inputs.literals {
                 let _ = writeln!(t, "Input:      {k} = {}", literal_text(v));
             }
-        }
-        if let Some(outputs) = &data.full_outputs {
             for (k, v) in &outputs.literals {
                 let _ = writeln!(t, "Output:     {k} = {}", literal_text(v));
             }
+        }
+        Err(e) => {
+            let _ = writeln!(t, "Data:       {e}");
         }
     }
     match &c.output_result {

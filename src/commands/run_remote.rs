@@ -403,11 +403,11 @@ pub async fn follow(
     use core::workflow_execution::Phase as P;
     if P::try_from(closure.phase) == Ok(P::Succeeded) {
         let data =
-            match with_retries(&following, progress, || client.get_execution_data(id)).await? {
+            match with_retries(&following, progress, || client.execution_literals(id)).await? {
                 Ok(data) => data,
                 Err(sig) => return Ok(Outcome::Interrupted(sig)),
             };
-        return Ok(Outcome::Succeeded(data.full_outputs.unwrap_or_default()));
+        return Ok(Outcome::Succeeded(data.1));
     }
     // Failure: the execution's error, and the tail of the failing node's log.
     let message = match &closure.output_result {

@@ -361,3 +361,43 @@ async fn execution_options_reach_the_spec_as_pyflytes_do() {
     assert_eq!(ours_spec.max_parallelism, 3);
     assert_eq!(ours_spec.interruptible, Some(true));
 }
+
+/// Outputs too large to come inline (flyteadmin's `maxSizeInBytes`; here the sandbox's limit set
+/// to 1 byte) are read from where the server put them, through DataProxy, never shown as none.
+#[test]
+fn outputs_too_large_to_come_inline_are_fetched() {
+    require_docker_infra();
+    let sb = Sandbox::launch(crate::support::sandbox::Launch {
+        env: &[("UNION_SANDBOX_MAX_INLINE_BYTES", "1")],
+        ..Default::default()
+    });
+    let o = run(remote(&sb).args([
+        "--wait",
+        &fixture("hello/workflows/hello.py"),
+        "hello_world_wf",
+        "--name",
+        "Alice",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Hello, Alice!\n");
+    let name = stderr(&o)
+        .split("/executions/")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let got = run(union().args(["get", "execution", &name, "--endpoint", &sb.endpoint()]));
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert!(
+        stdout(&got).contains("Output:     o0 = \"Hello, Alice!\""),
+        "{}",
+        stdout(&got)
+    );
+    // They did come the long way: the sandbox wrote them out instead of sending them inline.
+    assert!(sb
+        .data_dir()
+        .join("blobs/offloaded")
+        .join(&name)
+        .join("outputs.pb")
+        .is_file());
+}

@@ -52,6 +52,15 @@ pub enum AdminError {
         source_desc: String,
         detail: String,
     },
+    /// Inputs or outputs too large to come inline could not be fetched from where they are.
+    #[error("cannot read the {what} of execution {execution} from {url}: {detail}")]
+    OffloadedData {
+        what: &'static str,
+        execution: String,
+        /// Without its query (a signed URL's query is a credential).
+        url: String,
+        detail: String,
+    },
     /// The server asked for credentials and getting them failed.
     #[error("{rpc} for {what}: not authenticated")]
     Auth {
@@ -556,6 +565,91 @@ impl AdminClient {
         .await
         .map(|r| r.into_inner())
         .map_err(|s| self.status_error("GetExecutionData", format!("execution {}", id.name), s))
+    }
+
+    /// An execution's inputs and outputs as literal maps: inline when the server sent them
+    /// (`full_inputs` / `full_outputs`), else read from `inputs.url` / `outputs.url`, as
+    /// flytekit's `_get_output_literal_map` does for data too large to come inline. An `http(s)`
+    /// URL is fetched as it is; a storage URI (`s3://...`) through DataProxy's
+    /// `CreateDownloadLocation`.
+    // `inputs`/`outputs` are deprecated in flyteidl, and flytekit still reads them: so do we.
+    #[allow(deprecated)]
+    pub async fn execution_literals(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<(core::LiteralMap, core::LiteralMap), AdminError> {
+        let data = self.get_execution_data(id).await?;
+        let inputs = self
+            .inline_or_fetched("inputs", id, data.full_inputs, data.inputs)
+            .await?;
+        let outputs = self
+            .inline_or_fetched("outputs", id, data.full_outputs, data.outputs)
+            .await?;
+        Ok((inputs, outputs))
+    }
+
+    async fn inline_or_fetched(
+        &self,
+        what: &'static str,
+        id: &core::WorkflowExecutionIdentifier,
+        inline: Option<core::LiteralMap>,
+        blob: Option<admin::UrlBlob>,
+    ) -> Result<core::LiteralMap, AdminError> {
+        if let Some(m) = inline.filter(|m| !m.literals.is_empty()) {
+            return Ok(m);
+        }
+        let Some(blob) = blob.filter(|b| b.bytes > 0 && !b.url.is_empty()) else {
+            return Ok(core::LiteralMap::default());
+        };
+        let shown = blob.url.split('?').next().unwrap_or_default().to_string();
+        let err = |detail: String| AdminError::OffloadedData {
+            what,
+            execution: id.name.clone(),
+            url: shown.clone(),
+            detail,
+        };
+        let url = if blob.url.starts_with("http://") || blob.url.starts_with("https://") {
+            blob.url.clone()
+        } else {
+            #[allow(deprecated)]
+            let req = union_idl::flyteidl::service::CreateDownloadLocationRequest {
+                native_url: blob.url.clone(),
+                expires_in: Some(union_idl::google_protobuf::Duration {
+                    seconds: 600,
+                    nanos: 0,
+                }),
+            };
+            let mut c = self.data_proxy.clone();
+            #[allow(deprecated)]
+            let signed = c
+                .create_download_location(req)
+                .await
+                .map_err(|s| {
+                    err(format!(
+                        "CreateDownloadLocation: {:?}: {}",
+                        s.code(),
+                        s.message()
+                    ))
+                })?
+                .into_inner()
+                .signed_url;
+            signed
+        };
+        let http = crate::auth::http_client_for(&self.tls).map_err(err)?;
+        let resp = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| err(crate::auth::describe_http_error(&e)))?;
+        if !resp.status().is_success() {
+            return Err(err(format!("HTTP {}", resp.status().as_u16())));
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| err(crate::auth::describe_http_error(&e)))?;
+        <core::LiteralMap as prost::Message>::decode(bytes.as_ref())
+            .map_err(|e| err(format!("not a LiteralMap: {e}")))
     }
 
     /// ListNodeExecutions of an execution (top level).

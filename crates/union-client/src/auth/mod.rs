@@ -97,6 +97,29 @@ pub struct TlsSettings {
     pub ca_cert_file: Option<std::path::PathBuf>,
 }
 
+/// A plain HTTP client that checks TLS as `tls` says (for signed URLs on the same server).
+pub fn http_client_for(tls: &TlsSettings) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(300));
+    if tls.skip_verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    if let Some(ca) = &tls.ca_cert_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| format!("cannot read caCertFilePath {}: {e}", ca.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("caCertFilePath {} is not PEM: {e}", ca.display()))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// A reqwest error without its URL (a signed URL's query is a credential).
+pub fn describe_http_error(e: &reqwest::Error) -> String {
+    http::describe(e)
+}
+
 /// Tells the user something an interactive flow needs them to do (open a URL, type a code).
 /// The CLI prints it; the library never does.
 pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;

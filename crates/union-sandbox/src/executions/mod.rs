@@ -59,6 +59,9 @@ pub struct Executions {
     runner: Arc<DockerRunner>,
     running: Mutex<HashMap<i64, Running>>,
     base_url: String,
+    /// Where offloaded outputs are written (the blob store's root).
+    blob_root: PathBuf,
+    max_inline_bytes: usize,
 }
 
 struct Running {
@@ -72,6 +75,18 @@ impl std::fmt::Debug for Executions {
             .field("runner", &self.runner)
             .finish_non_exhaustive()
     }
+}
+
+/// Outputs larger than this (encoded) are not sent inline by GetExecutionData but stored as a
+/// blob whose location is returned instead, as flyteadmin does above `remoteData.maxSizeInBytes`
+/// (default 2 MiB).
+pub const MAX_INLINE_BYTES_ENV: &str = "UNION_SANDBOX_MAX_INLINE_BYTES";
+
+fn max_inline_bytes() -> usize {
+    std::env::var(MAX_INLINE_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(2 * 1024 * 1024)
 }
 
 fn max_parallelism() -> usize {
@@ -94,7 +109,7 @@ impl Executions {
     ) -> Result<Arc<Self>, StoreError> {
         let runner = Arc::new(DockerRunner::new(DockerRunnerConfig {
             work_root: data_dir.join("executions"),
-            read_only_mounts: vec![blob_root],
+            read_only_mounts: vec![blob_root.clone()],
         }));
         let interrupted = mark_interrupted(&store)?;
         let host = if addr.ip().is_unspecified() {
@@ -122,6 +137,8 @@ impl Executions {
                 ),
                 runner,
                 running: Mutex::new(HashMap::new()),
+                blob_root: blob_root.clone(),
+                max_inline_bytes: max_inline_bytes(),
                 base_url: format!(
                     "{}://{host}:{}",
                     if https { "https" } else { "http" },

@@ -102,11 +102,42 @@ impl Executions {
                     .ok_or_else(|| not_found(&id))
             })
             .await?;
-        Ok(WorkflowExecutionGetDataResponse {
+        let mut resp = WorkflowExecutionGetDataResponse {
             full_inputs: Some(row.inputs.clone()),
             full_outputs: row.outputs.clone(),
             ..Default::default()
-        })
+        };
+        if let Some(outputs) = &row.outputs {
+            let bytes = prost::Message::encode_to_vec(outputs);
+            if bytes.len() > self.max_inline_bytes {
+                // Too large to send inline, as flyteadmin answers: the location instead, which
+                // clients read through DataProxy.CreateDownloadLocation.
+                let path = self
+                    .blob_root
+                    .join("offloaded")
+                    .join(&row.id.name)
+                    .join("outputs.pb");
+                // Written beside, then renamed: a reader never sees half a file.
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                let written = path
+                    .parent()
+                    .map(std::fs::create_dir_all)
+                    .unwrap_or(Ok(()))
+                    .and_then(|_| std::fs::write(&tmp, &bytes))
+                    .and_then(|_| std::fs::rename(&tmp, &path));
+                if written.is_ok() {
+                    resp.full_outputs = None;
+                    #[allow(deprecated)]
+                    {
+                        resp.outputs = Some(union_idl::flyteidl::admin::UrlBlob {
+                            url: format!("file://{}", path.display()),
+                            bytes: bytes.len() as i64,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(resp)
     }
 
     /// `ListNodeExecutions`: top-level nodes, or the children of `unique_parent_id`.
