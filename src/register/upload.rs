@@ -67,15 +67,48 @@ pub async fn upload_archive(
         ..Default::default()
     };
     let loc = client.create_upload_location(req).await?;
-    let md5_b64 = base64::engine::general_purpose::STANDARD.encode(archive.md5);
     let http = http_client(client.tls())?;
-    let put =
-        http.put(&loc.signed_url)
-            .headers(put_headers(&md5_b64, &loc.headers, &loc.native_url));
+    put_signed(
+        &http,
+        &SignedPut {
+            file: &archive.file_name,
+            signed_url: &loc.signed_url,
+            headers: &loc.headers,
+            native_url: &loc.native_url,
+            md5: archive.md5,
+        },
+        bytes,
+    )
+    .await?;
+    Ok(loc.native_url)
+}
+
+/// Where and how to PUT one file: what CreateUploadLocation answered, and the file's digest.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedPut<'a> {
+    /// The file's name, for messages.
+    pub file: &'a str,
+    pub signed_url: &'a str,
+    /// The headers the server says the PUT must carry.
+    pub headers: &'a std::collections::BTreeMap<String, String>,
+    pub native_url: &'a str,
+    pub md5: [u8; 16],
+}
+
+/// PUT `bytes` to a signed URL as flytekit does (see [`put_headers`]); 200 and 201 are success.
+pub async fn put_signed(
+    http: &reqwest::Client,
+    p: &SignedPut<'_>,
+    bytes: Vec<u8>,
+) -> Result<(), UploadError> {
+    let md5_b64 = base64::engine::general_purpose::STANDARD.encode(p.md5);
+    let put = http
+        .put(p.signed_url)
+        .headers(put_headers(&md5_b64, p.headers, p.native_url));
     // The signed URL carries credentials in its query: never show it whole.
-    let shown = loc.signed_url.split('?').next().unwrap_or("").to_string();
+    let shown = p.signed_url.split('?').next().unwrap_or("").to_string();
     let resp = put.body(bytes).send().await.map_err(|e| UploadError::Put {
-        file: archive.file_name.clone(),
+        file: p.file.to_string(),
         url: shown.clone(),
         message: without_url(&e),
     })?;
@@ -84,13 +117,13 @@ pub async fn upload_archive(
         let body = resp.text().await.unwrap_or_default();
         let body: String = body.chars().take(500).collect();
         return Err(UploadError::Status {
-            file: archive.file_name.clone(),
+            file: p.file.to_string(),
             url: shown,
             status: status.as_u16(),
             body,
         });
     }
-    Ok(loc.native_url)
+    Ok(())
 }
 
 /// The client for signed URLs: TLS checked as for gRPC (flytekit passes `verify=` the same way:

@@ -175,3 +175,152 @@ async fn uploads_check_md5_and_signature() {
     );
     server.stop();
 }
+
+/// The PUT to a real S3-style presigned URL (moto's server, SigV4 as flyteadmin's S3 signer makes
+/// them: Content-MD5 and the flytecontentmd5 metadata signed in) lands the object intact; and on
+/// the wire each header goes once, the server's values winning (appending them, as reqwest does
+/// by default, sent Content-MD5 twice, which real S3 refuses).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presigned_s3_put_with_content_md5_succeeds() {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    use std::io::BufRead as _;
+    let script = crate::support::repo().join("tests/support/s3_presign.py");
+    let python = crate::support::venv().join("bin/python");
+    let mut server = std::process::Command::new(&python)
+        .arg(&script)
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start moto");
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().to_string();
+    assert!(port.parse::<u16>().is_ok(), "moto did not start: {line:?}");
+
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let md5: [u8; 16] = md5::Md5::digest(&body).into();
+    let md5_b64 = base64::engine::general_purpose::STANDARD.encode(md5);
+    let presign = |key: &str| {
+        let o = std::process::Command::new(&python)
+            .arg(&script)
+            .args(["presign", &port, "flyte-bucket", key, &md5_b64])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let headers: std::collections::BTreeMap<String, String> = v["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        (v["url"].as_str().unwrap().to_string(), headers)
+    };
+
+    let (url, headers) = presign("fast/archive.tar.gz");
+    let http = reqwest::Client::new();
+    union_cli::register::upload::put_signed(
+        &http,
+        &union_cli::register::upload::SignedPut {
+            file: "archive.tar.gz",
+            signed_url: &url,
+            headers: &headers,
+            native_url: "s3://flyte-bucket/fast/archive.tar.gz",
+            md5,
+        },
+        body.clone(),
+    )
+    .await
+    .expect("the presigned PUT");
+    let o = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["md5", &port, "flyte-bucket", "fast/archive.tar.gz"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        data_encoding::HEXLOWER.encode(&md5)
+    );
+
+    drop(server.stdin.take());
+    let _ = server.wait();
+
+    // What goes on the wire, byte for byte: each header once, the server's values winning,
+    // Content-Length the body's (the server's 999 is not sent).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let capture = std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        let (mut sock, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        let head_end = loop {
+            let n = sock.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + 4 + len {
+            let n = sock.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let _ =
+            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        head
+    });
+    let server_headers: std::collections::BTreeMap<String, String> = [
+        ("Content-MD5", md5_b64.as_str()),
+        ("Content-Length", "999"),
+        ("x-amz-meta-flytecontentmd5", "from-the-server"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let signed = format!("http://{addr}/bucket/key?X-Amz-Signature=abc");
+    union_cli::register::upload::put_signed(
+        &http,
+        &union_cli::register::upload::SignedPut {
+            file: "f",
+            signed_url: &signed,
+            headers: &server_headers,
+            native_url: "s3://bucket/key",
+            md5: [0; 16],
+        },
+        b"hello".to_vec(),
+    )
+    .await
+    .unwrap();
+    let head = capture.join().unwrap();
+    let values = |name: &str| -> Vec<String> {
+        head.lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .collect()
+    };
+    assert_eq!(values("content-md5"), vec![md5_b64.clone()], "{head}");
+    assert_eq!(values("content-length"), vec!["5".to_string()], "{head}");
+    assert_eq!(
+        values("x-amz-meta-flytecontentmd5"),
+        vec!["from-the-server".to_string()],
+        "{head}"
+    );
+}
