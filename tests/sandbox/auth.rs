@@ -690,3 +690,62 @@ fn tls_options_and_proxy_command() {
     );
     a.assert_nothing_leaked(&[&py, &ours, &ours_skip, &refused]);
 }
+
+/// With an OS keyring (a Secret Service on the D-Bus session: GNOME Keyring here), Python's
+/// keyring keeps pyflyte's tokens there, not in union's file; so do we, in items each side
+/// finds: ours logs in, pyflyte uses that login, no file is written.
+#[test]
+fn pkce_tokens_live_in_the_os_keyring_when_there_is_one() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            "`{tool}` is missing: `bash tests/setup/docker.sh` installs it"
+        );
+    }
+    let port = free_port();
+    let redirect = format!("http://localhost:{port}/callback");
+    let a = AuthSandbox::start(&["--auth-redirect-uri", &redirect]);
+    let p = Project::new("hello");
+    let cfg = a.config(p.parent(), "  authType: Pkce\n");
+    let (browser, opened) = approving_browser(p.parent());
+    let home = a.home.path().display().to_string();
+    let q = |s: &dyn std::fmt::Display| format!("'{s}'");
+    let script = format!(
+        "set -e\n\
+         echo -n pw | gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null\n\
+         cd {root}\n\
+         export HOME={home} BROWSER={browser} VIRTUAL_ENV={venv} UNION_WARM=0\n\
+         UNION_CONFIG={cfg} {union} register workflows\n\
+         {pyflyte} -c {cfg} register workflows\n\
+         {python} -c \"import keyring; print('os keyring:', type(keyring.get_keyring()).__name__, keyring.get_password('127.0.0.1:{sbport}', 'access_token') is not None)\"\n",
+        root = q(&p.root().display()),
+        home = q(&home),
+        browser = q(&browser.display()),
+        venv = q(&venv().display()),
+        cfg = q(&cfg.display()),
+        union = q(&env!("CARGO_BIN_EXE_union")),
+        pyflyte = q(&venv().join("bin/pyflyte").display()),
+        python = q(&venv().join("bin/python").display()),
+        sbport = a.sb.port,
+    );
+    let o = run(Command::new("dbus-run-session")
+        .args(["--", "bash", "-c", &script])
+        .stdin(Stdio::null()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(times_opened(&opened), 1, "pyflyte logged in again");
+    assert!(
+        stdout(&o).contains("os keyring: ChainerBackend True"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !a.home.path().join(".union/keyring.cfg").exists(),
+        "tokens went to the file despite the OS keyring"
+    );
+    a.assert_nothing_leaked(&[&o]);
+}

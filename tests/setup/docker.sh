@@ -49,6 +49,9 @@ command -v htpasswd >/dev/null || need+=(apache2-utils)   # registry_auth tests 
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)  # a throwaway TLS server in the register tests
 command -v git >/dev/null || need+=(git)          # user projects that are git repositories
+# An OS keyring (a Secret Service on a D-Bus session) for the token-cache test.
+command -v dbus-run-session >/dev/null || need+=(dbus)
+command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   apt-get update -qq

@@ -257,13 +257,14 @@ impl AdminClient {
             skip_verify: settings.insecure_skip_verify,
             ca_cert_file: settings.ca_cert_file.clone(),
         };
-        let session = Session::new(
+        let session = Session::open(
             &settings.endpoint,
             settings.auth.clone(),
             tls.clone(),
             notify,
             raw.clone(),
-        );
+        )
+        .await;
         let channel = AuthChannel::new(raw, Some(session), settings.org.clone());
         let max = 64 * 1024 * 1024;
         let client = AdminClient {

@@ -4,8 +4,12 @@
 //! 76-character lines). With union installed, Python's `keyring` picks that backend when the
 //! machine has no Secret Service, so pyflyte, union and this CLI share one login.
 //!
-//! The file is created readable by its owner only. Failures to read or write it are not errors
-//! (flytekit logs and goes on without a cache): the worst case is logging in again.
+//! Where Python's `keyring` would use the OS keyring instead (a Secret Service on the D-Bus
+//! session, as GNOME Keyring and KWallet provide; the macOS Keychain), so do we ([`Store::Os`]):
+//! the same service (the endpoint) and usernames, so a login by either CLI serves both.
+//!
+//! The file is created readable by its owner only. Failures to read or write the cache are not
+//! errors (flytekit logs and goes on without a cache): the worst case is logging in again.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +26,209 @@ pub(crate) struct Cached {
     pub access_token: Option<Secret>,
     pub refresh_token: Option<Secret>,
     pub id_token: Option<Secret>,
+}
+
+/// Where tokens are cached.
+#[derive(Debug, Clone)]
+pub(crate) enum Store {
+    /// The OS keyring.
+    Os,
+    /// union's file.
+    File(PathBuf),
+}
+
+impl Store {
+    /// The OS keyring when one answers, else the file (None: neither, no home directory).
+    /// Blocking (D-Bus): call off the async workers.
+    pub(crate) fn pick() -> Option<Store> {
+        if os::available() {
+            return Some(Store::Os);
+        }
+        default_path().map(Store::File)
+    }
+
+    pub(crate) fn load(&self, endpoint: &str) -> Cached {
+        match self {
+            Store::Os => os::load(endpoint),
+            Store::File(p) => load(p, endpoint),
+        }
+    }
+
+    pub(crate) fn store(&self, endpoint: &str, cached: &Cached) {
+        // A cache that cannot be written costs a login next time, nothing more.
+        let _ = match self {
+            Store::Os => os::store(endpoint, cached),
+            Store::File(p) => store(p, endpoint, cached).map_err(|e| e.to_string()),
+        };
+    }
+
+    pub(crate) fn delete(&self, endpoint: &str) {
+        let _ = match self {
+            Store::Os => os::delete(endpoint),
+            Store::File(p) => delete(p, endpoint).map_err(|e| e.to_string()),
+        };
+    }
+}
+
+/// The OS keyring, holding items shaped exactly as Python keyring's, so each side finds (and
+/// replaces) the other's.
+mod os {
+    use super::{Cached, Secret, KEYS};
+
+    #[cfg(target_os = "linux")]
+    mod backend {
+        //! A Secret Service on the session bus, as Python keyring's `SecretService` backend uses
+        //! it: the default collection, items with attributes `service`, `username`,
+        //! `application: Python keyring library` (and the generic schema secretstorage adds),
+        //! created with `replace=True`; found by `service` and `username`.
+        use std::collections::HashMap;
+
+        use secret_service::blocking::SecretService;
+        use secret_service::EncryptionType;
+
+        fn connect() -> Result<SecretService<'static>, String> {
+            SecretService::connect(EncryptionType::Dh).map_err(|e| e.to_string())
+        }
+
+        pub fn available() -> bool {
+            if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+                return false;
+            }
+            connect()
+                .and_then(|ss| {
+                    ss.get_default_collection()
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .is_ok()
+        }
+
+        pub fn get(service: &str, user: &str) -> Option<String> {
+            let ss = connect().ok()?;
+            let found = ss
+                .search_items(HashMap::from([("service", service), ("username", user)]))
+                .ok()?;
+            let item = found.unlocked.into_iter().chain(found.locked).next()?;
+            item.ensure_unlocked().ok()?;
+            String::from_utf8(item.get_secret().ok()?).ok()
+        }
+
+        pub fn set(service: &str, user: &str, value: &str) -> Result<(), String> {
+            let ss = connect()?;
+            let collection = ss.get_default_collection().map_err(|e| e.to_string())?;
+            collection.ensure_unlocked().map_err(|e| e.to_string())?;
+            let attributes = HashMap::from([
+                ("service", service),
+                ("username", user),
+                ("application", "Python keyring library"),
+                ("xdg:schema", "org.freedesktop.Secret.Generic"),
+            ]);
+            collection
+                .create_item(
+                    &format!("Password for '{user}' on '{service}'"),
+                    attributes,
+                    value.as_bytes(),
+                    true,
+                    "text/plain",
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+
+        pub fn delete(service: &str, user: &str) -> Result<(), String> {
+            let ss = connect()?;
+            let found = ss
+                .search_items(HashMap::from([("service", service), ("username", user)]))
+                .map_err(|e| e.to_string())?;
+            for item in found.unlocked.iter().chain(found.locked.iter()) {
+                item.delete().map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    }
+
+    #[cfg(target_os = "macos")]
+    mod backend {
+        //! The login Keychain's generic passwords (service, account), as Python keyring's
+        //! macOS backend stores them.
+        use keyring::{Entry, Error};
+
+        pub fn available() -> bool {
+            true
+        }
+
+        pub fn get(service: &str, user: &str) -> Option<String> {
+            Entry::new(service, user).ok()?.get_password().ok()
+        }
+
+        pub fn set(service: &str, user: &str, value: &str) -> Result<(), String> {
+            Entry::new(service, user)
+                .and_then(|e| e.set_password(value))
+                .map_err(|e| e.to_string())
+        }
+
+        pub fn delete(service: &str, user: &str) -> Result<(), String> {
+            match Entry::new(service, user).and_then(|e| e.delete_credential()) {
+                Ok(()) | Err(Error::NoEntry) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    mod backend {
+        pub fn available() -> bool {
+            false
+        }
+        pub fn get(_: &str, _: &str) -> Option<String> {
+            None
+        }
+        pub fn set(_: &str, _: &str, _: &str) -> Result<(), String> {
+            Err("no OS keyring".into())
+        }
+        pub fn delete(_: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// Whether an OS keyring answers (asked once per process).
+    pub(super) fn available() -> bool {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(backend::available)
+    }
+
+    pub(super) fn load(endpoint: &str) -> Cached {
+        let get = |k: &str| {
+            backend::get(endpoint, k)
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        };
+        Cached {
+            access_token: get("access_token"),
+            refresh_token: get("refresh_token"),
+            id_token: get("id_token"),
+        }
+    }
+
+    pub(super) fn store(endpoint: &str, cached: &Cached) -> Result<(), String> {
+        for (key, value) in KEYS.iter().zip([
+            &cached.refresh_token,
+            &cached.access_token,
+            &cached.id_token,
+        ]) {
+            if let Some(v) = value {
+                backend::set(endpoint, key, v.expose())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn delete(endpoint: &str) -> Result<(), String> {
+        for k in KEYS {
+            backend::delete(endpoint, k)?;
+        }
+        Ok(())
+    }
 }
 
 /// `~/.union/keyring.cfg`, or None without a home.

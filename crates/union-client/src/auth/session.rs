@@ -7,7 +7,6 @@
 //! serialized, and a call refused with a token that has since been replaced just retries with
 //! the new one, so a registration of many entities in parallel logs in once.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use http::{HeaderName, HeaderValue};
@@ -41,7 +40,7 @@ pub struct Session {
     tls: TlsSettings,
     notify: Notify,
     raw: Channel,
-    keyring: Option<PathBuf>,
+    keyring: Option<keyring::Store>,
     state: tokio::sync::Mutex<State>,
     header: RwLock<Option<Header>>,
     proxy: tokio::sync::OnceCell<Result<HeaderValue, AuthError>>,
@@ -66,19 +65,30 @@ fn bearer(token: &Secret) -> Option<HeaderValue> {
 
 impl Session {
     /// `raw`: a channel to the same server without this session, for AuthMetadataService.
-    pub fn new(
+    pub async fn open(
         endpoint: &str,
         settings: AuthSettings,
         tls: TlsSettings,
         notify: Notify,
         raw: Channel,
     ) -> Arc<Session> {
-        let keyring = keyring::default_path();
         let mut state = State::default();
         let mut header = None;
+        let mut keyring = None;
         if matches!(settings.flow(), AuthType::Pkce | AuthType::DeviceFlow) {
-            if let Some(path) = &keyring {
-                let cached = keyring::load(path, endpoint);
+            // The OS keyring speaks D-Bus, which blocks.
+            let ep = endpoint.to_string();
+            let found = tokio::task::spawn_blocking(move || {
+                keyring::Store::pick().map(|s| {
+                    let cached = s.load(&ep);
+                    (s, cached)
+                })
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some((store, cached)) = found {
+                keyring = Some(store);
                 state.refresh_token = cached.refresh_token;
                 // flytekit sends a cached token under `authorization` until it has asked the
                 // server for its header name (flyteadmin accepts both).
@@ -196,17 +206,16 @@ impl Session {
                 let cfg = state.client_config.clone().expect("discovered above");
                 let tokens = self.user_login(&cfg, state.refresh_token.clone()).await?;
                 state.refresh_token = tokens.refresh_token.clone().or(state.refresh_token.take());
-                if let Some(path) = &self.keyring {
-                    // A cache that cannot be written costs a login next time, nothing more.
-                    let _ = keyring::store(
-                        path,
-                        &self.endpoint,
-                        &keyring::Cached {
+                if let Some(store) = self.keyring.clone() {
+                    let (ep, cached) = (
+                        self.endpoint.clone(),
+                        keyring::Cached {
                             access_token: Some(tokens.access_token.clone()),
                             refresh_token: tokens.refresh_token.clone(),
                             id_token: tokens.id_token.clone(),
                         },
                     );
+                    let _ = tokio::task::spawn_blocking(move || store.store(&ep, &cached)).await;
                 }
                 tokens.access_token
             }
@@ -307,8 +316,9 @@ impl Session {
             match token::post(&http, &cfg.token_endpoint, "refresh_token", &form, None).await {
                 Ok(t) => return Ok(t),
                 Err(AuthError::Refused { .. }) => {
-                    if let Some(path) = &self.keyring {
-                        let _ = keyring::delete(path, &self.endpoint);
+                    if let Some(store) = self.keyring.clone() {
+                        let ep = self.endpoint.clone();
+                        let _ = tokio::task::spawn_blocking(move || store.delete(&ep)).await;
                     }
                     (self.notify)(&format!(
                         "The saved login for {} has expired; logging in again.",
