@@ -151,9 +151,11 @@ pub fn run_remote(
         Ok(r) => r?,
     };
     progress.done(&exec_id.name);
+    let mut shown = settings.clone();
+    shown.org = client.org().map(str::to_string);
     crate::process::note(&format!(
         "Go to {} to see execution in the console.",
-        settings.console_url(&exec_id.project, &exec_id.domain, &exec_id.name)
+        shown.console_url(&exec_id.project, &exec_id.domain, &exec_id.name)
     ));
     if !args.wait {
         crate::process::write_data(&format!("{}\n", exec_id.name))?;

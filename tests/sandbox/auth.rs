@@ -749,3 +749,27 @@ fn pkce_tokens_live_in_the_os_keyring_when_there_is_one() {
     );
     a.assert_nothing_leaked(&[&o]);
 }
+
+/// On Serverless (here: `UNION_SERVERLESS_ENDPOINT` naming the sandbox, as union's developers
+/// point union at a test Serverless), the org is the signed-in user's handle from
+/// `IdentityService.UserInfo`, as union finds it; the org-mode sandbox accepts the calls only
+/// with it, and console links name it.
+#[test]
+fn serverless_org_comes_from_the_users_handle() {
+    let port = free_port();
+    let redirect = format!("http://localhost:{port}/callback");
+    let a = AuthSandbox::start(&["--tls", "--org", "acme", "--auth-redirect-uri", &redirect]);
+    let ca = a.sb.data_dir().join("tls/ca.pem");
+    let p = Project::new("hello");
+    let (browser, opened) = approving_browser(p.parent());
+    let o = run(p
+        .union()
+        .env("HOME", a.home.path())
+        .env("UNION_SERVERLESS_ENDPOINT", a.sb.endpoint())
+        .env("SSL_CERT_FILE", &ca)
+        .env("BROWSER", &browser)
+        .args(register_args()));
+    assert_registered(&o);
+    assert_eq!(times_opened(&opened), 1);
+    a.assert_nothing_leaked(&[&o]);
+}

@@ -14,6 +14,7 @@ use union_idl::flyteidl::core;
 use union_idl::flyteidl::service::admin_service_client::AdminServiceClient;
 use union_idl::flyteidl::service::data_proxy_service_client::DataProxyServiceClient;
 use union_idl::flyteidl::service::{CreateUploadLocationRequest, CreateUploadLocationResponse};
+use union_idl::google_protobuf::value::Kind as prost_types_kind;
 
 /// Errors talking to FlyteAdmin.
 #[derive(Debug, thiserror::Error)]
@@ -278,10 +279,48 @@ impl AdminClient {
             insecure: settings.insecure,
             tls,
         };
+        if settings.org.is_none() && settings.serverless {
+            // union's `_get_organization` on Serverless: the user's handle is the org, asked
+            // before anything else (a Serverless tenant refuses other calls without an org).
+            let who = client.user_info().await?;
+            let handle = who
+                .additional_claims
+                .as_ref()
+                .and_then(|c| c.fields.get("userhandle"))
+                .and_then(|v| match &v.kind {
+                    Some(prost_types_kind::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .filter(|h| !h.is_empty());
+            if let Some(org) = handle {
+                let client = client.with_org(org);
+                client.get_version().await?;
+                return Ok(client);
+            }
+        }
         // One cheap call so that TLS/plaintext mismatches (and a login, when the server wants
         // one) happen here, not mid-registration.
         client.get_version().await?;
         Ok(client)
+    }
+
+    /// The organization on every call: `--org`, the API key's, or on Serverless the user's.
+    pub fn org(&self) -> Option<&str> {
+        self.channel.org()
+    }
+
+    /// The same client with `org` on every call.
+    fn with_org(self, org: String) -> AdminClient {
+        let channel = self.channel.with_org(org);
+        let max = 64 * 1024 * 1024;
+        AdminClient {
+            admin: AdminServiceClient::new(channel.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            data_proxy: DataProxyServiceClient::new(channel.clone()).max_decoding_message_size(max),
+            channel,
+            ..self
+        }
     }
 
     /// The authenticated channel, for other services on the same endpoint.

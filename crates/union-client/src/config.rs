@@ -144,6 +144,9 @@ pub struct Settings {
     pub org: Option<String>,
     /// `console.endpoint`: where the web console is, when not at the admin endpoint.
     pub console_endpoint: Option<String>,
+    /// Union Serverless (or `UNION_SERVERLESS_ENDPOINT` is set): without an org, the org is
+    /// the signed-in user's handle (`IdentityService.UserInfo`), as union finds it.
+    pub serverless: bool,
 }
 
 impl Settings {
@@ -320,6 +323,7 @@ pub fn load_with(
         auth: Default::default(),
         org: None,
         console_endpoint: None,
+        serverless: false,
     };
     // The sandbox default is plaintext on localhost; a configured remote endpoint is TLS unless
     // the file says otherwise, as in flytekit.
@@ -408,8 +412,17 @@ pub fn load_with(
                 .map(str::to_string)
         });
     if overrides.config.is_none() {
-        // union's order: a key in the environment wins over UNION_CONFIG and the files.
-        if let Some(key) = crate::auth::api_key::from_env(env)? {
+        // union's order (`_get_config_obj`): UNION_SERVERLESS_ENDPOINT, then a key in the
+        // environment, win over UNION_CONFIG and the files.
+        let serverless_var = crate::auth::api_key::SERVERLESS_ENDPOINT_VAR;
+        if let Some(ep) = env(serverless_var) {
+            let (e, _) = normalize_endpoint(&ep);
+            s.endpoint = e;
+            s.endpoint_source = Source::Env(serverless_var);
+            s.insecure = false;
+            s.auth = Default::default();
+            insecure_explicit = true;
+        } else if let Some(key) = crate::auth::api_key::from_env(env)? {
             apply_api_key(&mut s, key);
             insecure_explicit = true;
         }
@@ -444,6 +457,7 @@ pub fn load_with(
     if s.endpoint.is_empty() {
         return Err(ConfigError::EmptyEndpoint(s.endpoint_source));
     }
+    s.serverless = crate::auth::api_key::is_serverless(&s.endpoint, env);
     Ok(s)
 }
 

@@ -25,6 +25,13 @@ const SERVERLESS_ENDPOINTS: [&str; 5] = [
     "utt-srv-canary-1.canary.unionai.cloud",
 ];
 
+/// Whether union treats `endpoint` as Serverless (its org then comes from the key or from
+/// `IdentityService.UserInfo`): one of union's Serverless endpoints, or any endpoint while
+/// `UNION_SERVERLESS_ENDPOINT` is set.
+pub fn is_serverless(endpoint: &str, env: &dyn Fn(&str) -> Option<String>) -> bool {
+    SERVERLESS_ENDPOINTS.contains(&endpoint) || env(SERVERLESS_ENDPOINT_VAR).is_some()
+}
+
 /// What a key holds. Its `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {

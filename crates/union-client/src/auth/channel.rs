@@ -37,6 +37,16 @@ impl AuthChannel {
         }
     }
 
+    /// The same channel (and session), stamping `org` on every call.
+    pub fn with_org(&self, org: String) -> AuthChannel {
+        AuthChannel::new(self.inner.clone(), self.session.clone(), Some(org))
+    }
+
+    /// The organization stamped on calls, if any.
+    pub fn org(&self) -> Option<&str> {
+        self.org.as_deref()
+    }
+
     /// The session, when this channel authenticates.
     pub fn session(&self) -> Option<&Arc<Session>> {
         self.session.as_ref()

@@ -98,8 +98,17 @@ fn bearer(headers: &HeaderMap, authority: &Authority) -> Result<String, Status> 
     Ok(token.to_string())
 }
 
-/// Check a gRPC call: its token, then its org. The claims are what the services may read.
+/// The one call that needs no org in org mode: how union learns the org on Serverless
+/// (`_get_user_handle` calls it before any org is known).
+const ORG_FREE_PATH: &str = "/flyteidl.service.IdentityService/UserInfo";
+
+/// Check a gRPC call: its token, then (unless it is [`ORG_FREE_PATH`]) its org. The claims are
+/// what the services may read.
 pub fn check(headers: &HeaderMap, authority: &Authority) -> Result<Claims, Status> {
+    check_path(headers, authority, "")
+}
+
+fn check_path(headers: &HeaderMap, authority: &Authority, path: &str) -> Result<Claims, Status> {
     let token = bearer(headers, authority)?;
     let claims = authority.verify_access(&token).map_err(|e| {
         Status::unauthenticated(format!(
@@ -107,7 +116,12 @@ pub fn check(headers: &HeaderMap, authority: &Authority) -> Result<Claims, Statu
             authority.token_endpoint()
         ))
     })?;
-    if let Some(org) = &authority.settings().org {
+    if let Some(org) = authority
+        .settings()
+        .org
+        .as_ref()
+        .filter(|_| path != ORG_FREE_PATH)
+    {
         let asked = headers
             .get(ORG_METADATA_KEY)
             .map(|v| v.to_str().unwrap_or(""));
@@ -160,7 +174,7 @@ where
         if let Some(authority) = &self.authority {
             let gated = is_grpc(&req) && !is_open(req.uri().path());
             if gated {
-                match check(req.headers(), authority) {
+                match check_path(req.headers(), authority, req.uri().path()) {
                     Ok(claims) => {
                         req.extensions_mut().insert(claims);
                     }
