@@ -164,19 +164,31 @@ async fn org_mode_over_the_wire() {
     };
     let (sb, creds) = start(Some(settings)).await;
     let (token, _) = creds.unwrap();
-    let mut identity = IdentityServiceClient::connect(sb.url.clone())
-        .await
-        .unwrap();
-    let err = identity
-        .user_info(with_token(UserInfoRequest {}, &token, None))
+    let mut admin = AdminServiceClient::connect(sb.url.clone()).await.unwrap();
+    let err = admin
+        .get_version(with_token(GetVersionRequest {}, &token, None))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = identity
-        .user_info(with_token(UserInfoRequest {}, &token, Some("other")))
+    let err = admin
+        .get_version(with_token(GetVersionRequest {}, &token, Some("other")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+    admin
+        .get_version(with_token(GetVersionRequest {}, &token, Some("acme")))
+        .await
+        .unwrap();
+    // UserInfo needs no org: it is how union learns it on Serverless.
+    let mut identity = IdentityServiceClient::connect(sb.url.clone())
+        .await
+        .unwrap();
+    let anonymous_org = identity
+        .user_info(with_token(UserInfoRequest {}, &token, None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(anonymous_org.additional_claims.is_some());
     let me = identity
         .user_info(with_token(UserInfoRequest {}, &token, Some("acme")))
         .await
