@@ -36,6 +36,7 @@ fn hint_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Hint>
         union_sandbox::auth::AuthError,
         union_sandbox::auth::TokenError,
         union_sandbox::store::StoreError,
+        union_sandbox::tls::TlsError,
     );
     None
 }
