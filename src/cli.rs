@@ -509,7 +509,8 @@ pub struct SandboxStartArgs {
     #[arg(long, env = "UNION_BASE_IMAGE", value_name = "URI")]
     pub base_image: Option<String>,
 
-    /// Build no images: ImageSpecs with builder="union" then fail with a clear message.
+    /// Be no image builder: task `build-image` is not registered, so ImageSpecs with
+    /// builder="union" fail with "Union remote image builder is not enabled".
     #[arg(long)]
     pub no_image_builder: bool,
 
