@@ -58,16 +58,41 @@ pub async fn upload_archive(
     archive: &Archive,
     bytes: Vec<u8>,
 ) -> Result<String, UploadError> {
+    upload(client, project, domain, &archive.file_name, archive.md5, bytes).await
+}
+
+/// Upload a file's `bytes` under `file_name`, as flytekit's `FlyteRemote.upload_file` does
+/// (its MD5 computed here); returns the native URL.
+pub async fn upload_bytes(
+    client: &AdminClient,
+    project: &str,
+    domain: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+) -> Result<String, UploadError> {
+    use md5::Digest as _;
+    let md5: [u8; 16] = md5::Md5::digest(&bytes).into();
+    upload(client, project, domain, file_name, md5, bytes).await
+}
+
+async fn upload(
+    client: &AdminClient,
+    project: &str,
+    domain: &str,
+    file_name: &str,
+    md5: [u8; 16],
+    bytes: Vec<u8>,
+) -> Result<String, UploadError> {
     let req = CreateUploadLocationRequest {
         project: project.to_string(),
         domain: domain.to_string(),
-        filename: archive.file_name.clone(),
-        content_md5: archive.md5.to_vec(),
+        filename: file_name.to_string(),
+        content_md5: md5.to_vec(),
         add_content_md5_metadata: true,
         ..Default::default()
     };
     let loc = client.create_upload_location(req).await?;
-    let md5_b64 = base64::engine::general_purpose::STANDARD.encode(archive.md5);
+    let md5_b64 = base64::engine::general_purpose::STANDARD.encode(md5);
     let http = reqwest::Client::builder()
         .build()
         .map_err(UploadError::Client)?;
@@ -77,7 +102,7 @@ pub async fn upload_archive(
     // The signed URL carries credentials in its query: never show it whole.
     let shown = loc.signed_url.split('?').next().unwrap_or("").to_string();
     let resp = put.body(bytes).send().await.map_err(|e| UploadError::Put {
-        file: archive.file_name.clone(),
+        file: file_name.to_string(),
         url: shown.clone(),
         message: without_url(&e),
     })?;
@@ -86,7 +111,7 @@ pub async fn upload_archive(
         let body = resp.text().await.unwrap_or_default();
         let body: String = body.chars().take(500).collect();
         return Err(UploadError::Status {
-            file: archive.file_name.clone(),
+            file: file_name.to_string(),
             url: shown,
             status: status.as_u16(),
             body,
