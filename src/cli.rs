@@ -509,8 +509,7 @@ pub struct SandboxStartArgs {
     #[arg(long, env = "UNION_BASE_IMAGE", value_name = "URI")]
     pub base_image: Option<String>,
 
-    /// Be no image builder: task `build-image` is not registered, so ImageSpecs with
-    /// builder="union" fail with "Union remote image builder is not enabled".
+    /// Serve no image builder: builder="union" ImageSpecs say it is not enabled
     #[arg(long)]
     pub no_image_builder: bool,
 

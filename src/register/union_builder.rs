@@ -232,9 +232,8 @@ impl UnionBuilder<'_> {
                 Ok(Some(fqin))
             }
             None => {
-                self.progress.note(&format!(
-                    "Image {image_name} was not found or has expired."
-                ));
+                self.progress
+                    .note(&format!("Image {image_name} was not found or has expired."));
                 self.progress.note("🐳 Submitting a new build...");
                 Ok(None)
             }
@@ -290,7 +289,10 @@ impl UnionBuilder<'_> {
         self.get_task(id).await
     }
 
-    async fn get_task(&self, id: core::Identifier) -> Result<Option<admin::Task>, UnionBuilderError> {
+    async fn get_task(
+        &self,
+        id: core::Identifier,
+    ) -> Result<Option<admin::Task>, UnionBuilderError> {
         let what = format!("task {}@{}", id.name, id.version);
         match self
             .admin
@@ -312,7 +314,11 @@ impl UnionBuilder<'_> {
         secret: &str,
     ) -> Result<admin::Task, UnionBuilderError> {
         let name = format!("{BUILD_IMAGE_TASK}-{BUILD_IMAGE_EXEC_SUFFIX}");
-        let base_version = task.id.as_ref().map(|i| i.version.clone()).unwrap_or_default();
+        let base_version = task
+            .id
+            .as_ref()
+            .map(|i| i.version.clone())
+            .unwrap_or_default();
         let version = build_image_exec_version(&[secret, &base_version]);
         if let Some(t) = self.get_task(task_id(&name, &version)).await? {
             self.progress
@@ -342,12 +348,14 @@ impl UnionBuilder<'_> {
             ..Default::default()
         };
         self.admin.create_task(id.clone(), spec).await?;
-        self.get_task(id.clone()).await?.ok_or_else(|| UnionBuilderError::Rpc {
-            rpc: "GetTask",
-            what: format!("task {name}@{version}"),
-            code: Code::NotFound,
-            message: "not found right after it was registered".into(),
-        })
+        self.get_task(id.clone())
+            .await?
+            .ok_or_else(|| UnionBuilderError::Rpc {
+                rpc: "GetTask",
+                what: format!("task {name}@{version}"),
+                code: Code::NotFound,
+                message: "not found right after it was registered".into(),
+            })
     }
 
     /// `build_image`: upload, execute, wait; the execution's `fully_qualified_image`.
@@ -374,14 +382,25 @@ impl UnionBuilder<'_> {
         let start = Instant::now();
         let context_url = match input.context {
             Some(bytes) => {
-                upload_bytes(self.admin, BUILDER_PROJECT, BUILDER_DOMAIN, "context.tar.xz", bytes)
-                    .await?
+                upload_bytes(
+                    self.admin,
+                    BUILDER_PROJECT,
+                    BUILDER_DOMAIN,
+                    "context.tar.xz",
+                    bytes,
+                )
+                .await?
             }
             None => String::new(),
         };
-        let spec_url =
-            upload_bytes(self.admin, BUILDER_PROJECT, BUILDER_DOMAIN, "spec.json", input.spec_json)
-                .await?;
+        let spec_url = upload_bytes(
+            self.admin,
+            BUILDER_PROJECT,
+            BUILDER_DOMAIN,
+            "spec.json",
+            input.spec_json,
+        )
+        .await?;
         let task = self
             .fetch_build_task()
             .await?
@@ -402,13 +421,23 @@ impl UnionBuilder<'_> {
             inputs.literals.insert(k.to_string(), string_literal(v));
         }
         let options = ExecutionOptions {
-            labels: vec![(IMAGE_NAME_LABEL.to_string(), sanitize_image_name(image_name))],
+            labels: vec![(
+                IMAGE_NAME_LABEL.to_string(),
+                sanitize_image_name(image_name),
+            )],
             overwrite_cache: true,
             ..Default::default()
         };
         let exec = self
             .admin
-            .create_execution(BUILDER_PROJECT, BUILDER_DOMAIN, None, target, inputs, &options)
+            .create_execution(
+                BUILDER_PROJECT,
+                BUILDER_DOMAIN,
+                None,
+                target,
+                inputs,
+                &options,
+            )
             .await?;
         self.progress.note("👍 Build submitted!");
         let console_url = self
@@ -420,9 +449,14 @@ impl UnionBuilder<'_> {
             let e = self.admin.get_execution(&exec).await?;
             let phase = e.closure.as_ref().map(|c| c.phase).unwrap_or_default();
             use core::workflow_execution::Phase;
-            if [Phase::Succeeded, Phase::Failed, Phase::Aborted, Phase::TimedOut]
-                .iter()
-                .any(|p| *p as i32 == phase)
+            if [
+                Phase::Succeeded,
+                Phase::Failed,
+                Phase::Aborted,
+                Phase::TimedOut,
+            ]
+            .iter()
+            .any(|p| *p as i32 == phase)
             {
                 break e;
             }
@@ -469,6 +503,9 @@ mod tests {
     fn elapsed_as_python_prints_a_timedelta() {
         assert_eq!(python_elapsed(Duration::from_millis(5_900)), "0:00:05");
         assert_eq!(python_elapsed(Duration::from_secs(3_723)), "1:02:03");
-        assert_eq!(python_elapsed(Duration::from_secs(90_000)), "1 day, 1:00:00");
+        assert_eq!(
+            python_elapsed(Duration::from_secs(90_000)),
+            "1 day, 1:00:00"
+        );
     }
 }

@@ -58,7 +58,15 @@ pub async fn upload_archive(
     archive: &Archive,
     bytes: Vec<u8>,
 ) -> Result<String, UploadError> {
-    upload(client, project, domain, &archive.file_name, archive.md5, bytes).await
+    upload(
+        client,
+        project,
+        domain,
+        &archive.file_name,
+        archive.md5,
+        bytes,
+    )
+    .await
 }
 
 /// Upload a file's `bytes` under `file_name`, as flytekit's `FlyteRemote.upload_file` does

@@ -48,8 +48,6 @@ pub struct Options {
     pub allow_unverified: bool,
     /// The builder for specs that name none (`union.imageBuilder` in the config).
     pub default_builder: Option<String>,
-
-
 }
 
 /// The default number of images built at once: `UNION_BUILD_JOBS`, else 2 (builds are CPU-,

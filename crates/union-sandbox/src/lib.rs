@@ -229,11 +229,8 @@ impl Sandbox {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), SandboxError> {
-        let image_builder = imagebuilder::setup(
-            &self.store,
-            self.blobs.clone(),
-            self.image_builder.clone(),
-        )?;
+        let image_builder =
+            imagebuilder::setup(&self.store, self.blobs.clone(), self.image_builder.clone())?;
         // One short write at startup (interrupted executions become FAILED).
         let executions = executions::Executions::open(
             self.store.clone(),

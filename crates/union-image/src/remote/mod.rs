@@ -294,11 +294,17 @@ mod tests {
 
     #[test]
     fn labels_and_exec_versions_as_union_makes_them() {
-        assert_eq!(sanitize_image_name("localhost:30000/a:b"), "localhost_30000_a_b");
+        assert_eq!(
+            sanitize_image_name("localhost:30000/a:b"),
+            "localhost_30000_a_b"
+        );
         let long = format!("registry.example.com:5000/{}/img:tag1", "x".repeat(60));
         assert_eq!(sanitize_image_name(&long), "img_tag1");
         // python: hashlib.sha256("\x1f".join(sorted(["s", "v1"])).encode()).hexdigest()[:8]
-        assert_eq!(build_image_exec_version(&["v1", "s"]), build_image_exec_version(&["s", "v1"]));
+        assert_eq!(
+            build_image_exec_version(&["v1", "s"]),
+            build_image_exec_version(&["s", "v1"])
+        );
         assert_eq!(build_image_exec_version(&["v1", "s"]), "ee9ce6cf");
     }
 }

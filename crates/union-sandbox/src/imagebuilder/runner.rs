@@ -115,10 +115,7 @@ impl BuildRunner {
         })?;
         let path: PathBuf = self.blobs.path_of(&key);
         std::fs::read(&path).map_err(|e| {
-            TaskFailure::user(
-                "InvalidInput",
-                format!("cannot read {what} {url}: {e}"),
-            )
+            TaskFailure::user("InvalidInput", format!("cannot read {what} {url}: {e}"))
         })
     }
 
@@ -161,9 +158,10 @@ impl BuildRunner {
             Ok(fq) => {
                 logfile.line(&format!("pushed {fq}"));
                 let mut outputs = LiteralMap::default();
-                outputs
-                    .literals
-                    .insert(OUTPUT_FULLY_QUALIFIED_IMAGE.to_string(), string_literal(&fq));
+                outputs.literals.insert(
+                    OUTPUT_FULLY_QUALIFIED_IMAGE.to_string(),
+                    string_literal(&fq),
+                );
                 TaskOutcome::Succeeded(outputs)
             }
             Err(f) => {

@@ -42,10 +42,7 @@ impl ImageService for ImageApi {
             .and_then(|b| b.built(&id.name))
             .ok_or_else(|| Status::not_found(format!("image {} not found", id.name)))?;
         Ok(Response::new(GetImageResponse {
-            image: Some(Image {
-                id: Some(id),
-                fqin,
-            }),
+            image: Some(Image { id: Some(id), fqin }),
         }))
     }
 }

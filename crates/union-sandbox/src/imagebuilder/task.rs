@@ -62,8 +62,14 @@ pub fn build_image_template() -> TaskTemplate {
         interface: Some(TypedInterface {
             inputs: Some(vars(&[
                 (INPUT_SPEC, "URL of union's spec.json"),
-                (INPUT_CONTEXT, "URL of the build context (.tar.xz), or empty"),
-                (INPUT_TARGET_IMAGE, "the image to build, [registry/]name:tag"),
+                (
+                    INPUT_CONTEXT,
+                    "URL of the build context (.tar.xz), or empty",
+                ),
+                (
+                    INPUT_TARGET_IMAGE,
+                    "the image to build, [registry/]name:tag",
+                ),
             ])),
             outputs: Some(vars(&[(
                 OUTPUT_FULLY_QUALIFIED_IMAGE,

@@ -112,7 +112,11 @@ fn load(image: &str, source: &Path, depth: usize) -> Result<Node, RemoteBuildErr
 pub fn context_tar_xz(image: &str, entries: &[ContextEntry]) -> Result<Vec<u8>, RemoteBuildError> {
     let mut root: BTreeMap<String, Node> = BTreeMap::new();
     for e in entries {
-        let parts: Vec<&str> = e.path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        let parts: Vec<&str> = e
+            .path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
         let node = load(image, &e.source, 0)?;
         insert(&mut root, &parts, node);
     }

@@ -91,7 +91,8 @@ pub fn prepare(
         });
     }
     let unsupported = unsupported_parameters(spec);
-    let (spec_json, files) = spec_json::spec_and_files(spec, image_name, ctx, python, union_version)?;
+    let (spec_json, files) =
+        spec_json::spec_and_files(spec, image_name, ctx, python, union_version)?;
     let context = if files.is_empty() {
         None
     } else {

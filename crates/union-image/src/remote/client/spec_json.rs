@@ -148,7 +148,8 @@ fn python_version(spec: &ImageSpec, client: &str) -> Result<String, RemoteBuildE
         image: spec.name.clone(),
         message,
     };
-    let form = || invalid("python_version must be in the form major.minor. For example: 3.12".into());
+    let form =
+        || invalid("python_version must be in the form major.minor. For example: 3.12".into());
     let v = spec.python_version.as_deref().unwrap_or(client);
     let parts: Vec<&str> = v.split('.').collect();
     if !(2..=3).contains(&parts.len()) {
@@ -206,7 +207,10 @@ pub(super) fn spec_and_files(
         image: image.to_string(),
         message: message.to_string(),
     };
-    let mut out: Vec<(&str, Py)> = vec![("python_version", Py::Str(python_version(spec, client_python)?))];
+    let mut out: Vec<(&str, Py)> = vec![(
+        "python_version",
+        Py::Str(python_version(spec, client_python)?),
+    )];
     if let Some(v) = non_empty(&spec.apt_packages) {
         out.push(("apt_packages", Py::List(v.clone())));
     }
@@ -256,7 +260,10 @@ pub(super) fn spec_and_files(
                 source,
             }
         };
-        let pyproject = path.parent().unwrap_or(Path::new(".")).join("pyproject.toml");
+        let pyproject = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("pyproject.toml");
         if req.ends_with(".txt") {
             let text = std::fs::read_to_string(&path).map_err(io(&path))?;
             all_packages.extend(text.lines().map(|l| l.trim().to_string()));
@@ -265,9 +272,16 @@ pub(super) fn spec_and_files(
                 invalid(&format!("must have project file if using lock file {req}"))
             })?;
             if text.lines().any(|l| l.contains("tool.poetry.source")) {
-                return Err(invalid("External sources are not supported in pyproject.toml"));
+                return Err(invalid(
+                    "External sources are not supported in pyproject.toml",
+                ));
             }
-            if set(&spec.pip_index) || spec.pip_extra_index_url.as_ref().is_some_and(|v| !v.is_empty()) {
+            if set(&spec.pip_index)
+                || spec
+                    .pip_extra_index_url
+                    .as_ref()
+                    .is_some_and(|v| !v.is_empty())
+            {
                 return Err(invalid(
                     "External sources are not supported in image spec when using poetry lock file",
                 ));
@@ -280,14 +294,21 @@ pub(super) fn spec_and_files(
             let text = std::fs::read_to_string(&pyproject)
                 .map_err(|_| invalid("pyproject.toml must exist when using uv.lock"))?;
             if text.lines().any(|l| l.contains("tool.uv.index")) {
-                return Err(invalid("External sources are not supported in pyproject.toml"));
+                return Err(invalid(
+                    "External sources are not supported in pyproject.toml",
+                ));
             }
             if spec.packages.is_some() {
                 return Err(invalid(
                     "When using uv.lock, setting packages is not supported. Please include your dependencies in the uv.lock file.",
                 ));
             }
-            if set(&spec.pip_index) || spec.pip_extra_index_url.as_ref().is_some_and(|v| !v.is_empty()) {
+            if set(&spec.pip_index)
+                || spec
+                    .pip_extra_index_url
+                    .as_ref()
+                    .is_some_and(|v| !v.is_empty())
+            {
                 return Err(invalid(
                     "External sources are not supported in image spec when using uv lock file",
                 ));
@@ -315,7 +336,9 @@ pub(super) fn spec_and_files(
     match &spec.base_image {
         Some(BaseImage::Image(b)) if !b.is_empty() => out.push(("base_image", Py::Str(b.clone()))),
         Some(BaseImage::Spec(_)) => {
-            return Err(invalid("Union image builder only supports string base images"))
+            return Err(invalid(
+                "Union image builder only supports string base images",
+            ))
         }
         _ => {}
     }
@@ -371,7 +394,10 @@ mod tests {
 
     #[test]
     fn json_as_python_writes_it() {
-        assert_eq!(python_json("a\"b\\é\u{1F600}\n"), "\"a\\\"b\\\\\\u00e9\\ud83d\\ude00\\n\"");
+        assert_eq!(
+            python_json("a\"b\\é\u{1F600}\n"),
+            "\"a\\\"b\\\\\\u00e9\\ud83d\\ude00\\n\""
+        );
         let out = render(&[
             ("python_version", Py::Str("3.11".into())),
             ("env", Py::Dict(vec![("_F_IMG_ID".into(), "a:b".into())])),

@@ -241,7 +241,8 @@ impl ImageBuilder {
             default_base_image: self.inner.settings.default_base_image.clone(),
             flytekit_version: String::new(),
         };
-        let mut plan = dockerfile::plan(&spec, &ctx, &settings).map_err(|e| invalid(e.to_string()))?;
+        let mut plan =
+            dockerfile::plan(&spec, &ctx, &settings).map_err(|e| invalid(e.to_string()))?;
         plan.image_name = fq.clone();
         plan.push = true;
         plan.base = None;
@@ -299,9 +300,7 @@ impl ImageBuilder {
                     message.push_str(&lines[start..].join("\n"));
                 }
                 if let Some(i) = index {
-                    self.inner
-                        .records
-                        .finish(i, "failed", Some(e.to_string()));
+                    self.inner.records.finish(i, "failed", Some(e.to_string()));
                 }
                 Err(BuildFailure { message })
             }

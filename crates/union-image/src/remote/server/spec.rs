@@ -40,7 +40,9 @@ pub(super) fn to_image_spec(
         return Err("spec.json is not a JSON object".into());
     };
     if let Some(k) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("spec.json key `{k}` is not one union's image builder writes"));
+        return Err(format!(
+            "spec.json key `{k}` is not one union's image builder writes"
+        ));
     }
     let s = |k: &str| -> Result<Option<String>, String> {
         match map.get(k) {
@@ -68,7 +70,10 @@ pub(super) fn to_image_spec(
         );
     }
     if s("dist_dirpath")?.is_some() {
-        return Err("dist_dirpath (a .vendor directory) is not supported by the sandbox's image builder".into());
+        return Err(
+            "dist_dirpath (a .vendor directory) is not supported by the sandbox's image builder"
+                .into(),
+        );
     }
     let mut env: Vec<(String, String)> = Vec::new();
     let mut image_id = None;
@@ -100,7 +105,11 @@ pub(super) fn to_image_spec(
             }
             Some(dir.join(&v[0]).to_string_lossy().into_owned())
         }
-        Some(v) => return Err(format!("several python_requirements_files ({v:?}) are not supported")),
+        Some(v) => {
+            return Err(format!(
+                "several python_requirements_files ({v:?}) are not supported"
+            ))
+        }
     };
     let non_empty = |v: Option<Vec<String>>| v.filter(|v| !v.is_empty());
     let spec = ImageSpec {

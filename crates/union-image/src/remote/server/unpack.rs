@@ -69,7 +69,12 @@ pub fn extract_context(
             .into_owned();
         let kind = entry.header().entry_type();
         let rel = safe_path(&path)?;
-        if kind.is_dir() || matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
+        if kind.is_dir()
+            || matches!(
+                kind,
+                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+            )
+        {
             continue;
         }
         if kind.is_symlink() || kind.is_hard_link() {
@@ -163,16 +168,20 @@ mod tests {
     fn union_contexts_unpack_and_escapes_are_refused() {
         let limits = ContextLimits::default();
         let dir = tempfile::tempdir().unwrap();
-        let files = [
-            crate::remote::client::ContextEntry::file("a.txt", &dir.path().join("src-a")),
-        ];
+        let files = [crate::remote::client::ContextEntry::file(
+            "a.txt",
+            &dir.path().join("src-a"),
+        )];
         std::fs::write(dir.path().join("src-a"), "a").unwrap();
         let xz = crate::remote::client::context_tar_xz("t", &files).unwrap();
         assert_eq!(
             extract_context(&xz, &dir.path().join("ok"), &limits).unwrap(),
             ["a.txt"]
         );
-        assert_eq!(std::fs::read_to_string(dir.path().join("ok/a.txt")).unwrap(), "a");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ok/a.txt")).unwrap(),
+            "a"
+        );
         for (bad, why) in [
             (
                 tar_gz(&[("./../../x", tar::EntryType::Regular, b"a", None)]),
