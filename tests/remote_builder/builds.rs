@@ -56,7 +56,7 @@ async fn ours_builds_on_the_sandbox_then_finds_the_image_through_get_image() {
     }
     // The sandbox built it into its registry; the task uses that image.
     let fq = format!("localhost:30000/{name}");
-    assert_eq!(task_images(&sb, TASK).await, [fq.clone()]);
+    assert_eq!(task_images(&sb, TASK).await, std::slice::from_ref(&fq));
     assert!(in_registry(&fq).await);
     let recs = records_for(&sb, &fq);
     assert_eq!(recs.len(), 1, "{recs:?}");
@@ -121,7 +121,7 @@ async fn the_real_union_client_builds_through_the_sandbox_and_ours_finds_its_ima
         "{}",
         stderr(&ours)
     );
-    assert_eq!(task_images(&sb, TASK).await, [fq.clone()]);
+    assert_eq!(task_images(&sb, TASK).await, std::slice::from_ref(&fq));
     assert_eq!(
         records_for(&sb, &fq).len(),
         1,
@@ -247,6 +247,84 @@ async fn on_a_localhost_endpoint_both_clients_always_build_and_upload_the_same_s
         .records()
         .into_iter()
         .filter(|r| r["image"] == images[0].as_str())
+        .collect();
+    assert_eq!(builds.len(), 2, "{builds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_pull_secret_builds_with_build_image_exec_registered_once_for_both_clients() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let p = Project::new("remote_builder");
+    let path = p.root().join("workflows/remote_hello.py");
+    let code = std::fs::read_to_string(&path).unwrap().replace(
+        "    builder=\"union\",\n",
+        "    builder=\"union\",\n    builder_options={\"imagepull_secret_name\": \"regcred\"},\n",
+    );
+    assert!(code.contains("regcred"));
+    std::fs::write(&path, code).unwrap();
+    // On `localhost` both clients build (no GetImage), so both reach `build-image-exec`.
+    let endpoint = format!("localhost:{}", sb.port);
+    let o = run(&mut ours_register_at(&p, &endpoint));
+    assert!(o.status.success(), "{}", sb.stderr());
+    assert!(
+        stderr(&o).contains("Task build-image-exec does not exist. Registering a new version."),
+        "{}",
+        stderr(&o)
+    );
+    let cfg = p.parent().join("localhost.yaml");
+    std::fs::write(
+        &cfg,
+        format!("admin:\n  endpoint: dns:///{endpoint}\n  insecure: true\n"),
+    )
+    .unwrap();
+    let o = run(&mut union_py_register_with(&p, &cfg));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("build-image-exec already exists. Skipping registration."),
+        "{}",
+        stdout(&o)
+    );
+
+    // One build-image-exec version (union's hash of the secret and build-image's version), with
+    // the secret, and both builds ran as its executions.
+    let mut admin = sb.admin().await;
+    let tasks = admin
+        .list_tasks(union_idl::flyteidl::admin::ResourceListRequest {
+            id: Some(union_idl::flyteidl::admin::NamedEntityIdentifier {
+                project: "system".into(),
+                domain: "production".into(),
+                name: "build-image-exec".into(),
+                ..Default::default()
+            }),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(tasks.len(), 1);
+    let id = tasks[0].id.clone().unwrap();
+    assert_eq!(
+        id.version,
+        union_image::remote::build_image_exec_version(&["regcred", "sandbox-1"])
+    );
+    let template = tasks[0]
+        .closure
+        .clone()
+        .unwrap()
+        .compiled_task
+        .unwrap()
+        .template
+        .unwrap();
+    assert_eq!(template.security_context.unwrap().secrets[0].key, "regcred");
+    let images = task_images(&sb, TASK).await;
+    assert_eq!(images.len(), 1, "{images:?}");
+    let builds: Vec<_> = sb
+        .records()
+        .into_iter()
+        .filter(|r| r["image"] == images[0].as_str() && r["status"] == "built")
         .collect();
     assert_eq!(builds.len(), 2, "{builds:?}");
 }
