@@ -328,3 +328,42 @@ async fn an_image_pull_secret_builds_with_build_image_exec_registered_once_for_b
         .collect();
     assert_eq!(builds.len(), 2, "{builds:?}");
 }
+
+#[test]
+fn in_org_mode_the_builder_is_in_the_org() {
+    require_docker_infra();
+    let sb = Sandbox::launch(Launch {
+        args: &["--auth", "--org", "acme"],
+        ..Default::default()
+    });
+    let p = Project::new("remote_builder");
+    let cfg = p.parent().join("org.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "admin:\n  endpoint: dns:///127.0.0.1:{}\n  insecure: true\n  authType: ClientSecret\n  \
+             clientId: union-sandbox\n  clientSecretLocation: {}\n",
+            sb.port,
+            sb.data_dir().join("auth/client-secret").display()
+        ),
+    )
+    .unwrap();
+    let home = p.parent().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // Every call names the org (the sandbox refuses any other): the enabled check finds
+    // `build-image` registered in it, the build runs as an execution in it.
+    let o = run(p
+        .union()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("HOME", &home)
+        .env("UNION_CONFIG", &cfg)
+        .args(["register", "workflows", "--org", "acme"]));
+    assert!(o.status.success(), "{}", sb.stderr());
+    let err = stderr(&o);
+    assert!(err.contains("🐳 Submitting a new build..."), "{err}");
+    assert!(err.contains("✅ Build completed in"), "{err}");
+    assert!(
+        err.contains("/org/acme/projects/system/domains/production/executions/"),
+        "{err}"
+    );
+}

@@ -229,8 +229,14 @@ impl Sandbox {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), SandboxError> {
-        let image_builder =
-            imagebuilder::setup(&self.store, self.blobs.clone(), self.image_builder.clone())?;
+        // The build task in the organization `--auth --org` gives every client, too.
+        let org = self.auth.as_ref().and_then(|a| a.settings().org.clone());
+        let image_builder = imagebuilder::setup(
+            &self.store,
+            self.blobs.clone(),
+            self.image_builder.clone(),
+            org.as_deref(),
+        )?;
         // One short write at startup (interrupted executions become FAILED).
         let executions = executions::Executions::open(
             self.store.clone(),

@@ -38,16 +38,21 @@ pub struct ImageBuilderParts {
     pub service: ImageApi,
 }
 
-/// Register (or, when `settings` is None, remove) the build task, and make the runner and the
-/// service. Blocking (the store): call it where the sandbox starts.
+/// Register (or, when `settings` is None, remove) the build task, without an organization and
+/// in `org` (the one `--auth --org` gives every client), and make the runner and the service.
+/// Blocking (the store): call it where the sandbox starts.
 pub fn setup(
     store: &Store,
     blobs: Arc<Blobs>,
     settings: Option<union_image::remote::ServerSettings>,
+    org: Option<&str>,
 ) -> Result<ImageBuilderParts, StoreError> {
     let builder = match settings {
         Some(s) => {
-            task::register(store)?;
+            task::register(store, "")?;
+            if let Some(org) = org.filter(|o| !o.is_empty()) {
+                task::register(store, org)?;
+            }
             Some(union_image::remote::ImageBuilder::new(s))
         }
         None => {

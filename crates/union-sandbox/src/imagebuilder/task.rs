@@ -32,8 +32,8 @@ fn string_var(description: &str) -> Variable {
     }
 }
 
-/// The template of `build-image`, version [`TASK_VERSION`].
-pub fn build_image_template() -> TaskTemplate {
+/// The template of `build-image`, version [`TASK_VERSION`], in organization `org` ("" for none).
+pub fn build_image_template(org: &str) -> TaskTemplate {
     let vars = |pairs: &[(&str, &str)]| VariableMap {
         variables: pairs
             .iter()
@@ -47,7 +47,7 @@ pub fn build_image_template() -> TaskTemplate {
             domain: BUILDER_DOMAIN.into(),
             name: BUILD_IMAGE_TASK.into(),
             version: TASK_VERSION.into(),
-            org: String::new(),
+            org: org.into(),
         }),
         r#type: TASK_TYPE.into(),
         metadata: Some(TaskMetadata {
@@ -80,11 +80,11 @@ pub fn build_image_template() -> TaskTemplate {
     }
 }
 
-/// Register `build-image` (an identical one already there is fine).
-pub(super) fn register(store: &Store) -> Result<(), StoreError> {
-    let template = build_image_template();
+/// Register `build-image` in organization `org` (an identical one already there is fine).
+pub(super) fn register(store: &Store, org: &str) -> Result<(), StoreError> {
+    let template = build_image_template(org);
     let key = EntityKey {
-        org: String::new(),
+        org: org.into(),
         project: BUILDER_PROJECT.into(),
         domain: BUILDER_DOMAIN.into(),
         name: BUILD_IMAGE_TASK.into(),
@@ -133,4 +133,48 @@ pub(super) fn unregister(store: &Store) -> Result<(), StoreError> {
         )?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_in_each_org_and_removed_with_every_variant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = |org: &str, name: &str| EntityKey {
+            org: org.into(),
+            project: BUILDER_PROJECT.into(),
+            domain: BUILDER_DOMAIN.into(),
+            name: name.into(),
+            version: TASK_VERSION.into(),
+        };
+        register(&store, "").unwrap();
+        register(&store, "acme").unwrap();
+        // Again at the next start: identical, fine.
+        register(&store, "").unwrap();
+        for org in ["", "acme"] {
+            let row = store
+                .get_entity(EntityKind::Task, &key(org, BUILD_IMAGE_TASK))
+                .unwrap();
+            assert!(row.is_some(), "{org}");
+        }
+        let t = build_image_template("");
+        assert_eq!(t.r#type, TASK_TYPE);
+        assert!(t.target.is_none(), "no container");
+        let iface = t.interface.unwrap();
+        let inputs: Vec<_> = iface.inputs.unwrap().variables.into_keys().collect();
+        assert_eq!(inputs, ["context", "spec", "target_image"]);
+        let outputs: Vec<_> = iface.outputs.unwrap().variables.into_keys().collect();
+        assert_eq!(outputs, ["fully_qualified_image"]);
+
+        unregister(&store).unwrap();
+        for org in ["", "acme"] {
+            let row = store
+                .get_entity(EntityKind::Task, &key(org, BUILD_IMAGE_TASK))
+                .unwrap();
+            assert!(row.is_none(), "{org}");
+        }
+    }
 }
