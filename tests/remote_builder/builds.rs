@@ -367,3 +367,110 @@ fn in_org_mode_the_builder_is_in_the_org() {
         "{err}"
     );
 }
+
+/// The context's members as union's tarfile reads them: (name, "file"|"dir", text of a file).
+fn members(xz: &[u8]) -> Vec<(String, String, Option<String>)> {
+    use std::io::Read;
+    let mut tar = Vec::new();
+    lzma_rs::xz_decompress(&mut std::io::BufReader::new(xz), &mut tar).unwrap();
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let mut out = Vec::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if e.header().entry_type().is_dir() {
+            out.push((name, "dir".to_string(), None));
+        } else {
+            let mut s = String::new();
+            e.read_to_string(&mut s).unwrap();
+            out.push((name, "file".to_string(), Some(s)));
+        }
+    }
+    out
+}
+
+/// Our spec.json and context for specs exercising every field union reads, against union's own
+/// `_validate_configuration` on the same specs: the same bytes, the same members.
+#[test]
+fn spec_json_and_context_are_unions_for_every_field_it_reads() {
+    use union_image::{HostEnv, ImageSpec, TagContext};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |rel: &str, text: &str| {
+        let p = d.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("requirements.txt", "numpy\n# a comment\n");
+    write("data/b.txt", "b");
+    write("data/sub/a.txt", "a");
+    write("one.txt", "1");
+    write("src/pkg/__init__.py", "");
+    write("src/pkg/mod.py", "x = 1\n");
+    write("uvproj/uv.lock", "version = 1\n");
+    write(
+        "uvproj/pyproject.toml",
+        "[project]\nname = \"p\"\nversion = \"0\"\nreadme = \"README.md\"\n",
+    );
+    write("uvproj/README.md", "# p\n");
+    let cases = serde_json::json!([
+        {"dir": d, "spec": {"name": "every", "builder": "union", "python_version": "3.10",
+            "packages": ["pandas==2.0", "unionai"], "apt_packages": ["git", "curl"],
+            "commands": ["echo hi", "echo 'quoted \"x\"'"], "env": {"A": "1", "É": "ü\t"},
+            "pip_index": "https://idx/simple", "pip_extra_index_url": ["https://x/simple"],
+            "pip_extra_args": "--pre", "conda_packages": ["c"], "conda_channels": ["ch"],
+            "cuda": "12.1", "platform": "linux/arm64", "entrypoint": ["sh"],
+            "builder_options": {"imagepull_secret_name": "regcred"}}},
+        {"dir": d, "spec": {"name": "reqs", "builder": "union", "requirements": "requirements.txt",
+            "base_image": "localhost:30000/base:1", "copy": ["data", "./one.txt"],
+            "registry": "localhost:30000"}},
+        {"dir": d, "spec": {"name": "src", "builder": "union", "source_root": "src",
+            "source_copy_mode": "ALL", "env": {"_F_IMG_ID": "mine"}}},
+        {"dir": d, "spec": {"name": "uv", "builder": "union", "requirements": "uvproj/uv.lock"}},
+        // What union refuses, with its messages.
+        {"dir": d, "spec": {"name": "py38", "builder": "union", "python_version": "3.8"}},
+        {"dir": d, "spec": {"name": "py3", "builder": "union", "python_version": "3"}},
+        {"dir": d, "spec": {"name": "uvpkgs", "builder": "union", "requirements": "uvproj/uv.lock",
+            "packages": ["x"]}},
+        {"dir": d, "spec": {"name": "up", "builder": "union", "copy": ["../x"]}},
+    ]);
+    let cases_file = d.join("cases.json");
+    std::fs::write(&cases_file, cases.to_string()).unwrap();
+    let o = crate::support::python_support("union_spec_oracle.py", &[&cases_file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let oracle: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(oracle.len(), 8);
+    assert_eq!(
+        oracle.iter().filter(|c| c.get("error").is_some()).count(),
+        4
+    );
+    for case in &oracle {
+        let spec =
+            ImageSpec::from_bridge_json(case["bridge"].as_object().unwrap(), &HostEnv::current())
+                .unwrap();
+        let ctx = TagContext::new(d);
+        let name = case["image_name"].as_str().unwrap();
+        assert_eq!(spec.image_name(&ctx).unwrap(), name);
+        let ours = union_image::remote::prepare(&spec, name, &ctx, "3.11", Some("0.1.204"));
+        if let Some(error) = case.get("error").and_then(|e| e.as_str()) {
+            let ours = ours.unwrap_err().to_string();
+            assert!(ours.ends_with(&format!(": {error}")), "{ours} vs {error}");
+            continue;
+        }
+        let ours = ours.unwrap();
+        assert_eq!(
+            String::from_utf8(ours.spec_json.clone()).unwrap(),
+            case["spec_json"].as_str().unwrap(),
+            "{name}"
+        );
+        let theirs: Vec<(String, String, Option<String>)> =
+            serde_json::from_value(case["members"].clone()).unwrap();
+        let ours_members = ours.context.as_deref().map(members).unwrap_or_default();
+        assert_eq!(ours_members, theirs, "{name}");
+        assert_eq!(
+            ours.imagepull_secret_name.as_deref(),
+            case["secret"].as_str(),
+            "{name}"
+        );
+    }
+}
