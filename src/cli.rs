@@ -509,7 +509,7 @@ pub struct SandboxStartArgs {
     #[arg(long, env = "UNION_BASE_IMAGE", value_name = "URI")]
     pub base_image: Option<String>,
 
-    /// Build no images: ImageSpecs with builder="union" then fail with a clear message.
+    /// Serve no image builder: builder="union" ImageSpecs say it is not enabled
     #[arg(long)]
     pub no_image_builder: bool,
 

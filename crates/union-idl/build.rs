@@ -6,11 +6,14 @@
 //!   (the version in `proto/flyteidl.version`, 1.16.8: what flytekit 1.16 speaks), by
 //!   `proto/regenerate.sh`. Every `flyteidl.*_pb2` module embeds its file descriptor, so this is
 //!   exactly the schema flytekit uses, where the crates.io `flyteidl` crate is stale;
+//! - `proto/union.fds`: union's remote image builder types (`cloudidl.imagebuilder`) and their
+//!   imports (`cloudidl.common`, `validate`), exported from the PyPI package `union` (the version
+//!   in `proto/union.version`) by the same script, from the descriptors its `_pb2` modules embed;
 //! - `proto/*.proto`: our own services, compiled with protox (no system `protoc`); they may import
 //!   any flyteidl or Google file.
 //!
-//! Outputs in `OUT_DIR`: `flyteidl/` and `local/`, one Rust file per protobuf package and an
-//! `_includes.rs` module tree each.
+//! Outputs in `OUT_DIR`: `flyteidl/`, `union/` and `local/`, one Rust file per protobuf package
+//! and an `_includes.rs` module tree each.
 
 use std::env;
 use std::fs;
@@ -40,6 +43,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("{} is not a FileDescriptorSet: {e}", fds_path.display()));
 
     compile_flyteidl(&all, &out_dir.join("flyteidl"));
+    compile_union(&proto, &out_dir.join("union"));
     compile_local(&proto, &bytes, &out_dir.join("local"));
 }
 
@@ -77,6 +81,27 @@ fn compile_flyteidl(all: &FileDescriptorSet, out: &Path) {
         .include_file("_includes.rs")
         .compile_fds(wanted)
         .unwrap_or_else(|e| panic!("generating Rust from the flyteidl descriptors failed: {e}"));
+}
+
+/// union's image builder types: every file of `proto/union.fds` (Google's map to `prost-types`).
+fn compile_union(proto: &Path, out: &Path) {
+    let version = fs::read_to_string(proto.join("union.version"))
+        .expect("proto/union.version (written by proto/regenerate.sh)");
+    println!("cargo:rustc-env=UNION_UNION_VERSION={}", version.trim());
+    let path = proto.join("union.fds");
+    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let set = FileDescriptorSet::decode(bytes.as_slice())
+        .unwrap_or_else(|e| panic!("{} is not a FileDescriptorSet: {e}", path.display()));
+    fs::create_dir_all(out).expect("create OUT_DIR/union");
+    tonic_prost_build::configure()
+        .btree_map(".")
+        .build_client(true)
+        .build_server(true)
+        .build_transport(true)
+        .out_dir(out)
+        .include_file("_includes.rs")
+        .compile_fds(set)
+        .unwrap_or_else(|e| panic!("generating Rust from union's descriptors failed: {e}"));
 }
 
 /// Compiles every `proto/*.proto` (our own services), resolving imports from `proto/`, then

@@ -176,7 +176,6 @@ fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
         allow_unverified: false,
         // `union build` builds every spec here, with the local engine (it talks to no backend).
         default_builder: None,
-        remote_base_image: None,
     };
     let local_jobs: Vec<Job> = jobs
         .iter()
@@ -199,7 +198,7 @@ fn run(settings: BuildCommandSettings) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let reporter = ImageReporter::new(verbosity);
-    let done = rt.block_on(pipeline::ensure(&plan, &options, None, &reporter))?;
+    let done = rt.block_on(pipeline::ensure(&plan, &options, &reporter))?;
     drop(reporter);
     let mut out = String::new();
     for (image, outcome) in &done.images {

@@ -70,8 +70,8 @@ fn auth_settings(args: &SandboxStartArgs) -> anyhow::Result<Option<AuthSettings>
 }
 
 /// The remote image builder's settings from `--image-registry`, `--base-image` (UNION_BASE_IMAGE)
-/// and `--no-image-builder`; the data dir is the sandbox's.
-fn image_builder_settings(args: &SandboxStartArgs) -> anyhow::Result<ServerSettings> {
+/// and `--no-image-builder` (None: no builder); the data dir is the sandbox's.
+fn image_builder_settings(args: &SandboxStartArgs) -> anyhow::Result<Option<ServerSettings>> {
     let mut settings = ServerSettings::new(PathBuf::new());
     let registry = args
         .image_registry
@@ -89,13 +89,10 @@ fn image_builder_settings(args: &SandboxStartArgs) -> anyhow::Result<ServerSetti
     if let Some(base) = args.base_image.as_deref().filter(|b| !b.trim().is_empty()) {
         settings.default_base_image = base.trim().to_string();
     }
-    if args.no_image_builder {
-        settings.disabled = Some("image builds are disabled (--no-image-builder)".into());
-    }
-    Ok(settings)
+    Ok((!args.no_image_builder).then_some(settings))
 }
 
-fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result<ExitCode> {
+fn start(config: SandboxConfig, image_builder: Option<ServerSettings>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("union-sandbox")
@@ -103,9 +100,10 @@ fn start(config: SandboxConfig, image_builder: ServerSettings) -> anyhow::Result
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        let sandbox = Sandbox::bind(&config)
-            .await?
-            .with_image_builder(image_builder);
+        let mut sandbox = Sandbox::bind(&config).await?;
+        if let Some(settings) = image_builder {
+            sandbox = sandbox.with_image_builder(settings);
+        }
         {
             let mut out = std::io::stdout().lock();
             writeln!(

@@ -18,6 +18,13 @@ use crate::entity::Entity;
 pub use env::{EnvSource, PythonEnv};
 pub use error::PythonError;
 
+/// What union's image builder plugin reads from the user's environment.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct UnionBuilderFacts {
+    pub python_version: String,
+    pub union_version: Option<String>,
+}
+
 /// The bridge's Python source: the files of `bridge/`, one module, in this order (later files use
 /// what earlier ones define; `protocol.py` has the imports and `_guard`).
 const BRIDGE_SOURCE: &str = concat!(
@@ -478,6 +485,12 @@ impl PythonSession {
     /// The user's flytekit version (`flytekit.__version__`).
     pub fn flytekit_version(&self) -> Result<String, PythonError> {
         self.call("flytekit_version", vec![])
+    }
+
+    /// The Python version (`major.minor`) and the installed union's version (None when union is
+    /// not installed), as union's image builder plugin reads them.
+    pub fn union_builder_facts(&self) -> Result<UnionBuilderFacts, PythonError> {
+        self.call("union_builder_facts", vec![])
     }
 
     /// Every ImageSpec used by a loaded task, after flytekit's copy-mode handling.

@@ -58,6 +58,9 @@ pub enum RegisterError {
     /// An image could not be checked, built or pushed: nothing was registered.
     #[error(transparent)]
     Images(#[from] union_image::pipeline::ImageError),
+    /// union's remote image builder could not make an image: nothing was registered.
+    #[error(transparent)]
+    UnionBuilder(#[from] super::union_builder::UnionBuilderError),
     /// `--require-pullable-images` and the cluster could not pull these images (one message each).
     #[error("{}", .0.join("\n"))]
     Unpullable(Vec<String>),
@@ -91,6 +94,11 @@ impl Hint for RegisterError {
             RegisterError::Admin(e) => e.hints(),
             RegisterError::Upload(e) => e.hints(),
             RegisterError::Images(e) => {
+                let mut h = e.hints();
+                h.push("nothing was registered".into());
+                h
+            }
+            RegisterError::UnionBuilder(e) => {
                 let mut h = e.hints();
                 h.push("nothing was registered".into());
                 h

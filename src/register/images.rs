@@ -8,7 +8,6 @@
 use union_client::{AdminClient, Settings};
 use union_image::dockerfile::{BuildSettings, FLYTEKIT_DEFAULT_BASE_IMAGE};
 use union_image::pipeline::{self, Job, Options};
-use union_image::remote::RemoteBuilderClient;
 use union_image::TagContext;
 
 use super::{ImageReporter, Loaded, PlanOptions, Progress, RegisterError, Verbosity};
@@ -70,10 +69,6 @@ pub fn pipeline_options(
         jobs: opts.jobs.max(1),
         allow_unverified: opts.allow_unverified,
         default_builder: settings.image_builder.clone(),
-        remote_base_image: opts
-            .base_image
-            .clone()
-            .or_else(|| settings.base_image.clone()),
     }
 }
 
@@ -109,8 +104,9 @@ pub fn plan(
     )?)
 }
 
-/// Check every image; build and push what is missing (locally through the Docker engine, or on
-/// the backend for `builder="union"`). Tasks then reference what the backend's builder returned.
+/// Check every image; build and push what is missing (locally through the Docker engine, or by
+/// union's remote builder on the backend for `builder="union"`, see [`super::union_builder`]).
+/// Tasks then reference what the backend's builder returned.
 pub fn ensure(
     rt: &tokio::runtime::Runtime,
     admin: &AdminClient,
@@ -140,16 +136,41 @@ pub fn ensure(
         )
     });
     crate::process::test_pause_point("checking-images");
-    let remote = (!plan.remote.is_empty())
-        .then(|| RemoteBuilderClient::from_channel(admin.channel(), &settings.endpoint));
+    let mut plan = plan;
+    let mut renamed = std::collections::HashMap::new();
+    if !plan.remote.is_empty() {
+        let facts = loaded.session.union_builder_facts()?;
+        let builder = super::union_builder::UnionBuilder {
+            admin,
+            settings,
+            progress,
+            facts: super::union_builder::Facts {
+                python_version: facts.python_version,
+                union_version: facts.union_version,
+            },
+        };
+        renamed = rt.block_on(builder.ensure(&plan.remote, &plan.ctx))?;
+        plan.remote.clear();
+    }
     let reporter = ImageReporter::new(progress.verbosity());
-    let done = rt.block_on(pipeline::ensure(
-        &plan,
-        &options,
-        remote.as_ref(),
-        &reporter,
-    ))?;
+    let mut done = rt.block_on(pipeline::ensure(&plan, &options, &reporter))?;
     drop(reporter);
+    for (name, (real, built)) in &renamed {
+        done.images.push((
+            real.clone(),
+            if *built {
+                union_image::build::Outcome::Built {
+                    pushed: true,
+                    duration: std::time::Duration::ZERO,
+                }
+            } else {
+                union_image::build::Outcome::Exists
+            },
+        ));
+        if real != name {
+            done.renamed.insert(name.clone(), real.clone());
+        }
+    }
     for (image, reason) in &done.unverified {
         progress.warn(&format!(
             "cannot tell whether image {image} exists: {reason}; registering anyway (--allow-unverified-images)"

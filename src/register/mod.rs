@@ -4,7 +4,8 @@
 //!
 //! - [`load`](load()): import the user's modules, compute each ImageSpec's image name, build the
 //!   code archive (no network);
-//! - [`images`]: make every image exist (the shared pipeline of `union_image::pipeline`);
+//! - [`images`]: make every image exist (the shared pipeline of `union_image::pipeline`, and
+//!   union's remote builder: [`union_builder`]);
 //! - [`serialize`](serialize()): flytekit's translator, a content-derived version;
 //! - [`publish`](publish()): upload the archive, serialize with its location, register;
 //! - [`progress`]: what the user sees meanwhile.
@@ -19,6 +20,7 @@ pub mod progress;
 mod publish;
 pub mod pullable;
 mod serialize;
+pub mod union_builder;
 pub mod upload;
 
 use std::collections::BTreeMap;

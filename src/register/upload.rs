@@ -58,11 +58,44 @@ pub async fn upload_archive(
     archive: &Archive,
     bytes: Vec<u8>,
 ) -> Result<String, UploadError> {
+    upload(
+        client,
+        project,
+        domain,
+        &archive.file_name,
+        archive.md5,
+        bytes,
+    )
+    .await
+}
+
+/// Upload a file's `bytes` under `file_name`, as flytekit's `FlyteRemote.upload_file` does
+/// (its MD5 computed here); returns the native URL.
+pub async fn upload_bytes(
+    client: &AdminClient,
+    project: &str,
+    domain: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+) -> Result<String, UploadError> {
+    use md5::Digest as _;
+    let md5: [u8; 16] = md5::Md5::digest(&bytes).into();
+    upload(client, project, domain, file_name, md5, bytes).await
+}
+
+async fn upload(
+    client: &AdminClient,
+    project: &str,
+    domain: &str,
+    file_name: &str,
+    md5: [u8; 16],
+    bytes: Vec<u8>,
+) -> Result<String, UploadError> {
     let req = CreateUploadLocationRequest {
         project: project.to_string(),
         domain: domain.to_string(),
-        filename: archive.file_name.clone(),
-        content_md5: archive.md5.to_vec(),
+        filename: file_name.to_string(),
+        content_md5: md5.to_vec(),
         add_content_md5_metadata: true,
         ..Default::default()
     };
@@ -71,11 +104,11 @@ pub async fn upload_archive(
     put_signed(
         &http,
         &SignedPut {
-            file: &archive.file_name,
+            file: file_name,
             signed_url: &loc.signed_url,
             headers: &loc.headers,
             native_url: &loc.native_url,
-            md5: archive.md5,
+            md5,
         },
         bytes,
     )

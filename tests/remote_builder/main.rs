@@ -1,6 +1,6 @@
-//! The remote image builder (`builder="union"`): the client in this process, which has no Docker
-//! engine (its own binary, because `DOCKER_HOST` pointing nowhere is process-wide), against the
-//! builder server of the real `union sandbox start`, whose engine and registry come from
+//! union's remote image builder (`builder="union"`): our `union register` and the real union CLI,
+//! run from a user's project with no Docker engine (`DOCKER_HOST` pointing nowhere), against the
+//! builder of the real `union sandbox start`, whose engine and registry come from
 //! tests/setup/docker.sh.
 
 // Tests and examples show what they ran; the print lints are for library code.

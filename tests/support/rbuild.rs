@@ -1,85 +1,25 @@
-//! Helpers for tests/remote_builder/: the real `union sandbox start` binary as the image
-//! builder server (its engine from tests/setup/docker.sh), and reporters that collect events.
+//! Helpers for tests/remote_builder/: the registered tasks' images, and containers of built
+//! images on the test engine (this process itself has no Docker engine).
 
-use std::sync::Mutex;
+use std::process::Command;
 
-use union_image::build::{BuildError, BuildEvent, BuildReporter, Outcome};
+use super::{venv, Project, Sandbox, TEST_DOCKER_SOCKET};
+use union_idl::flyteidl::admin::{NamedEntityIdentifier, ResourceListRequest};
 
-/// The flytekit the fixtures pin.
-pub const FLYTEKIT: &str = "1.16.31";
-
-/// Records everything a build reports.
-#[derive(Default)]
-pub struct Collect {
-    pub events: Mutex<Vec<(String, BuildEvent)>>,
-    pub finished: Mutex<Vec<(String, Result<Outcome, String>)>>,
-}
-
-impl BuildReporter for Collect {
-    fn event(&self, image: &str, event: &BuildEvent) {
-        self.events
-            .lock()
-            .unwrap()
-            .push((image.to_string(), event.clone()));
-    }
-    fn finished(&self, image: &str, result: Result<&Outcome, &BuildError>) {
-        self.finished.lock().unwrap().push((
-            image.to_string(),
-            result.cloned().map_err(|e| e.to_string()),
-        ));
-    }
-}
-
-impl Collect {
-    /// Every log line, joined.
-    pub fn log_text(&self) -> String {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|(_, e)| match e {
-                BuildEvent::Log { line, .. } => Some(line.clone()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Names of the steps reported done.
-    pub fn steps_done(&self) -> Vec<String> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|(_, e)| match e {
-                BuildEvent::StepDone { step, .. } => Some(step.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-/// Require the test engine, registry and base image. Unlike `build::ensure_engine`, this never
-/// points this process's DOCKER_HOST at the engine: only the sandbox server gets it; clients here
-/// must work without one.
-pub fn ensure_infra() {
-    super::require_docker_infra();
-}
+/// The fixture's task, as both clients register it from the project root.
+pub const TASK: &str = "workflows.remote_hello.greet";
 
 /// A bollard client for the test engine (explicit socket; this process has no DOCKER_HOST).
 pub async fn test_docker() -> bollard::Docker {
-    bollard::Docker::connect_with_unix(
-        "/run/union-test/docker.sock",
-        120,
-        bollard::API_DEFAULT_VERSION,
-    )
-    .unwrap()
-    .negotiate_version()
-    .await
-    .unwrap()
+    bollard::Docker::connect_with_unix(TEST_DOCKER_SOCKET, 120, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
 }
 
-/// Run `sh -c script` in a new container of `image` on the test engine; (exit code, output).
+/// Run `sh -c script` in a new container of `image` on the test engine (pulled from its
+/// registry first, as a cluster would); (exit code, output).
 pub async fn run_sh(image: &str, script: &str) -> (i64, String) {
     let body = bollard::models::ContainerCreateBody {
         image: Some(image.to_string()),
@@ -88,4 +28,86 @@ pub async fn run_sh(image: &str, script: &str) -> (i64, String) {
         ..Default::default()
     };
     super::build::run_container(&test_docker().await, body).await
+}
+
+/// The container images of every registered version of `task` in flytesnacks/development.
+pub async fn task_images(sb: &Sandbox, task: &str) -> Vec<String> {
+    let mut admin = sb.admin().await;
+    let tasks = admin
+        .list_tasks(ResourceListRequest {
+            id: Some(NamedEntityIdentifier {
+                project: "flytesnacks".into(),
+                domain: "development".into(),
+                name: task.into(),
+                ..Default::default()
+            }),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    let mut images: Vec<String> = tasks
+        .into_iter()
+        .filter_map(|t| t.closure?.compiled_task?.template?.target)
+        .filter_map(|t| match t {
+            union_idl::flyteidl::core::task_template::Target::Container(c) => Some(c.image),
+            _ => None,
+        })
+        .collect();
+    images.sort();
+    images.dedup();
+    images
+}
+
+/// `union register workflows` (ours) from the project's root to `sb`, with no Docker engine.
+pub fn ours_register(p: &Project, sb: &Sandbox) -> Command {
+    ours_register_at(p, &sb.endpoint())
+}
+
+/// The same, to `endpoint`.
+pub fn ours_register_at(p: &Project, endpoint: &str) -> Command {
+    let mut c = p.union();
+    c.env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args([
+            "register",
+            "workflows",
+            "--project",
+            "flytesnacks",
+            "--domain",
+            "development",
+            "--endpoint",
+            endpoint,
+        ]);
+    c
+}
+
+/// The real union CLI's `union register workflows` from the project's root to `sb` (config
+/// `dns:///127.0.0.1:PORT`, insecure), with no Docker engine and a HOME of its own.
+pub fn union_py_register(p: &Project, sb: &Sandbox) -> Command {
+    union_py_register_with(p, &sb.write_config(p.parent()))
+}
+
+/// The same, with the config file `cfg`.
+pub fn union_py_register_with(p: &Project, cfg: &std::path::Path) -> Command {
+    let home = p.parent().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut c = Command::new(venv().join("bin/union"));
+    c.current_dir(p.root())
+        .env("VIRTUAL_ENV", venv())
+        .env("HOME", &home)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env_remove("UNION_CONFIG")
+        .arg("--config")
+        .arg(cfg)
+        .args([
+            "register",
+            "workflows",
+            "--project",
+            "flytesnacks",
+            "--domain",
+            "development",
+        ]);
+    c
 }

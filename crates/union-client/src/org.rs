@@ -3,9 +3,9 @@
 //! letters>`, and `org` (or `organization`) set on the request and on every sub-message that is
 //! present, in lists and map values too.
 //!
-//! Done once, on the encoded request, with the message types from flyteidl's own descriptors:
-//! every call of every client gets it, including ones added later, without a list of fields to
-//! keep up to date.
+//! Done once, on the encoded request, with the message types from flyteidl's own descriptors and
+//! union's (`cloudidl.imagebuilder`): every call of every client gets it, including ones added
+//! later, without a list of fields to keep up to date.
 
 use std::sync::OnceLock;
 
@@ -15,11 +15,21 @@ use prost_reflect::{
 
 fn pool() -> Option<&'static DescriptorPool> {
     static POOL: OnceLock<Option<DescriptorPool>> = OnceLock::new();
-    POOL.get_or_init(|| DescriptorPool::decode(union_idl::FLYTEIDL_DESCRIPTOR_SET).ok())
-        .as_ref()
+    POOL.get_or_init(|| {
+        let mut pool = DescriptorPool::decode(union_idl::FLYTEIDL_DESCRIPTOR_SET).ok()?;
+        // union's image builder service too; without it (cannot happen with the committed
+        // sets), flyteidl's calls are still stamped.
+        let flyteidl_only = pool.clone();
+        match pool.decode_file_descriptor_set(union_idl::UNION_DESCRIPTOR_SET) {
+            Ok(()) => Some(pool),
+            Err(_) => Some(flyteidl_only),
+        }
+    })
+    .as_ref()
 }
 
-/// The request type of the gRPC method at `path` (`/pkg.Service/Method`), if it is flyteidl's.
+/// The request type of the gRPC method at `path` (`/pkg.Service/Method`), if it is flyteidl's or
+/// union's image builder's.
 fn input_of(path: &str) -> Option<MessageDescriptor> {
     let (service, method) = path.trim_start_matches('/').split_once('/')?;
     let svc = pool()?.get_service_by_name(service)?;
@@ -148,7 +158,21 @@ mod tests {
                 .org,
             "acme"
         );
-        // Not flyteidl's: left alone.
+        // union's image builder: `organization`.
+        let req = union_idl::cloudidl::imagebuilder::GetImageRequest {
+            id: Some(union_idl::cloudidl::imagebuilder::ImageIdentifier { name: "a:b".into() }),
+            ..Default::default()
+        };
+        let out = stamp_body(
+            "/cloudidl.imagebuilder.ImageService/GetImage",
+            &framed(&req),
+            "acme",
+        )
+        .unwrap();
+        let back = union_idl::cloudidl::imagebuilder::GetImageRequest::decode(&out[5..]).unwrap();
+        assert_eq!(back.organization, "acme");
+        assert_eq!(back.id.unwrap().name, "a:b");
+        // Neither flyteidl's nor union's: left alone.
         assert!(stamp_body("/union.x.Y/Z", &framed(&req), "acme").is_none());
         assert!(request_id().starts_with("u-") && request_id().len() == 22);
     }

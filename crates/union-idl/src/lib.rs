@@ -17,6 +17,12 @@
 //! Google's well-known types (`Timestamp`, `Duration`, `Struct`, `Any`, and the wrappers, which
 //! become `Option<bool>` etc.) are [`prost_types`], re-exported here as [`google_protobuf`].
 //!
+//! union's remote image builder (the PyPI package `union`, [`UNION_VERSION`]): its embedded
+//! descriptors for `imagebuilder/*.proto` and their imports, exported into `proto/union.fds`,
+//! become [`cloudidl::imagebuilder`] (`ImageService`: `image_service_client::ImageServiceClient`,
+//! `image_service_server::{ImageService, ImageServiceServer}`, `GetImageRequest`, `Image`, ...),
+//! [`cloudidl::common`] (`ProjectIdentifier`, ...) and [`validate`] (its option messages).
+//!
 //! Our own services: every `proto/*.proto` file is compiled too (with protox, no system `protoc`);
 //! its package appears as a module here (package `union.x` → `union_idl::union::x`), and it may
 //! import any flyteidl file, whose types resolve to [`flyteidl`].
@@ -26,6 +32,7 @@
 #![allow(clippy::all, missing_docs, rustdoc::all)]
 
 include!(concat!(env!("OUT_DIR"), "/flyteidl/_includes.rs"));
+include!(concat!(env!("OUT_DIR"), "/union/_includes.rs"));
 include!(concat!(env!("OUT_DIR"), "/local/_includes.rs"));
 
 /// Google's well-known types, as the generated code uses them.
@@ -33,6 +40,12 @@ pub use prost_types as google_protobuf;
 
 /// Version of the `flyteidl` distribution the types were generated from.
 pub const FLYTEIDL_VERSION: &str = env!("UNION_FLYTEIDL_VERSION");
+
+/// Version of the `union` distribution union's image builder types were generated from.
+pub const UNION_VERSION: &str = env!("UNION_UNION_VERSION");
+
+/// The serialized `FileDescriptorSet` of union's image builder types (and their imports).
+pub const UNION_DESCRIPTOR_SET: &[u8] = include_bytes!("../proto/union.fds");
 
 /// The serialized `FileDescriptorSet` the types were generated from (every flyteidl file and its
 /// Google imports, dependencies first): for reflection, and to check the schema in tests.

@@ -15,7 +15,7 @@
 //!   runs.
 //!
 //! Owns: ImageSpecs, their names and their builds. Depends on `union-registry` (existence
-//! checks, credentials), `union-idl` (the remote builder's protocol) and `union-diagnostics`.
+//! checks, credentials) and `union-diagnostics`.
 //! Never prints: progress goes to a [`build::BuildReporter`].
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]

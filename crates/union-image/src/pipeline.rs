@@ -8,8 +8,9 @@
 //! 2. [`describe`]: what `--dry-run` shows: each image, whether it exists, its Dockerfile.
 //! 3. [`ensure`]: check every image in its registry first (one HEAD each, no engine needed when
 //!    nothing is missing); build and push what is missing through the Docker engine, at most
-//!    `jobs` at a time, nested bases first; hand remote specs to the backend's builder. An
-//!    existence check that cannot tell stops everything unless the caller allows it.
+//!    `jobs` at a time, nested bases first. An existence check that cannot tell stops
+//!    everything unless the caller allows it. Specs for the backend's builder (`plan.remote`)
+//!    are the caller's to send (it holds the backend connection; see `union_image::remote`).
 //!
 //! Progress goes to one [`BuildReporter`]; nothing here prints.
 
@@ -20,8 +21,7 @@ use crate::build::{
     BuildAllOptions, BuildError, BuildReporter, Builder, ExistenceCheck, Outcome, RegistryExistence,
 };
 use crate::dockerfile::{self, BuildPlan, BuildSettings, PlanError};
-use crate::remote::client::{ensure_remote_images, RemoteBuildError, RemoteBuildOptions};
-use crate::remote::RemoteBuilderClient;
+use crate::remote::RemoteBuildError;
 use crate::{ImageSpec, TagContext};
 
 /// One image a command needs: the spec, the name computed for it (what tasks reference), and who
@@ -48,8 +48,6 @@ pub struct Options {
     pub allow_unverified: bool,
     /// The builder for specs that name none (`union.imageBuilder` in the config).
     pub default_builder: Option<String>,
-    /// The base image to tell the backend's builder, when configured.
-    pub remote_base_image: Option<String>,
 }
 
 /// The default number of images built at once: `UNION_BUILD_JOBS`, else 2 (builds are CPU-,
@@ -108,7 +106,7 @@ pub enum ImageError {
     /// Building, pushing or checking through the engine or a registry failed.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// The backend's builder failed.
+    /// A spec cannot be sent to the backend's builder.
     #[error(transparent)]
     Remote(#[from] RemoteBuildError),
     /// Specs want the backend's builder, and there is no backend to ask.
@@ -134,7 +132,7 @@ impl union_diagnostics::Hint for ImageError {
                     .into(),
             ],
             ImageError::Build(e) => union_diagnostics::Hint::hints(e),
-            ImageError::Remote(_) => Vec::new(),
+            ImageError::Remote(e) => union_diagnostics::Hint::hints(e),
             ImageError::NoBackend { .. } => vec![
                 "`union register` or `union run --remote` builds it on the backend; `union build` builds images with a local Docker engine".into(),
             ],
@@ -147,7 +145,6 @@ impl union_diagnostics::Hint for ImageError {
     fn detail(&self) -> Option<String> {
         match self {
             ImageError::Build(e) => e.output().map(str::to_string),
-            ImageError::Remote(e) => e.output().map(str::to_string),
             _ => None,
         }
     }
@@ -262,43 +259,19 @@ impl Done {
     }
 }
 
-/// Make every planned image exist (see the module docs). `remote` is the backend's builder, for
-/// plans that have remote jobs.
+/// Make every planned local image exist (see the module docs). Remote jobs must have been made
+/// sure of by the caller, which passes a plan without them; a plan that still has some fails
+/// with [`ImageError::NoBackend`].
 pub async fn ensure(
     plan: &Plan,
     options: &Options,
-    remote: Option<&RemoteBuilderClient>,
     reporter: &dyn BuildReporter,
 ) -> Result<Done, ImageError> {
     let mut done = Done::default();
-    if !plan.remote.is_empty() {
-        let Some(client) = remote else {
-            return Err(ImageError::NoBackend {
-                spec: plan.remote[0].spec.name.clone(),
-            });
-        };
-        let specs: Vec<ImageSpec> = plan.remote.iter().map(|j| j.spec.clone()).collect();
-        let remote_options = RemoteBuildOptions {
-            force: options.force,
-            flytekit_version: options.settings.flytekit_version.clone(),
-            default_base_image: options.remote_base_image.clone(),
-            ..Default::default()
-        };
-        for r in ensure_remote_images(client, &specs, &plan.ctx, &remote_options, reporter).await? {
-            let outcome = if r.built {
-                Outcome::Built {
-                    pushed: true,
-                    duration: std::time::Duration::ZERO,
-                }
-            } else {
-                Outcome::Exists
-            };
-            if r.fully_qualified != r.image_name {
-                done.renamed
-                    .insert(r.image_name.clone(), r.fully_qualified.clone());
-            }
-            done.images.push((r.fully_qualified, outcome));
-        }
+    if let Some(job) = plan.remote.first() {
+        return Err(ImageError::NoBackend {
+            spec: job.spec.name.clone(),
+        });
     }
     if plan.local.is_empty() {
         return Ok(done);

@@ -1,7 +1,8 @@
 //! `union sandbox`: a local backend that speaks FlyteAdmin over gRPC, so that `pyflyte register`,
 //! `union register`, `pyflyte run --remote` registration and `FlyteRemote` work without a cluster.
 //!
-//! One port serves everything: gRPC (`AdminService`, `DataProxyService`, `AuthMetadataService`)
+//! One port serves everything: gRPC (`AdminService`, `DataProxyService`, `AuthMetadataService`,
+//! union's `ImageService`)
 //! over HTTP/2 and the blob endpoint of signed upload URLs over HTTP/1.1 ([`blobs`]). State lives
 //! in a data directory: `sandbox.db` (SQLite, [`store`]), `blobs/`, `sandbox.key` (URL signing secret).
 //! With [`SandboxConfig::auth`] the sandbox is also its own OAuth2 server and every gRPC call needs
@@ -34,6 +35,8 @@ pub mod compile;
 pub mod executions;
 /// Workflow execution: node scheduling, bindings, branches, and a Docker task runner.
 pub mod executor;
+/// union's remote image builder: the `build-image` task, its executions, `ImageService`.
+pub mod imagebuilder;
 pub mod query;
 pub mod status;
 pub mod store;
@@ -210,9 +213,9 @@ impl Sandbox {
         })
     }
 
-    /// Serve the remote image builder (`union.imagebuilder.v1.ImageBuilderService`) too, with
-    /// these settings (its records live in the sandbox's data directory). Without this call the
-    /// service answers FAILED_PRECONDITION "this sandbox has no image builder: ...".
+    /// Be union's remote image builder too ([`imagebuilder`]), with these settings (its records
+    /// live in the sandbox's data directory). Without this call task `build-image` is not
+    /// registered, so clients say the builder is not enabled.
     pub fn with_image_builder(mut self, mut settings: union_image::remote::ServerSettings) -> Self {
         settings.data_dir = self.data_dir.clone();
         self.image_builder = Some(settings);
@@ -250,6 +253,14 @@ impl Sandbox {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), SandboxError> {
+        // The build task in the organization `--auth --org` gives every client, too.
+        let org = self.auth.as_ref().and_then(|a| a.settings().org.clone());
+        let image_builder = imagebuilder::setup(
+            &self.store,
+            self.blobs.clone(),
+            self.image_builder.clone(),
+            org.as_deref(),
+        )?;
         // One short write at startup (interrupted executions become FAILED).
         let executions = executions::Executions::open(
             self.store.clone(),
@@ -257,6 +268,7 @@ impl Sandbox {
             self.blobs.root().to_path_buf(),
             self.local_addr,
             self.tls.is_some(),
+            image_builder.runner,
         )?;
         let admin = AdminServiceServer::new(
             admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),
@@ -279,7 +291,7 @@ impl Sandbox {
             .add_service(IdentityServiceServer::new(auth::Identity::new(
                 self.auth.clone(),
             )))
-            .add_service(self.image_builder_service().into_server());
+            .add_service(image_builder.service.into_server());
         let routes = match &self.auth {
             Some(authority) => routes.add_service(AuthMetadataServiceServer::new(
                 auth::Metadata::new(authority.clone()),
@@ -350,17 +362,6 @@ fn tls_incoming(
     futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })
-}
-
-impl Sandbox {
-    fn image_builder_service(&self) -> union_image::remote::ImageBuilderService {
-        let settings = self.image_builder.clone().unwrap_or_else(|| {
-            let mut s = union_image::remote::ServerSettings::new(&self.data_dir);
-            s.disabled = Some("image builds are not enabled on this server".into());
-            s
-        });
-        union_image::remote::ImageBuilderService::new(settings)
-    }
 }
 
 /// `AuthMetadataService` of a server without authentication: clients configured with

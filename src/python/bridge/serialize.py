@@ -374,3 +374,20 @@ def serialize(settings_json):
 @_guard
 def flytekit_version():
     return _flytekit().__version__
+
+
+@_guard
+def union_builder_facts():
+    """What union's image builder plugin takes from the user's environment: its Python
+    (`sys.version_info`, the default python_version) and the installed union (pinned into images)."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        union_version = version("union")
+    except PackageNotFoundError:
+        union_version = None
+    return {
+        "python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "union_version": union_version,
+    }

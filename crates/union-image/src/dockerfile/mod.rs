@@ -29,7 +29,7 @@ use crate::tag::TagContext;
 use crate::ImageSpecError;
 
 pub use check::check_supported;
-pub(crate) use inputs::{copy_source, requirements_kind, source_files};
+pub(crate) use inputs::{requirements_kind, source_files};
 pub use steps::sh_quote;
 
 /// flytekit's default base image (`default_builder.py`): Debian without Python, so union's

@@ -1,20 +1,19 @@
-//! The remote image builder: ImageSpecs with `builder="union"` (or `"unionai"`) are built and
-//! pushed by the backend, so the client needs no Docker engine.
+//! union's remote image builder (`builder="union"` or `"unionai"`): the backend builds and pushes
+//! the image, so the client needs no Docker engine. The protocol is union's own
+//! (`union/ucimage/_image_builder.py`, union 0.1.204), spoken over FlyteAdmin:
 //!
-//! Protocol: `proto/imagebuilder.proto` (`union.imagebuilder.v1.ImageBuilderService`), served by
-//! `union sandbox start` on its AdminService port.
+//! 1. the builder is enabled when task `build-image` exists in project `system`, domain
+//!    `production`;
+//! 2. `cloudidl.imagebuilder.ImageService/GetImage` answers whether an image was built (its
+//!    fully-qualified name), NOT_FOUND otherwise;
+//! 3. a build is an execution of `build-image` with STRING inputs `spec` (the URL of an uploaded
+//!    `spec.json`), `context` (the URL of an uploaded `.tar.xz`, or "") and `target_image`, whose
+//!    STRING output `fully_qualified_image` is the image tasks use.
 //!
-//! - [`client`]: [`ensure_remote_images`] (what `register` / `run --remote` call), the small
-//!   [`RemoteBuilderClient`] over the generated one, and the context the client sends
-//!   (only the files the spec needs, with size limits);
-//! - [`server`]: the service: rebuilds the context from the received files only (refusing entries
-//!   that escape its root), plans with the local builder's Dockerfile generation, builds with its
-//!   own engine, pushes, dedups identical concurrent requests and remembers what it built.
-//!
-//! Who computes what: the client computes the tag (`image_name()` hashes the client's files, in
-//! the client's directory order) and the spec id; the server takes both as given, so a task
-//! references exactly the image flytekit would name, and `_F_IMG_ID` is the id the task's own
-//! ImageSpec computes at run time.
+//! - [`client`]: what a client uploads: union's `spec.json` and the build context, exactly as
+//!   union writes them (the RPCs are the CLI's, through its authenticated channel);
+//! - [`server`]: what a backend does with them: the spec turned into an [`ImageSpec`] and planned
+//!   with the local builder's Dockerfile generation, built with its own engine, pushed, recorded.
 //!
 //! Secrets: specs with `pip_secret_mounts` are refused for the remote builder (the secret files
 //! would have to leave the client); build them locally (`builder="default"`).
@@ -22,33 +21,75 @@
 pub mod client;
 pub mod server;
 
-use std::path::Path;
-
 use serde_json::{Map, Value};
 
 use super::spec::{BaseImage, ImageSpec};
 
-pub use client::{
-    ensure_remote_images, ContextLimits, RemoteBuildError, RemoteBuilderClient, RemoteImage,
-};
-pub use server::{ImageBuilderService, ServerSettings};
+pub use client::{prepare, ContextLimits, RemoteBuildError, UnionBuildInput};
+pub use server::{BuildRecord, ImageBuilder, ServerSettings, DEFAULT_IMAGE_REGISTRY, RECORD_FILE};
 
 /// The builder names that select the remote builder (union's plugin registers both).
 pub const REMOTE_BUILDERS: [&str; 2] = ["union", "unionai"];
+
+/// Project and domain of the builder's task and uploads (`_IMAGE_BUILDER_PROJECT_DOMAIN`).
+pub const BUILDER_PROJECT: &str = "system";
+/// See [`BUILDER_PROJECT`].
+pub const BUILDER_DOMAIN: &str = "production";
+/// The task whose executions build images.
+pub const BUILD_IMAGE_TASK: &str = "build-image";
+/// Suffix of the variant a client registers for `builder_options["imagepull_secret_name"]`.
+pub const BUILD_IMAGE_EXEC_SUFFIX: &str = "exec";
+/// The execution label carrying the (sanitized) target image.
+pub const IMAGE_NAME_LABEL: &str = "unionai_image_name";
+/// The build task's inputs and output.
+pub const INPUT_SPEC: &str = "spec";
+/// See [`INPUT_SPEC`].
+pub const INPUT_CONTEXT: &str = "context";
+/// See [`INPUT_SPEC`].
+pub const INPUT_TARGET_IMAGE: &str = "target_image";
+/// See [`INPUT_SPEC`].
+pub const OUTPUT_FULLY_QUALIFIED_IMAGE: &str = "fully_qualified_image";
+/// The environment variable carrying the image's identity (`_F_IMG_ID`).
+pub const F_IMG_ID: &str = "_F_IMG_ID";
 
 /// Default cap on the uncompressed build context a client sends (and a server accepts).
 pub const MAX_CONTEXT_BYTES: u64 = 100 * 1024 * 1024;
 /// Default cap on the number of files in a build context.
 pub const MAX_CONTEXT_FILES: usize = 50_000;
-/// Largest gRPC message of the service (the compressed context plus the spec).
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
-/// Context directory of the `requirements` file (and pyproject.toml / README beside a lock file).
-pub const CONTEXT_REQUIREMENTS: &str = "requirements";
-/// Context directory of the `copy` entries.
-pub const CONTEXT_COPY: &str = "copy";
-/// Context directory of the source files `source_copy_mode` selects.
-pub const CONTEXT_SRC: &str = "src";
+/// union's `_sanitize_label`: `:` and `/` become `_`.
+pub fn sanitize_label(label: &str) -> String {
+    label.replace([':', '/'], "_")
+}
+
+/// union's `_sanitize_image_name`: the label value of a build execution; over 63 characters,
+/// only `name:tag` of the image is kept.
+pub fn sanitize_image_name(image: &str) -> String {
+    let s = sanitize_label(image);
+    if s.chars().count() <= 63 {
+        return s;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let mut parts = last.split(':');
+    let name = parts.next().unwrap_or_default();
+    let tag = parts.next().unwrap_or("latest");
+    sanitize_label(&format!("{name}:{tag}"))
+}
+
+/// union's `_build_image_exec_version`: the first 8 hex digits of the SHA-256 of the sorted
+/// components joined by `\x1f`.
+pub fn build_image_exec_version(components: &[&str]) -> String {
+    use sha2::Digest;
+    let mut sorted: Vec<&str> = components.to_vec();
+    sorted.sort();
+    let digest = sha2::Sha256::digest(sorted.join("\u{1f}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    if components.is_empty() {
+        hex
+    } else {
+        hex[..8].to_string()
+    }
+}
 
 /// Whether `spec` goes to the remote builder: its `builder` is `union`/`unionai`, or it names no
 /// builder (None or empty) and `default_builder` (config `union.imageBuilder`) is one of those.
@@ -162,22 +203,6 @@ pub fn spec_to_json(spec: &ImageSpec) -> Map<String, Value> {
     m
 }
 
-/// A `copy` entry as its context path below `copy/`: no leading `./`, no trailing `/`, no `.`
-/// components. `None` for entries the local builder refuses (absolute, `..`) or that name nothing.
-pub fn copy_entry_rel(entry: &str) -> Option<String> {
-    use std::path::Component;
-    let p = Path::new(entry);
-    let mut parts = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => parts.push(n.to_str()?.to_string()),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,11 +293,18 @@ mod tests {
     }
 
     #[test]
-    fn copy_entries_normalise() {
-        assert_eq!(copy_entry_rel("./data/").as_deref(), Some("data"));
-        assert_eq!(copy_entry_rel("a/./b").as_deref(), Some("a/b"));
-        assert_eq!(copy_entry_rel("../x"), None);
-        assert_eq!(copy_entry_rel("/etc"), None);
-        assert_eq!(copy_entry_rel("."), None);
+    fn labels_and_exec_versions_as_union_makes_them() {
+        assert_eq!(
+            sanitize_image_name("localhost:30000/a:b"),
+            "localhost_30000_a_b"
+        );
+        let long = format!("registry.example.com:5000/{}/img:tag1", "x".repeat(60));
+        assert_eq!(sanitize_image_name(&long), "img_tag1");
+        // python: hashlib.sha256("\x1f".join(sorted(["s", "v1"])).encode()).hexdigest()[:8]
+        assert_eq!(
+            build_image_exec_version(&["v1", "s"]),
+            build_image_exec_version(&["s", "v1"])
+        );
+        assert_eq!(build_image_exec_version(&["v1", "s"]), "ee9ce6cf");
     }
 }

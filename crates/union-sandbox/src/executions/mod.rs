@@ -100,17 +100,24 @@ fn max_parallelism() -> usize {
 impl Executions {
     /// Set up executions for a sandbox with data in `data_dir`, blobs in `blob_root`, serving on
     /// `addr`; marks executions interrupted by a restart as FAILED (blocking: call off the runtime's workers).
+    /// Attempts of image build tasks (type [`crate::imagebuilder::TASK_TYPE`]) go to
+    /// `image_builds`, every other one to a container.
     pub fn open(
         store: Arc<Store>,
         data_dir: PathBuf,
         blob_root: PathBuf,
         addr: SocketAddr,
         https: bool,
+        image_builds: Arc<crate::imagebuilder::BuildRunner>,
     ) -> Result<Arc<Self>, StoreError> {
         let runner = Arc::new(DockerRunner::new(DockerRunnerConfig {
             work_root: data_dir.join("executions"),
             read_only_mounts: vec![blob_root.clone()],
         }));
+        let dispatch: Arc<dyn TaskRunner> = Arc::new(Dispatch {
+            docker: runner.clone(),
+            image_builds,
+        });
         let interrupted = mark_interrupted(&store)?;
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
@@ -132,7 +139,7 @@ impl Executions {
                     ExecutorConfig {
                         max_parallelism: max_parallelism(),
                     },
-                    runner.clone() as Arc<dyn TaskRunner>,
+                    dispatch,
                     resolver,
                 ),
                 runner,
@@ -172,5 +179,31 @@ impl Executions {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| Status::internal(format!("sandbox request failed: {e}")))?
+    }
+}
+
+/// Image builds to the sandbox's builder, everything else to a container; logs where the Docker
+/// runner keeps them, so that both are served alike.
+struct Dispatch {
+    docker: Arc<DockerRunner>,
+    image_builds: Arc<crate::imagebuilder::BuildRunner>,
+}
+
+impl TaskRunner for Dispatch {
+    fn run<'a>(
+        &'a self,
+        request: &'a crate::executor::TaskRequest,
+        cancel: &'a CancelToken,
+    ) -> futures_util::future::BoxFuture<'a, crate::executor::TaskOutcome> {
+        if request.task.r#type == crate::imagebuilder::TASK_TYPE {
+            let log = self.docker.log_path(&request.attempt);
+            Box::pin(self.image_builds.run(request, cancel, log))
+        } else {
+            self.docker.run(request, cancel)
+        }
+    }
+
+    fn log_path(&self, attempt: &crate::executor::AttemptId) -> Option<PathBuf> {
+        self.docker.log_path(attempt)
     }
 }

@@ -1,29 +1,119 @@
-//! Client side of the remote builder: which files a spec needs, the request, and the streamed
-//! build. Needs no Docker engine.
+//! Client side of union's remote builder: the two files a build uploads, made exactly as union
+//! 0.1.204 makes them (`UCImageSpecBuilder._validate_configuration`):
 //!
-//! - `connection`: [`RemoteBuilderClient`], RPC statuses and streamed failures as
-//!   [`RemoteBuildError`]s, progress as [`BuildEvent`](crate::build::BuildEvent)s;
-//! - `context`: the files a spec needs (the same the local planner takes), the size limits, and
-//!   the compressed tar that carries them;
-//! - `ensure`: the request for one spec, and [`ensure_remote_images`] over many.
+//! - `spec.json` ([`spec_json`]): union's own spec format, not flytekit's ImageSpec;
+//! - the build context ([`context`]): the requirements file (by its file name), pyproject.toml
+//!   and its README beside a lock file, the source files `source_copy_mode` selects (relative to
+//!   `source_root`) and every `copy` entry, archived as `shutil.make_archive(..., "xztar")` does
+//!   (members `.` and `./<path>`), or nothing when there is no file.
+//!
+//! The RPCs (the enabled check, GetImage, uploads, the build execution) are the caller's: it has
+//! the authenticated FlyteAdmin channel.
 
-mod connection;
 mod context;
-mod ensure;
+mod spec_json;
 
 use std::path::PathBuf;
 
-use tonic::Code;
+use crate::spec::ImageSpec;
+use crate::{ImageSpecError, TagContext};
 
-use crate::build::BuildError;
-use crate::dockerfile::PlanError;
-use crate::ImageSpecError;
+pub use context::{context_tar_xz, ContextEntry};
+pub use spec_json::{python_json, union_package, unsupported_parameters};
 
-pub use connection::RemoteBuilderClient;
-pub use context::{collect_context, context_tar_gz, ContextFile};
-pub use ensure::{build_request, ensure_remote_images};
+/// What one build uploads, and what union derives from the spec besides.
+#[derive(Debug, Clone)]
+pub struct UnionBuildInput {
+    /// `spec.json`, byte for byte as union's `json.dump` writes it.
+    pub spec_json: Vec<u8>,
+    /// The context as a `.tar.xz`; None when it holds no file (union then sends `context=""`).
+    pub context: Option<Vec<u8>>,
+    /// `builder_options["imagepull_secret_name"]`: build with the `build-image-exec` variant.
+    pub imagepull_secret_name: Option<String>,
+    /// Fields set on the spec that union's builder ignores (union warns about them).
+    pub unsupported: Vec<String>,
+}
 
-/// Limits on what a client sends.
+/// Why a spec cannot be sent to union's builder (union raises most of these as `ValueError`).
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteBuildError {
+    /// `pip_secret_mounts` with the remote builder.
+    #[error(
+        "ImageSpec '{image}' has pip_secret_mounts, which the remote image builder does not accept: \
+         the secret files would have to leave this machine"
+    )]
+    Secrets { image: String },
+    /// What union refuses, with union's message.
+    #[error("ImageSpec '{image}': {message}")]
+    Invalid { image: String, message: String },
+    /// Computing the source files or the tag failed.
+    #[error(transparent)]
+    Spec(#[from] ImageSpecError),
+    /// Reading a file for the context failed.
+    #[error("ImageSpec '{image}': cannot read {}: {source}", path.display())]
+    Io {
+        image: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl union_diagnostics::Hint for RemoteBuildError {
+    fn hints(&self) -> Vec<String> {
+        match self {
+            RemoteBuildError::Secrets { .. } => {
+                vec!["build this image locally: builder=\"default\"".into()]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Everything one build of `spec` (whose nested base, if any, is already an image reference)
+/// uploads. `image_name` is `spec.image_name()`; `python` the client's `major.minor` (used when
+/// the spec names none); `union_version` the client's union (`union==<version>` is added to the
+/// packages unless they name union or unionai; None: union is not installed, nothing is added).
+pub fn prepare(
+    spec: &ImageSpec,
+    image_name: &str,
+    ctx: &TagContext,
+    python: &str,
+    union_version: Option<&str>,
+) -> Result<UnionBuildInput, RemoteBuildError> {
+    if spec
+        .pip_secret_mounts
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(RemoteBuildError::Secrets {
+            image: spec.name.clone(),
+        });
+    }
+    let unsupported = unsupported_parameters(spec);
+    let (spec_json, files) =
+        spec_json::spec_and_files(spec, image_name, ctx, python, union_version)?;
+    let context = if files.is_empty() {
+        None
+    } else {
+        Some(context_tar_xz(&spec.name, &files)?)
+    };
+    let imagepull_secret_name = spec
+        .builder_options
+        .as_ref()
+        .and_then(|o| o.get("imagepull_secret_name"))
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    Ok(UnionBuildInput {
+        spec_json,
+        context,
+        imagepull_secret_name,
+        unsupported,
+    })
+}
+
+/// Default limits a server accepts in a context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContextLimits {
     /// Total uncompressed bytes of the context files.
@@ -40,163 +130,3 @@ impl Default for ContextLimits {
         }
     }
 }
-
-/// Options for [`ensure_remote_images`].
-#[derive(Debug, Clone, Default)]
-pub struct RemoteBuildOptions {
-    /// Build and push even when an image exists (also per spec: `force_push()`).
-    pub force: bool,
-    /// The user's flytekit version, pinned into images whose requirements lack flytekit.
-    pub flytekit_version: String,
-    /// Base image for specs without `base_image` (config `union.baseImage`); None: the server's.
-    pub default_base_image: Option<String>,
-    /// Context size limits.
-    pub limits: ContextLimits,
-}
-
-/// One image the remote builder made sure of.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteImage {
-    /// The spec's name.
-    pub spec_name: String,
-    /// `ImageSpec.image_name()` as computed locally (what flytekit's tag hashing gives).
-    pub image_name: String,
-    /// The reference tasks must use: `image_name`, or with the server's default registry in
-    /// front when the spec names no registry.
-    pub fully_qualified: String,
-    /// True when the server built it now; false when it existed.
-    pub built: bool,
-}
-
-/// Everything that can go wrong building remotely.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteBuildError {
-    /// The endpoint could not be reached.
-    #[error("cannot reach the remote image builder at {endpoint}: {message}")]
-    Connect { endpoint: String, message: String },
-    /// The server answers but has no image builder (no engine, or `--no-image-builder`).
-    #[error("the backend at {endpoint} cannot build images: {message}")]
-    NoBuilder { endpoint: String, message: String },
-    /// The server does not serve the image builder service at all.
-    #[error(
-        "the backend at {endpoint} does not serve the union image builder (ImageBuilderService)"
-    )]
-    NotServed { endpoint: String },
-    /// Another RPC failure.
-    #[error("{rpc} for image {image} failed: {code:?}: {message}")]
-    Rpc {
-        rpc: &'static str,
-        image: String,
-        code: Code,
-        message: String,
-    },
-    /// The spec cannot be built (found on the client before sending anything).
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    /// Computing the spec's tag failed.
-    #[error(transparent)]
-    Spec(#[from] ImageSpecError),
-    /// `pip_secret_mounts` with the remote builder.
-    #[error(
-        "ImageSpec '{image}' has pip_secret_mounts, which the remote image builder does not accept: \
-         the secret files would have to leave this machine"
-    )]
-    Secrets { image: String },
-    /// A `copy` entry that cannot be sent.
-    #[error("ImageSpec '{image}': copy entry '{entry}' {reason}")]
-    CopyEntry {
-        image: String,
-        entry: String,
-        reason: String,
-    },
-    /// The files the spec needs exceed the limits.
-    #[error(
-        "ImageSpec '{image}' needs {files} file(s), {total} in all, to build remotely; the limit is \
-         {limit_files} files and {limit}. Largest: {largest}"
-    )]
-    ContextTooLarge {
-        image: String,
-        files: usize,
-        total: String,
-        limit: String,
-        limit_files: usize,
-        largest: String,
-    },
-    /// Reading a context file failed.
-    #[error("ImageSpec '{image}': cannot read {}: {source}", path.display())]
-    Io {
-        image: String,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server refused the spec or its files.
-    #[error("the remote builder refused ImageSpec '{image}': {message}")]
-    Invalid { image: String, message: String },
-    /// A build step failed on the server; `output` is that step's output.
-    #[error("building image {image} failed at step `{step}`: {message}")]
-    StepFailed {
-        image: String,
-        step: String,
-        message: String,
-        output: String,
-    },
-    /// The build failed without a failing step.
-    #[error("building image {image} failed: {message}")]
-    BuildFailed { image: String, message: String },
-    /// The server could not push.
-    #[error("the remote builder could not push image {image}: {message}")]
-    PushFailed { image: String, message: String },
-    /// The server's engine or registry is unavailable.
-    #[error("the remote builder cannot build image {image} right now: {message}")]
-    Unavailable { image: String, message: String },
-    /// The stream ended without a result.
-    #[error("the remote build of image {image} ended without a result")]
-    NoResult { image: String },
-}
-
-impl RemoteBuildError {
-    /// The failing step's output, for errors that have one.
-    pub fn output(&self) -> Option<&str> {
-        match self {
-            RemoteBuildError::StepFailed { output, .. } if !output.trim().is_empty() => {
-                Some(output)
-            }
-            _ => None,
-        }
-    }
-
-    /// The same failure as a local-builder error, for [`BuildReporter::finished`].
-    pub(super) fn as_build_error(&self, image: &str) -> BuildError {
-        match self {
-            RemoteBuildError::StepFailed {
-                image,
-                step,
-                message,
-                output,
-            } => BuildError::StepFailed {
-                image: image.clone(),
-                step: step.clone(),
-                message: message.clone(),
-                output: output.clone(),
-            },
-            RemoteBuildError::PushFailed { image, message } => BuildError::Push {
-                image: image.clone(),
-                message: message.clone(),
-            },
-            other => BuildError::Build {
-                image: image.to_string(),
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
-impl union_diagnostics::Hint for RemoteBuildError {
-    fn detail(&self) -> Option<String> {
-        self.output().map(str::to_string)
-    }
-}
-
-/// Human-readable size, e.g. `12.5 MiB`.
-pub use union_diagnostics::human_bytes as human_size;

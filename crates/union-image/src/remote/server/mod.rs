@@ -1,56 +1,43 @@
-//! Server side of the remote builder (`union.imagebuilder.v1.ImageBuilderService`).
+//! Server side of union's remote builder: what a backend does with a build execution's inputs.
 //!
-//! - The build context is rebuilt from the received files only, in a fresh directory under the
-//!   data dir: regular files at relative paths inside `requirements/`, `copy/` and `src/`; links,
-//!   absolute paths, `..` and oversized contexts are refused. Client paths are never read.
-//! - The spec's path fields are pointed at that directory and planned with the local builder's
-//!   Dockerfile generation ([`dockerfile::plan`]); the image is tagged with the client's name
-//!   (qualified with the default registry when it has none) and `_F_IMG_ID` is the client's id.
-//! - Identical concurrent requests (same fully-qualified image) share one build: every caller
-//!   receives all events from the start. A build is cancelled when its last caller disconnects.
-//! - Builds are recorded in `<data dir>/image-builds.json`.
+//! - The context is unpacked from the received archive only (xz or gzip tar), in a fresh
+//!   directory under the data dir: regular files at relative paths; links, absolute paths, `..`
+//!   and oversized contexts are refused. Client paths are never read.
+//! - union's `spec.json` becomes an [`ImageSpec`] whose files are that directory (every context
+//!   file lands in `/root`, as union's builder places its context), planned with the local
+//!   builder's Dockerfile generation; `_F_IMG_ID` is the spec's own (union writes the image name).
+//! - The image is tagged `target_image`, prefixed with the default registry when it names none,
+//!   built with this server's engine and pushed. Builds of one image run one at a time.
+//! - Builds are recorded in `<data dir>/image-builds.json`; [`ImageBuilder::built`] answers
+//!   `GetImage` from them.
 
-mod job;
 mod records;
-mod run;
+mod spec;
 mod unpack;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures_util::Stream;
-use tonic::{Request, Response, Status};
-
-use crate::build::{has_registry, Builder};
-use crate::dockerfile;
-use crate::remote::{ContextLimits, MAX_MESSAGE_BYTES};
-use union_idl::union::imagebuilder::v1 as pb;
-use union_idl::union::imagebuilder::v1::image_builder_service_server::{
-    ImageBuilderService as ImageBuilderRpc, ImageBuilderServiceServer,
-};
-use union_registry::{ImageReference, ImageStatus, RegistryClient};
-
-use job::{finish, follow, Job};
-use records::Records;
-use run::run_build;
+use crate::build::{has_registry, BuildError, BuildEvent, BuildReporter, Builder, Outcome};
+use crate::dockerfile::{self, BuildSettings};
+use crate::remote::ContextLimits;
 
 pub use records::{BuildRecord, RECORD_FILE};
 pub use unpack::extract_context;
 
 /// The registry images without one are pushed to, by default (flytectl's sandbox registry).
 pub const DEFAULT_IMAGE_REGISTRY: &str = "localhost:30000";
+/// How many of a failed build's last log lines its error carries.
+const TAIL_LINES: usize = 40;
 
 /// How the server builds.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
-    /// Why this server does not build images (e.g. `--no-image-builder`); None: it does.
-    pub disabled: Option<String>,
-    /// Registry for specs that name none.
+    /// Registry for targets that name none.
     pub default_registry: String,
-    /// Base image for specs without `base_image` when the client sends none.
+    /// Base image for specs without `base_image`.
     pub default_base_image: String,
     /// Where records and temporary contexts live.
     pub data_dir: PathBuf,
@@ -59,10 +46,9 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
-    /// Defaults: builds enabled, `localhost:30000`, `debian:bookworm-slim`.
+    /// Defaults: `localhost:30000`, `debian:bookworm-slim`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServerSettings {
-            disabled: None,
             default_registry: DEFAULT_IMAGE_REGISTRY.to_string(),
             default_base_image: dockerfile::FLYTEKIT_DEFAULT_BASE_IMAGE.to_string(),
             data_dir: data_dir.into(),
@@ -71,92 +57,125 @@ impl ServerSettings {
     }
 }
 
+/// Why a build failed: the message (with the build log's tail) to show as the execution's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildFailure {
+    pub message: String,
+}
+
 struct Inner {
     settings: ServerSettings,
     engine: tokio::sync::Mutex<Option<Builder>>,
-    jobs: Mutex<HashMap<String, Arc<Job>>>,
-    records: Records,
-    registry: Result<RegistryClient, String>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    records: records::Records,
 }
 
-/// The service: construct with [`ImageBuilderService::new`], serve with [`ImageBuilderService::into_server`].
+/// The builder a backend runs: construct with [`ImageBuilder::new`], then [`ImageBuilder::build`]
+/// for each build execution.
 #[derive(Clone)]
-pub struct ImageBuilderService {
+pub struct ImageBuilder {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for ImageBuilderService {
+impl std::fmt::Debug for ImageBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageBuilderService")
+        f.debug_struct("ImageBuilder")
             .field("settings", &self.inner.settings)
             .finish()
     }
 }
 
-impl ImageBuilderService {
-    /// A service with these settings. The Docker engine (`DOCKER_HOST`) is connected on first use,
-    /// so a server started before its engine builds once the engine is up.
+/// Removes a temporary context directory when the build ends or is dropped.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Marks a record cancelled when the build is dropped before it finished.
+struct RecordGuard<'a> {
+    records: &'a records::Records,
+    index: Option<usize>,
+}
+impl Drop for RecordGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.index.take() {
+            self.records
+                .finish(i, "cancelled", Some("the build was cancelled".into()));
+        }
+    }
+}
+
+/// Passes events on and keeps the last log lines.
+struct Tail<'a> {
+    outer: &'a dyn BuildReporter,
+    lines: Mutex<VecDeque<String>>,
+}
+
+impl BuildReporter for Tail<'_> {
+    fn event(&self, image: &str, event: &BuildEvent) {
+        if let BuildEvent::Log { line, .. } = event {
+            let mut l = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+            l.push_back(line.clone());
+            while l.len() > TAIL_LINES {
+                l.pop_front();
+            }
+        }
+        self.outer.event(image, event);
+    }
+    fn started(&self, image: &str) {
+        self.outer.started(image);
+    }
+    fn finished(&self, image: &str, result: Result<&Outcome, &BuildError>) {
+        self.outer.finished(image, result);
+    }
+}
+
+impl ImageBuilder {
+    /// A builder with these settings. The Docker engine (`DOCKER_HOST`) is connected on first
+    /// use, so a server started before its engine builds once the engine is up.
     pub fn new(settings: ServerSettings) -> Self {
         // Contexts left by a server that was killed mid-build.
         let contexts = settings.data_dir.join("image-contexts");
         let _ = std::fs::remove_dir_all(&contexts);
         let _ = std::fs::create_dir_all(&contexts);
-        let records = Records::open(&settings.data_dir);
-        let registry = RegistryClient::builder().build().map_err(|e| e.to_string());
-        ImageBuilderService {
+        let records = records::Records::open(&settings.data_dir);
+        ImageBuilder {
             inner: Arc::new(Inner {
                 settings,
                 engine: tokio::sync::Mutex::new(None),
-                jobs: Mutex::new(HashMap::new()),
+                locks: Mutex::new(HashMap::new()),
                 records,
-                registry,
             }),
         }
     }
 
-    /// The tonic service, with message limits that fit a full context.
-    pub fn into_server(self) -> ImageBuilderServiceServer<Self> {
-        ImageBuilderServiceServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    /// `target` with the default registry in front when it names none.
+    pub fn qualify(&self, target: &str) -> String {
+        if has_registry(target) {
+            target.to_string()
+        } else {
+            format!(
+                "{}/{target}",
+                self.inner.settings.default_registry.trim_end_matches('/')
+            )
+        }
+    }
+
+    /// The fully-qualified image of the latest successful build of `name` (as asked for, or
+    /// fully qualified): what `GetImage` answers.
+    pub fn built(&self, name: &str) -> Option<String> {
+        self.inner.records.built(name)
     }
 
     /// Every build recorded so far.
     pub fn records(&self) -> Vec<BuildRecord> {
         self.inner.records.all()
     }
-}
 
-impl Inner {
-    fn qualify(&self, image_name: &str) -> String {
-        if has_registry(image_name) {
-            image_name.to_string()
-        } else {
-            format!(
-                "{}/{image_name}",
-                self.settings.default_registry.trim_end_matches('/')
-            )
-        }
-    }
-
-    /// Exists in its registry? `Err` when that cannot be told.
-    async fn exists(&self, fq: &str) -> Result<bool, String> {
-        let registry = self.registry.as_ref().map_err(|e| e.clone())?;
-        let reference = ImageReference::parse(fq).map_err(|e| e.to_string())?;
-        match registry.check(&reference).await {
-            ImageStatus::Exists { .. } => Ok(true),
-            ImageStatus::Missing => Ok(false),
-            ImageStatus::Unknown { reason } => Err(reason.to_string()),
-        }
-    }
-
-    async fn engine(&self) -> Result<Builder, Status> {
-        if let Some(reason) = &self.settings.disabled {
-            return Err(Status::failed_precondition(format!(
-                "this sandbox has no image builder: {reason}"
-            )));
-        }
-        let mut slot = self.engine.lock().await;
+    async fn engine(&self) -> Result<Builder, BuildFailure> {
+        let mut slot = self.inner.engine.lock().await;
         if let Some(b) = slot.as_ref() {
             return Ok(b.clone());
         }
@@ -165,84 +184,166 @@ impl Inner {
                 *slot = Some(b.clone());
                 Ok(b)
             }
-            Err(e) => Err(Status::failed_precondition(format!(
-                "this sandbox has no image builder: {e}; start a Docker engine (or set DOCKER_HOST) \
-                 for `union sandbox start`, or build locally with builder=\"default\""
-            ))),
+            Err(e) => Err(BuildFailure {
+                message: format!(
+                    "the image builder has no Docker engine: {e}; start one (or set DOCKER_HOST) for `union sandbox start`"
+                ),
+            }),
+        }
+    }
+
+    /// Build `spec_json` (union's format) with the files of `context` (a tar.xz or tar.gz; None
+    /// or empty: no files) as `target_image`, push it, and return its fully-qualified name.
+    /// Progress goes to `reporter`. Dropping the future cancels the build.
+    pub async fn build(
+        &self,
+        spec_json: &[u8],
+        context: Option<&[u8]>,
+        target_image: &str,
+        reporter: &dyn BuildReporter,
+    ) -> Result<String, BuildFailure> {
+        let target = target_image.trim();
+        if target.is_empty() {
+            return Err(BuildFailure {
+                message: "target_image is empty".into(),
+            });
+        }
+        let fq = self.qualify(target);
+        union_registry::ImageReference::parse(&fq).map_err(|e| BuildFailure {
+            message: format!("target_image `{target}` is not an image reference: {e}"),
+        })?;
+        let lock = {
+            let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(fq.clone()).or_default().clone()
+        };
+        let _one_at_a_time = lock.lock().await;
+        let engine = self.engine().await?;
+        let invalid = |m: String| BuildFailure {
+            message: format!("cannot build {fq}: {m}"),
+        };
+        let dir = self
+            .inner
+            .settings
+            .data_dir
+            .join("image-contexts")
+            .join(format!("{:016x}", random_u64()));
+        let _cleanup = TempDir(dir.clone());
+        let files = extract_context(
+            context.unwrap_or_default(),
+            &dir,
+            &self.inner.settings.limits,
+        )
+        .map_err(invalid)?;
+        let name = spec::image_repository_name(&fq);
+        let (spec, image_id, ctx) =
+            spec::to_image_spec(spec_json, &name, &dir, &files).map_err(invalid)?;
+        let settings = BuildSettings {
+            default_base_image: self.inner.settings.default_base_image.clone(),
+            flytekit_version: String::new(),
+        };
+        let mut plan =
+            dockerfile::plan(&spec, &ctx, &settings).map_err(|e| invalid(e.to_string()))?;
+        plan.image_name = fq.clone();
+        plan.push = true;
+        plan.base = None;
+        if let Some(id) = image_id {
+            let df = replace_image_id(&plan.dockerfile, &id);
+            plan.context.add_bytes("Dockerfile", df.clone(), 0o644);
+            plan.dockerfile = df;
+        }
+
+        let mut guard = RecordGuard {
+            records: &self.inner.records,
+            index: Some(self.inner.records.start(&fq, target, &name)),
+        };
+        let tail = Tail {
+            outer: reporter,
+            lines: Mutex::new(VecDeque::new()),
+        };
+        tail.started(&fq);
+        let result = async {
+            engine.build(&plan, &tail).await?;
+            engine.push(&plan, &tail).await
+        }
+        .await;
+        let index = guard.index.take();
+        match result {
+            Ok(()) => {
+                tail.finished(
+                    &fq,
+                    Ok(&Outcome::Built {
+                        pushed: true,
+                        duration: std::time::Duration::ZERO,
+                    }),
+                );
+                if let Some(i) = index {
+                    self.inner.records.finish(i, "built", None);
+                }
+                Ok(fq)
+            }
+            Err(e) => {
+                tail.finished(&fq, Err(&e));
+                let mut message = e.to_string();
+                let output = match &e {
+                    BuildError::StepFailed { output, .. } if !output.trim().is_empty() => {
+                        output.clone()
+                    }
+                    _ => {
+                        let l = tail.lines.lock().unwrap_or_else(|p| p.into_inner());
+                        l.iter().cloned().collect::<Vec<_>>().join("\n")
+                    }
+                };
+                let lines: Vec<&str> = output.lines().collect();
+                let start = lines.len().saturating_sub(TAIL_LINES);
+                if start < lines.len() {
+                    message.push_str("\n\n");
+                    message.push_str(&lines[start..].join("\n"));
+                }
+                if let Some(i) = index {
+                    self.inner.records.finish(i, "failed", Some(e.to_string()));
+                }
+                Err(BuildFailure { message })
+            }
         }
     }
 }
 
-type BuildStream = Pin<Box<dyn Stream<Item = Result<pb::BuildResponse, Status>> + Send + 'static>>;
-
-#[tonic::async_trait]
-impl ImageBuilderRpc for ImageBuilderService {
-    async fn get_image(
-        &self,
-        request: Request<pb::GetImageRequest>,
-    ) -> Result<Response<pb::GetImageResponse>, Status> {
-        let name = request.into_inner().image_name;
-        if name.trim().is_empty() {
-            return Err(Status::invalid_argument("missing image_name"));
-        }
-        let fq = self.inner.qualify(name.trim());
-        ImageReference::parse(&fq)
-            .map_err(|e| Status::invalid_argument(format!("image_name `{name}`: {e}")))?;
-        let exists =
-            self.inner.exists(&fq).await.map_err(|e| {
-                Status::unavailable(format!("cannot tell whether {fq} exists: {e}"))
-            })?;
-        Ok(Response::new(pb::GetImageResponse {
-            exists,
-            built_by_this_server: self.inner.records.built_here(&fq),
-            fully_qualified_image: fq,
-        }))
-    }
-
-    type BuildStream = BuildStream;
-
-    async fn build(
-        &self,
-        request: Request<pb::BuildRequest>,
-    ) -> Result<Response<Self::BuildStream>, Status> {
-        let req = request.into_inner();
-        let engine = self.inner.engine().await?;
-        let name = req.image_name.trim().to_string();
-        if name.is_empty() {
-            return Err(Status::invalid_argument("missing image_name"));
-        }
-        let fq = self.inner.qualify(&name);
-        ImageReference::parse(&fq)
-            .map_err(|e| Status::invalid_argument(format!("image_name `{name}`: {e}")))?;
-
-        let (job, joined) = {
-            let mut jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            match jobs.get(&fq) {
-                Some(job) => {
-                    job.lock().waiters += 1;
-                    (job.clone(), true)
-                }
-                None => {
-                    let job = Arc::new(Job::new(fq.clone()));
-                    jobs.insert(fq.clone(), job.clone());
-                    (job, false)
-                }
-            }
-        };
-        if !joined {
-            let inner = self.inner.clone();
-            let task_job = job.clone();
-            let handle = tokio::spawn(async move {
-                let start = Instant::now();
-                let result = run_build(&inner, &engine, &task_job, req).await;
-                finish(&inner, &task_job, result, start.elapsed());
-            });
-            job.lock().abort = Some(handle.abort_handle());
+/// The Dockerfile with its `ENV _F_IMG_ID=` line carrying `id`.
+fn replace_image_id(dockerfile: &str, id: &str) -> String {
+    let mut out = String::with_capacity(dockerfile.len());
+    for line in dockerfile.lines() {
+        if line.starts_with("ENV _F_IMG_ID=") {
+            out.push_str("ENV _F_IMG_ID=");
+            out.push_str(&dockerfile::sh_quote(id));
         } else {
-            job.note(format!(
-                "an identical build of {fq} is already running; following it"
-            ));
+            out.push_str(line);
         }
-        Ok(Response::new(follow(self.inner.clone(), job)))
+        out.push('\n');
+    }
+    out
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default();
+    }
+    u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_id_line_is_replaced() {
+        let df = "FROM x\nENV _F_IMG_ID=abc\n";
+        assert_eq!(
+            replace_image_id(df, "a:Z-9_"),
+            "FROM x\nENV _F_IMG_ID=a:Z-9_\n"
+        );
     }
 }

@@ -14,6 +14,9 @@ pub const RECORD_FILE: &str = "image-builds.json";
 pub struct BuildRecord {
     /// The fully-qualified image.
     pub image: String,
+    /// The image as the build was asked for (`target_image`, maybe without a registry).
+    #[serde(default)]
+    pub target: String,
     /// The spec's name.
     pub spec_name: String,
     /// `building`, `built`, `failed` or `cancelled`.
@@ -63,10 +66,11 @@ impl Records {
         }
     }
 
-    pub(super) fn start(&self, image: &str, spec_name: &str) -> usize {
+    pub(super) fn start(&self, image: &str, target: &str, spec_name: &str) -> usize {
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         data.builds.push(BuildRecord {
             image: image.to_string(),
+            target: target.to_string(),
             spec_name: spec_name.to_string(),
             status: "building".into(),
             started_at: now(),
@@ -96,11 +100,15 @@ impl Records {
             .clone()
     }
 
-    pub(super) fn built_here(&self, image: &str) -> bool {
+    /// The fully-qualified image of the latest successful build asked for as `name` (or
+    /// whose fully-qualified name is `name`).
+    pub(super) fn built(&self, name: &str) -> Option<String> {
         let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         data.builds
             .iter()
-            .any(|r| r.image == image && r.status == "built")
+            .rev()
+            .find(|r| r.status == "built" && (r.target == name || r.image == name))
+            .map(|r| r.image.clone())
     }
 }
 

@@ -1,14 +1,15 @@
-//! Unpacking a received build context: regular files only, at relative paths inside the three
-//! context roots, within the size limits.
+//! Unpacking a received build context (a tar, xz- or gzip-compressed, as union's
+//! `shutil.make_archive(..., "xztar")` writes it: members `.` and `./<path>`): regular files only,
+//! at relative paths inside the context, within the size limits.
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use crate::remote::client::human_size;
-use crate::remote::{ContextLimits, CONTEXT_COPY, CONTEXT_REQUIREMENTS, CONTEXT_SRC};
+use crate::remote::ContextLimits;
+use union_diagnostics::human_bytes;
 
-/// Validate a context path: relative, normal components only, under one of the three roots.
-fn safe_context_path(path: &Path) -> Result<PathBuf, String> {
+/// A member's path made safe: relative, normal components only (`.` dropped). None for the root.
+fn safe_path(path: &Path) -> Result<Option<PathBuf>, String> {
     let shown = path.display().to_string();
     let mut out = PathBuf::new();
     for c in path.components() {
@@ -21,42 +22,44 @@ fn safe_context_path(path: &Path) -> Result<PathBuf, String> {
             }
         }
     }
-    let top = out
-        .components()
-        .next()
-        .and_then(|c| c.as_os_str().to_str())
-        .unwrap_or_default()
-        .to_string();
-    if ![CONTEXT_REQUIREMENTS, CONTEXT_COPY, CONTEXT_SRC].contains(&top.as_str()) {
-        return Err(format!(
-            "context entry `{shown}` is outside `{CONTEXT_REQUIREMENTS}/`, `{CONTEXT_COPY}/` and `{CONTEXT_SRC}/`"
-        ));
-    }
-    if out.components().count() < 2 {
-        return Err(format!(
-            "context entry `{shown}` names a directory, not a file in it"
-        ));
-    }
-    Ok(out)
+    Ok((out.components().count() > 0).then_some(out))
 }
 
-/// Write the received context below `dir`, regular files only, refusing anything that escapes
-/// it. Returns the context-relative paths written.
+/// The archive's tar bytes: xz (union) or gzip, by their magic bytes; a plain tar as it is.
+fn decompress(archive: &[u8]) -> Result<Vec<u8>, String> {
+    if archive.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]) {
+        let mut out = Vec::new();
+        lzma_rs::xz_decompress(&mut std::io::BufReader::new(archive), &mut out)
+            .map_err(|e| format!("the context is not a valid .tar.xz: {e}"))?;
+        return Ok(out);
+    }
+    if archive.starts_with(&[0x1F, 0x8B]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(archive)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("the context is not a valid .tar.gz: {e}"))?;
+        return Ok(out);
+    }
+    Ok(archive.to_vec())
+}
+
+/// Write the context below `dir`, regular files only, refusing anything that escapes it.
+/// Returns the context-relative paths written.
 pub fn extract_context(
-    tar_gz: &[u8],
+    archive: &[u8],
     dir: &Path,
     limits: &ContextLimits,
 ) -> Result<Vec<String>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut written = Vec::new();
-    if tar_gz.is_empty() {
+    if archive.is_empty() {
         return Ok(written);
     }
-    let gz = flate2::read::GzDecoder::new(tar_gz);
-    let mut archive = tar::Archive::new(gz);
+    let tar = decompress(archive)?;
+    let mut archive = tar::Archive::new(tar.as_slice());
     let entries = archive
         .entries()
-        .map_err(|e| format!("the context is not a gzip-compressed tar: {e}"))?;
+        .map_err(|e| format!("the context is not a tar archive: {e}"))?;
     let mut total: u64 = 0;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("the context is not a valid tar: {e}"))?;
@@ -65,8 +68,13 @@ pub fn extract_context(
             .map_err(|e| format!("a context entry has an unreadable path: {e}"))?
             .into_owned();
         let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            safe_context_path(&path.join("x"))?;
+        let rel = safe_path(&path)?;
+        if kind.is_dir()
+            || matches!(
+                kind,
+                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+            )
+        {
             continue;
         }
         if kind.is_symlink() || kind.is_hard_link() {
@@ -87,10 +95,12 @@ pub fn extract_context(
                 path.display()
             ));
         }
-        let rel = safe_context_path(&path)?;
+        let Some(rel) = rel else {
+            return Err("the context's root is a file".into());
+        };
         let rel_str = rel
             .to_str()
-            .ok_or_else(|| format!("context entry {:?} is not UTF-8", rel))?
+            .ok_or_else(|| format!("context entry {rel:?} is not UTF-8"))?
             .to_string();
         if written.len() >= limits.max_files {
             return Err(format!(
@@ -103,7 +113,7 @@ pub fn extract_context(
         if total > limits.max_bytes {
             return Err(format!(
                 "the context exceeds {} uncompressed",
-                human_size(limits.max_bytes)
+                human_bytes(limits.max_bytes)
             ));
         }
         let mode = entry.header().mode().unwrap_or(0o644);
@@ -123,7 +133,9 @@ pub fn extract_context(
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755));
         }
-        written.push(rel_str);
+        if !written.contains(&rel_str) {
+            written.push(rel_str);
+        }
     }
     Ok(written)
 }
@@ -153,17 +165,26 @@ mod tests {
     }
 
     #[test]
-    fn context_entries_that_escape_are_refused() {
+    fn union_contexts_unpack_and_escapes_are_refused() {
         let limits = ContextLimits::default();
         let dir = tempfile::tempdir().unwrap();
-        let ok = tar_gz(&[("copy/a.txt", tar::EntryType::Regular, b"a", None)]);
+        let files = [crate::remote::client::ContextEntry::file(
+            "a.txt",
+            &dir.path().join("src-a"),
+        )];
+        std::fs::write(dir.path().join("src-a"), "a").unwrap();
+        let xz = crate::remote::client::context_tar_xz("t", &files).unwrap();
         assert_eq!(
-            extract_context(&ok, &dir.path().join("ok"), &limits).unwrap(),
-            ["copy/a.txt"]
+            extract_context(&xz, &dir.path().join("ok"), &limits).unwrap(),
+            ["a.txt"]
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ok/a.txt")).unwrap(),
+            "a"
         );
         for (bad, why) in [
             (
-                tar_gz(&[("copy/../../x", tar::EntryType::Regular, b"a", None)]),
+                tar_gz(&[("./../../x", tar::EntryType::Regular, b"a", None)]),
                 "`..`",
             ),
             (
@@ -171,12 +192,8 @@ mod tests {
                 "absolute",
             ),
             (
-                tar_gz(&[("copy/l", tar::EntryType::Symlink, b"", Some("/etc/passwd"))]),
+                tar_gz(&[("./l", tar::EntryType::Symlink, b"", Some("/etc/passwd"))]),
                 "is a link (to `/etc/passwd`)",
-            ),
-            (
-                tar_gz(&[("other/x", tar::EntryType::Regular, b"a", None)]),
-                "outside",
             ),
         ] {
             let e = extract_context(&bad, &dir.path().join("bad"), &limits).unwrap_err();
@@ -186,7 +203,7 @@ mod tests {
             max_bytes: 3,
             max_files: 10,
         };
-        let big = tar_gz(&[("copy/a", tar::EntryType::Regular, b"abcd", None)]);
+        let big = tar_gz(&[("./a", tar::EntryType::Regular, b"abcd", None)]);
         assert!(extract_context(&big, &dir.path().join("big"), &small)
             .unwrap_err()
             .contains("exceeds"));
