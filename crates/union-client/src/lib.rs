@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+mod execution_options;
 mod org;
 mod tls;
 
