@@ -1,5 +1,6 @@
 //! `union get executions`, `union get execution NAME`, `union terminate NAME`.
 
+use super::literal_repr::literal_text;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -121,49 +122,6 @@ fn not_found(e: union_client::admin::AdminError, name: &str, s: &Settings) -> an
             .into();
     }
     e.into()
-}
-
-fn literal_text(l: &core::Literal) -> String {
-    use core::literal::Value;
-    use core::primitive::Value as P;
-    use core::scalar::Value as S;
-    match &l.value {
-        Some(Value::Scalar(sc)) => match &sc.value {
-            Some(S::Primitive(p)) => match &p.value {
-                Some(P::Integer(i)) => i.to_string(),
-                Some(P::FloatValue(f)) => f.to_string(),
-                Some(P::StringValue(s)) => format!("{s:?}"),
-                Some(P::Boolean(b)) => b.to_string(),
-                Some(P::Datetime(t)) => t.to_string(),
-                Some(P::Duration(d)) => format!("{}s", d.seconds),
-                None => "null".into(),
-            },
-            Some(S::NoneType(_)) => "None".into(),
-            Some(S::Blob(b)) => b.uri.clone(),
-            Some(S::Generic(st)) => format!("{st:?}"),
-            Some(S::Binary(b)) => format!("<{} bytes, {}>", b.value.len(), b.tag),
-            Some(other) => format!("{other:?}"),
-            None => "null".into(),
-        },
-        Some(Value::Collection(c)) => format!(
-            "[{}]",
-            c.literals
-                .iter()
-                .map(literal_text)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Some(Value::Map(m)) => format!(
-            "{{{}}}",
-            m.literals
-                .iter()
-                .map(|(k, v)| format!("{k:?}: {}", literal_text(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Some(other) => format!("{other:?}"),
-        None => "null".into(),
-    }
 }
 
 fn render_execution(

@@ -9,6 +9,7 @@ pub mod common;
 pub mod create;
 pub mod get;
 pub mod list;
+pub mod literal_repr;
 pub mod package;
 pub mod register;
 pub mod run;

@@ -401,3 +401,54 @@ fn outputs_too_large_to_come_inline_are_fetched() {
         .join("outputs.pb")
         .is_file());
 }
+
+/// `get execution` shows values as flytekit's `literal_string_repr` does: an Optional input
+/// its value, a dataclass output (msgpack on the wire) its fields; never a debug dump or a byte
+/// count.
+#[test]
+fn get_execution_shows_values_as_flytekit_does() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let name_of = |o: &std::process::Output| {
+        stderr(o)
+            .split("/executions/")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap()
+            .to_string()
+    };
+    let calc = run(remote(&sb).args([
+        "--wait",
+        &fixture("typed/workflows/calc.py"),
+        "calc_wf",
+        "--xs",
+        "[1,2,3]",
+        "--label",
+        "remote",
+    ]));
+    assert!(calc.status.success(), "{}", stderr(&calc));
+    let stats = run(remote(&sb).args([
+        "--wait",
+        &fixture("typed/workflows/calc.py"),
+        "stats_wf",
+        "--xs",
+        "[1,2,3]",
+    ]));
+    assert!(stats.status.success(), "{}", stderr(&stats));
+    for (o, want) in [
+        (&calc, "Input:      label = \"remote\""),
+        (&stats, "Output:     o0 = {\""),
+    ] {
+        let got = run(union().args([
+            "get",
+            "execution",
+            &name_of(o),
+            "--endpoint",
+            &sb.endpoint(),
+        ]));
+        let text = stdout(&got);
+        assert!(text.contains(want), "{text}");
+        assert!(!text.contains("bytes, msgpack"), "{text}");
+        assert!(!text.contains("Union {"), "{text}");
+    }
+}
