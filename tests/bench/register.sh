@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-3}
 bash tests/setup/python-env.sh
+bash tests/setup/docker.sh >/dev/null   # the registry holding the task image below
 cargo build --release --locked -q
 UNION="$PWD/target/release/union"
 VENV="$PWD/.venv"
@@ -25,7 +26,8 @@ SB=$!
 trap 'kill -INT $SB 2>/dev/null; wait $SB 2>/dev/null || true; "$UNION" warm stop 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q listening "$OUT/sandbox.log" && break; sleep 0.1; done
 printf 'admin:\n  endpoint: dns:///127.0.0.1:%s\n  insecure: true\n' "$PORT" > "$OUT/config.yaml"
-IMAGE=localhost:30000/bench/default:1
+# An image that exists (images given as URIs are checked): the test base image.
+IMAGE=localhost:30000/union/debian-python:bookworm
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 mean() { local s=0; for x in "$@"; do s=$((s + x)); done; echo $((s / $#)); }
