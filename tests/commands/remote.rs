@@ -452,3 +452,30 @@ fn get_execution_shows_values_as_flytekit_does() {
         assert!(!text.contains("Union {"), "{text}");
     }
 }
+
+/// flytekit's `Echo` task (no container) passes its inputs through, as flytepropeller's echo
+/// plugin does; the answer is the local run's.
+#[test]
+fn an_echo_task_runs_without_a_container() {
+    require_docker_infra();
+    let sb = Sandbox::start();
+    let local = run(union().args([
+        "run",
+        &fixture("exec/workflows/echo.py"),
+        "echo_wf",
+        "--a",
+        "4",
+    ]));
+    assert_eq!(stdout(&local), "8\n");
+    let o = run(remote(&sb).args([
+        "--image",
+        task_image(),
+        "--wait",
+        &fixture("exec/workflows/echo.py"),
+        "echo_wf",
+        "--a",
+        "4",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "8\n");
+}

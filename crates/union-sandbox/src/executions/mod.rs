@@ -182,7 +182,46 @@ impl Executions {
     }
 }
 
-/// Image builds to the sandbox's builder, everything else to a container; logs where the Docker
+/// flytekit's `Echo` task: no container, handled in the engine.
+const ECHO_TASK_TYPE: &str = "echo";
+
+/// What flytepropeller's echo plugin does (`flyteplugins/go/tasks/plugins/testing/echo.go`):
+/// each input becomes an output, input and output names paired in sorted order (flytekit
+/// names outputs `o0`, `o1`, ... in the inputs' order).
+fn echo(request: &crate::executor::TaskRequest) -> crate::executor::TaskOutcome {
+    let iface = request.task.interface.as_ref();
+    let mut ins: Vec<&String> = iface
+        .and_then(|i| i.inputs.as_ref())
+        .map(|v| v.variables.keys().collect())
+        .unwrap_or_default();
+    let mut outs: Vec<&String> = iface
+        .and_then(|i| i.outputs.as_ref())
+        .map(|v| v.variables.keys().collect())
+        .unwrap_or_default();
+    ins.sort();
+    outs.sort();
+    if ins.len() != outs.len() {
+        return crate::executor::TaskOutcome::Failed(crate::executor::TaskFailure {
+            code: "EchoInterface".into(),
+            message: format!(
+                "an echo task must have as many outputs as inputs ({} inputs, {} outputs)",
+                ins.len(),
+                outs.len()
+            ),
+            kind: union_idl::flyteidl::core::execution_error::ErrorKind::User,
+            recoverable: false,
+        });
+    }
+    let mut outputs = union_idl::flyteidl::core::LiteralMap::default();
+    for (i, o) in ins.iter().zip(outs.iter()) {
+        if let Some(v) = request.inputs.literals.get(*i) {
+            outputs.literals.insert((*o).clone(), v.clone());
+        }
+    }
+    crate::executor::TaskOutcome::Succeeded(outputs)
+}
+
+/// Image builds to the sandbox's builder, echo tasks to [`echo`], everything else to a container; logs where the Docker
 /// runner keeps them, so that both are served alike.
 struct Dispatch {
     docker: Arc<DockerRunner>,
@@ -198,6 +237,8 @@ impl TaskRunner for Dispatch {
         if request.task.r#type == crate::imagebuilder::TASK_TYPE {
             let log = self.docker.log_path(&request.attempt);
             Box::pin(self.image_builds.run(request, cancel, log))
+        } else if request.task.r#type == ECHO_TASK_TYPE {
+            Box::pin(std::future::ready(echo(request)))
         } else {
             self.docker.run(request, cancel)
         }
