@@ -16,8 +16,8 @@ pub enum UploadError {
     #[error(transparent)]
     Location(#[from] AdminError),
     /// The HTTP client could not be set up.
-    #[error("cannot set up an HTTP client")]
-    Client(#[source] reqwest::Error),
+    #[error("cannot set up an HTTP client for the upload: {0}")]
+    Client(String),
     /// The PUT did not get through.
     #[error("uploading {file} to {url} failed: {message}")]
     Put {
@@ -162,19 +162,7 @@ pub async fn put_signed(
 /// The client for signed URLs: TLS checked as for gRPC (flytekit passes `verify=` the same way:
 /// False with `insecureSkipVerify`, else `caCertFilePath`).
 fn http_client(tls: &union_client::auth::TlsSettings) -> Result<reqwest::Client, UploadError> {
-    let mut b = reqwest::Client::builder();
-    if tls.skip_verify {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    if let Some(ca) = &tls.ca_cert_file {
-        if let Some(cert) = std::fs::read(ca)
-            .ok()
-            .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
-        {
-            b = b.add_root_certificate(cert);
-        }
-    }
-    b.build().map_err(UploadError::Client)
+    union_client::auth::http_client_for(tls).map_err(UploadError::Client)
 }
 
 /// The PUT's headers as flytekit sends them: `Content-MD5`, then the server's `headers` over it

@@ -39,6 +39,14 @@ impl AuthSandbox {
         }
     }
 
+    /// With a redirect URI on a free port, for the browser (PKCE) logins.
+    fn start_for_browser_logins(args: &[&str]) -> AuthSandbox {
+        let redirect = format!("http://localhost:{}/callback", free_port());
+        let mut all = vec!["--auth-redirect-uri", redirect.as_str()];
+        all.extend_from_slice(args);
+        AuthSandbox::start(&all)
+    }
+
     fn secret_file(&self) -> PathBuf {
         self.sb.data_dir().join("auth/client-secret")
     }
@@ -432,14 +440,7 @@ fn times_opened(marker: &Path) -> usize {
 
 #[test]
 fn pkce_login_is_shared_with_pyflyte_and_refreshed_after_expiry() {
-    let port = free_port();
-    let redirect = format!("http://localhost:{port}/callback");
-    let a = AuthSandbox::start(&[
-        "--auth-redirect-uri",
-        &redirect,
-        "--auth-token-lifetime",
-        "2",
-    ]);
+    let a = AuthSandbox::start_for_browser_logins(&["--auth-token-lifetime", "2"]);
     let p = Project::new("hello");
     // No authType: the default, as in flytekit, is the browser (PKCE).
     let cfg = a.config(p.parent(), "");
@@ -492,9 +493,7 @@ fn pkce_login_is_shared_with_pyflyte_and_refreshed_after_expiry() {
 
 #[test]
 fn pkce_login_of_ours_from_scratch() {
-    let port = free_port();
-    let redirect = format!("http://localhost:{port}/callback");
-    let a = AuthSandbox::start(&["--auth-redirect-uri", &redirect]);
+    let a = AuthSandbox::start_for_browser_logins(&[]);
     let p = Project::new("hello");
     let cfg = a.config(p.parent(), "  authType: Pkce\n");
     let (browser, opened) = approving_browser(p.parent());
@@ -707,9 +706,7 @@ fn pkce_tokens_live_in_the_os_keyring_when_there_is_one() {
             "`{tool}` is missing: `bash tests/setup/docker.sh` installs it"
         );
     }
-    let port = free_port();
-    let redirect = format!("http://localhost:{port}/callback");
-    let a = AuthSandbox::start(&["--auth-redirect-uri", &redirect]);
+    let a = AuthSandbox::start_for_browser_logins(&[]);
     let p = Project::new("hello");
     let cfg = a.config(p.parent(), "  authType: Pkce\n");
     let (browser, opened) = approving_browser(p.parent());
@@ -756,9 +753,7 @@ fn pkce_tokens_live_in_the_os_keyring_when_there_is_one() {
 /// with it, and console links name it.
 #[test]
 fn serverless_org_comes_from_the_users_handle() {
-    let port = free_port();
-    let redirect = format!("http://localhost:{port}/callback");
-    let a = AuthSandbox::start(&["--tls", "--org", "acme", "--auth-redirect-uri", &redirect]);
+    let a = AuthSandbox::start_for_browser_logins(&["--tls", "--org", "acme"]);
     let ca = a.sb.data_dir().join("tls/ca.pem");
     let p = Project::new("hello");
     let (browser, opened) = approving_browser(p.parent());

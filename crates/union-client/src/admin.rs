@@ -268,12 +268,10 @@ impl AdminClient {
         )
         .await;
         let channel = AuthChannel::new(raw, Some(session), settings.org.clone());
-        let max = 64 * 1024 * 1024;
+        let (admin, data_proxy) = stubs(&channel);
         let client = AdminClient {
-            admin: AdminServiceClient::new(channel.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            data_proxy: DataProxyServiceClient::new(channel.clone()).max_decoding_message_size(max),
+            admin,
+            data_proxy,
             channel,
             endpoint: settings.endpoint.clone(),
             source: settings.endpoint_source.clone(),
@@ -313,12 +311,10 @@ impl AdminClient {
     /// The same client with `org` on every call.
     fn with_org(self, org: String) -> AdminClient {
         let channel = self.channel.with_org(org);
-        let max = 64 * 1024 * 1024;
+        let (admin, data_proxy) = stubs(&channel);
         AdminClient {
-            admin: AdminServiceClient::new(channel.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            data_proxy: DataProxyServiceClient::new(channel.clone()).max_decoding_message_size(max),
+            admin,
+            data_proxy,
             channel,
             ..self
         }
@@ -749,6 +745,22 @@ impl AdminClient {
     pub fn raw(&self) -> AdminServiceClient<AuthChannel> {
         self.admin.clone()
     }
+}
+
+/// The generated clients over `channel`, with room for the big specs flytekit registers.
+fn stubs(
+    channel: &AuthChannel,
+) -> (
+    AdminServiceClient<AuthChannel>,
+    DataProxyServiceClient<AuthChannel>,
+) {
+    let max = 64 * 1024 * 1024;
+    (
+        AdminServiceClient::new(channel.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        DataProxyServiceClient::new(channel.clone()).max_decoding_message_size(max),
+    )
 }
 
 /// `project/domain/name@version`, how ids are shown to users.

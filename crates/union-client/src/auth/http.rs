@@ -14,21 +14,11 @@ pub(crate) fn client(
         url: url_for_errors.to_string(),
         detail,
     };
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
+    let mut b = super::http_builder(tls)
+        .map_err(err)?
         .timeout(Duration::from_secs(60))
         // flytekit posts with allow_redirects=False: a redirect is not a token.
         .redirect(reqwest::redirect::Policy::none());
-    if tls.skip_verify {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    if let Some(ca) = &tls.ca_cert_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| err(format!("cannot read caCertFilePath {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| err(format!("caCertFilePath {} is not PEM: {e}", ca.display())))?;
-        b = b.add_root_certificate(cert);
-    }
     if let Some(p) = &settings.http_proxy_url {
         let proxy = reqwest::Proxy::all(p.as_str())
             .map_err(|e| err(format!("admin.httpProxyURL is not a URL: {e}")))?;

@@ -99,9 +99,16 @@ pub struct TlsSettings {
 
 /// A plain HTTP client that checks TLS as `tls` says (for signed URLs on the same server).
 pub fn http_client_for(tls: &TlsSettings) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(300));
+    http_builder(tls)?
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// A client builder that checks TLS as flytekit's `verify=` does: nothing with
+/// `insecureSkipVerify`, else the system's roots plus `caCertFilePath`.
+pub(crate) fn http_builder(tls: &TlsSettings) -> Result<reqwest::ClientBuilder, String> {
+    let mut b = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
     if tls.skip_verify {
         b = b.danger_accept_invalid_certs(true);
     }
@@ -112,7 +119,7 @@ pub fn http_client_for(tls: &TlsSettings) -> Result<reqwest::Client, String> {
             .map_err(|e| format!("caCertFilePath {} is not PEM: {e}", ca.display()))?;
         b = b.add_root_certificate(cert);
     }
-    b.build().map_err(|e| e.to_string())
+    Ok(b)
 }
 
 /// A reqwest error without its URL (a signed URL's query is a credential).

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use layer::AuthLayer;
 pub use metadata::{Identity, Metadata};
@@ -215,12 +215,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuthError + '_ {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::blobs::unix_now;
 
 impl Authority {
     /// The authority of the sandbox bound at `addr`, with its state in `<data_dir>/auth/`
