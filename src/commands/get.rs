@@ -90,7 +90,7 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
                     .await
                     .map_err(|e| not_found(e, &a.name, &s))?;
                 let nodes = c
-                    .list_node_executions(&id)
+                    .list_node_tree(&id)
                     .await
                     .map_err(anyhow::Error::from)?;
                 // Inputs and outputs, inline or fetched; a failure to read them is shown, not
@@ -126,7 +126,7 @@ fn not_found(e: union_client::admin::AdminError, name: &str, s: &Settings) -> an
 
 fn render_execution(
     e: &admin::Execution,
-    nodes: &[admin::NodeExecution],
+    nodes: &[(usize, admin::NodeExecution)],
     data: &Result<(core::LiteralMap, core::LiteralMap), String>,
     console_url: &str,
 ) -> String {
@@ -167,9 +167,9 @@ fn render_execution(
         }
         _ => {}
     }
-    let shown: Vec<&admin::NodeExecution> = nodes
+    let shown: Vec<&(usize, admin::NodeExecution)> = nodes
         .iter()
-        .filter(|n| {
+        .filter(|(_, n)| {
             !matches!(
                 n.id.as_ref().map(|i| i.node_id.as_str()),
                 Some("start-node" | "end-node")
@@ -178,22 +178,24 @@ fn render_execution(
         .collect();
     if !shown.is_empty() {
         let _ = writeln!(t, "Nodes:");
-        for n in shown {
+        for (depth, n) in shown {
             let nid = n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
             let nc = n.closure.clone().unwrap_or_default();
+            let indent = "  ".repeat(depth + 1);
             let _ = writeln!(
                 t,
-                "  {:<20} {:<10} {:>8}",
+                "{indent}{:<width$} {:<10} {:>8}",
                 nid,
                 node_phase(nc.phase),
-                secs(nc.duration.as_ref())
+                secs(nc.duration.as_ref()),
+                width = 20usize.saturating_sub(2 * depth).max(nid.len()),
             );
             if let Some(union_idl::flyteidl::admin::node_execution_closure::OutputResult::Error(
                 err,
             )) = &nc.output_result
             {
-                let first = err.message.lines().last().unwrap_or("");
-                let _ = writeln!(t, "    error: {first}");
+                let first = err.message.lines().last().unwrap_or("").trim();
+                let _ = writeln!(t, "{indent}  error: {first}");
             }
         }
     }

@@ -447,13 +447,19 @@ async fn failing_log_tail(
     id: &core::WorkflowExecutionIdentifier,
 ) -> Option<String> {
     use core::node_execution::Phase as NP;
-    let nodes = client.list_node_executions(id).await.ok()?;
-    let failed = nodes.iter().find(|n| {
-        n.closure
-            .as_ref()
-            .map(|c| NP::try_from(c.phase) == Ok(NP::Failed))
-            .unwrap_or(false)
-    })?;
+    let nodes = client.list_node_tree(id).await.ok()?;
+    // The first failed node that has attempts of its own: inside an array, a dynamic task or a
+    // subworkflow, the element or child that failed rather than its parent.
+    let failed = nodes
+        .iter()
+        .map(|(_, n)| n)
+        .filter(|n| {
+            n.closure
+                .as_ref()
+                .map(|c| NP::try_from(c.phase) == Ok(NP::Failed))
+                .unwrap_or(false)
+        })
+        .find(|n| !n.metadata.as_ref().is_some_and(|m| m.is_parent_node))?;
     let node_id = failed.id.clone()?;
     let attempts = client.list_task_executions(&node_id).await.ok()?;
     let last = attempts.last()?;

@@ -708,6 +708,41 @@ impl AdminClient {
             })
     }
 
+    /// Every node of an execution, depth first, with its depth: the top-level nodes and, under
+    /// each parent node (subworkflow, branch, dynamic, array), its children.
+    pub async fn list_node_tree(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<Vec<(usize, admin::NodeExecution)>, AdminError> {
+        let top = self.list_node_executions(id).await?;
+        let mut out = Vec::new();
+        // (depth, node) in reverse, so that popping visits them in order.
+        let mut stack: Vec<(usize, admin::NodeExecution)> =
+            top.into_iter().rev().map(|n| (0, n)).collect();
+        while let Some((depth, node)) = stack.pop() {
+            let parent = node.metadata.as_ref().is_some_and(|m| m.is_parent_node);
+            let uid = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+            out.push((depth, node));
+            // Flyte nests at most a few levels; the bound guards against a backend's cycle.
+            if parent && depth < 8 {
+                let mut c = self.admin.clone();
+                let req = admin::NodeExecutionListRequest {
+                    workflow_execution_id: Some(id.clone()),
+                    unique_parent_id: uid.clone(),
+                    limit: 1000,
+                    ..Default::default()
+                };
+                let children = c
+                    .list_node_executions(req)
+                    .await
+                    .map(|r| r.into_inner().node_executions)
+                    .map_err(|s| self.status_error("ListNodeExecutions", format!("node {uid}"), s))?;
+                stack.extend(children.into_iter().rev().map(|n| (depth + 1, n)));
+            }
+        }
+        Ok(out)
+    }
+
     /// ListTaskExecutions of a node execution (its attempts, with log links).
     pub async fn list_task_executions(
         &self,

@@ -51,6 +51,7 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                                  (SELECT COUNT(*) FROM node_executions WHERE execution_seq=?1))
                          ON CONFLICT (execution_seq, node_id) DO UPDATE SET
                            phase=excluded.phase,
+                           kind=CASE WHEN kind='dynamic' THEN kind ELSE excluded.kind END,
                            inputs=COALESCE(excluded.inputs, inputs),
                            outputs=COALESCE(excluded.outputs, outputs),
                            error=COALESCE(excluded.error, error),

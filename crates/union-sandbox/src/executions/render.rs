@@ -84,7 +84,10 @@ impl ExecRow {
 
 impl NodeRow {
     pub(super) fn to_node_execution(&self, exec: &WorkflowExecutionIdentifier) -> NodeExecution {
-        let is_parent = matches!(self.kind.as_str(), "workflow" | "launch_plan" | "branch");
+        let is_parent = matches!(
+            self.kind.as_str(),
+            "workflow" | "launch_plan" | "branch" | "array" | "dynamic"
+        );
         NodeExecution {
             id: Some(NodeExecutionIdentifier {
                 node_id: self.node_id.clone(),
@@ -106,6 +109,8 @@ impl NodeRow {
             metadata: Some(NodeExecutionMetaData {
                 spec_node_id: self.spec_node_id.clone(),
                 is_parent_node: is_parent,
+                is_dynamic: self.kind == "dynamic",
+                is_array: self.kind == "array",
                 ..Default::default()
             }),
         }

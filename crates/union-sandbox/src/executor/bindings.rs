@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use union_idl::flyteidl::core::{
     binding_data, boolean_expression, comparison_expression::Operator,
     conjunction_expression::LogicalOperator, literal, operand, primitive, promise_attribute,
-    scalar, Binding, BindingData, BooleanExpression, Literal, LiteralCollection, LiteralMap,
+    scalar, Binary, Binding, BindingData, BooleanExpression, Literal, LiteralCollection, LiteralMap,
     Operand, Primitive, PromiseAttribute, Scalar, Union,
 };
 
@@ -102,10 +102,11 @@ fn is_union(l: &Literal) -> bool {
     matches!(&l.value, Some(literal::Value::Scalar(s)) if matches!(s.value, Some(scalar::Value::Union(_))))
 }
 
-/// `promise.attr_path`: indexes into lists, keys into maps and into generic (dataclass JSON) structs.
+/// `promise.attr_path`: indexes into lists, keys into maps, into generic (dataclass JSON)
+/// structs and into msgpack binaries (how flytekit 1.14+ sends dataclasses and pydantic models).
 fn follow_attr_path(value: &Literal, path: &[PromiseAttribute]) -> Result<Literal, String> {
     let mut current = value.clone();
-    for attr in path {
+    for (step, attr) in path.iter().enumerate() {
         let current_value = unwrap_union(&current).clone();
         current = match (&current_value.value, &attr.value) {
             (Some(literal::Value::Collection(c)), Some(promise_attribute::Value::IntValue(i))) => {
@@ -129,15 +130,86 @@ fn follow_attr_path(value: &Literal, path: &[PromiseAttribute]) -> Result<Litera
                         promise_attribute::Value::IntValue(_) => None,
                     };
                     json_value_to_literal(
-                        &v.ok_or_else(|| format!("attribute {attr_value:?} is not in the struct"))?,
+                        &v.ok_or_else(|| format!("attribute {} is not in the struct", attr_text(attr_value)))?,
                     )
                 }
-                _ => return Err(format!("cannot take attribute {attr_value:?} of a scalar")),
+                Some(scalar::Value::Binary(b)) => return follow_in_binary(b, &path[step..]),
+                _ => {
+                    return Err(format!(
+                        "cannot take attribute {} of a scalar",
+                        attr_text(attr_value)
+                    ))
+                }
             },
             _ => return Err(format!("cannot follow attribute path {path:?}")),
         };
     }
     Ok(current)
+}
+
+fn attr_text(a: &promise_attribute::Value) -> String {
+    match a {
+        promise_attribute::Value::StringValue(k) => format!("`{k}`"),
+        promise_attribute::Value::IntValue(i) => format!("[{i}]"),
+    }
+}
+
+/// The rest of an attribute path inside a msgpack binary, as flytepropeller resolves it: a
+/// primitive comes out as a primitive literal, anything else as a msgpack binary of that part.
+fn follow_in_binary(b: &Binary, path: &[PromiseAttribute]) -> Result<Literal, String> {
+    if b.tag != "msgpack" {
+        return Err(format!(
+            "cannot take attributes of a binary value tagged `{}` (only msgpack)",
+            b.tag
+        ));
+    }
+    let mut value = rmpv::decode::read_value(&mut b.value.as_slice())
+        .map_err(|e| format!("the msgpack value cannot be read: {e}"))?;
+    for attr in path {
+        value = match (value, &attr.value) {
+            (rmpv::Value::Map(entries), Some(promise_attribute::Value::StringValue(k))) => entries
+                .into_iter()
+                .find(|(key, _)| key.as_str() == Some(k.as_str()))
+                .map(|(_, v)| v)
+                .ok_or_else(|| format!("attribute `{k}` is not in the value"))?,
+            (rmpv::Value::Array(items), Some(promise_attribute::Value::IntValue(i))) => {
+                let len = items.len();
+                usize::try_from(*i)
+                    .ok()
+                    .and_then(|i| items.into_iter().nth(i))
+                    .ok_or_else(|| format!("index {i} is out of range (list of {len})"))?
+            }
+            (_, Some(a)) => return Err(format!("cannot take attribute {} of this value", attr_text(a))),
+            (_, None) => return Err("empty attribute".into()),
+        };
+    }
+    let prim = |p: primitive::Value| {
+        lit(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Primitive(Primitive { value: Some(p) })),
+        })))
+    };
+    Ok(match value {
+        rmpv::Value::String(s) if s.as_str().is_some() => {
+            prim(primitive::Value::StringValue(s.into_str().unwrap_or_default()))
+        }
+        rmpv::Value::Boolean(x) => prim(primitive::Value::Boolean(x)),
+        rmpv::Value::Integer(i) if i.as_i64().is_some() => {
+            prim(primitive::Value::Integer(i.as_i64().unwrap_or_default()))
+        }
+        rmpv::Value::F64(f) => prim(primitive::Value::FloatValue(f)),
+        rmpv::Value::F32(f) => prim(primitive::Value::FloatValue(f64::from(f))),
+        other => {
+            let mut bytes = Vec::new();
+            rmpv::encode::write_value(&mut bytes, &other)
+                .map_err(|e| format!("cannot encode the attribute's value: {e}"))?;
+            lit(literal::Value::Scalar(Box::new(Scalar {
+                value: Some(scalar::Value::Binary(Binary {
+                    value: bytes,
+                    tag: "msgpack".into(),
+                })),
+            })))
+        }
+    })
 }
 
 fn json_value_to_literal(v: &prost_types::Value) -> Literal {

@@ -247,7 +247,15 @@ impl DockerRunner {
         }
         let exec_dir = self.execution_dir(&request.attempt.execution);
         let dir = self.attempt_dir(&request.attempt);
-        let paths = AttemptPaths::new(&dir);
+        let mut paths = AttemptPaths::new(&dir);
+        // flytepropeller hands each retry the checkpoint the previous attempt wrote.
+        if let Some(prev) = request.attempt.retry_attempt.checked_sub(1) {
+            let previous = AttemptId {
+                retry_attempt: prev,
+                ..request.attempt.clone()
+            };
+            paths.prev_checkpoint = Some(AttemptPaths::new(&self.attempt_dir(&previous)).checkpoint);
+        }
         paths.prepare(&exec_dir, request).map_err(|e| {
             TaskFailure::system(
                 "WorkDir",
@@ -289,6 +297,7 @@ impl DockerRunner {
             "FLYTE_ATTEMPT_NUMBER={}",
             request.attempt.retry_attempt
         ));
+        env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
 
         let (nano_cpus, memory, memory_text) = resources(container.resources.as_ref());
         let mut binds = vec![format!("{0}:{0}:rw", exec_dir.display())];
@@ -511,6 +520,8 @@ struct AttemptPaths {
     outputs: PathBuf,
     raw: PathBuf,
     checkpoint: PathBuf,
+    /// The previous attempt's checkpoint directory (`{{.prevCheckpointPrefix}}`), on retries.
+    prev_checkpoint: Option<PathBuf>,
     log: PathBuf,
 }
 
@@ -527,6 +538,7 @@ impl AttemptPaths {
             outputs: dir.join("outputs"),
             raw: dir.join("raw"),
             checkpoint: dir.join("checkpoint"),
+            prev_checkpoint: None,
             log: dir.join(LOG_FILE),
         }
     }
@@ -584,7 +596,9 @@ impl AttemptPaths {
                     "outputprefix" => p(&self.outputs),
                     "rawoutputdataprefix" => p(&self.raw),
                     "checkpointoutputprefix" => p(&self.checkpoint),
-                    "prevcheckpointprefix" => String::new(),
+                    "prevcheckpointprefix" => {
+                        self.prev_checkpoint.as_deref().map(p).unwrap_or_default()
+                    }
                     "tasktemplatepath" => p(&self.task),
                     _ => c.get(0).map(|m| m.as_str().to_string()).unwrap_or_default(),
                 }
@@ -627,11 +641,14 @@ impl AttemptPaths {
                 }
             });
         }
-        if self.outputs.join("futures.pb").exists() {
-            return TaskOutcome::Failed(TaskFailure::user(
-                "NotSupported",
-                "dynamic workflows (@dynamic) are not supported by the sandbox",
-            ));
+        if let Ok(bytes) = std::fs::read(self.outputs.join("futures.pb")) {
+            return match union_idl::flyteidl::core::DynamicJobSpec::decode(bytes.as_slice()) {
+                Ok(spec) => TaskOutcome::Dynamic(Box::new(spec)),
+                Err(e) => TaskOutcome::Failed(TaskFailure::system(
+                    "BadFutures",
+                    format!("the dynamic task wrote an unreadable futures.pb: {e}"),
+                )),
+            };
         }
         if code == 137 {
             if let Some(limit) = memory_limit {
@@ -781,6 +798,14 @@ mod tests {
             "/d/a/0/checkpoint"
         );
         assert_eq!(p.substitute("{{.prevCheckpointPrefix}}"), "");
+        let retry = AttemptPaths {
+            prev_checkpoint: Some(PathBuf::from("/d/a/0/checkpoint")),
+            ..AttemptPaths::new(Path::new("/d/a/1"))
+        };
+        assert_eq!(
+            retry.substitute("{{.prevCheckpointPrefix}}"),
+            "/d/a/0/checkpoint"
+        );
         assert_eq!(p.substitute("{{$taskTemplatePath}}"), "/d/a/0/task.pb");
         assert_eq!(p.substitute("--x={{.unknown}}"), "--x={{.unknown}}");
     }

@@ -140,6 +140,8 @@ pub struct TaskRequest {
     pub task: Arc<TaskTemplate>,
     /// Its resolved inputs.
     pub inputs: LiteralMap,
+    /// Environment variables the engine adds to the task's own (an array element's index).
+    pub env: Vec<(String, String)>,
 }
 
 /// Why a task attempt failed.
@@ -196,6 +198,8 @@ pub enum TaskOutcome {
     Failed(TaskFailure),
     /// The attempt was cancelled (termination or timeout) and cleaned up.
     Aborted,
+    /// A dynamic task (`@dynamic`) described the workflow to run next (its `futures.pb`).
+    Dynamic(Box<core::DynamicJobSpec>),
 }
 
 /// Runs one task attempt to completion. Must return promptly with [`TaskOutcome::Aborted`] after

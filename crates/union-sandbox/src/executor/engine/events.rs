@@ -43,6 +43,29 @@ fn node_target(node: &Node) -> Option<Identifier> {
     }
 }
 
+/// A phase change that also changes how the node is shown (a task node turned dynamic).
+pub(super) fn emit_node_as(
+    ctx: &Ctx,
+    node: &Node,
+    kind: &'static str,
+    uid: &str,
+    parent: Option<&str>,
+    phase: NodePhase,
+) {
+    ctx.sink.emit(Event::Node(NodeEvent {
+        node_id: uid.to_string(),
+        spec_node_id: node.id.clone(),
+        parent_node_id: parent.map(str::to_string),
+        phase,
+        at: now_nanos(),
+        inputs: None,
+        outputs: None,
+        error: None,
+        kind,
+        target: node_target(node),
+    }));
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn emit_node(
     ctx: &Ctx,

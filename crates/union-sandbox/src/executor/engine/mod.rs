@@ -7,7 +7,9 @@
 //! Flyte's nodes nest (a branch case or a subworkflow is itself nodes to schedule), so running
 //! them is one recursion spread over three files.
 
+mod array;
 mod branch;
+mod dynamic;
 mod events;
 mod node;
 mod schedule;
@@ -75,6 +77,8 @@ struct Ctx {
     exec: Executor,
     execution: core::WorkflowExecutionIdentifier,
     sink: Arc<dyn EventSink>,
+    /// Environment added to every task run under this context (an array element's index).
+    task_env: Arc<Vec<(String, String)>>,
 }
 
 impl Executor {
@@ -104,6 +108,7 @@ impl Executor {
             exec: self.clone(),
             execution,
             sink,
+            task_env: Arc::default(),
         };
         let template = Arc::new(closure.primary.clone());
         match run_workflow(ctx, closure, template, inputs, None, cancel).await {

@@ -1,14 +1,17 @@
-//! One node, by kind: task nodes run their task, workflow nodes their subworkflow or launch
-//! plan, branch nodes their chosen case; gate and array nodes are refused.
+//! One node, by kind: task nodes run their task (and a dynamic task the workflow it returns),
+//! workflow nodes their subworkflow or launch plan, branch nodes their chosen case, array nodes
+//! their elements; gate nodes are refused.
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use super::array::run_array;
 use super::branch::run_branch;
+use super::dynamic::run_dynamic;
 use super::events::emit_node;
 use super::schedule::run_workflow;
-use super::task::run_task_node;
+use super::task::{run_task_node, TaskDone};
 use super::{failed, Ctx, NodeFailure};
 use crate::executor::bindings::Scope;
 use crate::executor::{describe_id, entity_ref, CancelToken, NodePhase, WorkflowClosure};
@@ -44,16 +47,34 @@ pub(super) fn execute_node(
                 Some(task_node::Reference::ReferenceId(id)) => {
                     match closure.tasks.get(&entity_ref(id)) {
                         Some(task) => {
-                            run_task_node(
+                            match run_task_node(
                                 &ctx,
                                 &node,
                                 &uid,
                                 parent.as_deref(),
                                 task.clone(),
-                                inputs,
+                                inputs.clone(),
                                 &cancel,
                             )
                             .await
+                            {
+                                Ok(TaskDone::Outputs(o)) => Ok(o),
+                                Ok(TaskDone::Dynamic(spec)) => {
+                                    run_dynamic(
+                                        &ctx,
+                                        &closure,
+                                        &node,
+                                        &uid,
+                                        parent.as_deref(),
+                                        task,
+                                        inputs,
+                                        *spec,
+                                        &cancel,
+                                    )
+                                    .await
+                                }
+                                Err(e) => Err(e),
+                            }
                         }
                         None => Err(failed(
                             &uid,
@@ -162,12 +183,19 @@ pub(super) fn execute_node(
                 "gate nodes (approve, signal, sleep) are not supported by the sandbox",
                 ErrorKind::User,
             )),
-            Some(Target::ArrayNode(_)) => Err(failed(
-                &uid,
-                "NotSupported",
-                "array nodes (map tasks) are not supported by the sandbox",
-                ErrorKind::User,
-            )),
+            Some(Target::ArrayNode(a)) => {
+                emit_node(
+                    &ctx,
+                    &node,
+                    &uid,
+                    parent.as_deref(),
+                    NodePhase::Running,
+                    Some(inputs.clone()),
+                    None,
+                    None,
+                );
+                run_array(&ctx, &closure, a, &uid, &inputs, &cancel).await
+            }
             None => Err(failed(
                 &uid,
                 "InvalidNode",

@@ -11,8 +11,16 @@ use crate::executor::{
     TaskPhase, TaskRequest,
 };
 use union_idl::flyteidl::core::{
-    execution_error::ErrorKind, ExecutionError, LiteralMap, Node, TaskTemplate,
+    execution_error::ErrorKind, DynamicJobSpec, ExecutionError, LiteralMap, Node, TaskTemplate,
 };
+
+/// What a task node's successful attempt produced.
+pub(super) enum TaskDone {
+    /// The task's outputs.
+    Outputs(LiteralMap),
+    /// A dynamic task's workflow, still to run.
+    Dynamic(Box<DynamicJobSpec>),
+}
 
 fn duration_of(d: &prost_types::Duration) -> Option<Duration> {
     if d.seconds < 0 || d.nanos < 0 || (d.seconds == 0 && d.nanos == 0) {
@@ -30,7 +38,7 @@ pub(super) async fn run_task_node(
     task: Arc<TaskTemplate>,
     inputs: LiteralMap,
     cancel: &CancelToken,
-) -> Result<LiteralMap, NodeFailure> {
+) -> Result<TaskDone, NodeFailure> {
     let meta = task.metadata.as_ref();
     let node_meta = node.metadata.as_ref();
     let retries = node_meta
@@ -71,6 +79,7 @@ pub(super) async fn run_task_node(
             },
             task: task.clone(),
             inputs: inputs.clone(),
+            env: ctx.task_env.as_ref().clone(),
         };
         let log = runner.log_path(&request.attempt);
         let task_event =
@@ -115,7 +124,11 @@ pub(super) async fn run_task_node(
         match outcome {
             TaskOutcome::Succeeded(outputs) => {
                 task_event(TaskPhase::Succeeded, Some(outputs.clone()), None);
-                return Ok(outputs);
+                return Ok(TaskDone::Outputs(outputs));
+            }
+            TaskOutcome::Dynamic(spec) => {
+                task_event(TaskPhase::Succeeded, None, None);
+                return Ok(TaskDone::Dynamic(spec));
             }
             TaskOutcome::Failed(f) if cancel.is_cancelled() => {
                 task_event(TaskPhase::Aborted, None, Some(f.to_execution_error()));
