@@ -51,6 +51,17 @@ pub enum Command {
     /// Stop a running execution.
     Terminate(TerminateArgs),
 
+    /// Approve a gate node waiting on `approve(...)` (FlyteRemote's `approve`).
+    Approve(SignalArgs),
+
+    /// Reject a gate node waiting on `approve(...)`: the node fails (FlyteRemote's `reject`).
+    Reject(SignalArgs),
+
+    /// Give a gate node waiting on `wait_for_input(...)` its value (FlyteRemote's
+    /// `set_signal`); VALUE is read as the signal's type: an integer, a float, a string,
+    /// true/false, or JSON for lists and dicts.
+    Signal(SetSignalArgs),
+
     /// Create things on the backend: `union create login` logs in to a Union tenant or a Flyte
     /// cluster, as union's own command does.
     #[command(subcommand)]
@@ -118,6 +129,30 @@ pub enum GetCommand {
     Executions(GetExecutionsArgs),
     /// One execution: phase, duration, outputs or error, and each node's status.
     Execution(GetExecutionArgs),
+    /// The signals an execution's gate nodes wait for (approvals and inputs), and their values.
+    Signals(GetExecutionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The execution's name.
+    pub execution: String,
+    /// The signal: the name given to `approve(...)`.
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SetSignalArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The execution's name.
+    pub execution: String,
+    /// The signal: the name given to `wait_for_input(...)`.
+    pub signal: String,
+    /// Its value.
+    pub value: String,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,7 @@ fn time(t: Option<&prost_types::Timestamp>) -> String {
 
 pub fn get(cmd: GetCommand) -> Result<ExitCode> {
     match cmd {
+        GetCommand::Signals(a) => super::signals::list(a),
         GetCommand::Executions(a) => {
             let s = settings(&a.backend)?;
             let rt = runtime()?;

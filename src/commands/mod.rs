@@ -16,6 +16,7 @@ pub mod run;
 pub mod run_inputs;
 pub mod run_remote;
 pub mod sandbox;
+pub mod signals;
 pub mod warm;
 
 /// Run the parsed command line.
@@ -33,6 +34,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => list::list(args),
         Command::Get(cmd) => get::get(cmd),
         Command::Terminate(args) => get::terminate(args),
+        Command::Approve(args) => signals::decide(args, true),
+        Command::Reject(args) => signals::decide(args, false),
+        Command::Signal(args) => signals::set(args),
         Command::Create(cmd) => create::create(cmd),
         Command::Warm(cmd) => warm::warm(cmd),
         // The binary starts servers itself (src/main.rs); one asked to run inside a served

@@ -14,6 +14,7 @@ use union_idl::flyteidl::admin;
 use union_idl::flyteidl::core;
 use union_idl::flyteidl::service::admin_service_client::AdminServiceClient;
 use union_idl::flyteidl::service::data_proxy_service_client::DataProxyServiceClient;
+use union_idl::flyteidl::service::signal_service_client::SignalServiceClient;
 use union_idl::flyteidl::service::{CreateUploadLocationRequest, CreateUploadLocationResponse};
 use union_idl::google_protobuf::value::Kind as prost_types_kind;
 
@@ -406,6 +407,47 @@ impl AdminClient {
             .await
             .map(|r| r.into_inner())
             .map_err(|s| self.status_error("UserInfo", "the signed-in user".into(), s))
+    }
+
+    /// SignalService.ListSignals: the signals of an execution's gate nodes (those reached so far).
+    pub async fn list_signals(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+    ) -> Result<Vec<admin::Signal>, AdminError> {
+        let mut c = SignalServiceClient::new(self.channel.clone());
+        let req = admin::SignalListRequest {
+            workflow_execution_id: Some(id.clone()),
+            limit: 1000,
+            ..Default::default()
+        };
+        c.list_signals(req)
+            .await
+            .map(|r| r.into_inner().signals)
+            .map_err(|s| self.status_error("ListSignals", format!("execution {}", id.name), s))
+    }
+
+    /// SignalService.SetSignal: approve, reject or give an input to a waiting gate node.
+    pub async fn set_signal(
+        &self,
+        id: &core::WorkflowExecutionIdentifier,
+        signal_id: &str,
+        value: core::Literal,
+    ) -> Result<(), AdminError> {
+        let mut c = SignalServiceClient::new(self.channel.clone());
+        let req = admin::SignalSetRequest {
+            id: Some(core::SignalIdentifier {
+                signal_id: signal_id.to_string(),
+                execution_id: Some(id.clone()),
+            }),
+            value: Some(value),
+        };
+        c.set_signal(req).await.map(|_| ()).map_err(|s| {
+            self.status_error(
+                "SetSignal",
+                format!("signal {signal_id} of execution {}", id.name),
+                s,
+            )
+        })
     }
 
     /// DataProxyService.CreateUploadLocation.

@@ -2,7 +2,7 @@
 //! `union register`, `pyflyte run --remote` registration and `FlyteRemote` work without a cluster.
 //!
 //! One port serves everything: gRPC (`AdminService`, `DataProxyService`, `AuthMetadataService`,
-//! union's `ImageService`)
+//! `SignalService`, union's `ImageService`)
 //! over HTTP/2 and the blob endpoint of signed upload URLs over HTTP/1.1 ([`blobs`]). State lives
 //! in a data directory: `sandbox.db` (SQLite, [`store`]), `blobs/`, `sandbox.key` (URL signing secret).
 //! With [`SandboxConfig::auth`] the sandbox is also its own OAuth2 server and every gRPC call needs
@@ -38,6 +38,8 @@ pub mod executor;
 /// union's remote image builder: the `build-image` task, its executions, `ImageService`.
 pub mod imagebuilder;
 pub mod query;
+/// What gate nodes wait for: flyteadmin's SignalService.
+pub mod signals;
 pub mod status;
 pub mod store;
 pub mod tls;
@@ -261,6 +263,7 @@ impl Sandbox {
             self.image_builder.clone(),
             org.as_deref(),
         )?;
+        let signals = signals::Signals::new(self.store.clone());
         // One short write at startup (interrupted executions become FAILED).
         let executions = executions::Executions::open(
             self.store.clone(),
@@ -269,6 +272,7 @@ impl Sandbox {
             self.local_addr,
             self.tls.is_some(),
             image_builder.runner,
+            Arc::new(signals.clone()),
         )?;
         let admin = AdminServiceServer::new(
             admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),
@@ -291,7 +295,8 @@ impl Sandbox {
             .add_service(IdentityServiceServer::new(auth::Identity::new(
                 self.auth.clone(),
             )))
-            .add_service(image_builder.service.into_server());
+            .add_service(image_builder.service.into_server())
+            .add_service(signals.into_server());
         let routes = match &self.auth {
             Some(authority) => routes.add_service(AuthMetadataServiceServer::new(
                 auth::Metadata::new(authority.clone()),

@@ -37,7 +37,9 @@ use std::sync::{Arc, Mutex};
 use tonic::Status;
 
 use crate::executor::docker::{DockerRunner, DockerRunnerConfig};
-use crate::executor::{CancelToken, Executor, ExecutorConfig, LaunchPlanResolver, TaskRunner};
+use crate::executor::{
+    CancelToken, Executor, ExecutorConfig, LaunchPlanResolver, SignalSource, TaskRunner,
+};
 
 use crate::store::{Store, StoreError};
 
@@ -109,6 +111,7 @@ impl Executions {
         addr: SocketAddr,
         https: bool,
         image_builds: Arc<crate::imagebuilder::BuildRunner>,
+        signals: Arc<dyn SignalSource>,
     ) -> Result<Arc<Self>, StoreError> {
         let runner = Arc::new(DockerRunner::new(DockerRunnerConfig {
             work_root: data_dir.join("executions"),
@@ -141,7 +144,8 @@ impl Executions {
                     },
                     dispatch,
                     resolver,
-                ),
+                )
+                .with_signals(signals),
                 runner,
                 running: Mutex::new(HashMap::new()),
                 blob_root: blob_root.clone(),

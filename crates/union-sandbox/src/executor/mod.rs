@@ -15,10 +15,12 @@
 //!   [`LaunchPlanResolver`] and also run inline (flytepropeller would start a child execution);
 //! - branch nodes evaluate their `BooleanExpression`s on primitives (ints, floats, strings,
 //!   booleans, datetimes, durations) and `None`, then run the chosen node;
-//! - gate and array nodes fail with "not supported by the sandbox"; dynamic tasks (a `futures.pb`)
-//!   fail likewise;
-//! - the first failing node fails the workflow and aborts the nodes still running
-//!   (flytekit's default `FAIL_IMMEDIATELY`).
+//! - array nodes run one sub-node per element (`engine::array`), a dynamic task's `futures.pb`
+//!   runs as the node's children (`engine::dynamic`), gate nodes sleep or wait for a signal from a
+//!   [`SignalSource`] (`engine::gate`);
+//! - the first failing node fails the workflow and aborts the nodes still running (flytekit's
+//!   default `FAIL_IMMEDIATELY`), or, under `FAIL_AFTER_EXECUTABLE_NODES_COMPLETE`, only the
+//!   nodes that depend on it; then the workflow's `on_failure` node runs.
 //!
 //! Progress is reported as [`Event`]s through an [`EventSink`]; the engine never prints.
 
@@ -246,6 +248,34 @@ impl LaunchPlanResolver for NoLaunchPlans {
         id: &'a Identifier,
     ) -> BoxFuture<'a, Result<ResolvedLaunchPlan, String>> {
         let msg = format!("launch plan {} cannot be resolved here", describe_id(id));
+        Box::pin(async move { Err(msg) })
+    }
+}
+
+/// Where gate nodes wait for approvals and inputs (in the sandbox, its SignalService).
+pub trait SignalSource: Send + Sync {
+    /// Register signal `signal_id` of `execution` with its type (flyteadmin's GetOrCreateSignal)
+    /// and resolve once a value has been set, or with a message saying why it never will.
+    fn wait<'a>(
+        &'a self,
+        execution: &'a core::WorkflowExecutionIdentifier,
+        signal_id: &'a str,
+        r#type: &'a core::LiteralType,
+    ) -> BoxFuture<'a, Result<core::Literal, String>>;
+}
+
+/// For executors without a signal service: every wait fails.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSignals;
+
+impl SignalSource for NoSignals {
+    fn wait<'a>(
+        &'a self,
+        _execution: &'a core::WorkflowExecutionIdentifier,
+        signal_id: &'a str,
+        _type: &'a core::LiteralType,
+    ) -> BoxFuture<'a, Result<core::Literal, String>> {
+        let msg = format!("signal `{signal_id}` cannot be received: this executor has no signal service");
         Box::pin(async move { Err(msg) })
     }
 }

@@ -79,4 +79,14 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at     INTEGER NOT NULL,
         PRIMARY KEY (execution_seq, node_id, retry_attempt)
     );",
+    // 3: signals gate nodes wait for (read and written by `signals`).
+    "CREATE TABLE signals (
+        execution_seq INTEGER NOT NULL REFERENCES executions(seq),
+        signal_id     TEXT NOT NULL,
+        type          BLOB NOT NULL,       -- core.LiteralType
+        value         BLOB,                -- core.Literal, once set
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (execution_seq, signal_id)
+    );",
 ];

@@ -11,6 +11,7 @@ mod array;
 mod branch;
 mod dynamic;
 mod events;
+mod gate;
 mod node;
 mod schedule;
 mod single_task;
@@ -21,7 +22,8 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::{
-    CancelToken, EventSink, ExecutionOutcome, LaunchPlanResolver, TaskRunner, WorkflowClosure,
+    CancelToken, EventSink, ExecutionOutcome, LaunchPlanResolver, NoSignals, SignalSource,
+    TaskRunner, WorkflowClosure,
 };
 use union_idl::flyteidl::core::{self, execution_error::ErrorKind, ExecutionError, LiteralMap};
 
@@ -50,6 +52,7 @@ impl Default for ExecutorConfig {
 pub struct Executor {
     runner: Arc<dyn TaskRunner>,
     resolver: Arc<dyn LaunchPlanResolver>,
+    signals: Arc<dyn SignalSource>,
     permits: Arc<Semaphore>,
 }
 
@@ -91,8 +94,15 @@ impl Executor {
         Executor {
             runner,
             resolver,
+            signals: Arc::new(NoSignals),
             permits: Arc::new(Semaphore::new(config.max_parallelism.max(1))),
         }
+    }
+
+    /// The same, with gate nodes waiting for approvals and inputs from `signals`.
+    pub fn with_signals(mut self, signals: Arc<dyn SignalSource>) -> Self {
+        self.signals = signals;
+        self
     }
 
     /// Run `closure.primary` with `inputs` until it finishes or `cancel` fires; progress goes to `sink`.

@@ -1,6 +1,6 @@
 //! One node, by kind: task nodes run their task (and a dynamic task the workflow it returns),
 //! workflow nodes their subworkflow or launch plan, branch nodes their chosen case, array nodes
-//! their elements; gate nodes are refused.
+//! their elements, gate nodes their sleep or signal.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use super::array::run_array;
 use super::branch::run_branch;
 use super::dynamic::run_dynamic;
 use super::events::emit_node;
+use super::gate::run_gate;
 use super::schedule::run_workflow;
 use super::task::{run_task_node, TaskDone};
 use super::{failed, Ctx, NodeFailure};
@@ -177,12 +178,19 @@ pub(super) fn execute_node(
                 )
                 .await
             }
-            Some(Target::GateNode(_)) => Err(failed(
-                &uid,
-                "NotSupported",
-                "gate nodes (approve, signal, sleep) are not supported by the sandbox",
-                ErrorKind::User,
-            )),
+            Some(Target::GateNode(g)) => {
+                emit_node(
+                    &ctx,
+                    &node,
+                    &uid,
+                    parent.as_deref(),
+                    NodePhase::Running,
+                    Some(inputs.clone()),
+                    None,
+                    None,
+                );
+                run_gate(&ctx, g, &node, &uid, &inputs, &cancel).await
+            }
             Some(Target::ArrayNode(a)) => {
                 emit_node(
                     &ctx,

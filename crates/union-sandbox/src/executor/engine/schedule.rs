@@ -13,8 +13,9 @@ use super::{failed, unique_id, Ctx, NodeFailure};
 use crate::executor::bindings::{self, Scope, START_NODE};
 use crate::executor::{CancelToken, NodePhase, WorkflowClosure};
 use union_idl::flyteidl::core::{
-    binding_data, execution_error::ErrorKind, if_else_block, node::Target, BindingData, LiteralMap,
-    Node, WorkflowTemplate,
+    binding_data, execution_error::ErrorKind, if_else_block, literal, literal_type, node::Target,
+    scalar, workflow_metadata::OnFailurePolicy, BindingData, ExecutionError, Literal, LiteralMap,
+    LiteralType, Node, Scalar, SimpleType, WorkflowTemplate,
 };
 
 fn promises(data: &BindingData, out: &mut BTreeSet<String>) {
@@ -111,13 +112,23 @@ pub(super) fn run_workflow(
         let mut running: FuturesUnordered<BoxFuture<'static, NodeResult>> = FuturesUnordered::new();
         let wf_cancel = cancel.child();
         let mut failure: Option<NodeFailure> = None;
+        // FAIL_AFTER_EXECUTABLE_NODES_COMPLETE: a failure stops only the nodes that depend on it.
+        let keep_going = template
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.on_failure == OnFailurePolicy::FailAfterExecutableNodesComplete as i32);
 
         loop {
-            if failure.is_none() && cancel.is_cancelled() {
+            if !matches!(failure, Some(NodeFailure::Aborted)) && cancel.is_cancelled() {
                 failure = Some(NodeFailure::Aborted);
                 wf_cancel.cancel();
             }
-            if failure.is_none() {
+            let schedule_more = match &failure {
+                None => true,
+                Some(NodeFailure::Failed { .. }) => keep_going,
+                Some(NodeFailure::Aborted) => false,
+            };
+            if schedule_more {
                 let ready: Vec<String> = pending
                     .iter()
                     .filter(|id| deps[*id].iter().all(|d| scope.contains_key(d)))
@@ -157,9 +168,13 @@ pub(super) fn run_workflow(
                                 None,
                                 error_of(&f),
                             );
-                            failure = Some(f);
-                            wf_cancel.cancel();
-                            break;
+                            if failure.is_none() {
+                                failure = Some(f);
+                            }
+                            if !keep_going {
+                                wf_cancel.cancel();
+                                break;
+                            }
                         }
                     }
                 }
@@ -172,15 +187,25 @@ pub(super) fn run_workflow(
                     scope.insert(id, outputs);
                 }
                 Err(f) => {
-                    // The first failure wins; the nodes still running are aborted.
+                    // The first failure wins; unless the policy lets independent nodes finish,
+                    // the nodes still running are aborted.
+                    let aborted = matches!(f, NodeFailure::Aborted);
                     if failure.is_none() {
                         failure = Some(f);
                     }
-                    wf_cancel.cancel();
+                    if !keep_going || aborted {
+                        wf_cancel.cancel();
+                    }
                 }
             }
         }
         if let Some(f) = failure {
+            if let (NodeFailure::Failed { node_id, error }, Some(handler)) =
+                (&f, template.failure_node.as_ref())
+            {
+                run_failure_node(&ctx, &closure, handler, parent.as_deref(), &scope, node_id, error, &cancel)
+                    .await;
+            }
             return Err(f);
         }
         if !pending.is_empty() {
@@ -201,4 +226,95 @@ pub(super) fn run_workflow(
             )
         })
     })
+}
+
+/// A workflow's `on_failure` node, run once the workflow has failed (its outcome does not change
+/// the workflow's): it reads the workflow's inputs, and its `err` input, if it has one, gets the
+/// failure (flytekit's `FlyteError`: the failed node and its message), as flytepropeller gives it.
+#[allow(clippy::too_many_arguments)]
+async fn run_failure_node(
+    ctx: &Ctx,
+    closure: &Arc<WorkflowClosure>,
+    handler: &Node,
+    parent: Option<&str>,
+    scope: &Scope,
+    failed_node: &str,
+    error: &ExecutionError,
+    cancel: &CancelToken,
+) {
+    let uid = unique_id(parent, &handler.id);
+    let mut inputs = match bindings::resolve_bindings(&handler.inputs, scope) {
+        Ok(i) => i,
+        Err(e) => {
+            let f = failed(&uid, "BindingResolutionFailure", e, ErrorKind::User);
+            emit_node(ctx, handler, &uid, parent, NodePhase::Failed, None, None, error_of(&f));
+            return;
+        }
+    };
+    // flytekit binds `err` to its default (None); flytepropeller replaces it with the failure.
+    if let Some(err_type) = err_input_type(closure, handler) {
+        let error = Literal {
+            value: Some(literal::Value::Scalar(Box::new(Scalar {
+                value: Some(scalar::Value::Error(union_idl::flyteidl::core::Error {
+                    failed_node_id: failed_node.to_string(),
+                    message: error.message.clone(),
+                })),
+            }))),
+            ..Default::default()
+        };
+        // Optional[FlyteError]: the Error variant of the union.
+        let value = match &err_type.r#type {
+            Some(literal_type::Type::UnionType(u)) => {
+                let variant = u.variants.iter().find(|v| {
+                    matches!(v.r#type, Some(literal_type::Type::Simple(s)) if s == SimpleType::Error as i32)
+                });
+                Literal {
+                    value: Some(literal::Value::Scalar(Box::new(Scalar {
+                        value: Some(scalar::Value::Union(Box::new(union_idl::flyteidl::core::Union {
+                            value: Some(Box::new(error)),
+                            r#type: variant.cloned(),
+                        }))),
+                    }))),
+                    ..Default::default()
+                }
+            }
+            _ => error,
+        };
+        inputs.literals.insert("err".into(), value);
+    }
+    // Its own failure is reported on its node; the workflow keeps the original error.
+    let _ = execute_node(
+        ctx.clone(),
+        closure.clone(),
+        handler.clone(),
+        uid,
+        parent.map(str::to_string),
+        inputs,
+        None,
+        cancel.clone(),
+    )
+    .await;
+}
+
+/// The type of the failure node's `err` input, if its task or workflow declares one.
+fn err_input_type(closure: &WorkflowClosure, node: &Node) -> Option<LiteralType> {
+    use union_idl::flyteidl::core::{task_node, workflow_node};
+    let interface = match &node.target {
+        Some(Target::TaskNode(t)) => match &t.reference {
+            Some(task_node::Reference::ReferenceId(id)) => closure
+                .tasks
+                .get(&crate::executor::entity_ref(id))
+                .and_then(|t| t.interface.clone()),
+            None => None,
+        },
+        Some(Target::WorkflowNode(w)) => match &w.reference {
+            Some(workflow_node::Reference::SubWorkflowRef(id)) => closure
+                .sub_workflows
+                .get(&crate::executor::entity_ref(id))
+                .and_then(|w| w.interface.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    interface?.inputs?.variables.remove("err")?.r#type
 }
