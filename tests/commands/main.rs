@@ -9,6 +9,7 @@
 mod support;
 
 mod list;
+mod nodes;
 mod package;
 mod register;
 mod register_images;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use crate::support::*;
 
 /// An image with flytekit (and union): the hello fixture's, built if missing.
-fn task_image() -> &'static str {
+pub(crate) fn task_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let o = run(union_docker().args(["build", "-q", &fixture("hello/workflows")]));
@@ -188,10 +188,10 @@ fn terminate_stops_a_running_execution() {
 }
 
 /// Generous: it bounds a hang on a busy machine, it never decides a result.
-const LONG: std::time::Duration = std::time::Duration::from_secs(600);
+pub(crate) const LONG: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `union get execution NAME` against the sandbox: its stdout.
-fn get_execution(sb: &Sandbox, name: &str) -> String {
+pub(crate) fn get_execution(sb: &Sandbox, name: &str) -> String {
     let g = run(union().args(["get", "execution", name, "--endpoint", &sb.endpoint()]));
     assert!(g.status.success(), "{}", stderr(&g));
     stdout(&g)

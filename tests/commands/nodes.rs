@@ -1,0 +1,251 @@
+//! Every kind of Flyte node in the sandbox, from a user's project (`python_fixtures/nodes`,
+//! copied into a temporary directory): map tasks, dynamic workflows, attribute access into
+//! dataclasses, checkpoints across retries, gate nodes with their commands, failure policies.
+//! Each answer is compared with the local run's where the local run can give it.
+
+use std::process::{Command, Output};
+
+use super::remote::{get_execution, task_image, LONG};
+use crate::support::*;
+
+/// A sandbox and a copy of the nodes project, with the commands a user would type.
+struct Nodes {
+    sb: Sandbox,
+    project: Project,
+}
+
+impl Nodes {
+    fn new() -> Nodes {
+        require_docker_infra();
+        Nodes {
+            sb: Sandbox::start(),
+            project: Project::new("nodes"),
+        }
+    }
+
+    /// `union run FILE WF` locally (in-process).
+    fn local(&self, file: &str, wf: &str) -> String {
+        let o = run(self.project.union().args(["run", file, wf]));
+        assert!(o.status.success(), "local run failed: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// `union run --remote --image IMAGE ARGS...` against the sandbox.
+    fn remote(&self) -> Command {
+        let mut c = self.project.union_docker();
+        c.args([
+            "run",
+            "--remote",
+            "--endpoint",
+            &self.sb.endpoint(),
+            "--image",
+            task_image(),
+        ]);
+        c
+    }
+
+    /// `run --remote --wait FILE WF`, which must succeed: its stdout.
+    fn run_remote(&self, file: &str, wf: &str) -> String {
+        let o = run(self.remote().args(["--wait", file, wf]));
+        assert!(o.status.success(), "{wf} failed: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// `union ARGS... --endpoint SANDBOX` from the project.
+    fn union(&self, args: &[&str]) -> Output {
+        run(self
+            .project
+            .union()
+            .args(args)
+            .args(["--endpoint", &self.sb.endpoint()]))
+    }
+
+    fn wait_done(&self, name: &str) -> String {
+        let mut text = String::new();
+        wait_until(&format!("{name} to end"), LONG, || {
+            text = get_execution(&self.sb, name);
+            ["SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"]
+                .iter()
+                .any(|p| text.contains(&format!("Phase:      {p}\n")))
+        });
+        text
+    }
+}
+
+#[test]
+fn map_tasks_run_an_element_per_container_and_gather_in_order() {
+    let n = Nodes::new();
+    for wf in ["squares_wf", "partial_wf", "tolerant_wf"] {
+        let local = n.local("workflows/mapping.py", wf);
+        assert_eq!(n.run_remote("workflows/mapping.py", wf), local, "{wf}");
+    }
+    assert_eq!(n.local("workflows/mapping.py", "tolerant_wf"), "[1, 2, None, 4]\n");
+
+    // Each element is a node of its own, shown under the array node.
+    let o = run(n
+        .remote()
+        .args(["--name", "squares", "workflows/mapping.py", "squares_wf"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = n.wait_done("squares");
+    assert!(text.contains("Phase:      SUCCEEDED"), "{text}");
+    for i in 0..6 {
+        assert!(
+            text.contains(&format!("n1-0-n{i}")),
+            "element {i} is not shown:\n{text}"
+        );
+    }
+
+    // Without a success ratio, one failing element fails the map and names it.
+    let o = run(n.remote().args(["--wait", "workflows/mapping.py", "strict_wf"]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("1 of 4 elements failed") && err.contains("element 2 failed first"),
+        "{err}"
+    );
+    assert!(err.contains("ValueError: 3 is a multiple of 3"), "{err}");
+}
+
+#[test]
+fn dynamic_workflows_run_the_workflow_they_return() {
+    let n = Nodes::new();
+    let local = n.local("workflows/dynamic.py", "dynamic_wf");
+    assert_eq!(local, "[0, 1, 3, 6]\n");
+    let o = run(n
+        .remote()
+        .args(["--name", "dyn", "--wait", "workflows/dynamic.py", "dynamic_wf"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), local);
+    // The nested dynamic tasks' nodes are children of their dynamic node.
+    let text = get_execution(&n.sb, "dyn");
+    assert!(text.contains("n0-0-dn3-0-dn4"), "{text}");
+}
+
+#[test]
+fn attribute_access_reads_into_dataclasses_lists_and_dicts() {
+    let n = Nodes::new();
+    for wf in ["attr_wf", "nested_attr_wf"] {
+        let local = n.local("workflows/attributes.py", wf);
+        assert_eq!(n.run_remote("workflows/attributes.py", wf), local, "{wf}");
+    }
+}
+
+/// Each retry reads the checkpoint the previous attempt wrote: the third attempt succeeds with
+/// 3 (a local run does not retry, so the answer is Flyte's, not the local one).
+#[test]
+fn checkpoints_carry_over_from_one_attempt_to_the_next() {
+    let n = Nodes::new();
+    assert_eq!(n.run_remote("workflows/checkpoint.py", "checkpoint_wf"), "3\n");
+}
+
+#[test]
+fn gate_nodes_sleep_and_wait_for_approvals_and_inputs() {
+    let n = Nodes::new();
+    assert_eq!(n.run_remote("workflows/gates.py", "sleep_wf"), "HELLO, NAP!\n");
+
+    for (name, wf) in [
+        ("approved", "approval_wf"),
+        ("rejected", "approval_wf"),
+        ("given", "input_wf"),
+    ] {
+        let o = run(n.remote().args(["--name", name, "workflows/gates.py", wf]));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // A gate's signal exists once the gate runs.
+    for (name, signal, ty) in [
+        ("approved", "review", "bool"),
+        ("rejected", "review", "bool"),
+        ("given", "title", "str"),
+    ] {
+        wait_until(&format!("{name} to wait for {signal}"), LONG, || {
+            let o = n.union(&["get", "signals", name]);
+            stdout(&o)
+                .lines()
+                .any(|l| l.starts_with(signal) && l.contains(ty) && l.ends_with("(waiting)"))
+        });
+    }
+
+    // The real FlyteRemote approves; our commands reject and give an input.
+    let script = format!(
+        "from flytekit.configuration import Config\n\
+         from flytekit.remote import FlyteRemote\n\
+         r = FlyteRemote(Config.for_endpoint('{}', insecure=True), default_project='flytesnacks', default_domain='development')\n\
+         r.approve('review', 'approved')\n",
+        n.sb.endpoint()
+    );
+    let o = run(Command::new(venv().join("bin/python"))
+        .args(["-c", &script])
+        .current_dir(n.project.root()));
+    assert!(o.status.success(), "FlyteRemote.approve: {}", stderr(&o));
+    let o = n.union(&["reject", "rejected", "review"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Rejected review of rejected\n");
+    let o = n.union(&["signal", "given", "title", "big news"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let text = n.wait_done("approved");
+    assert!(text.contains("Output:     o0 = \"HELLO, ADA!\""), "{text}");
+    let text = n.wait_done("given");
+    assert!(text.contains("Output:     o0 = \"BIG NEWS\""), "{text}");
+    let text = n.wait_done("rejected");
+    assert!(text.contains("Phase:      FAILED"), "{text}");
+    assert!(text.contains("`review` was rejected"), "{text}");
+
+    // A signal is set once; an unknown one is named, with where to look.
+    let o = n.union(&["signal", "given", "title", "again"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already set"), "{}", stderr(&o));
+    let o = n.union(&["approve", "given", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has no signal `nope`") && stderr(&o).contains("union get signals given"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A gate that times out fails its workflow, saying so.
+    let o = run(n.remote().args(["--wait", "workflows/gates.py", "impatient_wf"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("the gate `never` timed out"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn failure_policies_and_failure_nodes_behave_as_on_flyte() {
+    let n = Nodes::new();
+    // on_failure: the handler runs with the error (it fails unless it got it).
+    let o = run(n
+        .remote()
+        .args(["--name", "handled", "--wait", "workflows/failures.py", "handled_wf"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("ValueError: boom 1"), "{}", stderr(&o));
+    let text = get_execution(&n.sb, "handled");
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no node {id}:\n{text}"))
+            .to_string()
+    };
+    assert!(line("fn0").contains("SUCCEEDED"), "{text}");
+
+    // FAIL_AFTER_EXECUTABLE_NODES_COMPLETE: the chain that does not depend on the failure runs
+    // to the end; the workflow still fails with the first error.
+    let o = run(n
+        .remote()
+        .args(["--name", "keepgoing", "--wait", "workflows/failures.py", "keep_going_wf"]));
+    assert_eq!(o.status.code(), Some(1));
+    let text = get_execution(&n.sb, "keepgoing");
+    assert!(text.contains("Phase:      FAILED"), "{text}");
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no node {id}:\n{text}"))
+            .to_string()
+    };
+    assert!(line("n0").contains("FAILED"), "{text}");
+    assert!(line("n1").contains("SUCCEEDED"), "{text}");
+    assert!(line("n2").contains("SUCCEEDED"), "{text}");
+}
