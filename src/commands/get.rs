@@ -183,9 +183,17 @@ fn render_execution(
             let nid = n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
             let nc = n.closure.clone().unwrap_or_default();
             let indent = "  ".repeat(depth + 1);
+            let child = match &nc.target_metadata {
+                Some(admin::node_execution_closure::TargetMetadata::WorkflowNodeMetadata(w)) => w
+                    .execution_id
+                    .as_ref()
+                    .map(|e| format!("  child execution {}", e.name))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 t,
-                "{indent}{:<width$} {:<10} {:>8}",
+                "{indent}{:<width$} {:<10} {:>8}{child}",
                 nid,
                 node_phase(nc.phase),
                 secs(nc.duration.as_ref()),

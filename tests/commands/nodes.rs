@@ -249,3 +249,37 @@ fn failure_policies_and_failure_nodes_behave_as_on_flyte() {
     assert!(line("n1").contains("SUCCEEDED"), "{text}");
     assert!(line("n2").contains("SUCCEEDED"), "{text}");
 }
+
+/// A launch plan node starts a child execution of its own, linked to the node, with the launch
+/// plan's fixed and default inputs (Flyte's answers; a local run ignores the defaults).
+#[test]
+fn launch_plan_nodes_run_as_child_executions() {
+    let n = Nodes::new();
+    let o = run(n.remote().args([
+        "--name",
+        "parent",
+        "--wait",
+        "workflows/launch_plans.py",
+        "defaults_wf",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "15.0\n");
+    assert_eq!(
+        n.run_remote("workflows/launch_plans.py", "override_wf"),
+        "20.0\n"
+    );
+    let text = get_execution(&n.sb, "parent");
+    let child = text
+        .lines()
+        .find_map(|l| l.split("child execution ").nth(1))
+        .unwrap_or_else(|| panic!("no child execution shown:\n{text}"))
+        .trim()
+        .to_string();
+    let child_text = get_execution(&n.sb, &child);
+    assert!(child_text.contains("Phase:      SUCCEEDED"), "{child_text}");
+    assert!(child_text.contains("rect_lp"), "{child_text}");
+    assert!(child_text.contains("Input:      width = 5.0"), "{child_text}");
+    assert!(child_text.contains("Input:      height = 3.0"), "{child_text}");
+    let list = n.union(&["get", "executions"]);
+    assert!(stdout(&list).contains(&child), "{}", stdout(&list));
+}

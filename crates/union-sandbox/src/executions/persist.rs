@@ -46,9 +46,9 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                     let finished = node_terminal(n.phase).then_some(n.at);
                     tx.prepare_cached(
                         "INSERT INTO node_executions (execution_seq, node_id, spec_node_id, parent_node_id, kind, phase,
-                         inputs, outputs, error, created_at, started_at, finished_at, updated_at, seq)
+                         inputs, outputs, error, created_at, started_at, finished_at, updated_at, seq, child_execution)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?10,
-                                 (SELECT COUNT(*) FROM node_executions WHERE execution_seq=?1))
+                                 (SELECT COUNT(*) FROM node_executions WHERE execution_seq=?1), ?13)
                          ON CONFLICT (execution_seq, node_id) DO UPDATE SET
                            phase=excluded.phase,
                            kind=CASE WHEN kind='dynamic' THEN kind ELSE excluded.kind END,
@@ -57,7 +57,8 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                            error=COALESCE(excluded.error, error),
                            started_at=COALESCE(started_at, excluded.started_at),
                            finished_at=COALESCE(excluded.finished_at, finished_at),
-                           updated_at=excluded.updated_at",
+                           updated_at=excluded.updated_at,
+                           child_execution=COALESCE(excluded.child_execution, child_execution)",
                     )?
                     .execute(params![
                         seq,
@@ -71,7 +72,8 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                         n.error.as_ref().map(Message::encode_to_vec),
                         n.at,
                         started,
-                        finished
+                        finished,
+                        n.child_execution.as_ref().map(Message::encode_to_vec)
                     ])?;
                 }
                 Event::Task(t) => {

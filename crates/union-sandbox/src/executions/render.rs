@@ -6,7 +6,7 @@ use crate::status::timestamp;
 use union_idl::flyteidl::admin::{
     execution_closure, node_execution_closure, task_execution_closure, AbortMetadata, Execution,
     ExecutionClosure, NodeExecution, NodeExecutionClosure, NodeExecutionMetaData, TaskExecution,
-    TaskExecutionClosure,
+    TaskExecutionClosure, WorkflowNodeMetadata,
 };
 use union_idl::flyteidl::core::{
     NodeExecutionIdentifier, TaskExecutionIdentifier, TaskLog, WorkflowExecutionIdentifier,
@@ -104,6 +104,13 @@ impl NodeRow {
                     .error
                     .clone()
                     .map(node_execution_closure::OutputResult::Error),
+                target_metadata: self.child_execution.clone().map(|e| {
+                    node_execution_closure::TargetMetadata::WorkflowNodeMetadata(
+                        WorkflowNodeMetadata {
+                            execution_id: Some(e),
+                        },
+                    )
+                }),
                 ..Default::default()
             }),
             metadata: Some(NodeExecutionMetaData {

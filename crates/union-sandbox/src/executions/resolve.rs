@@ -1,5 +1,5 @@
 //! Launch plans from the store: what `CreateExecution` runs, and how launch plan nodes inside
-//! a running workflow are resolved ([`StoreResolver`]).
+//! a running workflow start their child executions ([`StoreResolver`]).
 
 use std::sync::Arc;
 
@@ -8,11 +8,11 @@ use prost::Message;
 use tonic::Status;
 
 use super::Executions;
-use crate::executor::{LaunchPlanResolver, ResolvedLaunchPlan, WorkflowClosure};
+use crate::executor::{ChildExecution, LaunchPlanResolver, ResolvedLaunchPlan, WorkflowClosure};
 use crate::status::db;
 use crate::store::{EntityKey, EntityKind, Store};
 use union_idl::flyteidl::admin::{LaunchPlanSpec, WorkflowClosure as AdminWorkflowClosure};
-use union_idl::flyteidl::core::{parameter, Identifier, LiteralMap};
+use union_idl::flyteidl::core::{parameter, Identifier, LiteralMap, WorkflowExecutionIdentifier};
 
 /// Resolves launch plan nodes from the store.
 pub(super) struct StoreResolver {
@@ -51,6 +51,25 @@ impl LaunchPlanResolver for StoreResolver {
                 default_inputs: defaults,
             })
         })
+    }
+
+    fn start_child<'a>(
+        &'a self,
+        parent: &'a WorkflowExecutionIdentifier,
+        node_id: &'a str,
+        id: &'a Identifier,
+        inputs: LiteralMap,
+    ) -> Option<BoxFuture<'a, Result<ChildExecution, String>>> {
+        Some(Box::pin(async move {
+            let executions = self
+                .executions
+                .upgrade()
+                .ok_or("the sandbox is shutting down")?;
+            executions
+                .create_child(parent, node_id, id, inputs)
+                .await
+                .map_err(|s| s.message().to_string())
+        }))
     }
 }
 

@@ -71,7 +71,7 @@ pub(super) fn execution_row(
 
 pub(super) const NODE_COLUMNS: &str =
     "node_id, spec_node_id, parent_node_id, kind, phase, inputs, outputs, error, created_at,
-    started_at, finished_at, updated_at";
+    started_at, finished_at, updated_at, child_execution";
 
 pub(super) struct NodeRow {
     pub(super) node_id: String,
@@ -85,6 +85,7 @@ pub(super) struct NodeRow {
     pub(super) started_at: Option<i64>,
     pub(super) finished_at: Option<i64>,
     pub(super) updated_at: i64,
+    pub(super) child_execution: Option<WorkflowExecutionIdentifier>,
 }
 
 pub(super) fn node_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRow> {
@@ -100,6 +101,7 @@ pub(super) fn node_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRow> 
         started_at: r.get(9)?,
         finished_at: r.get(10)?,
         updated_at: r.get(11)?,
+        child_execution: r.get::<_, Option<Vec<u8>>>(12)?.and_then(decode),
     })
 }
 

@@ -13,12 +13,12 @@ use super::resolve::load_launch_plan;
 use super::rows::execution_row;
 use super::validate::{check_inputs, exec_id, generate_name, not_found, validate_name};
 use super::{Executions, Running};
-use crate::executor::{self, CancelToken, Event, EventSink, WorkflowClosure};
+use crate::executor::{self, CancelToken, ChildExecution, Event, EventSink, WorkflowClosure};
 use crate::status::db;
 use crate::store::{EntityKind, Store};
 use union_idl::flyteidl::admin::{
-    ExecutionCreateRequest, ExecutionCreateResponse, ExecutionMetadata, ExecutionTerminateRequest,
-    ExecutionTerminateResponse, TaskClosure,
+    execution_metadata, ExecutionCreateRequest, ExecutionCreateResponse, ExecutionMetadata,
+    ExecutionSpec, ExecutionTerminateRequest, ExecutionTerminateResponse, TaskClosure,
 };
 use union_idl::flyteidl::core::{
     self, parameter, workflow_execution::Phase as WfPhase, Identifier, LiteralMap,
@@ -73,43 +73,8 @@ impl Executions {
             name,
             org: req.org,
         };
-        let row_id = id.clone();
-        let spec_bytes = spec.encode_to_vec();
-        let inputs_bytes = inputs.encode_to_vec();
-        let wf_bytes = workflow_id.encode_to_vec();
         let seq = self
-            .blocking(move |store| {
-                store
-                    .write(|tx| {
-                        let exists: Option<i64> = tx
-                            .prepare_cached(
-                                "SELECT seq FROM executions WHERE org=?1 AND project=?2 AND domain=?3 AND name=?4",
-                            )?
-                            .query_row(params![row_id.org, row_id.project, row_id.domain, row_id.name], |r| r.get(0))
-                            .optional()?;
-                        if exists.is_some() {
-                            return Ok(None);
-                        }
-                        let now = executor::now_nanos();
-                        tx.prepare_cached(
-                            "INSERT INTO executions (org, project, domain, name, phase, spec, workflow_id, inputs,
-                             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                        )?
-                        .execute(params![
-                            row_id.org,
-                            row_id.project,
-                            row_id.domain,
-                            row_id.name,
-                            WfPhase::Queued as i32,
-                            spec_bytes,
-                            wf_bytes,
-                            inputs_bytes,
-                            now
-                        ])?;
-                        Ok(Some(tx.last_insert_rowid()))
-                    })
-                    .map_err(db)
-            })
+            .insert(&id, &spec, &inputs, &workflow_id)
             .await?
             .ok_or_else(|| {
                 Status::already_exists(format!(
@@ -119,6 +84,101 @@ impl Executions {
             })?;
         self.start(seq, id.clone(), Arc::new(closure), inputs);
         Ok(ExecutionCreateResponse { id: Some(id) })
+    }
+
+    /// A launch plan node's child execution, as flytepropeller creates it: named after the
+    /// parent and the node, linked to that node (`parent_node_execution`, mode CHILD_WORKFLOW),
+    /// the node's inputs completed by the launch plan's fixed and default ones; started now.
+    pub(super) async fn create_child(
+        self: &Arc<Self>,
+        parent: &WorkflowExecutionIdentifier,
+        node_id: &str,
+        target: &Identifier,
+        given: LiteralMap,
+    ) -> Result<ChildExecution, Status> {
+        let this = self.clone();
+        let lp = target.clone();
+        let (closure, inputs, workflow_id) = self
+            .blocking(move |store| this.prepare(store, &lp, given))
+            .await?;
+        let id = WorkflowExecutionIdentifier {
+            name: child_name(&parent.name, node_id),
+            ..parent.clone()
+        };
+        let spec = ExecutionSpec {
+            launch_plan: Some(target.clone()),
+            metadata: Some(ExecutionMetadata {
+                mode: execution_metadata::ExecutionMode::ChildWorkflow as i32,
+                principal: "sandbox".into(),
+                parent_node_execution: Some(core::NodeExecutionIdentifier {
+                    node_id: node_id.to_string(),
+                    execution_id: Some(parent.clone()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let seq = self
+            .insert(&id, &spec, &inputs, &workflow_id)
+            .await?
+            .ok_or_else(|| {
+                Status::already_exists(format!("child execution `{}` already exists", id.name))
+            })?;
+        let (cancel, done) = self.start(seq, id.clone(), Arc::new(closure), inputs);
+        Ok(ChildExecution {
+            execution: id,
+            cancel,
+            done: Box::pin(async move {
+                done.await.unwrap_or(executor::ExecutionOutcome::Aborted)
+            }),
+        })
+    }
+
+    /// Insert a QUEUED execution; `None` when the name is taken.
+    async fn insert(
+        &self,
+        id: &WorkflowExecutionIdentifier,
+        spec: &ExecutionSpec,
+        inputs: &LiteralMap,
+        workflow_id: &Identifier,
+    ) -> Result<Option<i64>, Status> {
+        let row_id = id.clone();
+        let spec_bytes = spec.encode_to_vec();
+        let inputs_bytes = inputs.encode_to_vec();
+        let wf_bytes = workflow_id.encode_to_vec();
+        self.blocking(move |store| {
+            store
+                .write(|tx| {
+                    let exists: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT seq FROM executions WHERE org=?1 AND project=?2 AND domain=?3 AND name=?4",
+                        )?
+                        .query_row(params![row_id.org, row_id.project, row_id.domain, row_id.name], |r| r.get(0))
+                        .optional()?;
+                    if exists.is_some() {
+                        return Ok(None);
+                    }
+                    let now = executor::now_nanos();
+                    tx.prepare_cached(
+                        "INSERT INTO executions (org, project, domain, name, phase, spec, workflow_id, inputs,
+                         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                    )?
+                    .execute(params![
+                        row_id.org,
+                        row_id.project,
+                        row_id.domain,
+                        row_id.name,
+                        WfPhase::Queued as i32,
+                        spec_bytes,
+                        wf_bytes,
+                        inputs_bytes,
+                        now
+                    ])?;
+                    Ok(Some(tx.last_insert_rowid()))
+                })
+                .map_err(db)
+        })
+        .await
     }
 
     /// Resolve what to run: a launch plan (with its inputs) or a task.
@@ -192,8 +252,9 @@ impl Executions {
         id: WorkflowExecutionIdentifier,
         closure: Arc<WorkflowClosure>,
         inputs: LiteralMap,
-    ) {
+    ) -> (CancelToken, tokio::task::JoinHandle<executor::ExecutionOutcome>) {
         let cancel = CancelToken::new();
+        let token = cancel.clone();
         let cause = Arc::new(Mutex::new(None));
         if let Ok(mut running) = self.running.lock() {
             running.insert(
@@ -205,7 +266,7 @@ impl Executions {
             );
         }
         let this = self.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
             let store = this.store.clone();
             // Events are written in batches, in order, by one task per execution.
@@ -236,12 +297,16 @@ impl Executions {
             let _ = persister.await;
             let abort_cause = cause.lock().ok().and_then(|c| c.clone());
             let store = this.store.clone();
-            let _ = tokio::task::spawn_blocking(move || finish(&store, seq, &outcome, abort_cause))
-                .await;
+            let recorded = outcome.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || finish(&store, seq, &recorded, abort_cause))
+                    .await;
             if let Ok(mut running) = this.running.lock() {
                 running.remove(&seq);
             }
+            outcome
         });
+        (token, handle)
     }
 
     /// `TerminateExecution`: cancel a running execution (its containers are killed); it ends ABORTED.
@@ -287,4 +352,15 @@ impl Executions {
             ))),
         }
     }
+}
+
+/// A child execution's name: 20 lowercase letters and digits starting with a letter (like every
+/// execution name), the same for the same parent and node, as flytepropeller derives it.
+fn child_name(parent: &str, node_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{parent}/{node_id}/0").as_bytes());
+    let text = data_encoding::BASE32_NOPAD
+        .encode(&digest)
+        .to_ascii_lowercase();
+    format!("f{}", &text[..19])
 }

@@ -446,6 +446,56 @@ mod tests {
         assert!(err.contains("n9"), "{err}");
     }
 
+    /// As flytepropeller: a primitive inside a msgpack dataclass comes out as a primitive, a
+    /// nested object or list as msgpack of that part.
+    #[test]
+    fn follows_attribute_paths_into_msgpack() {
+        use rmpv::Value as V;
+        let dc = V::Map(vec![
+            (V::from("count"), V::from(3)),
+            (V::from("names"), V::Array(vec![V::from("ada"), V::from("grace")])),
+            (
+                V::from("inner"),
+                V::Map(vec![(V::from("weight"), V::F64(0.5))]),
+            ),
+        ]);
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &dc).unwrap();
+        let binary = lit(literal::Value::Scalar(Box::new(Scalar {
+            value: Some(scalar::Value::Binary(Binary {
+                value: bytes,
+                tag: "msgpack".into(),
+            })),
+        })));
+        let key = |k: &str| PromiseAttribute {
+            value: Some(promise_attribute::Value::StringValue(k.into())),
+        };
+        let index = |i: i32| PromiseAttribute {
+            value: Some(promise_attribute::Value::IntValue(i)),
+        };
+        assert_eq!(follow_attr_path(&binary, &[key("count")]).unwrap(), int(3));
+        assert_eq!(
+            follow_attr_path(&binary, &[key("names"), index(1)]).unwrap(),
+            primitive_literal(primitive::Value::StringValue("grace".into()))
+        );
+        let inner = follow_attr_path(&binary, &[key("inner")]).unwrap();
+        let Some(literal::Value::Scalar(s)) = &inner.value else {
+            panic!("{inner:?}")
+        };
+        let Some(scalar::Value::Binary(b)) = &s.value else {
+            panic!("{inner:?}")
+        };
+        assert_eq!(b.tag, "msgpack");
+        assert_eq!(
+            rmpv::decode::read_value(&mut b.value.as_slice()).unwrap(),
+            V::Map(vec![(V::from("weight"), V::F64(0.5))])
+        );
+        let err = follow_attr_path(&binary, &[key("nope")]).unwrap_err();
+        assert!(err.contains("`nope`"), "{err}");
+        let err = follow_attr_path(&binary, &[key("names"), index(5)]).unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+    }
+
     fn cmp(op: Operator, var: &str, right: primitive::Value) -> BooleanExpression {
         BooleanExpression {
             expr: Some(boolean_expression::Expr::Comparison(ComparisonExpression {

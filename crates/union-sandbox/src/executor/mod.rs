@@ -11,8 +11,9 @@
 //! - task nodes retry up to `TaskMetadata.retries` (or the node's override) times when an attempt
 //!   fails recoverably, and an attempt longer than `TaskMetadata.timeout` is cancelled and fails
 //!   recoverably; `interruptible` is ignored;
-//! - subworkflow nodes run their template inline; launch plan nodes are resolved through a
-//!   [`LaunchPlanResolver`] and also run inline (flytepropeller would start a child execution);
+//! - subworkflow nodes run their template inline; launch plan nodes start a child execution
+//!   through the [`LaunchPlanResolver`], as flytepropeller does (or run inline when the resolver
+//!   keeps no executions);
 //! - branch nodes evaluate their `BooleanExpression`s on primitives (ints, floats, strings,
 //!   booleans, datetimes, durations) and `None`, then run the chosen node;
 //! - array nodes run one sub-node per element (`engine::array`), a dynamic task's `futures.pb`
@@ -229,13 +230,37 @@ pub struct ResolvedLaunchPlan {
     pub default_inputs: LiteralMap,
 }
 
-/// Looks up launch plans referenced by launch plan nodes.
+/// A launch plan started as a child execution of a launch plan node.
+pub struct ChildExecution {
+    /// The child execution's id.
+    pub execution: core::WorkflowExecutionIdentifier,
+    /// Terminates it (when the parent is aborted).
+    pub cancel: CancelToken,
+    /// Resolves when it ends.
+    pub done: BoxFuture<'static, ExecutionOutcome>,
+}
+
+/// Looks up launch plans referenced by launch plan nodes, and starts them as child executions
+/// where the backend keeps executions.
 pub trait LaunchPlanResolver: Send + Sync {
     /// The launch plan `id`, or a message saying why not.
     fn resolve<'a>(
         &'a self,
         id: &'a Identifier,
     ) -> BoxFuture<'a, Result<ResolvedLaunchPlan, String>>;
+
+    /// Start launch plan `id` as a child execution of node `node_id` of `parent`, with the node's
+    /// `inputs` (the launch plan's fixed and default inputs complete them). `None` when this
+    /// resolver has no executions to create: the engine then runs the launch plan inline.
+    fn start_child<'a>(
+        &'a self,
+        _parent: &'a core::WorkflowExecutionIdentifier,
+        _node_id: &'a str,
+        _id: &'a Identifier,
+        _inputs: LiteralMap,
+    ) -> Option<BoxFuture<'a, Result<ChildExecution, String>>> {
+        None
+    }
 }
 
 /// A resolver for executions without launch plan nodes: every lookup fails.
@@ -303,6 +328,8 @@ pub struct NodeEvent {
     pub kind: &'static str,
     /// The task or workflow it runs, if any.
     pub target: Option<Identifier>,
+    /// The child execution a launch plan node started.
+    pub child_execution: Option<core::WorkflowExecutionIdentifier>,
 }
 
 /// A task attempt's progress.

@@ -89,4 +89,6 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at    INTEGER NOT NULL,
         PRIMARY KEY (execution_seq, signal_id)
     );",
+    // 4: the child execution a launch plan node started (core.WorkflowExecutionIdentifier).
+    "ALTER TABLE node_executions ADD COLUMN child_execution BLOB;",
 ];

@@ -63,6 +63,7 @@ pub(super) fn emit_node_as(
         error: None,
         kind,
         target: node_target(node),
+        child_execution: None,
     }));
 }
 
@@ -88,5 +89,29 @@ pub(super) fn emit_node(
         error,
         kind: node_kind(node),
         target: node_target(node),
+        child_execution: None,
+    }));
+}
+
+/// A launch plan node's link to the child execution it started.
+pub(super) fn emit_child_started(
+    ctx: &Ctx,
+    node: &Node,
+    uid: &str,
+    parent: Option<&str>,
+    child: &union_idl::flyteidl::core::WorkflowExecutionIdentifier,
+) {
+    ctx.sink.emit(Event::Node(NodeEvent {
+        node_id: uid.to_string(),
+        spec_node_id: node.id.clone(),
+        parent_node_id: parent.map(str::to_string),
+        phase: NodePhase::Running,
+        at: now_nanos(),
+        inputs: None,
+        outputs: None,
+        error: None,
+        kind: node_kind(node),
+        target: node_target(node),
+        child_execution: Some(child.clone()),
     }));
 }

@@ -9,6 +9,7 @@
 
 mod array;
 mod branch;
+mod child;
 mod dynamic;
 mod events;
 mod gate;

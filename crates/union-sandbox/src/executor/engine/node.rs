@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 
 use super::array::run_array;
 use super::branch::run_branch;
+use super::child::run_child;
 use super::dynamic::run_dynamic;
 use super::events::emit_node;
 use super::gate::run_gate;
@@ -130,7 +131,22 @@ pub(super) fn execute_node(
                         }
                     }
                     Some(workflow_node::Reference::LaunchplanRef(id)) => {
-                        match ctx.exec.resolver.resolve(id).await {
+                        let resolver = ctx.exec.resolver.clone();
+                        let start =
+                            resolver.start_child(&ctx.execution, &uid, id, inputs.clone());
+                        let started = match start {
+                            Some(start) => Some(start.await),
+                            None => None,
+                        };
+                        match started {
+                            Some(started) => match started {
+                                Ok(child) => {
+                                    run_child(&ctx, &node, &uid, parent.as_deref(), child, &cancel)
+                                        .await
+                                }
+                                Err(e) => Err(failed(&uid, "LaunchPlanFailed", e, ErrorKind::User)),
+                            },
+                            None => match ctx.exec.resolver.resolve(id).await {
                             Ok(lp) => {
                                 let mut all = lp.default_inputs.clone();
                                 all.literals.extend(inputs.literals);
@@ -146,6 +162,7 @@ pub(super) fn execute_node(
                                 .await
                             }
                             Err(e) => Err(failed(&uid, "LaunchPlanNotFound", e, ErrorKind::System)),
+                            },
                         }
                     }
                     None => Err(failed(

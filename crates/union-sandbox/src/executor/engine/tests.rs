@@ -87,6 +87,31 @@ impl TaskRunner for FakeRunner {
                     "ValueError",
                     "Traceback ...\nValueError: boom",
                 )),
+                // A map task element: its index from the environment, as flytekit reads it.
+                "element" => {
+                    let var = request
+                        .env
+                        .iter()
+                        .find(|(k, _)| k == "BATCH_JOB_ARRAY_INDEX_VAR_NAME")
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    let i: usize = request
+                        .env
+                        .iter()
+                        .find(|(k, _)| *k == var)
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(usize::MAX);
+                    let x = match request.inputs.literals.get("xs").and_then(|l| l.value.as_ref()) {
+                        Some(literal::Value::Collection(c)) => int_of(c.literals.get(i)),
+                        _ => -1,
+                    };
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if x == 3 {
+                        TaskOutcome::Failed(TaskFailure::user("ValueError", "ValueError: 3"))
+                    } else {
+                        TaskOutcome::Succeeded(out(x * 10))
+                    }
+                }
                 "sleep" => {
                     tokio::select! {
                         _ = cancel.cancelled() => TaskOutcome::Aborted,
@@ -613,8 +638,106 @@ async fn subworkflows_launch_plans_and_branches() {
     assert_eq!(child, Some(Some("n0".to_string())));
 }
 
+/// A map task: one attempt per element with its index in the environment, at most
+/// `parallelism` at once, outputs in order, a failed element `None` within the success ratio.
 #[tokio::test]
-async fn unsupported_and_invalid_nodes_fail_clearly() {
+async fn array_nodes_run_each_element_and_gather_in_order() {
+    use union_idl::flyteidl::core::{
+        array_node::{ParallelismOption, SuccessCriteria},
+        ArrayNode, LiteralCollection, TypedInterface, Variable, VariableMap,
+    };
+    let mut element = task("element", 0, None);
+    element.interface = Some(TypedInterface {
+        outputs: Some(VariableMap {
+            variables: [("o0".to_string(), Variable::default())].into(),
+        }),
+        ..Default::default()
+    });
+    let xs = |v: &[i64]| Literal {
+        value: Some(literal::Value::Collection(LiteralCollection {
+            literals: v.iter().map(|i| int(*i)).collect(),
+        })),
+        ..Default::default()
+    };
+    let array = |ratio: Option<f32>| Node {
+        id: "n0".into(),
+        inputs: vec![Binding {
+            var: "xs".into(),
+            binding: Some(promise(START_NODE, "xs")),
+        }],
+        target: Some(Target::ArrayNode(Box::new(ArrayNode {
+            node: Some(Box::new(task_node("n0", "element", vec![]))),
+            parallelism_option: Some(ParallelismOption::Parallelism(2)),
+            success_criteria: ratio.map(SuccessCriteria::MinSuccessRatio),
+            is_original_sub_node_interface: Some(false),
+            ..Default::default()
+        }))),
+        ..Default::default()
+    };
+    let wf = |ratio| {
+        let mut c = (*closure(
+            workflow("wf", vec![array(ratio)], vec![("o", promise("n0", "o0"))]),
+            vec![],
+        ))
+        .clone();
+        c.tasks
+            .insert(entity_ref(&task_id("element")), Arc::new(element.clone()));
+        Arc::new(c)
+    };
+    let given = |v: &[i64]| LiteralMap {
+        literals: [("xs".to_string(), xs(v))].into(),
+    };
+    let (outcome, runner, events) = run(4, wf(None), given(&[1, 2, 4, 5, 6]), CancelToken::new()).await;
+    assert_eq!(
+        outcome,
+        ExecutionOutcome::Succeeded(LiteralMap {
+            literals: [("o".to_string(), xs(&[10, 20, 40, 50, 60]))].into()
+        })
+    );
+    assert!(runner.max_running.load(Ordering::SeqCst) <= 2);
+    let elements: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Node(n) if n.parent_node_id.as_deref() == Some("n0") => Some(n.node_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(elements.contains(&"n0-0-n4".to_string()), "{elements:?}");
+
+    // 3 fails: within a ratio of 0.5 its output is None; without one the array fails.
+    let none = Literal {
+        value: Some(literal::Value::Scalar(Box::new(core::Scalar {
+            value: Some(scalar::Value::NoneType(Default::default())),
+        }))),
+        ..Default::default()
+    };
+    let (outcome, _, _) = run(4, wf(Some(0.5)), given(&[1, 3]), CancelToken::new()).await;
+    let expected = Literal {
+        value: Some(literal::Value::Collection(LiteralCollection {
+            literals: vec![int(10), none],
+        })),
+        ..Default::default()
+    };
+    assert_eq!(
+        outcome,
+        ExecutionOutcome::Succeeded(LiteralMap {
+            literals: [("o".to_string(), expected)].into()
+        })
+    );
+    let (outcome, _, _) = run(4, wf(None), given(&[1, 3]), CancelToken::new()).await;
+    let ExecutionOutcome::Failed { node_id, error } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(node_id, "n0");
+    assert!(
+        error.message.contains("1 of 2 elements failed") && error.message.contains("element 1"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn invalid_nodes_fail_clearly() {
     let gate = Node {
         id: "n0".into(),
         target: Some(Target::GateNode(Default::default())),
@@ -631,7 +754,7 @@ async fn unsupported_and_invalid_nodes_fail_clearly() {
         panic!()
     };
     assert!(
-        error.message.contains("not supported by the sandbox"),
+        error.message.contains("gate node without a condition"),
         "{}",
         error.message
     );
