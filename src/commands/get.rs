@@ -189,6 +189,16 @@ fn render_execution(
                     .as_ref()
                     .map(|e| format!("  child execution {}", e.name))
                     .unwrap_or_default(),
+                // As the console labels them.
+                Some(admin::node_execution_closure::TargetMetadata::TaskNodeMetadata(m)) => {
+                    match core::CatalogCacheStatus::try_from(m.cache_status) {
+                        Ok(core::CatalogCacheStatus::CacheHit) => "  read from cache".into(),
+                        Ok(core::CatalogCacheStatus::CachePopulated) => {
+                            "  written to cache".into()
+                        }
+                        _ => String::new(),
+                    }
+                }
                 _ => String::new(),
             };
             let _ = writeln!(

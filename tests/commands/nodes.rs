@@ -283,3 +283,70 @@ fn launch_plan_nodes_run_as_child_executions() {
     let list = n.union(&["get", "executions"]);
     assert!(stdout(&list).contains(&child), "{}", stdout(&list));
 }
+
+/// The output of a cached task is random: equal outputs across executions prove the cache.
+#[test]
+fn cached_tasks_reuse_outputs_across_executions() {
+    let n = Nodes::new();
+    let run_named = |name: &str, extra: &[&str], wf: &str| {
+        let o = run(n
+            .remote()
+            .args(["--name", name, "--wait"])
+            .args(extra)
+            .args(["workflows/caching.py", wf]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let first = run_named("first", &[], "cached_wf");
+    assert_eq!(run_named("second", &[], "cached_wf"), first);
+    assert!(get_execution(&n.sb, "first").contains("written to cache"));
+    assert!(get_execution(&n.sb, "second").contains("read from cache"));
+    // --overwrite-cache runs it again and replaces the entry.
+    let fresh = run_named("overwrite", &["--overwrite-cache"], "cached_wf");
+    assert_ne!(fresh, first);
+    assert_eq!(run_named("third", &[], "cached_wf"), fresh);
+    // Other inputs miss; an input left out of the key does not.
+    let o = run(n.remote().args([
+        "--wait",
+        "workflows/caching.py",
+        "cached_wf",
+        "--seed",
+        "2",
+    ]));
+    assert_ne!(stdout(&o), fresh);
+    let noted = run_named("noted1", &[], "noted_wf");
+    let o = run(n.remote().args([
+        "--wait",
+        "workflows/caching.py",
+        "noted_wf",
+        "--note",
+        "second",
+    ]));
+    assert_eq!(stdout(&o), noted);
+
+    // cache_serialize: of two executions started together, one computes, the other reads.
+    for name in ["ser1", "ser2"] {
+        let o = run(n
+            .remote()
+            .args(["--name", name, "workflows/caching.py", "serialized_wf"]));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let a = n.wait_done("ser1");
+    let b = n.wait_done("ser2");
+    let output = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("Output:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(output(&a), output(&b), "{a}\n{b}");
+    let written = [&a, &b]
+        .iter()
+        .filter(|t| t.contains("written to cache"))
+        .count();
+    let read = [&a, &b]
+        .iter()
+        .filter(|t| t.contains("read from cache"))
+        .count();
+    assert_eq!((written, read), (1, 1), "{a}\n{b}");
+}

@@ -31,6 +31,8 @@ pub mod admin;
 /// OAuth2 (`union sandbox start --auth`): token endpoint, browser flows, the gRPC gate.
 pub mod auth;
 pub mod blobs;
+/// Cached task outputs (DataCatalog's role).
+pub mod cache;
 pub mod compile;
 pub mod executions;
 /// Workflow execution: node scheduling, bindings, branches, and a Docker task runner.
@@ -273,6 +275,7 @@ impl Sandbox {
             self.tls.is_some(),
             image_builder.runner,
             Arc::new(signals.clone()),
+            Arc::new(cache::Cache::new(self.store.clone())),
         )?;
         let admin = AdminServiceServer::new(
             admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),

@@ -38,7 +38,8 @@ use tonic::Status;
 
 use crate::executor::docker::{DockerRunner, DockerRunnerConfig};
 use crate::executor::{
-    CancelToken, Executor, ExecutorConfig, LaunchPlanResolver, SignalSource, TaskRunner,
+    CancelToken, Executor, ExecutorConfig, LaunchPlanResolver, SignalSource, TaskCache,
+    TaskRunner,
 };
 
 use crate::store::{Store, StoreError};
@@ -112,6 +113,7 @@ impl Executions {
         https: bool,
         image_builds: Arc<crate::imagebuilder::BuildRunner>,
         signals: Arc<dyn SignalSource>,
+        cache: Arc<dyn TaskCache>,
     ) -> Result<Arc<Self>, StoreError> {
         let runner = Arc::new(DockerRunner::new(DockerRunnerConfig {
             work_root: data_dir.join("executions"),
@@ -145,7 +147,8 @@ impl Executions {
                     dispatch,
                     resolver,
                 )
-                .with_signals(signals),
+                .with_signals(signals)
+                .with_cache(cache),
                 runner,
                 running: Mutex::new(HashMap::new()),
                 blob_root: blob_root.clone(),

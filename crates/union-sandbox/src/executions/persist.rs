@@ -46,9 +46,9 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                     let finished = node_terminal(n.phase).then_some(n.at);
                     tx.prepare_cached(
                         "INSERT INTO node_executions (execution_seq, node_id, spec_node_id, parent_node_id, kind, phase,
-                         inputs, outputs, error, created_at, started_at, finished_at, updated_at, seq, child_execution)
+                         inputs, outputs, error, created_at, started_at, finished_at, updated_at, seq, child_execution, cache_status)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?10,
-                                 (SELECT COUNT(*) FROM node_executions WHERE execution_seq=?1), ?13)
+                                 (SELECT COUNT(*) FROM node_executions WHERE execution_seq=?1), ?13, ?14)
                          ON CONFLICT (execution_seq, node_id) DO UPDATE SET
                            phase=excluded.phase,
                            kind=CASE WHEN kind='dynamic' THEN kind ELSE excluded.kind END,
@@ -58,7 +58,8 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                            started_at=COALESCE(started_at, excluded.started_at),
                            finished_at=COALESCE(excluded.finished_at, finished_at),
                            updated_at=excluded.updated_at,
-                           child_execution=COALESCE(excluded.child_execution, child_execution)",
+                           child_execution=COALESCE(excluded.child_execution, child_execution),
+                           cache_status=COALESCE(excluded.cache_status, cache_status)",
                     )?
                     .execute(params![
                         seq,
@@ -73,7 +74,8 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                         n.at,
                         started,
                         finished,
-                        n.child_execution.as_ref().map(Message::encode_to_vec)
+                        n.child_execution.as_ref().map(Message::encode_to_vec),
+                        n.cache_status.map(|c| c as i32)
                     ])?;
                 }
                 Event::Task(t) => {

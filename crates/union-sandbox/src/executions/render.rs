@@ -6,7 +6,7 @@ use crate::status::timestamp;
 use union_idl::flyteidl::admin::{
     execution_closure, node_execution_closure, task_execution_closure, AbortMetadata, Execution,
     ExecutionClosure, NodeExecution, NodeExecutionClosure, NodeExecutionMetaData, TaskExecution,
-    TaskExecutionClosure, WorkflowNodeMetadata,
+    TaskExecutionClosure, TaskNodeMetadata, WorkflowNodeMetadata,
 };
 use union_idl::flyteidl::core::{
     NodeExecutionIdentifier, TaskExecutionIdentifier, TaskLog, WorkflowExecutionIdentifier,
@@ -104,13 +104,24 @@ impl NodeRow {
                     .error
                     .clone()
                     .map(node_execution_closure::OutputResult::Error),
-                target_metadata: self.child_execution.clone().map(|e| {
-                    node_execution_closure::TargetMetadata::WorkflowNodeMetadata(
-                        WorkflowNodeMetadata {
-                            execution_id: Some(e),
-                        },
-                    )
-                }),
+                target_metadata: match (&self.child_execution, self.cache_status) {
+                    (Some(e), _) => Some(
+                        node_execution_closure::TargetMetadata::WorkflowNodeMetadata(
+                            WorkflowNodeMetadata {
+                                execution_id: Some(e.clone()),
+                            },
+                        ),
+                    ),
+                    (None, Some(status)) => Some(
+                        node_execution_closure::TargetMetadata::TaskNodeMetadata(
+                            TaskNodeMetadata {
+                                cache_status: status,
+                                ..Default::default()
+                            },
+                        ),
+                    ),
+                    (None, None) => None,
+                },
                 ..Default::default()
             }),
             metadata: Some(NodeExecutionMetaData {

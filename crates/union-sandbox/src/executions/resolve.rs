@@ -8,7 +8,9 @@ use prost::Message;
 use tonic::Status;
 
 use super::Executions;
-use crate::executor::{ChildExecution, LaunchPlanResolver, ResolvedLaunchPlan, WorkflowClosure};
+use crate::executor::{
+    ChildExecution, LaunchPlanResolver, ResolvedLaunchPlan, RunOptions, WorkflowClosure,
+};
 use crate::status::db;
 use crate::store::{EntityKey, EntityKind, Store};
 use union_idl::flyteidl::admin::{LaunchPlanSpec, WorkflowClosure as AdminWorkflowClosure};
@@ -59,6 +61,7 @@ impl LaunchPlanResolver for StoreResolver {
         node_id: &'a str,
         id: &'a Identifier,
         inputs: LiteralMap,
+        options: &'a RunOptions,
     ) -> Option<BoxFuture<'a, Result<ChildExecution, String>>> {
         Some(Box::pin(async move {
             let executions = self
@@ -66,7 +69,7 @@ impl LaunchPlanResolver for StoreResolver {
                 .upgrade()
                 .ok_or("the sandbox is shutting down")?;
             executions
-                .create_child(parent, node_id, id, inputs)
+                .create_child(parent, node_id, id, inputs, options.clone())
                 .await
                 .map_err(|s| s.message().to_string())
         }))

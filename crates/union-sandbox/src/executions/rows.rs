@@ -71,7 +71,7 @@ pub(super) fn execution_row(
 
 pub(super) const NODE_COLUMNS: &str =
     "node_id, spec_node_id, parent_node_id, kind, phase, inputs, outputs, error, created_at,
-    started_at, finished_at, updated_at, child_execution";
+    started_at, finished_at, updated_at, child_execution, cache_status";
 
 pub(super) struct NodeRow {
     pub(super) node_id: String,
@@ -86,6 +86,7 @@ pub(super) struct NodeRow {
     pub(super) finished_at: Option<i64>,
     pub(super) updated_at: i64,
     pub(super) child_execution: Option<WorkflowExecutionIdentifier>,
+    pub(super) cache_status: Option<i32>,
 }
 
 pub(super) fn node_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRow> {
@@ -102,6 +103,7 @@ pub(super) fn node_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRow> 
         finished_at: r.get(10)?,
         updated_at: r.get(11)?,
         child_execution: r.get::<_, Option<Vec<u8>>>(12)?.and_then(decode),
+        cache_status: r.get(13)?,
     })
 }
 

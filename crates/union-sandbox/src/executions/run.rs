@@ -13,7 +13,9 @@ use super::resolve::load_launch_plan;
 use super::rows::execution_row;
 use super::validate::{check_inputs, exec_id, generate_name, not_found, validate_name};
 use super::{Executions, Running};
-use crate::executor::{self, CancelToken, ChildExecution, Event, EventSink, WorkflowClosure};
+use crate::executor::{
+    self, CancelToken, ChildExecution, Event, EventSink, RunOptions, WorkflowClosure,
+};
 use crate::status::db;
 use crate::store::{EntityKind, Store};
 use union_idl::flyteidl::admin::{
@@ -82,7 +84,10 @@ impl Executions {
                     id.name, id.project, id.domain
                 ))
             })?;
-        self.start(seq, id.clone(), Arc::new(closure), inputs);
+        let options = RunOptions {
+            overwrite_cache: spec.overwrite_cache,
+        };
+        self.start(seq, id.clone(), Arc::new(closure), inputs, options);
         Ok(ExecutionCreateResponse { id: Some(id) })
     }
 
@@ -95,6 +100,7 @@ impl Executions {
         node_id: &str,
         target: &Identifier,
         given: LiteralMap,
+        options: RunOptions,
     ) -> Result<ChildExecution, Status> {
         let this = self.clone();
         let lp = target.clone();
@@ -116,6 +122,7 @@ impl Executions {
                 }),
                 ..Default::default()
             }),
+            overwrite_cache: options.overwrite_cache,
             ..Default::default()
         };
         let seq = self
@@ -124,7 +131,7 @@ impl Executions {
             .ok_or_else(|| {
                 Status::already_exists(format!("child execution `{}` already exists", id.name))
             })?;
-        let (cancel, done) = self.start(seq, id.clone(), Arc::new(closure), inputs);
+        let (cancel, done) = self.start(seq, id.clone(), Arc::new(closure), inputs, options);
         Ok(ChildExecution {
             execution: id,
             cancel,
@@ -252,6 +259,7 @@ impl Executions {
         id: WorkflowExecutionIdentifier,
         closure: Arc<WorkflowClosure>,
         inputs: LiteralMap,
+        options: RunOptions,
     ) -> (CancelToken, tokio::task::JoinHandle<executor::ExecutionOutcome>) {
         let cancel = CancelToken::new();
         let token = cancel.clone();
@@ -293,7 +301,10 @@ impl Executions {
             })
             .await;
             let sink: Arc<dyn EventSink> = Arc::new(ChannelSink(tx));
-            let outcome = this.executor.run(id, closure, inputs, sink, cancel).await;
+            let outcome = this
+                .executor
+                .run_with_options(id, closure, inputs, sink, cancel, options)
+                .await;
             let _ = persister.await;
             let abort_cause = cause.lock().ok().and_then(|c| c.clone());
             let store = this.store.clone();

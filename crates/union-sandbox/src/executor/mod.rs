@@ -250,7 +250,8 @@ pub trait LaunchPlanResolver: Send + Sync {
     ) -> BoxFuture<'a, Result<ResolvedLaunchPlan, String>>;
 
     /// Start launch plan `id` as a child execution of node `node_id` of `parent`, with the node's
-    /// `inputs` (the launch plan's fixed and default inputs complete them). `None` when this
+    /// `inputs` (the launch plan's fixed and default inputs complete them) and the parent's
+    /// `options` (a child inherits `--overwrite-cache`). `None` when this
     /// resolver has no executions to create: the engine then runs the launch plan inline.
     fn start_child<'a>(
         &'a self,
@@ -258,6 +259,7 @@ pub trait LaunchPlanResolver: Send + Sync {
         _node_id: &'a str,
         _id: &'a Identifier,
         _inputs: LiteralMap,
+        _options: &'a RunOptions,
     ) -> Option<BoxFuture<'a, Result<ChildExecution, String>>> {
         None
     }
@@ -330,6 +332,65 @@ pub struct NodeEvent {
     pub target: Option<Identifier>,
     /// The child execution a launch plan node started.
     pub child_execution: Option<core::WorkflowExecutionIdentifier>,
+    /// A cached task node's cache lookup or write.
+    pub cache_status: Option<core::CatalogCacheStatus>,
+}
+
+/// What identifies a task's cached outputs, as DataCatalog keys them: the task (project,
+/// domain, name), its `cache_version`, its interface, and a hash of its inputs (less
+/// `cache_ignore_input_vars`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// The task's project.
+    pub project: String,
+    /// The task's domain.
+    pub domain: String,
+    /// The task's name.
+    pub task: String,
+    /// `cache_version`.
+    pub version: String,
+    /// Hash of the task's interface (a changed signature misses).
+    pub signature: String,
+    /// Hash of the inputs.
+    pub inputs: String,
+}
+
+/// Where cached task outputs are kept (in the sandbox, its database).
+pub trait TaskCache: Send + Sync {
+    /// The outputs cached under `key`, if any.
+    fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Option<LiteralMap>>;
+    /// Cache `outputs` under `key` (replacing what was there), produced by `producer`.
+    fn put<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        outputs: &'a LiteralMap,
+        producer: &'a AttemptId,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// For executors without a cache: every lookup misses and nothing is kept.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCache;
+
+impl TaskCache for NoCache {
+    fn get<'a>(&'a self, _key: &'a CacheKey) -> BoxFuture<'a, Option<LiteralMap>> {
+        Box::pin(async { None })
+    }
+    fn put<'a>(
+        &'a self,
+        _key: &'a CacheKey,
+        _outputs: &'a LiteralMap,
+        _producer: &'a AttemptId,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Per-execution settings (from the execution's spec).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run cached tasks again and replace their cached outputs (`--overwrite-cache`).
+    pub overwrite_cache: bool,
 }
 
 /// A task attempt's progress.

@@ -91,4 +91,19 @@ pub const MIGRATIONS: &[&str] = &[
     );",
     // 4: the child execution a launch plan node started (core.WorkflowExecutionIdentifier).
     "ALTER TABLE node_executions ADD COLUMN child_execution BLOB;",
+    // 5: cached task outputs (read and written by `cache`), and each node's cache status.
+    "CREATE TABLE task_cache (
+        project     TEXT NOT NULL,
+        domain      TEXT NOT NULL,
+        task        TEXT NOT NULL,
+        version     TEXT NOT NULL,         -- cache_version
+        signature   TEXT NOT NULL,         -- sha256 of the task's interface
+        inputs      TEXT NOT NULL,         -- sha256 of the inputs (less cache_ignore_input_vars)
+        outputs     BLOB NOT NULL,         -- core.LiteralMap
+        producer    BLOB NOT NULL,         -- core.WorkflowExecutionIdentifier of the execution that produced them
+        node_id     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (project, domain, task, version, signature, inputs)
+    );
+    ALTER TABLE node_executions ADD COLUMN cache_status INTEGER;",
 ];

@@ -4,7 +4,8 @@
 use super::{Ctx, NodeFailure};
 use crate::executor::{now_nanos, Event, NodeEvent, NodePhase};
 use union_idl::flyteidl::core::{
-    node::Target, task_node, workflow_node, ExecutionError, Identifier, LiteralMap, Node,
+    node::Target, task_node, workflow_node, CatalogCacheStatus, ExecutionError, Identifier,
+    LiteralMap, Node,
 };
 
 pub(super) fn error_of(f: &NodeFailure) -> Option<ExecutionError> {
@@ -43,6 +44,24 @@ fn node_target(node: &Node) -> Option<Identifier> {
     }
 }
 
+/// A node event with nothing but its identity and phase; callers fill in the rest.
+pub(super) fn node_event(node: &Node, uid: &str, parent: Option<&str>, phase: NodePhase) -> NodeEvent {
+    NodeEvent {
+        node_id: uid.to_string(),
+        spec_node_id: node.id.clone(),
+        parent_node_id: parent.map(str::to_string),
+        phase,
+        at: now_nanos(),
+        inputs: None,
+        outputs: None,
+        error: None,
+        kind: node_kind(node),
+        target: node_target(node),
+        child_execution: None,
+        cache_status: None,
+    }
+}
+
 /// A phase change that also changes how the node is shown (a task node turned dynamic).
 pub(super) fn emit_node_as(
     ctx: &Ctx,
@@ -53,17 +72,8 @@ pub(super) fn emit_node_as(
     phase: NodePhase,
 ) {
     ctx.sink.emit(Event::Node(NodeEvent {
-        node_id: uid.to_string(),
-        spec_node_id: node.id.clone(),
-        parent_node_id: parent.map(str::to_string),
-        phase,
-        at: now_nanos(),
-        inputs: None,
-        outputs: None,
-        error: None,
         kind,
-        target: node_target(node),
-        child_execution: None,
+        ..node_event(node, uid, parent, phase)
     }));
 }
 
@@ -79,17 +89,10 @@ pub(super) fn emit_node(
     error: Option<ExecutionError>,
 ) {
     ctx.sink.emit(Event::Node(NodeEvent {
-        node_id: uid.to_string(),
-        spec_node_id: node.id.clone(),
-        parent_node_id: parent.map(str::to_string),
-        phase,
-        at: now_nanos(),
         inputs,
         outputs,
         error,
-        kind: node_kind(node),
-        target: node_target(node),
-        child_execution: None,
+        ..node_event(node, uid, parent, phase)
     }));
 }
 
@@ -102,16 +105,23 @@ pub(super) fn emit_child_started(
     child: &union_idl::flyteidl::core::WorkflowExecutionIdentifier,
 ) {
     ctx.sink.emit(Event::Node(NodeEvent {
-        node_id: uid.to_string(),
-        spec_node_id: node.id.clone(),
-        parent_node_id: parent.map(str::to_string),
-        phase: NodePhase::Running,
-        at: now_nanos(),
-        inputs: None,
-        outputs: None,
-        error: None,
-        kind: node_kind(node),
-        target: node_target(node),
         child_execution: Some(child.clone()),
+        ..node_event(node, uid, parent, NodePhase::Running)
+    }));
+}
+
+/// A task node's cache lookup or write (DataCatalog's status), with its inputs.
+pub(super) fn emit_cache_status(
+    ctx: &Ctx,
+    node: &Node,
+    uid: &str,
+    parent: Option<&str>,
+    inputs: &LiteralMap,
+    status: CatalogCacheStatus,
+) {
+    ctx.sink.emit(Event::Node(NodeEvent {
+        inputs: Some(inputs.clone()),
+        cache_status: Some(status),
+        ..node_event(node, uid, parent, NodePhase::Running)
     }));
 }

@@ -9,6 +9,7 @@
 
 mod array;
 mod branch;
+mod cache;
 mod child;
 mod dynamic;
 mod events;
@@ -18,13 +19,14 @@ mod schedule;
 mod single_task;
 mod task;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 use super::{
-    CancelToken, EventSink, ExecutionOutcome, LaunchPlanResolver, NoSignals, SignalSource,
-    TaskRunner, WorkflowClosure,
+    CacheKey, CancelToken, EventSink, ExecutionOutcome, LaunchPlanResolver, NoCache, NoSignals,
+    RunOptions, SignalSource, TaskCache, TaskRunner, WorkflowClosure,
 };
 use union_idl::flyteidl::core::{self, execution_error::ErrorKind, ExecutionError, LiteralMap};
 
@@ -54,6 +56,9 @@ pub struct Executor {
     runner: Arc<dyn TaskRunner>,
     resolver: Arc<dyn LaunchPlanResolver>,
     signals: Arc<dyn SignalSource>,
+    cache: Arc<dyn TaskCache>,
+    /// One lock per key of the `cache_serialize` tasks running now.
+    serialized: Arc<std::sync::Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>>,
     permits: Arc<Semaphore>,
 }
 
@@ -83,6 +88,7 @@ struct Ctx {
     sink: Arc<dyn EventSink>,
     /// Environment added to every task run under this context (an array element's index).
     task_env: Arc<Vec<(String, String)>>,
+    options: Arc<RunOptions>,
 }
 
 impl Executor {
@@ -96,8 +102,16 @@ impl Executor {
             runner,
             resolver,
             signals: Arc::new(NoSignals),
+            cache: Arc::new(NoCache),
+            serialized: Arc::default(),
             permits: Arc::new(Semaphore::new(config.max_parallelism.max(1))),
         }
+    }
+
+    /// The same, with cached tasks' outputs kept in `cache`.
+    pub fn with_cache(mut self, cache: Arc<dyn TaskCache>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// The same, with gate nodes waiting for approvals and inputs from `signals`.
@@ -115,11 +129,26 @@ impl Executor {
         sink: Arc<dyn EventSink>,
         cancel: CancelToken,
     ) -> ExecutionOutcome {
+        self.run_with_options(execution, closure, inputs, sink, cancel, RunOptions::default())
+            .await
+    }
+
+    /// [`run`](Self::run), with the execution's settings.
+    pub async fn run_with_options(
+        &self,
+        execution: core::WorkflowExecutionIdentifier,
+        closure: Arc<WorkflowClosure>,
+        inputs: LiteralMap,
+        sink: Arc<dyn EventSink>,
+        cancel: CancelToken,
+        options: RunOptions,
+    ) -> ExecutionOutcome {
         let ctx = Ctx {
             exec: self.clone(),
             execution,
             sink,
             task_env: Arc::default(),
+            options: Arc::new(options),
         };
         let template = Arc::new(closure.primary.clone());
         match run_workflow(ctx, closure, template, inputs, None, cancel).await {

@@ -133,7 +133,7 @@ pub(super) fn execute_node(
                     Some(workflow_node::Reference::LaunchplanRef(id)) => {
                         let resolver = ctx.exec.resolver.clone();
                         let start =
-                            resolver.start_child(&ctx.execution, &uid, id, inputs.clone());
+                            resolver.start_child(&ctx.execution, &uid, id, inputs.clone(), &ctx.options);
                         let started = match start {
                             Some(start) => Some(start.await),
                             None => None,

@@ -1,17 +1,19 @@
-//! Task nodes: attempts under the executor's parallelism limit, with retries and timeouts,
-//! reporting each attempt's task events.
+//! Task nodes: the cache first (`cache`), then attempts under the executor's parallelism limit,
+//! with retries and timeouts, reporting each attempt's task events.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::events::emit_node;
+use super::cache::cache_key;
+use super::events::{emit_cache_status, emit_node};
 use super::{failed, Ctx, NodeFailure};
 use crate::executor::{
     now_nanos, AttemptId, CancelToken, Event, NodePhase, TaskEvent, TaskFailure, TaskOutcome,
     TaskPhase, TaskRequest,
 };
 use union_idl::flyteidl::core::{
-    execution_error::ErrorKind, DynamicJobSpec, ExecutionError, LiteralMap, Node, TaskTemplate,
+    execution_error::ErrorKind, CatalogCacheStatus, DynamicJobSpec, ExecutionError, LiteralMap,
+    Node, TaskTemplate,
 };
 
 /// What a task node's successful attempt produced.
@@ -31,6 +33,53 @@ fn duration_of(d: &prost_types::Duration) -> Option<Duration> {
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_task_node(
+    ctx: &Ctx,
+    node: &Node,
+    uid: &str,
+    parent: Option<&str>,
+    task: Arc<TaskTemplate>,
+    inputs: LiteralMap,
+    cancel: &CancelToken,
+) -> Result<TaskDone, NodeFailure> {
+    let Some((key, serialized)) = cache_key(&task, node, &inputs) else {
+        return run_attempts(ctx, node, uid, parent, task, inputs, cancel).await;
+    };
+    // cache_serialize: one execution computes a key at a time; the others then find its result.
+    let lock = serialized.then(|| {
+        let mut locks = ctx.exec.serialized.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(key.clone()).or_default().clone()
+    });
+    let _guard = match &lock {
+        Some(l) => Some(tokio::select! {
+            g = l.lock() => g,
+            _ = cancel.cancelled() => return Err(NodeFailure::Aborted),
+        }),
+        None => None,
+    };
+    if !ctx.options.overwrite_cache {
+        if let Some(outputs) = ctx.exec.cache.get(&key).await {
+            emit_cache_status(ctx, node, uid, parent, &inputs, CatalogCacheStatus::CacheHit);
+            return Ok(TaskDone::Outputs(outputs));
+        }
+    }
+    let done = run_attempts(ctx, node, uid, parent, task, inputs.clone(), cancel).await?;
+    if let TaskDone::Outputs(outputs) = &done {
+        let producer = AttemptId {
+            execution: ctx.execution.clone(),
+            node_id: uid.to_string(),
+            retry_attempt: 0,
+        };
+        let status = match ctx.exec.cache.put(&key, outputs, &producer).await {
+            Ok(()) => CatalogCacheStatus::CachePopulated,
+            Err(_) => CatalogCacheStatus::CachePutFailure,
+        };
+        emit_cache_status(ctx, node, uid, parent, &inputs, status);
+    }
+    Ok(done)
+}
+
+/// The task's attempts: retries, timeouts, the parallelism limit.
+async fn run_attempts(
     ctx: &Ctx,
     node: &Node,
     uid: &str,
