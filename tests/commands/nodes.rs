@@ -350,3 +350,25 @@ fn cached_tasks_reuse_outputs_across_executions() {
         .count();
     assert_eq!((written, read), (1, 1), "{a}\n{b}");
 }
+
+/// An eager workflow's container reaches the sandbox (address and config injected, as
+/// flytepropeller's default environment gives them) and each task it calls is a real execution.
+#[test]
+fn eager_workflows_start_executions_of_the_sandbox() {
+    let n = Nodes::new();
+    let local = n.local("workflows/eager.py", "eager_wf");
+    assert_eq!(local, "8\n");
+    assert_eq!(n.run_remote("workflows/eager.py", "eager_wf"), local);
+    let list = stdout(&n.union(&["get", "executions"]));
+    let children: Vec<&str> = list
+        .lines()
+        .filter(|l| l.starts_with("e-eager-wf-"))
+        .collect();
+    assert_eq!(children.len(), 2, "one execution per task call:\n{list}");
+    assert!(
+        children.iter().any(|l| l.contains("workflows.eager.add_one"))
+            && children.iter().any(|l| l.contains("workflows.eager.double"))
+            && children.iter().all(|l| l.contains("SUCCEEDED")),
+        "{list}"
+    );
+}

@@ -87,6 +87,9 @@ pub struct SandboxConfig {
     pub tls: bool,
 }
 
+/// Where the config eager tasks read (`FLYTECTL_CONFIG`) is written, in the data directory.
+pub const EAGER_DIR: &str = "eager";
+
 /// Errors starting or running the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -252,6 +255,65 @@ impl Sandbox {
         self.store.clone()
     }
 
+    /// What eager tasks get to reach this sandbox (their containers share the host's network):
+    /// a config file for flytekit's `FlyteRemote` (`FLYTECTL_CONFIG`, which union's plugin
+    /// also reads) with its address, TLS (and the CA to trust) and, with authentication, the
+    /// confidential client with its secret as a file; the same as `FLYTE_*` variables.
+    fn eager_access(&self) -> Result<executor::docker::EagerAccess, SandboxError> {
+        let ip = if self.local_addr.ip().is_unspecified() {
+            if self.local_addr.is_ipv6() {
+                "[::1]".to_string()
+            } else {
+                "127.0.0.1".to_string()
+            }
+        } else if self.local_addr.is_ipv6() {
+            format!("[{}]", self.local_addr.ip())
+        } else {
+            self.local_addr.ip().to_string()
+        };
+        let endpoint = format!("{ip}:{}", self.local_addr.port());
+        let mut access = executor::docker::EagerAccess::default();
+        let mut yaml = format!(
+            "admin:\n  endpoint: dns:///{endpoint}\n  insecure: {}\n",
+            self.tls.is_none()
+        );
+        access.env.push(("FLYTE_PLATFORM_URL".into(), endpoint));
+        access.env.push((
+            "FLYTE_PLATFORM_INSECURE".into(),
+            self.tls.is_none().to_string(),
+        ));
+        if let Some(ca) = self.tls_ca_cert() {
+            yaml.push_str(&format!("  caCertFilePath: {}\n", ca.display()));
+            access.env.push((
+                "FLYTE_PLATFORM_CA_CERT_FILE_PATH".into(),
+                ca.display().to_string(),
+            ));
+            access.files.push(ca.to_path_buf());
+        }
+        if let Some(authority) = &self.auth {
+            let secret = authority.client_secret_path();
+            yaml.push_str(&format!(
+                "  authType: ClientSecret\n  clientId: {}\n  clientSecretLocation: {}\n",
+                auth::CONFIDENTIAL_CLIENT_ID,
+                secret.display()
+            ));
+            access.files.push(secret.to_path_buf());
+        }
+        let dir = self.data_dir.join(EAGER_DIR);
+        let config = dir.join("config.yaml");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&config, yaml))
+            .map_err(|source| SandboxError::DataDir {
+                path: config.clone(),
+                source,
+            })?;
+        access
+            .env
+            .push(("FLYTECTL_CONFIG".into(), config.display().to_string()));
+        access.files.push(config);
+        Ok(access)
+    }
+
     /// Serve until `shutdown` completes, then finish in-flight requests and close the database.
     pub async fn serve(
         self,
@@ -276,6 +338,7 @@ impl Sandbox {
             image_builder.runner,
             Arc::new(signals.clone()),
             Arc::new(cache::Cache::new(self.store.clone())),
+            self.eager_access()?,
         )?;
         let admin = AdminServiceServer::new(
             admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),

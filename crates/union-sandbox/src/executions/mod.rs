@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 
 use tonic::Status;
 
-use crate::executor::docker::{DockerRunner, DockerRunnerConfig};
+use crate::executor::docker::{DockerRunner, DockerRunnerConfig, EagerAccess};
 use crate::executor::{
     CancelToken, Executor, ExecutorConfig, LaunchPlanResolver, SignalSource, TaskCache,
     TaskRunner,
@@ -114,10 +114,12 @@ impl Executions {
         image_builds: Arc<crate::imagebuilder::BuildRunner>,
         signals: Arc<dyn SignalSource>,
         cache: Arc<dyn TaskCache>,
+        eager: EagerAccess,
     ) -> Result<Arc<Self>, StoreError> {
         let runner = Arc::new(DockerRunner::new(DockerRunnerConfig {
             work_root: data_dir.join("executions"),
             read_only_mounts: vec![blob_root.clone()],
+            eager,
         }));
         let dispatch: Arc<dyn TaskRunner> = Arc::new(Dispatch {
             docker: runner.clone(),

@@ -42,6 +42,8 @@ use union_image::build::{docker_config_credentials, registry_host, split_tag};
 pub const LABEL_SANDBOX: &str = "io.union.sandbox";
 /// Label naming the execution a container belongs to.
 pub const LABEL_EXECUTION: &str = "io.union.execution";
+/// How long an eager task's container has, after SIGTERM, to terminate what it started.
+pub const EAGER_STOP_GRACE: Duration = Duration::from_secs(10);
 /// File name of an attempt's log inside its work directory.
 pub const LOG_FILE: &str = "log.txt";
 
@@ -52,6 +54,20 @@ pub struct DockerRunnerConfig {
     pub work_root: PathBuf,
     /// Host directories mounted read-only at the same path (e.g. the blob store).
     pub read_only_mounts: Vec<PathBuf>,
+    /// How eager tasks reach the backend: environment for flytekit's `FlyteRemote`
+    /// (`FLYTE_PLATFORM_URL`, ...) and files it names (a CA, a client secret), mounted
+    /// read-only. Eager containers share the host's network, where the backend listens.
+    pub eager: EagerAccess,
+}
+
+/// What an eager task's container gets to start executions on the backend, as flytepropeller's
+/// default environment gives it to pods.
+#[derive(Debug, Clone, Default)]
+pub struct EagerAccess {
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Host files mounted read-only at the same path.
+    pub files: Vec<PathBuf>,
 }
 
 /// Runs task attempts as containers on the engine at `DOCKER_HOST` (or the default socket).
@@ -298,10 +314,19 @@ impl DockerRunner {
             request.attempt.retry_attempt
         ));
         env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let eager = task.metadata.as_ref().is_some_and(|m| m.is_eager);
+        if eager {
+            env.extend(self.config.eager.env.iter().map(|(k, v)| format!("{k}={v}")));
+        }
 
         let (nano_cpus, memory, memory_text) = resources(container.resources.as_ref());
         let mut binds = vec![format!("{0}:{0}:rw", exec_dir.display())];
-        for ro in &self.config.read_only_mounts {
+        let eager_files = if eager {
+            self.config.eager.files.as_slice()
+        } else {
+            &[]
+        };
+        for ro in self.config.read_only_mounts.iter().chain(eager_files) {
             if ro.exists() {
                 binds.push(format!("{0}:{0}:ro", ro.display()));
             }
@@ -328,6 +353,8 @@ impl DockerRunner {
                 binds: Some(binds),
                 nano_cpus,
                 memory,
+                // The backend listens on the host's loopback; an eager task talks to it.
+                network_mode: eager.then(|| "host".to_string()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -356,7 +383,9 @@ impl DockerRunner {
                 )
             })?;
         let id = created.id;
-        let outcome = self.supervise(&docker, &id, &paths, cancel).await;
+        // An eager task terminates the executions it started on SIGTERM (flytekit's Controller).
+        let grace = eager.then_some(EAGER_STOP_GRACE);
+        let outcome = self.supervise(&docker, &id, &paths, cancel, grace).await;
         let _ = docker
             .remove_container(
                 &id,
@@ -377,6 +406,7 @@ impl DockerRunner {
         id: &str,
         paths: &AttemptPaths,
         cancel: &CancelToken,
+        grace: Option<Duration>,
     ) -> Result<Option<(i64, bool)>, TaskFailure> {
         docker.start_container(id, None).await.map_err(|e| {
             TaskFailure::system(
@@ -433,9 +463,14 @@ impl DockerRunner {
                 )),
             }
         };
+        tokio::pin!(wait);
         let result = tokio::select! {
-            code = wait => Some(code?),
+            code = &mut wait => Some(code?),
             _ = cancel.cancelled() => {
+                if let Some(grace) = grace {
+                    let _ = docker.kill_container(id, Some(KillContainerOptionsBuilder::new().signal("SIGTERM").build())).await;
+                    let _ = tokio::time::timeout(grace, &mut wait).await;
+                }
                 let _ = docker.kill_container(id, Some(KillContainerOptionsBuilder::new().signal("SIGKILL").build())).await;
                 None
             }

@@ -100,12 +100,19 @@ async fn run_attempts(
         .or_else(|| meta.and_then(|m| m.timeout.as_ref()))
         .and_then(duration_of);
     let runner = ctx.exec.runner.clone();
+    // An eager task mostly waits for the executions it starts, whose tasks need permits: holding
+    // one could starve them (with a limit of 1, forever).
+    let needs_permit = !meta.is_some_and(|m| m.is_eager);
     let mut announced = false;
     let mut attempt: u32 = 0;
     loop {
-        let permit = tokio::select! {
-            p = ctx.exec.permits.clone().acquire_owned() => p.map_err(|_| failed(uid, "Internal", "the executor is shut down", ErrorKind::System))?,
-            _ = cancel.cancelled() => return Err(NodeFailure::Aborted),
+        let permit = if needs_permit {
+            Some(tokio::select! {
+                p = ctx.exec.permits.clone().acquire_owned() => p.map_err(|_| failed(uid, "Internal", "the executor is shut down", ErrorKind::System))?,
+                _ = cancel.cancelled() => return Err(NodeFailure::Aborted),
+            })
+        } else {
+            None
         };
         if !announced {
             emit_node(
