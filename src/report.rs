@@ -21,6 +21,7 @@ fn hint_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Hint>
         crate::discovery::DiscoveryError,
         crate::register::RegisterError,
         crate::register::upload::UploadError,
+        crate::register::local_data::LocalDataError,
         crate::register::union_builder::UnionBuilderError,
         crate::commands::run_remote::FollowError,
         union_client::ConfigError,

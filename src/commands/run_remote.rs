@@ -108,6 +108,18 @@ pub fn run_remote(
         version: version.clone(),
         ..Default::default()
     };
+    // Local files, directories and dataframes among the inputs go up through the data proxy.
+    let mut literal_map = literal_map;
+    if crate::register::local_data::has_local_data(&literal_map) {
+        progress.phase("Uploading inputs");
+        let n = rt.block_on(crate::register::local_data::upload_local_inputs(
+            &client,
+            &settings.project,
+            &settings.domain,
+            &mut literal_map,
+        ))?;
+        progress.done(&format!("{n} file{}", if n == 1 { "" } else { "s" }));
+    }
     crate::process::set_interrupt_note("the entities are registered; no execution was started");
     progress.phase("Starting execution");
     // From here a signal must not leave the user guessing whether an execution runs.
@@ -480,3 +492,4 @@ async fn failing_log_tail(
         tail.join("\n")
     ))
 }
+

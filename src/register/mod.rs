@@ -21,6 +21,7 @@ mod publish;
 pub mod pullable;
 mod serialize;
 pub mod union_builder;
+pub mod local_data;
 pub mod upload;
 
 use std::collections::BTreeMap;

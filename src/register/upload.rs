@@ -83,6 +83,41 @@ pub async fn upload_bytes(
     upload(client, project, domain, file_name, md5, bytes).await
 }
 
+/// Upload a file's `bytes` as `file_name` under the chosen `root` (the files of one directory
+/// share a root, so that their common prefix is the directory's URL); returns the native URL.
+pub async fn upload_under(
+    client: &AdminClient,
+    project: &str,
+    domain: &str,
+    root: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+) -> Result<String, UploadError> {
+    use md5::Digest as _;
+    let md5: [u8; 16] = md5::Md5::digest(&bytes).into();
+    let req = CreateUploadLocationRequest {
+        filename_root: root.to_string(),
+        ..location_request(project, domain, file_name, md5)
+    };
+    put_to(client, req, bytes).await
+}
+
+fn location_request(
+    project: &str,
+    domain: &str,
+    file_name: &str,
+    md5: [u8; 16],
+) -> CreateUploadLocationRequest {
+    CreateUploadLocationRequest {
+        project: project.to_string(),
+        domain: domain.to_string(),
+        filename: file_name.to_string(),
+        content_md5: md5.to_vec(),
+        add_content_md5_metadata: true,
+        ..Default::default()
+    }
+}
+
 async fn upload(
     client: &AdminClient,
     project: &str,
@@ -91,14 +126,17 @@ async fn upload(
     md5: [u8; 16],
     bytes: Vec<u8>,
 ) -> Result<String, UploadError> {
-    let req = CreateUploadLocationRequest {
-        project: project.to_string(),
-        domain: domain.to_string(),
-        filename: file_name.to_string(),
-        content_md5: md5.to_vec(),
-        add_content_md5_metadata: true,
-        ..Default::default()
-    };
+    put_to(client, location_request(project, domain, file_name, md5), bytes).await
+}
+
+async fn put_to(
+    client: &AdminClient,
+    req: CreateUploadLocationRequest,
+    bytes: Vec<u8>,
+) -> Result<String, UploadError> {
+    let file_name = req.filename.clone();
+    let file_name = file_name.as_str();
+    let md5: [u8; 16] = req.content_md5.as_slice().try_into().unwrap_or_default();
     let loc = client.create_upload_location(req).await?;
     let http = http_client(client.tls())?;
     put_signed(

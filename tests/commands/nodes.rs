@@ -372,3 +372,43 @@ fn eager_workflows_start_executions_of_the_sandbox() {
         "{list}"
     );
 }
+
+/// Files, directories and dataframes on the user's machine are uploaded through the data proxy
+/// (as pyflyte does) and read by the task in its container: the answers are the local run's.
+#[test]
+fn file_directory_and_dataframe_inputs_are_uploaded() {
+    let n = Nodes::new();
+    let data = n.project.root().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("words.txt"), "one two three four\n").unwrap();
+    std::fs::write(data.join("sub/a.txt"), "a\n").unwrap();
+    std::fs::write(data.join("b.txt"), "b\n").unwrap();
+    let o = run(Command::new(venv().join("bin/python"))
+        .current_dir(n.project.root())
+        .args([
+            "-c",
+            "import pandas as pd; pd.DataFrame({'n': [1, 2, 3]}).to_parquet('frame.parquet')",
+        ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (file, wf, args) in [
+        ("workflows/files.py", "words_wf", ["--f", "data/words.txt"]),
+        ("workflows/files.py", "listing_wf", ["--d", "data"]),
+        ("workflows/frames.py", "total_wf", ["--df", "frame.parquet"]),
+    ] {
+        let local = run(n.project.union().args(["run", file, wf]).args(args));
+        assert!(local.status.success(), "{}", stderr(&local));
+        let remote = run(n.remote().args(["--wait", file, wf]).args(args));
+        assert!(remote.status.success(), "{wf}: {}", stderr(&remote));
+        assert_eq!(stdout(&remote), stdout(&local), "{wf}");
+        assert!(stderr(&remote).contains("Uploading inputs"), "{}", stderr(&remote));
+    }
+}
+
+/// Several outputs print as pyflyte prints the workflow's NamedTuple, as a local run does.
+#[test]
+fn several_outputs_print_as_a_local_run_prints_them() {
+    let n = Nodes::new();
+    let local = n.local("workflows/outputs.py", "stats_wf");
+    assert_eq!(local, "stats(total=6, label='sum')\n");
+    assert_eq!(n.run_remote("workflows/outputs.py", "stats_wf"), local);
+}

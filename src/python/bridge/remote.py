@@ -3,25 +3,6 @@
 # and outputs come back through flytekit's type engine.
 
 
-def _remote_unsupported(python_type):
-    from flytekit.types.directory import FlyteDirectory
-    from flytekit.types.file import FlyteFile
-
-    try:
-        from flytekit.types.structured import StructuredDataset
-    except Exception:  # pragma: no cover
-        StructuredDataset = ()
-    t = python_type
-    origin = typing.get_origin(t)
-    candidates = typing.get_args(t) if origin is typing.Union else (t,)
-    for c in candidates:
-        if isinstance(c, type) and issubclass(c, (FlyteFile, FlyteDirectory, StructuredDataset)):
-            return True
-        if getattr(c, "__module__", "").startswith("pandas"):
-            return True
-    return False
-
-
 @_guard
 def remote_inputs(module, attr, given_json):
     """The LiteralMap (base64) of a remote execution's inputs, with defaults applied as pyflyte does."""
@@ -34,13 +15,8 @@ def remote_inputs(module, attr, given_json):
     entity = _load_entity(module, attr)
     given = json.loads(given_json)
     final = _inputs_with_defaults(entity)
-    for name in given:
-        if name in final and _remote_unsupported(final[name][0]):
-            raise UserError(
-                "bad_value",
-                f"--{name}: file, directory and dataframe inputs are not supported by `union run --remote` yet",
-                flag=f"--{name}",
-            )
+    # Local files, directories and dataframes become local URIs here; union uploads them
+    # through the data proxy before the execution starts, as pyflyte does.
     inputs = _convert_inputs(entity, given)
     ctx = FlyteContextManager.current_context()
     literals = {}
@@ -64,22 +40,23 @@ def format_outputs(module, attr, literal_map_b64):
 
     from flyteidl.core import literals_pb2
     from flytekit.core.context_manager import FlyteContextManager
-    from flytekit.core.type_engine import TypeEngine
+    from flytekit.core.promise import Promise, create_native_named_tuple
     from flytekit.models.literals import LiteralMap
 
     entity = _load_entity(module, attr)
     pb = literals_pb2.LiteralMap()
     pb.ParseFromString(base64.b64decode(literal_map_b64))
     lm = LiteralMap.from_flyte_idl(pb)
-    types = entity.python_interface.outputs
+    interface = entity.python_interface
     ctx = FlyteContextManager.current_context()
-    values = {}
-    for name, python_type in types.items():
-        if name in lm.literals:
-            values[name] = TypeEngine.to_python_value(ctx, lm.literals[name], python_type)
-    if not types:
+    # The value a local call returns (a single value, or the outputs' NamedTuple), built by
+    # flytekit itself, printed as `pyflyte run` prints it: click.echo semantics.
+    promises = tuple(Promise(var=name, val=lm.literals[name]) for name in interface.outputs if name in lm.literals)
+    if not promises:
         return ""
-    if len(types) == 1:
-        v = next(iter(values.values()), None)
-        return "" if v is None else str(v)
-    return "\n".join(f"{k}: {v}" for k, v in values.items())
+    output = create_native_named_tuple(ctx, promises[0] if len(interface.outputs) == 1 else promises, interface)
+    if output is None:
+        return ""
+    if isinstance(output, (bytes, bytearray)):
+        return output.decode("utf-8", "replace")
+    return str(output)

@@ -586,7 +586,10 @@ impl AttemptPaths {
         for d in [&self.outputs, &self.raw, &self.checkpoint] {
             std::fs::create_dir_all(d)?;
         }
-        std::fs::write(&self.inputs, request.inputs.encode_to_vec())?;
+        std::fs::write(
+            &self.inputs,
+            super::local_uris::as_paths(&request.inputs).encode_to_vec(),
+        )?;
         std::fs::write(&self.task, request.task.encode_to_vec())?;
         std::fs::File::create(&self.log)?;
         // flytekit in the image may run as any user: it must write outputs, raw data and checkpoints.

@@ -27,6 +27,7 @@
 
 pub mod bindings;
 pub mod docker;
+pub mod local_uris;
 mod engine;
 
 use std::collections::HashMap;
