@@ -331,14 +331,16 @@ impl Sandbox {
         // One short write at startup (interrupted executions become FAILED).
         let executions = executions::Executions::open(
             self.store.clone(),
-            self.data_dir.clone(),
-            self.blobs.root().to_path_buf(),
-            self.local_addr,
-            self.tls.is_some(),
-            image_builder.runner,
-            Arc::new(signals.clone()),
-            Arc::new(cache::Cache::new(self.store.clone())),
-            self.eager_access()?,
+            executions::ExecutionsConfig {
+                data_dir: self.data_dir.clone(),
+                blob_root: self.blobs.root().to_path_buf(),
+                addr: self.local_addr,
+                https: self.tls.is_some(),
+                image_builds: image_builder.runner,
+                signals: Arc::new(signals.clone()),
+                cache: Arc::new(cache::Cache::new(self.store.clone())),
+                eager: self.eager_access()?,
+            },
         )?;
         let admin = AdminServiceServer::new(
             admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),

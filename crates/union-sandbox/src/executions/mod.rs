@@ -100,22 +100,41 @@ fn max_parallelism() -> usize {
         .unwrap_or_else(|| ExecutorConfig::default().max_parallelism)
 }
 
+/// What executions of one sandbox are set up with.
+pub struct ExecutionsConfig {
+    /// The sandbox's data directory (work directories go to `executions/` in it).
+    pub data_dir: PathBuf,
+    /// The blob store's root (mounted into task containers).
+    pub blob_root: PathBuf,
+    /// Where the sandbox serves (for log links).
+    pub addr: SocketAddr,
+    /// Whether it serves TLS.
+    pub https: bool,
+    /// Runs attempts of image build tasks (type [`crate::imagebuilder::TASK_TYPE`]).
+    pub image_builds: Arc<crate::imagebuilder::BuildRunner>,
+    /// What gate nodes wait on.
+    pub signals: Arc<dyn SignalSource>,
+    /// Where cached task outputs are kept.
+    pub cache: Arc<dyn TaskCache>,
+    /// What eager tasks get to reach the sandbox.
+    pub eager: EagerAccess,
+}
+
 impl Executions {
-    /// Set up executions for a sandbox with data in `data_dir`, blobs in `blob_root`, serving on
-    /// `addr`; marks executions interrupted by a restart as FAILED (blocking: call off the runtime's workers).
-    /// Attempts of image build tasks (type [`crate::imagebuilder::TASK_TYPE`]) go to
-    /// `image_builds`, every other one to a container.
-    pub fn open(
-        store: Arc<Store>,
-        data_dir: PathBuf,
-        blob_root: PathBuf,
-        addr: SocketAddr,
-        https: bool,
-        image_builds: Arc<crate::imagebuilder::BuildRunner>,
-        signals: Arc<dyn SignalSource>,
-        cache: Arc<dyn TaskCache>,
-        eager: EagerAccess,
-    ) -> Result<Arc<Self>, StoreError> {
+    /// Set up executions; marks executions interrupted by a restart as FAILED (blocking: call
+    /// off the runtime's workers). Attempts of image build tasks go to `image_builds`, every
+    /// other one to a container.
+    pub fn open(store: Arc<Store>, config: ExecutionsConfig) -> Result<Arc<Self>, StoreError> {
+        let ExecutionsConfig {
+            data_dir,
+            blob_root,
+            addr,
+            https,
+            image_builds,
+            signals,
+            cache,
+            eager,
+        } = config;
         let runner = Arc::new(DockerRunner::new(DockerRunnerConfig {
             work_root: data_dir.join("executions"),
             read_only_mounts: vec![blob_root.clone()],
