@@ -412,3 +412,52 @@ fn several_outputs_print_as_a_local_run_prints_them() {
     assert_eq!(local, "stats(total=6, label='sum')\n");
     assert_eq!(n.run_remote("workflows/outputs.py", "stats_wf"), local);
 }
+
+/// A restart leaves nothing half-done: the parent, its child execution and the child's map
+/// elements all end FAILED with the reason, none stays RUNNING.
+#[test]
+fn a_restart_fails_child_executions_and_map_elements_with_the_reason() {
+    require_docker_infra();
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().join("sandbox");
+    let mut n = Nodes {
+        sb: Sandbox::start_in(&data),
+        project: Project::new("nodes"),
+    };
+    let o = run(n
+        .remote()
+        .args(["--name", "napper", "workflows/slow.py", "parent_naps_wf"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = String::new();
+    wait_until("the child's map elements to run", LONG, || {
+        let text = get_execution(&n.sb, "napper");
+        if let Some(c) = text.lines().find_map(|l| l.split("child execution ").nth(1)) {
+            child = c.trim().to_string();
+        }
+        !child.is_empty()
+            && get_execution(&n.sb, &child)
+                .lines()
+                .any(|l| l.trim_start().starts_with("n0-0-n") && l.contains("RUNNING"))
+    });
+    let port = n.sb.port;
+    n.sb.kill();
+    n.sb = Sandbox::launch(crate::support::sandbox::Launch {
+        data_dir: Some(&data),
+        port,
+        ..Default::default()
+    });
+    for name in ["napper", child.as_str()] {
+        let text = get_execution(&n.sb, name);
+        assert!(text.contains("Phase:      FAILED"), "{text}");
+        assert!(
+            text.contains("the sandbox restarted while this execution was running"),
+            "{text}"
+        );
+        assert!(!text.contains("RUNNING"), "{text}");
+    }
+    // The naps' containers are removed (in the background), not left sleeping.
+    let work_root = std::fs::canonicalize(&data).unwrap().join("executions");
+    wait_until("the orphaned containers to be removed", LONG, || {
+        crate::support::exec::containers_of(&work_root).is_empty()
+    });
+}

@@ -1,5 +1,6 @@
 //! Restart recovery: executions a previous sandbox process left QUEUED or RUNNING become FAILED,
-//! since their containers' state did not survive.
+//! since their containers' state did not survive. Array elements and a dynamic node's children
+//! are nodes of their execution, child executions are executions: all end FAILED with the reason.
 
 use prost::Message;
 use rusqlite::params;
@@ -31,9 +32,16 @@ pub(super) fn mark_interrupted(store: &Store) -> Result<usize, StoreError> {
             .execute(params![WfPhase::Failed as i32, error, now, WfPhase::Queued as i32, WfPhase::Running as i32])?;
         tx.prepare_cached(
             "UPDATE node_executions SET phase=?1, error=COALESCE(error, ?2), finished_at=?3, updated_at=?3
-             WHERE phase IN (?4, ?5)",
+             WHERE phase IN (?4, ?5, ?6)",
         )?
-        .execute(params![NodePhase::Failed as i32, error, now, NodePhase::Queued as i32, NodePhase::Running as i32])?;
+        .execute(params![
+            NodePhase::Failed as i32,
+            error,
+            now,
+            NodePhase::Queued as i32,
+            NodePhase::Running as i32,
+            NodePhase::DynamicRunning as i32
+        ])?;
         tx.prepare_cached(
             "UPDATE task_executions SET phase=?1, error=COALESCE(error, ?2), finished_at=?3, updated_at=?3
              WHERE phase IN (?4, ?5)",
