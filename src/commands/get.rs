@@ -90,10 +90,7 @@ pub fn get(cmd: GetCommand) -> Result<ExitCode> {
                     .get_execution(&id)
                     .await
                     .map_err(|e| not_found(e, &a.name, &s))?;
-                let nodes = c
-                    .list_node_tree(&id)
-                    .await
-                    .map_err(anyhow::Error::from)?;
+                let nodes = c.list_node_tree(&id).await.map_err(anyhow::Error::from)?;
                 // Inputs and outputs, inline or fetched; a failure to read them is shown, not
                 // turned into "no outputs".
                 let data = c.execution_literals(&id).await.map_err(|e| {
@@ -193,9 +190,7 @@ fn render_execution(
                 Some(admin::node_execution_closure::TargetMetadata::TaskNodeMetadata(m)) => {
                     match core::CatalogCacheStatus::try_from(m.cache_status) {
                         Ok(core::CatalogCacheStatus::CacheHit) => "  read from cache".into(),
-                        Ok(core::CatalogCacheStatus::CachePopulated) => {
-                            "  written to cache".into()
-                        }
+                        Ok(core::CatalogCacheStatus::CachePopulated) => "  written to cache".into(),
                         _ => String::new(),
                     }
                 }

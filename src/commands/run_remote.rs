@@ -492,4 +492,3 @@ async fn failing_log_tail(
         tail.join("\n")
     ))
 }
-

@@ -57,7 +57,9 @@ fn type_text(t: Option<&LiteralType>) -> String {
 
 fn scalar_literal(v: scalar::Value) -> Literal {
     Literal {
-        value: Some(literal::Value::Scalar(Box::new(core::Scalar { value: Some(v) }))),
+        value: Some(literal::Value::Scalar(Box::new(core::Scalar {
+            value: Some(v),
+        }))),
         ..Default::default()
     }
 }
@@ -199,9 +201,13 @@ pub fn decide(a: SignalArgs, approve: bool) -> Result<ExitCode> {
     let id = execution_id(&s, &a.execution);
     runtime()?.block_on(async {
         let c = AdminClient::connect(&s, crate::process::login_notice()).await?;
-        c.set_signal(&id, &a.signal, primitive_literal(primitive::Value::Boolean(approve)))
-            .await
-            .map_err(|e| not_found(e, &a.execution, &a.signal))
+        c.set_signal(
+            &id,
+            &a.signal,
+            primitive_literal(primitive::Value::Boolean(approve)),
+        )
+        .await
+        .map_err(|e| not_found(e, &a.execution, &a.signal))
     })?;
     let verb = if approve { "Approved" } else { "Rejected" };
     crate::process::write_data(&format!("{verb} {} of {}\n", a.signal, a.execution))?;

@@ -87,7 +87,9 @@ pub async fn upload_local_inputs(
         let mut found = Vec::new();
         uris(value, &mut found);
         for uri in found {
-            let Some(path) = local_path(uri) else { continue };
+            let Some(path) = local_path(uri) else {
+                continue;
+            };
             let read = |p: &Path| {
                 std::fs::read(p).map_err(|source| LocalDataError::Read {
                     path: p.to_path_buf(),

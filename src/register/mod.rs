@@ -16,12 +16,12 @@
 mod error;
 pub mod images;
 mod load;
+pub mod local_data;
 pub mod progress;
 mod publish;
 pub mod pullable;
 mod serialize;
 pub mod union_builder;
-pub mod local_data;
 pub mod upload;
 
 use std::collections::BTreeMap;

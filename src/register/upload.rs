@@ -126,7 +126,12 @@ async fn upload(
     md5: [u8; 16],
     bytes: Vec<u8>,
 ) -> Result<String, UploadError> {
-    put_to(client, location_request(project, domain, file_name, md5), bytes).await
+    put_to(
+        client,
+        location_request(project, domain, file_name, md5),
+        bytes,
+    )
+    .await
 }
 
 async fn put_to(

@@ -79,7 +79,10 @@ fn map_tasks_run_an_element_per_container_and_gather_in_order() {
         let local = n.local("workflows/mapping.py", wf);
         assert_eq!(n.run_remote("workflows/mapping.py", wf), local, "{wf}");
     }
-    assert_eq!(n.local("workflows/mapping.py", "tolerant_wf"), "[1, 2, None, 4]\n");
+    assert_eq!(
+        n.local("workflows/mapping.py", "tolerant_wf"),
+        "[1, 2, None, 4]\n"
+    );
 
     // Each element is a node of its own, shown under the array node.
     let o = run(n
@@ -96,7 +99,9 @@ fn map_tasks_run_an_element_per_container_and_gather_in_order() {
     }
 
     // Without a success ratio, one failing element fails the map and names it.
-    let o = run(n.remote().args(["--wait", "workflows/mapping.py", "strict_wf"]));
+    let o = run(n
+        .remote()
+        .args(["--wait", "workflows/mapping.py", "strict_wf"]));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
@@ -111,9 +116,13 @@ fn dynamic_workflows_run_the_workflow_they_return() {
     let n = Nodes::new();
     let local = n.local("workflows/dynamic.py", "dynamic_wf");
     assert_eq!(local, "[0, 1, 3, 6]\n");
-    let o = run(n
-        .remote()
-        .args(["--name", "dyn", "--wait", "workflows/dynamic.py", "dynamic_wf"]));
+    let o = run(n.remote().args([
+        "--name",
+        "dyn",
+        "--wait",
+        "workflows/dynamic.py",
+        "dynamic_wf",
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), local);
     // The nested dynamic tasks' nodes are children of their dynamic node.
@@ -135,13 +144,19 @@ fn attribute_access_reads_into_dataclasses_lists_and_dicts() {
 #[test]
 fn checkpoints_carry_over_from_one_attempt_to_the_next() {
     let n = Nodes::new();
-    assert_eq!(n.run_remote("workflows/checkpoint.py", "checkpoint_wf"), "3\n");
+    assert_eq!(
+        n.run_remote("workflows/checkpoint.py", "checkpoint_wf"),
+        "3\n"
+    );
 }
 
 #[test]
 fn gate_nodes_sleep_and_wait_for_approvals_and_inputs() {
     let n = Nodes::new();
-    assert_eq!(n.run_remote("workflows/gates.py", "sleep_wf"), "HELLO, NAP!\n");
+    assert_eq!(
+        n.run_remote("workflows/gates.py", "sleep_wf"),
+        "HELLO, NAP!\n"
+    );
 
     for (name, wf) in [
         ("approved", "approval_wf"),
@@ -198,13 +213,16 @@ fn gate_nodes_sleep_and_wait_for_approvals_and_inputs() {
     let o = n.union(&["approve", "given", "nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("has no signal `nope`") && stderr(&o).contains("union get signals given"),
+        stderr(&o).contains("has no signal `nope`")
+            && stderr(&o).contains("union get signals given"),
         "{}",
         stderr(&o)
     );
 
     // A gate that times out fails its workflow, saying so.
-    let o = run(n.remote().args(["--wait", "workflows/gates.py", "impatient_wf"]));
+    let o = run(n
+        .remote()
+        .args(["--wait", "workflows/gates.py", "impatient_wf"]));
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("the gate `never` timed out"),
@@ -217,9 +235,13 @@ fn gate_nodes_sleep_and_wait_for_approvals_and_inputs() {
 fn failure_policies_and_failure_nodes_behave_as_on_flyte() {
     let n = Nodes::new();
     // on_failure: the handler runs with the error (it fails unless it got it).
-    let o = run(n
-        .remote()
-        .args(["--name", "handled", "--wait", "workflows/failures.py", "handled_wf"]));
+    let o = run(n.remote().args([
+        "--name",
+        "handled",
+        "--wait",
+        "workflows/failures.py",
+        "handled_wf",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("ValueError: boom 1"), "{}", stderr(&o));
     let text = get_execution(&n.sb, "handled");
@@ -233,9 +255,13 @@ fn failure_policies_and_failure_nodes_behave_as_on_flyte() {
 
     // FAIL_AFTER_EXECUTABLE_NODES_COMPLETE: the chain that does not depend on the failure runs
     // to the end; the workflow still fails with the first error.
-    let o = run(n
-        .remote()
-        .args(["--name", "keepgoing", "--wait", "workflows/failures.py", "keep_going_wf"]));
+    let o = run(n.remote().args([
+        "--name",
+        "keepgoing",
+        "--wait",
+        "workflows/failures.py",
+        "keep_going_wf",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     let text = get_execution(&n.sb, "keepgoing");
     assert!(text.contains("Phase:      FAILED"), "{text}");
@@ -278,8 +304,14 @@ fn launch_plan_nodes_run_as_child_executions() {
     let child_text = get_execution(&n.sb, &child);
     assert!(child_text.contains("Phase:      SUCCEEDED"), "{child_text}");
     assert!(child_text.contains("rect_lp"), "{child_text}");
-    assert!(child_text.contains("Input:      width = 5.0"), "{child_text}");
-    assert!(child_text.contains("Input:      height = 3.0"), "{child_text}");
+    assert!(
+        child_text.contains("Input:      width = 5.0"),
+        "{child_text}"
+    );
+    assert!(
+        child_text.contains("Input:      height = 3.0"),
+        "{child_text}"
+    );
     let list = n.union(&["get", "executions"]);
     assert!(stdout(&list).contains(&child), "{}", stdout(&list));
 }
@@ -306,13 +338,9 @@ fn cached_tasks_reuse_outputs_across_executions() {
     assert_ne!(fresh, first);
     assert_eq!(run_named("third", &[], "cached_wf"), fresh);
     // Other inputs miss; an input left out of the key does not.
-    let o = run(n.remote().args([
-        "--wait",
-        "workflows/caching.py",
-        "cached_wf",
-        "--seed",
-        "2",
-    ]));
+    let o = run(n
+        .remote()
+        .args(["--wait", "workflows/caching.py", "cached_wf", "--seed", "2"]));
     assert_ne!(stdout(&o), fresh);
     let noted = run_named("noted1", &[], "noted_wf");
     let o = run(n.remote().args([
@@ -366,8 +394,12 @@ fn eager_workflows_start_executions_of_the_sandbox() {
         .collect();
     assert_eq!(children.len(), 2, "one execution per task call:\n{list}");
     assert!(
-        children.iter().any(|l| l.contains("workflows.eager.add_one"))
-            && children.iter().any(|l| l.contains("workflows.eager.double"))
+        children
+            .iter()
+            .any(|l| l.contains("workflows.eager.add_one"))
+            && children
+                .iter()
+                .any(|l| l.contains("workflows.eager.double"))
             && children.iter().all(|l| l.contains("SUCCEEDED")),
         "{list}"
     );
@@ -400,7 +432,11 @@ fn file_directory_and_dataframe_inputs_are_uploaded() {
         let remote = run(n.remote().args(["--wait", file, wf]).args(args));
         assert!(remote.status.success(), "{wf}: {}", stderr(&remote));
         assert_eq!(stdout(&remote), stdout(&local), "{wf}");
-        assert!(stderr(&remote).contains("Uploading inputs"), "{}", stderr(&remote));
+        assert!(
+            stderr(&remote).contains("Uploading inputs"),
+            "{}",
+            stderr(&remote)
+        );
     }
 }
 
@@ -431,7 +467,10 @@ fn a_restart_fails_child_executions_and_map_elements_with_the_reason() {
     let mut child = String::new();
     wait_until("the child's map elements to run", LONG, || {
         let text = get_execution(&n.sb, "napper");
-        if let Some(c) = text.lines().find_map(|l| l.split("child execution ").nth(1)) {
+        if let Some(c) = text
+            .lines()
+            .find_map(|l| l.split("child execution ").nth(1))
+        {
             child = c.trim().to_string();
         }
         !child.is_empty()

@@ -768,3 +768,65 @@ fn serverless_org_comes_from_the_users_handle() {
     assert_eq!(times_opened(&opened), 1);
     a.assert_nothing_leaked(&[&o]);
 }
+
+/// An eager workflow's container authenticates as the sandbox's confidential client (its
+/// secret mounted as a file, never in the environment or a log) and starts real executions.
+#[test]
+fn eager_workflows_authenticate_to_the_sandbox() {
+    crate::support::require_docker_infra();
+    crate::support::build::ensure_engine();
+    let image = crate::support::exec::build_image("hello", "workflows");
+    let a = AuthSandbox::start(&[]);
+    let p = Project::new("nodes");
+    let cfg = a.config(
+        p.parent(),
+        &format!(
+            "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretLocation: {}\n",
+            a.secret_file().display()
+        ),
+    );
+    let o = run(a.union(&p, &cfg).args([
+        "run",
+        "--remote",
+        "--image",
+        &image,
+        "--wait",
+        "workflows/eager.py",
+        "eager_wf",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "8\n");
+    let list = run(a.union(&p, &cfg).args(["get", "executions"]));
+    assert!(
+        stdout(&list)
+            .lines()
+            .filter(|l| l.starts_with("e-eager-wf-") && l.contains("SUCCEEDED"))
+            .count()
+            == 2,
+        "{}",
+        stdout(&list)
+    );
+    // The eager task's log is the sandbox's: no secret there either.
+    let logs: String = walk_logs(&a.sb.data_dir().join("executions"));
+    assert!(
+        !logs.contains(&a.secret()),
+        "a task log shows the client secret"
+    );
+    a.assert_nothing_leaked(&[&o, &list]);
+}
+
+fn walk_logs(dir: &Path) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.push_str(&walk_logs(&path));
+        } else if path.file_name().is_some_and(|n| n == "log.txt") {
+            out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+        }
+    }
+    out
+}

@@ -763,7 +763,11 @@ impl AdminClient {
             top.into_iter().rev().map(|n| (0, n)).collect();
         while let Some((depth, node)) = stack.pop() {
             let parent = node.metadata.as_ref().is_some_and(|m| m.is_parent_node);
-            let uid = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+            let uid = node
+                .id
+                .as_ref()
+                .map(|i| i.node_id.clone())
+                .unwrap_or_default();
             out.push((depth, node));
             // Flyte nests at most a few levels; the bound guards against a backend's cycle.
             if parent && depth < 8 {
@@ -778,7 +782,9 @@ impl AdminClient {
                     .list_node_executions(req)
                     .await
                     .map(|r| r.into_inner().node_executions)
-                    .map_err(|s| self.status_error("ListNodeExecutions", format!("node {uid}"), s))?;
+                    .map_err(|s| {
+                        self.status_error("ListNodeExecutions", format!("node {uid}"), s)
+                    })?;
                 stack.extend(children.into_iter().rev().map(|n| (depth + 1, n)));
             }
         }

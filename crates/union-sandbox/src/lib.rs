@@ -48,6 +48,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -87,8 +88,11 @@ pub struct SandboxConfig {
     pub tls: bool,
 }
 
-/// Where the config eager tasks read (`FLYTECTL_CONFIG`) is written, in the data directory.
+/// Where the files eager tasks read (their config, a copy of the client secret) are kept, in
+/// the data directory (readable by its owner only).
 pub const EAGER_DIR: &str = "eager";
+/// Where eager tasks find those files in their containers.
+pub const EAGER_MOUNT: &str = "/etc/union-sandbox";
 
 /// Errors starting or running the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -258,7 +262,10 @@ impl Sandbox {
     /// What eager tasks get to reach this sandbox (their containers share the host's network):
     /// a config file for flytekit's `FlyteRemote` (`FLYTECTL_CONFIG`, which union's plugin
     /// also reads) with its address, TLS (and the CA to trust) and, with authentication, the
-    /// confidential client with its secret as a file; the same as `FLYTE_*` variables.
+    /// confidential client and its secret; the address as `FLYTE_PLATFORM_*` variables too.
+    /// The files are mounted under [`EAGER_MOUNT`] in the container: the secret's copy is
+    /// readable by the task's user there, and by no other user on the host (its directory is
+    /// the owner's only).
     fn eager_access(&self) -> Result<executor::docker::EagerAccess, SandboxError> {
         let ip = if self.local_addr.ip().is_unspecified() {
             if self.local_addr.is_ipv6() {
@@ -272,6 +279,14 @@ impl Sandbox {
             self.local_addr.ip().to_string()
         };
         let endpoint = format!("{ip}:{}", self.local_addr.port());
+        let inside = |name: &str| Path::new(EAGER_MOUNT).join(name);
+        let dir = self.data_dir.join(EAGER_DIR);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SandboxError::DataDir { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
         let mut access = executor::docker::EagerAccess::default();
         let mut yaml = format!(
             "admin:\n  endpoint: dns:///{endpoint}\n  insecure: {}\n",
@@ -283,34 +298,45 @@ impl Sandbox {
             self.tls.is_none().to_string(),
         ));
         if let Some(ca) = self.tls_ca_cert() {
-            yaml.push_str(&format!("  caCertFilePath: {}\n", ca.display()));
+            let ca_inside = inside("ca.pem");
+            yaml.push_str(&format!("  caCertFilePath: {}\n", ca_inside.display()));
             access.env.push((
                 "FLYTE_PLATFORM_CA_CERT_FILE_PATH".into(),
-                ca.display().to_string(),
+                ca_inside.display().to_string(),
             ));
-            access.files.push(ca.to_path_buf());
+            access.files.push((ca.to_path_buf(), ca_inside));
         }
         if let Some(authority) = &self.auth {
-            let secret = authority.client_secret_path();
+            let copy = dir.join("client-secret");
+            let secret = std::fs::read(authority.client_secret_path())
+                .map_err(io(authority.client_secret_path()))?;
+            let _ = std::fs::remove_file(&copy);
+            std::fs::write(&copy, secret)
+                .and_then(|()| {
+                    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o444))
+                })
+                .map_err(io(&copy))?;
+            let secret_inside = inside("client-secret");
             yaml.push_str(&format!(
                 "  authType: ClientSecret\n  clientId: {}\n  clientSecretLocation: {}\n",
                 auth::CONFIDENTIAL_CLIENT_ID,
-                secret.display()
+                secret_inside.display()
             ));
-            access.files.push(secret.to_path_buf());
+            access.files.push((copy, secret_inside));
         }
-        let dir = self.data_dir.join(EAGER_DIR);
         let config = dir.join("config.yaml");
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&config, yaml))
-            .map_err(|source| SandboxError::DataDir {
-                path: config.clone(),
-                source,
-            })?;
-        access
-            .env
-            .push(("FLYTECTL_CONFIG".into(), config.display().to_string()));
-        access.files.push(config);
+        let _ = std::fs::remove_file(&config);
+        std::fs::write(&config, yaml)
+            .and_then(|()| {
+                std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o444))
+            })
+            .map_err(io(&config))?;
+        let config_inside = inside("config.yaml");
+        access.env.push((
+            "FLYTECTL_CONFIG".into(),
+            config_inside.display().to_string(),
+        ));
+        access.files.push((config, config_inside));
         Ok(access)
     }
 

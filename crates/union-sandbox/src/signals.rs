@@ -46,7 +46,9 @@ fn execution_seq(
     Ok(c.prepare_cached(
         "SELECT seq FROM executions WHERE org=?1 AND project=?2 AND domain=?3 AND name=?4",
     )?
-    .query_row(params![id.org, id.project, id.domain, id.name], |r| r.get(0))
+    .query_row(params![id.org, id.project, id.domain, id.name], |r| {
+        r.get(0)
+    })
     .optional()?)
 }
 
@@ -215,7 +217,11 @@ impl SignalService for Signals {
         let execution = req
             .workflow_execution_id
             .ok_or_else(|| missing("workflow_execution_id"))?;
-        let limit = if req.limit == 0 { 100 } else { req.limit.min(10_000) } as i64;
+        let limit = if req.limit == 0 {
+            100
+        } else {
+            req.limit.min(10_000)
+        } as i64;
         let offset: i64 = if req.token.is_empty() {
             0
         } else {

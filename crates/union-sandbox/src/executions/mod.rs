@@ -38,8 +38,7 @@ use tonic::Status;
 
 use crate::executor::docker::{DockerRunner, DockerRunnerConfig, EagerAccess};
 use crate::executor::{
-    CancelToken, Executor, ExecutorConfig, LaunchPlanResolver, SignalSource, TaskCache,
-    TaskRunner,
+    CancelToken, Executor, ExecutorConfig, LaunchPlanResolver, SignalSource, TaskCache, TaskRunner,
 };
 
 use crate::store::{Store, StoreError};

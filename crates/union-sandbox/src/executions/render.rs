@@ -112,14 +112,14 @@ impl NodeRow {
                             },
                         ),
                     ),
-                    (None, Some(status)) => Some(
-                        node_execution_closure::TargetMetadata::TaskNodeMetadata(
+                    (None, Some(status)) => {
+                        Some(node_execution_closure::TargetMetadata::TaskNodeMetadata(
                             TaskNodeMetadata {
                                 cache_status: status,
                                 ..Default::default()
                             },
-                        ),
-                    ),
+                        ))
+                    }
                     (None, None) => None,
                 },
                 ..Default::default()

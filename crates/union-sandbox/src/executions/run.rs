@@ -135,9 +135,9 @@ impl Executions {
         Ok(ChildExecution {
             execution: id,
             cancel,
-            done: Box::pin(async move {
-                done.await.unwrap_or(executor::ExecutionOutcome::Aborted)
-            }),
+            done: Box::pin(
+                async move { done.await.unwrap_or(executor::ExecutionOutcome::Aborted) },
+            ),
         })
     }
 
@@ -260,7 +260,10 @@ impl Executions {
         closure: Arc<WorkflowClosure>,
         inputs: LiteralMap,
         options: RunOptions,
-    ) -> (CancelToken, tokio::task::JoinHandle<executor::ExecutionOutcome>) {
+    ) -> (
+        CancelToken,
+        tokio::task::JoinHandle<executor::ExecutionOutcome>,
+    ) {
         let cancel = CancelToken::new();
         let token = cancel.clone();
         let cause = Arc::new(Mutex::new(None));

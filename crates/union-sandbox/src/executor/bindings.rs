@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use union_idl::flyteidl::core::{
     binding_data, boolean_expression, comparison_expression::Operator,
     conjunction_expression::LogicalOperator, literal, operand, primitive, promise_attribute,
-    scalar, Binary, Binding, BindingData, BooleanExpression, Literal, LiteralCollection, LiteralMap,
-    Operand, Primitive, PromiseAttribute, Scalar, Union,
+    scalar, Binary, Binding, BindingData, BooleanExpression, Literal, LiteralCollection,
+    LiteralMap, Operand, Primitive, PromiseAttribute, Scalar, Union,
 };
 
 /// The id flytekit gives the implicit node that provides the workflow's inputs.
@@ -129,9 +129,9 @@ fn follow_attr_path(value: &Literal, path: &[PromiseAttribute]) -> Result<Litera
                         promise_attribute::Value::StringValue(k) => st.fields.get(k).cloned(),
                         promise_attribute::Value::IntValue(_) => None,
                     };
-                    json_value_to_literal(
-                        &v.ok_or_else(|| format!("attribute {} is not in the struct", attr_text(attr_value)))?,
-                    )
+                    json_value_to_literal(&v.ok_or_else(|| {
+                        format!("attribute {} is not in the struct", attr_text(attr_value))
+                    })?)
                 }
                 Some(scalar::Value::Binary(b)) => return follow_in_binary(b, &path[step..]),
                 _ => {
@@ -179,7 +179,12 @@ fn follow_in_binary(b: &Binary, path: &[PromiseAttribute]) -> Result<Literal, St
                     .and_then(|i| items.into_iter().nth(i))
                     .ok_or_else(|| format!("index {i} is out of range (list of {len})"))?
             }
-            (_, Some(a)) => return Err(format!("cannot take attribute {} of this value", attr_text(a))),
+            (_, Some(a)) => {
+                return Err(format!(
+                    "cannot take attribute {} of this value",
+                    attr_text(a)
+                ))
+            }
             (_, None) => return Err("empty attribute".into()),
         };
     }
@@ -189,9 +194,9 @@ fn follow_in_binary(b: &Binary, path: &[PromiseAttribute]) -> Result<Literal, St
         })))
     };
     Ok(match value {
-        rmpv::Value::String(s) if s.as_str().is_some() => {
-            prim(primitive::Value::StringValue(s.into_str().unwrap_or_default()))
-        }
+        rmpv::Value::String(s) if s.as_str().is_some() => prim(primitive::Value::StringValue(
+            s.into_str().unwrap_or_default(),
+        )),
         rmpv::Value::Boolean(x) => prim(primitive::Value::Boolean(x)),
         rmpv::Value::Integer(i) if i.as_i64().is_some() => {
             prim(primitive::Value::Integer(i.as_i64().unwrap_or_default()))
@@ -453,7 +458,10 @@ mod tests {
         use rmpv::Value as V;
         let dc = V::Map(vec![
             (V::from("count"), V::from(3)),
-            (V::from("names"), V::Array(vec![V::from("ada"), V::from("grace")])),
+            (
+                V::from("names"),
+                V::Array(vec![V::from("ada"), V::from("grace")]),
+            ),
             (
                 V::from("inner"),
                 V::Map(vec![(V::from("weight"), V::F64(0.5))]),

@@ -55,8 +55,8 @@ pub struct DockerRunnerConfig {
     /// Host directories mounted read-only at the same path (e.g. the blob store).
     pub read_only_mounts: Vec<PathBuf>,
     /// How eager tasks reach the backend: environment for flytekit's `FlyteRemote`
-    /// (`FLYTE_PLATFORM_URL`, ...) and files it names (a CA, a client secret), mounted
-    /// read-only. Eager containers share the host's network, where the backend listens.
+    /// (`FLYTE_PLATFORM_URL`, ...) and files it names (its config, a CA, a client secret),
+    /// mounted read-only. Eager containers share the host's network, where the backend listens.
     pub eager: EagerAccess,
 }
 
@@ -66,8 +66,8 @@ pub struct DockerRunnerConfig {
 pub struct EagerAccess {
     /// Environment variables.
     pub env: Vec<(String, String)>,
-    /// Host files mounted read-only at the same path.
-    pub files: Vec<PathBuf>,
+    /// Host files mounted read-only: (on the host, in the container).
+    pub files: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Runs task attempts as containers on the engine at `DOCKER_HOST` (or the default socket).
@@ -270,7 +270,8 @@ impl DockerRunner {
                 retry_attempt: prev,
                 ..request.attempt.clone()
             };
-            paths.prev_checkpoint = Some(AttemptPaths::new(&self.attempt_dir(&previous)).checkpoint);
+            paths.prev_checkpoint =
+                Some(AttemptPaths::new(&self.attempt_dir(&previous)).checkpoint);
         }
         paths.prepare(&exec_dir, request).map_err(|e| {
             TaskFailure::system(
@@ -316,19 +317,25 @@ impl DockerRunner {
         env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
         let eager = task.metadata.as_ref().is_some_and(|m| m.is_eager);
         if eager {
-            env.extend(self.config.eager.env.iter().map(|(k, v)| format!("{k}={v}")));
+            env.extend(
+                self.config
+                    .eager
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}")),
+            );
         }
 
         let (nano_cpus, memory, memory_text) = resources(container.resources.as_ref());
         let mut binds = vec![format!("{0}:{0}:rw", exec_dir.display())];
-        let eager_files = if eager {
-            self.config.eager.files.as_slice()
-        } else {
-            &[]
-        };
-        for ro in self.config.read_only_mounts.iter().chain(eager_files) {
+        for ro in &self.config.read_only_mounts {
             if ro.exists() {
                 binds.push(format!("{0}:{0}:ro", ro.display()));
+            }
+        }
+        if eager {
+            for (host, inside) in &self.config.eager.files {
+                binds.push(format!("{}:{}:ro", host.display(), inside.display()));
             }
         }
         let labels: HashMap<String, String> = [

@@ -27,8 +27,8 @@
 
 pub mod bindings;
 pub mod docker;
-pub mod local_uris;
 mod engine;
+pub mod local_uris;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -303,7 +303,8 @@ impl SignalSource for NoSignals {
         signal_id: &'a str,
         _type: &'a core::LiteralType,
     ) -> BoxFuture<'a, Result<core::Literal, String>> {
-        let msg = format!("signal `{signal_id}` cannot be received: this executor has no signal service");
+        let msg =
+            format!("signal `{signal_id}` cannot be received: this executor has no signal service");
         Box::pin(async move { Err(msg) })
     }
 }

@@ -95,8 +95,14 @@ mod tests {
     fn inputs(a: i64, b: i64) -> LiteralMap {
         LiteralMap {
             literals: [
-                ("a".to_string(), primitive_literal(primitive::Value::Integer(a))),
-                ("b".to_string(), primitive_literal(primitive::Value::Integer(b))),
+                (
+                    "a".to_string(),
+                    primitive_literal(primitive::Value::Integer(a)),
+                ),
+                (
+                    "b".to_string(),
+                    primitive_literal(primitive::Value::Integer(b)),
+                ),
             ]
             .into(),
         }
@@ -110,9 +116,15 @@ mod tests {
         let t = task(true, "1", &[]);
         assert_eq!(key(&t, &inputs(1, 2)), key(&t, &inputs(1, 2)));
         assert_ne!(key(&t, &inputs(1, 2)), key(&t, &inputs(1, 3)));
-        assert_ne!(key(&t, &inputs(1, 2)), key(&task(true, "2", &[]), &inputs(1, 2)));
+        assert_ne!(
+            key(&t, &inputs(1, 2)),
+            key(&task(true, "2", &[]), &inputs(1, 2))
+        );
         let ignoring_b = task(true, "1", &["b"]);
-        assert_eq!(key(&ignoring_b, &inputs(1, 2)), key(&ignoring_b, &inputs(1, 3)));
+        assert_eq!(
+            key(&ignoring_b, &inputs(1, 2)),
+            key(&ignoring_b, &inputs(1, 3))
+        );
         // A node override turns caching off.
         let off = Node {
             metadata: Some(union_idl::flyteidl::core::NodeMetadata {

@@ -45,7 +45,12 @@ fn node_target(node: &Node) -> Option<Identifier> {
 }
 
 /// A node event with nothing but its identity and phase; callers fill in the rest.
-pub(super) fn node_event(node: &Node, uid: &str, parent: Option<&str>, phase: NodePhase) -> NodeEvent {
+pub(super) fn node_event(
+    node: &Node,
+    uid: &str,
+    parent: Option<&str>,
+    phase: NodePhase,
+) -> NodeEvent {
     NodeEvent {
         node_id: uid.to_string(),
         spec_node_id: node.id.clone(),

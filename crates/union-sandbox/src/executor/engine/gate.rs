@@ -43,7 +43,12 @@ pub(super) async fn run_gate(
         .map(duration_of)
         .filter(|d| !d.is_zero());
     let condition = gate.condition.as_ref().ok_or_else(|| {
-        failed(uid, "InvalidNode", "gate node without a condition", ErrorKind::System)
+        failed(
+            uid,
+            "InvalidNode",
+            "gate node without a condition",
+            ErrorKind::System,
+        )
     })?;
     let wait = async {
         match condition {

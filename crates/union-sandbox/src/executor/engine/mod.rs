@@ -129,8 +129,15 @@ impl Executor {
         sink: Arc<dyn EventSink>,
         cancel: CancelToken,
     ) -> ExecutionOutcome {
-        self.run_with_options(execution, closure, inputs, sink, cancel, RunOptions::default())
-            .await
+        self.run_with_options(
+            execution,
+            closure,
+            inputs,
+            sink,
+            cancel,
+            RunOptions::default(),
+        )
+        .await
     }
 
     /// [`run`](Self::run), with the execution's settings.

@@ -132,8 +132,13 @@ pub(super) fn execute_node(
                     }
                     Some(workflow_node::Reference::LaunchplanRef(id)) => {
                         let resolver = ctx.exec.resolver.clone();
-                        let start =
-                            resolver.start_child(&ctx.execution, &uid, id, inputs.clone(), &ctx.options);
+                        let start = resolver.start_child(
+                            &ctx.execution,
+                            &uid,
+                            id,
+                            inputs.clone(),
+                            &ctx.options,
+                        );
                         let started = match start {
                             Some(start) => Some(start.await),
                             None => None,
@@ -147,21 +152,23 @@ pub(super) fn execute_node(
                                 Err(e) => Err(failed(&uid, "LaunchPlanFailed", e, ErrorKind::User)),
                             },
                             None => match ctx.exec.resolver.resolve(id).await {
-                            Ok(lp) => {
-                                let mut all = lp.default_inputs.clone();
-                                all.literals.extend(inputs.literals);
-                                let template = Arc::new(lp.closure.primary.clone());
-                                run_workflow(
-                                    ctx.clone(),
-                                    lp.closure.clone(),
-                                    template,
-                                    all,
-                                    Some(uid.clone()),
-                                    cancel.clone(),
-                                )
-                                .await
-                            }
-                            Err(e) => Err(failed(&uid, "LaunchPlanNotFound", e, ErrorKind::System)),
+                                Ok(lp) => {
+                                    let mut all = lp.default_inputs.clone();
+                                    all.literals.extend(inputs.literals);
+                                    let template = Arc::new(lp.closure.primary.clone());
+                                    run_workflow(
+                                        ctx.clone(),
+                                        lp.closure.clone(),
+                                        template,
+                                        all,
+                                        Some(uid.clone()),
+                                        cancel.clone(),
+                                    )
+                                    .await
+                                }
+                                Err(e) => {
+                                    Err(failed(&uid, "LaunchPlanNotFound", e, ErrorKind::System))
+                                }
                             },
                         }
                     }

@@ -113,10 +113,9 @@ pub(super) fn run_workflow(
         let wf_cancel = cancel.child();
         let mut failure: Option<NodeFailure> = None;
         // FAIL_AFTER_EXECUTABLE_NODES_COMPLETE: a failure stops only the nodes that depend on it.
-        let keep_going = template
-            .metadata
-            .as_ref()
-            .is_some_and(|m| m.on_failure == OnFailurePolicy::FailAfterExecutableNodesComplete as i32);
+        let keep_going = template.metadata.as_ref().is_some_and(|m| {
+            m.on_failure == OnFailurePolicy::FailAfterExecutableNodesComplete as i32
+        });
 
         loop {
             if !matches!(failure, Some(NodeFailure::Aborted)) && cancel.is_cancelled() {
@@ -203,8 +202,17 @@ pub(super) fn run_workflow(
             if let (NodeFailure::Failed { node_id, error }, Some(handler)) =
                 (&f, template.failure_node.as_ref())
             {
-                run_failure_node(&ctx, &closure, handler, parent.as_deref(), &scope, node_id, error, &cancel)
-                    .await;
+                run_failure_node(
+                    &ctx,
+                    &closure,
+                    handler,
+                    parent.as_deref(),
+                    &scope,
+                    node_id,
+                    error,
+                    &cancel,
+                )
+                .await;
             }
             return Err(f);
         }
@@ -247,7 +255,16 @@ async fn run_failure_node(
         Ok(i) => i,
         Err(e) => {
             let f = failed(&uid, "BindingResolutionFailure", e, ErrorKind::User);
-            emit_node(ctx, handler, &uid, parent, NodePhase::Failed, None, None, error_of(&f));
+            emit_node(
+                ctx,
+                handler,
+                &uid,
+                parent,
+                NodePhase::Failed,
+                None,
+                None,
+                error_of(&f),
+            );
             return;
         }
     };
@@ -270,10 +287,12 @@ async fn run_failure_node(
                 });
                 Literal {
                     value: Some(literal::Value::Scalar(Box::new(Scalar {
-                        value: Some(scalar::Value::Union(Box::new(union_idl::flyteidl::core::Union {
-                            value: Some(Box::new(error)),
-                            r#type: variant.cloned(),
-                        }))),
+                        value: Some(scalar::Value::Union(Box::new(
+                            union_idl::flyteidl::core::Union {
+                                value: Some(Box::new(error)),
+                                r#type: variant.cloned(),
+                            },
+                        ))),
                     }))),
                     ..Default::default()
                 }

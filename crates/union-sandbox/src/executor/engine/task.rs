@@ -46,7 +46,11 @@ pub(super) async fn run_task_node(
     };
     // cache_serialize: one execution computes a key at a time; the others then find its result.
     let lock = serialized.then(|| {
-        let mut locks = ctx.exec.serialized.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks = ctx
+            .exec
+            .serialized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         locks.entry(key.clone()).or_default().clone()
     });
     let _guard = match &lock {
@@ -58,7 +62,14 @@ pub(super) async fn run_task_node(
     };
     if !ctx.options.overwrite_cache {
         if let Some(outputs) = ctx.exec.cache.get(&key).await {
-            emit_cache_status(ctx, node, uid, parent, &inputs, CatalogCacheStatus::CacheHit);
+            emit_cache_status(
+                ctx,
+                node,
+                uid,
+                parent,
+                &inputs,
+                CatalogCacheStatus::CacheHit,
+            );
             return Ok(TaskDone::Outputs(outputs));
         }
     }

@@ -101,7 +101,12 @@ impl TaskRunner for FakeRunner {
                         .find(|(k, _)| *k == var)
                         .and_then(|(_, v)| v.parse().ok())
                         .unwrap_or(usize::MAX);
-                    let x = match request.inputs.literals.get("xs").and_then(|l| l.value.as_ref()) {
+                    let x = match request
+                        .inputs
+                        .literals
+                        .get("xs")
+                        .and_then(|l| l.value.as_ref())
+                    {
                         Some(literal::Value::Collection(c)) => int_of(c.literals.get(i)),
                         _ => -1,
                     };
@@ -687,7 +692,8 @@ async fn array_nodes_run_each_element_and_gather_in_order() {
     let given = |v: &[i64]| LiteralMap {
         literals: [("xs".to_string(), xs(v))].into(),
     };
-    let (outcome, runner, events) = run(4, wf(None), given(&[1, 2, 4, 5, 6]), CancelToken::new()).await;
+    let (outcome, runner, events) =
+        run(4, wf(None), given(&[1, 2, 4, 5, 6]), CancelToken::new()).await;
     assert_eq!(
         outcome,
         ExecutionOutcome::Succeeded(LiteralMap {
