@@ -2,7 +2,7 @@
 //! `union register`, `pyflyte run --remote` registration and `FlyteRemote` work without a cluster.
 //!
 //! One port serves everything: gRPC (`AdminService`, `DataProxyService`, `AuthMetadataService`,
-//! union's `ImageService`)
+//! union's `ImageService` and `SecretService`)
 //! over HTTP/2 and the blob endpoint of signed upload URLs over HTTP/1.1 ([`blobs`]). State lives
 //! in a data directory: `sandbox.db` (SQLite, [`store`]), `blobs/`, `sandbox.key` (URL signing secret).
 //! With [`SandboxConfig::auth`] the sandbox is also its own OAuth2 server and every gRPC call needs
@@ -38,6 +38,8 @@ pub mod executor;
 /// union's remote image builder: the `build-image` task, its executions, `ImageService`.
 pub mod imagebuilder;
 pub mod query;
+/// union's SecretService and the secrets tasks read.
+pub mod secrets;
 pub mod status;
 pub mod store;
 pub mod tls;
@@ -291,7 +293,8 @@ impl Sandbox {
             .add_service(IdentityServiceServer::new(auth::Identity::new(
                 self.auth.clone(),
             )))
-            .add_service(image_builder.service.into_server());
+            .add_service(image_builder.service.into_server())
+            .add_service(secrets::SecretApi::new(self.store.clone()).into_server());
         let routes = match &self.auth {
             Some(authority) => routes.add_service(AuthMetadataServiceServer::new(
                 auth::Metadata::new(authority.clone()),

@@ -113,6 +113,7 @@ impl Executions {
         let runner = Arc::new(DockerRunner::new(DockerRunnerConfig {
             work_root: data_dir.join("executions"),
             read_only_mounts: vec![blob_root.clone()],
+            secrets: Some(Arc::new(crate::secrets::StoreSecrets(store.clone()))),
         }));
         let dispatch: Arc<dyn TaskRunner> = Arc::new(Dispatch {
             docker: runner.clone(),

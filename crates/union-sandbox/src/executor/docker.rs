@@ -52,6 +52,8 @@ pub struct DockerRunnerConfig {
     pub work_root: PathBuf,
     /// Host directories mounted read-only at the same path (e.g. the blob store).
     pub read_only_mounts: Vec<PathBuf>,
+    /// Where the secrets tasks ask for come from (None: a task asking for one fails).
+    pub secrets: Option<std::sync::Arc<dyn super::secrets::SecretSource>>,
 }
 
 /// Runs task attempts as containers on the engine at `DOCKER_HOST` (or the default socket).
@@ -259,6 +261,16 @@ impl DockerRunner {
             r = self.ensure_image(&docker, &container.image) => r?,
             _ = cancel.cancelled() => return Ok(TaskOutcome::Aborted),
         }
+        // Held until the container is gone: dropping it removes the secret files.
+        let secrets = {
+            let (source, req) = (self.config.secrets.clone(), request.clone());
+            let root = self.config.work_root.join(".secrets");
+            tokio::task::spawn_blocking(move || {
+                super::secrets::provision(source.as_deref(), &req, &root)
+            })
+            .await
+            .map_err(|e| TaskFailure::system("SecretMount", e.to_string()))??
+        };
 
         let substitute = |s: &String| paths.substitute(s);
         let command: Vec<String> = container.command.iter().map(substitute).collect();
@@ -289,6 +301,7 @@ impl DockerRunner {
             "FLYTE_ATTEMPT_NUMBER={}",
             request.attempt.retry_attempt
         ));
+        env.extend(secrets.env.iter().cloned());
 
         let (nano_cpus, memory, memory_text) = resources(container.resources.as_ref());
         let mut binds = vec![format!("{0}:{0}:rw", exec_dir.display())];
@@ -297,6 +310,7 @@ impl DockerRunner {
                 binds.push(format!("{0}:{0}:ro", ro.display()));
             }
         }
+        binds.extend(secrets.bind.iter().cloned());
         let labels: HashMap<String, String> = [
             (
                 LABEL_SANDBOX.to_string(),
@@ -354,6 +368,7 @@ impl DockerRunner {
                 Some(RemoveContainerOptionsBuilder::new().force(true).build()),
             )
             .await;
+        drop(secrets);
         let exit = outcome?;
         Ok(match exit {
             None => TaskOutcome::Aborted,

@@ -25,6 +25,7 @@
 pub mod bindings;
 pub mod docker;
 mod engine;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
