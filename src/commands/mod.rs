@@ -16,6 +16,7 @@ pub mod run;
 pub mod run_inputs;
 pub mod run_remote;
 pub mod sandbox;
+pub mod secret;
 pub mod warm;
 
 /// Run the parsed command line.
@@ -34,6 +35,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(cmd) => get::get(cmd),
         Command::Terminate(args) => get::terminate(args),
         Command::Create(cmd) => create::create(cmd),
+        Command::Delete(crate::cli::DeleteCommand::Secret(args)) => secret::delete(args),
         Command::Warm(cmd) => warm::warm(cmd),
         // The binary starts servers itself (src/main.rs); one asked to run inside a served
         // command (only a hand-made request could) is refused.

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 mod execution_options;
+pub mod secrets;
 mod org;
 mod tls;
 
