@@ -38,6 +38,8 @@ pub mod executor;
 /// union's remote image builder: the `build-image` task, its executions, `ImageService`.
 pub mod imagebuilder;
 pub mod query;
+/// Scheduled launch plans, started as FlyteScheduler starts them.
+pub mod schedules;
 /// union's SecretService and the secrets tasks read.
 pub mod secrets;
 pub mod status;
@@ -151,6 +153,8 @@ pub struct Sandbox {
     auth: Option<Arc<auth::Authority>>,
     /// TLS; None: plaintext.
     tls: Option<tls::Tls>,
+    /// Told what the scheduler starts (and what fails).
+    schedule_reporter: Option<Arc<dyn schedules::ScheduleReporter>>,
 }
 
 impl Sandbox {
@@ -212,7 +216,14 @@ impl Sandbox {
             image_builder: None,
             auth,
             tls,
+            schedule_reporter: None,
         })
+    }
+
+    /// Tell `reporter` each execution the scheduler starts, and each it cannot.
+    pub fn with_schedule_reporter(mut self, reporter: Arc<dyn schedules::ScheduleReporter>) -> Self {
+        self.schedule_reporter = Some(reporter);
+        self
     }
 
     /// Be union's remote image builder too ([`imagebuilder`]), with these settings (its records
@@ -272,6 +283,11 @@ impl Sandbox {
             self.tls.is_some(),
             image_builder.runner,
         )?;
+        let scheduler = schedules::spawn(
+            self.store.clone(),
+            executions.clone(),
+            self.schedule_reporter.clone(),
+        );
         let admin = AdminServiceServer::new(
             admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),
         )
@@ -324,6 +340,8 @@ impl Sandbox {
             }
         }
         .map_err(SandboxError::Serve);
+        scheduler.abort();
+        let _ = scheduler.await;
         // The last handle: dropping it closes the database (and checkpoints the WAL).
         drop(self.store);
         result
