@@ -140,9 +140,9 @@ pub fn create(a: CreateSecretArgs) -> Result<ExitCode> {
 fn read_value_file(path: &std::path::Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     if path.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| CliError::new("cannot read the secret value from standard input").caused_by(e))?;
+        std::io::stdin().read_to_end(&mut bytes).map_err(|e| {
+            CliError::new("cannot read the secret value from standard input").caused_by(e)
+        })?;
         return Ok(bytes);
     }
     std::fs::read(path).map_err(|e| {
@@ -248,7 +248,11 @@ fn render_table(secrets: &[Secret]) -> String {
                 .map(|m| m.r#type)
                 .unwrap_or_default();
             let type_name = SecretType::try_from(t)
-                .map(|t| t.as_str_name().trim_start_matches("SECRET_TYPE_").to_string())
+                .map(|t| {
+                    t.as_str_name()
+                        .trim_start_matches("SECRET_TYPE_")
+                        .to_string()
+                })
                 .unwrap_or_else(|_| t.to_string());
             let dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
             [id.name, dash(id.project), dash(id.domain), type_name]

@@ -25,8 +25,9 @@ use union_sandbox::schedules::{cron::rfc3339, execution_name, NOW_ENV};
 /// Generous: it bounds a hang on a busy machine, it never decides a result.
 const LONG: Duration = Duration::from_secs(600);
 
-type Client =
-    union_idl::flyteidl::service::admin_service_client::AdminServiceClient<tonic::transport::Channel>;
+type Client = union_idl::flyteidl::service::admin_service_client::AdminServiceClient<
+    tonic::transport::Channel,
+>;
 
 /// Every execution of the launch plan `lp` with its scheduled time (unix seconds).
 async fn scheduled(admin: &mut Client, lp: &str) -> Vec<(i64, Execution)> {
@@ -53,7 +54,11 @@ async fn scheduled(admin: &mut Client, lp: &str) -> Vec<(i64, Execution)> {
                 .is_some_and(|l| l.name == lp)
         })
         .map(|e| {
-            let meta = e.spec.as_ref().and_then(|s| s.metadata.clone()).unwrap_or_default();
+            let meta = e
+                .spec
+                .as_ref()
+                .and_then(|s| s.metadata.clone())
+                .unwrap_or_default();
             assert_eq!(meta.mode, ExecutionMode::Scheduled as i32, "{e:?}");
             let at = meta.scheduled_at.expect("scheduled_at").seconds;
             (at, e)
@@ -93,7 +98,11 @@ async fn kickoff_input(admin: &mut Client, name: &str) -> i64 {
 async fn wait_for_fires(admin: &mut Client, lp: &str, times: &BTreeSet<i64>) {
     let start = std::time::Instant::now();
     loop {
-        let seen: BTreeSet<i64> = scheduled(admin, lp).await.into_iter().map(|(t, _)| t).collect();
+        let seen: BTreeSet<i64> = scheduled(admin, lp)
+            .await
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
         if times.is_subset(&seen) {
             return;
         }
@@ -147,25 +156,43 @@ async fn launch_plans_fire_on_schedule_and_catch_up_after_a_restart() {
     let first = {
         let start = std::time::Instant::now();
         loop {
-            if let Some((at, e)) = scheduled(&mut admin, "every_minute_lp").await.into_iter().next() {
+            if let Some((at, e)) = scheduled(&mut admin, "every_minute_lp")
+                .await
+                .into_iter()
+                .next()
+            {
                 break (at, e);
             }
-            assert!(start.elapsed() < LONG, "every_minute_lp never fired:\n{}", sb.stderr());
+            assert!(
+                start.elapsed() < LONG,
+                "every_minute_lp never fired:\n{}",
+                sb.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
     let (at, e) = first;
     assert_eq!(at % 60, 0, "on the minute: {}", rfc3339(at));
     let name = e.id.as_ref().unwrap().name.clone();
-    assert_eq!(name, execution_name(PROJECT, DOMAIN, "every_minute_lp", "v1", at));
+    assert_eq!(
+        name,
+        execution_name(PROJECT, DOMAIN, "every_minute_lp", "v1", at)
+    );
     assert_eq!(kickoff_input(&mut admin, &name).await, at);
     let done = wait_done(&mut admin, &name, LONG).await;
-    assert_eq!(done.closure.as_ref().unwrap().phase, Phase::Succeeded as i32);
+    assert_eq!(
+        done.closure.as_ref().unwrap().phase,
+        Phase::Succeeded as i32
+    );
     let out = crate::support::exec::outputs(&mut admin, &name).await;
     let o0 = crate::support::exec::as_string(&out.literals["o0"]).unwrap();
     // The task saw the datetime flytekit made of the input.
     assert_eq!(o0, rfc3339(at).replace('Z', "+00:00"));
-    assert!(sb.stderr().contains(&format!("schedule: started {name}")), "{}", sb.stderr());
+    assert!(
+        sb.stderr().contains(&format!("schedule: started {name}")),
+        "{}",
+        sb.stderr()
+    );
 
     // Deactivated while running (no restart): it is no longer scheduled, not even caught up.
     admin

@@ -69,7 +69,10 @@ fn secret_commands_work_like_unions() {
     std::fs::write(&file, format!("{value}-from-file")).unwrap();
 
     let mut seen = String::new();
-    let o = ours(&sb, &["create", "secret", "--name", "api_token", "--value", &value]);
+    let o = ours(
+        &sb,
+        &["create", "secret", "--name", "api_token", "--value", &value],
+    );
     assert!(o.status.success());
     assert_eq!(stdout(&o), "Created secret with name: api_token\n");
     seen += &all_text(&o);
@@ -81,7 +84,15 @@ fn secret_commands_work_like_unions() {
     seen += &all_text(&o);
     let o = ours(
         &sb,
-        &["create", "secret", "scoped", "--value", &value, "--project", "flytesnacks"],
+        &[
+            "create",
+            "secret",
+            "scoped",
+            "--value",
+            &value,
+            "--project",
+            "flytesnacks",
+        ],
     );
     assert!(o.status.success());
     seen += &all_text(&o);
@@ -112,16 +123,31 @@ fn secret_commands_work_like_unions() {
     assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
 
     // Errors name the secret and the fix, exit 1.
-    let o = ours(&sb, &["create", "secret", "--name", "api_token", "--value", &value]);
+    let o = ours(
+        &sb,
+        &["create", "secret", "--name", "api_token", "--value", &value],
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("secret `api_token` already exists"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("secret `api_token` already exists"),
+        "{}",
+        stderr(&o)
+    );
     seen += &all_text(&o);
     let o = ours(&sb, &["get", "secret", "nosuch"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no secret named `nosuch`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no secret named `nosuch`"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("union create secret --name nosuch"));
     let o = ours(&sb, &["delete", "secret", "scoped"]);
-    assert_eq!(o.status.code(), Some(1), "scoped to a project: not found without it");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "scoped to a project: not found without it"
+    );
     assert!(stderr(&o).contains("--project"), "{}", stderr(&o));
 
     // Usage errors exit 2.
@@ -129,7 +155,15 @@ fn secret_commands_work_like_unions() {
         vec!["create", "secret", "--value", "x"],
         vec!["create", "secret", "a", "--name", "b", "--value", "x"],
         vec!["create", "secret", "a", "--value", "x", "--value-file", "f"],
-        vec!["create", "secret", "a", "--type", "image-pull-secret", "--value", "x"],
+        vec![
+            "create",
+            "secret",
+            "a",
+            "--type",
+            "image-pull-secret",
+            "--value",
+            "x",
+        ],
         vec!["delete", "secret"],
     ] {
         let o = ours(&sb, &args);
@@ -140,7 +174,10 @@ fn secret_commands_work_like_unions() {
     let o = ours(&sb, &["delete", "secret", "api_token"]);
     assert!(o.status.success());
     assert_eq!(stdout(&o), "Deleted secret with name: api_token\n");
-    let o = ours(&sb, &["delete", "secret", "scoped", "--project", "flytesnacks"]);
+    let o = ours(
+        &sb,
+        &["delete", "secret", "scoped", "--project", "flytesnacks"],
+    );
     assert!(o.status.success());
     let o = run(union_py(&sb, home.path()).args(["delete", "secret", "from_python"]));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -157,14 +194,21 @@ fn listing_pages_through_every_secret() {
     let home = tempfile::tempdir().unwrap();
     // More than one page of union's ListSecrets (20).
     for i in 0..23 {
-        let o = ours(&sb, &["create", "secret", &format!("s{i:02}"), "--value", "v"]);
+        let o = ours(
+            &sb,
+            &["create", "secret", &format!("s{i:02}"), "--value", "v"],
+        );
         assert!(o.status.success());
     }
     let o = ours(&sb, &["get", "secret"]);
     assert_eq!(stdout(&o).lines().count(), 24, "{}", stdout(&o));
     let o = run(union_py(&sb, home.path()).args(["get", "secret"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("s00") && stdout(&o).contains("s22"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("s00") && stdout(&o).contains("s22"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// An image with flytekit: the hello fixture's, built if missing.
@@ -206,8 +250,14 @@ fn tasks_read_secrets_from_env_and_file_and_never_show_them() {
         .args(["--image", &image, "workflows/secrets.py", "secrets_wf"]));
     assert!(o.status.success());
     let out = stdout(&o);
-    assert!(out.contains(&format!("o0: env:{}", sha256_hex(&token))), "{out}");
-    assert!(out.contains(&format!("o1: file:{}", sha256_hex(&cert))), "{out}");
+    assert!(
+        out.contains(&format!("o0: env:{}", sha256_hex(&token))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("o1: file:{}", sha256_hex(&cert))),
+        "{out}"
+    );
     let name = stderr(&o)
         .lines()
         .find_map(|l| l.strip_prefix("Starting execution: "))
@@ -225,8 +275,14 @@ fn tasks_read_secrets_from_env_and_file_and_never_show_them() {
     }
     // The files mounted for the attempts are gone.
     let mounts = sb.data_dir().join("executions/.secrets");
-    let left: Vec<_> = std::fs::read_dir(&mounts).map(|d| d.collect()).unwrap_or_default();
-    assert!(left.is_empty(), "left behind in {}: {left:?}", mounts.display());
+    let left: Vec<_> = std::fs::read_dir(&mounts)
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        mounts.display()
+    );
 }
 
 #[test]
@@ -242,5 +298,8 @@ fn a_missing_secret_fails_the_task_naming_it_and_the_fix() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("secret `never_created`"), "{err}");
-    assert!(err.contains("union create secret --name never_created"), "{err}");
+    assert!(
+        err.contains("union create secret --name never_created"),
+        "{err}"
+    );
 }

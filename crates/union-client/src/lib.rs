@@ -16,8 +16,8 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 mod execution_options;
-pub mod secrets;
 mod org;
+pub mod secrets;
 mod tls;
 
 pub use admin::{id_text, AdminClient, AdminError, Created, ExecutionOptions};

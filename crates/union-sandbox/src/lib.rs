@@ -221,7 +221,10 @@ impl Sandbox {
     }
 
     /// Tell `reporter` each execution the scheduler starts, and each it cannot.
-    pub fn with_schedule_reporter(mut self, reporter: Arc<dyn schedules::ScheduleReporter>) -> Self {
+    pub fn with_schedule_reporter(
+        mut self,
+        reporter: Arc<dyn schedules::ScheduleReporter>,
+    ) -> Self {
         self.schedule_reporter = Some(reporter);
         self
     }

@@ -197,7 +197,8 @@ pub fn provision(
         }
     }
     if wants_env {
-        out.env.push(format!("FLYTE_SECRETS_ENV_PREFIX={ENV_PREFIX}"));
+        out.env
+            .push(format!("FLYTE_SECRETS_ENV_PREFIX={ENV_PREFIX}"));
     }
     if !files.is_empty() {
         out.env
@@ -206,7 +207,10 @@ pub fn provision(
         let dir = write_files(root, &files).map_err(|e| {
             TaskFailure::system(
                 "SecretMount",
-                format!("cannot write the task's secret files under `{}`: {e}", root.display()),
+                format!(
+                    "cannot write the task's secret files under `{}`: {e}",
+                    root.display()
+                ),
             )
         })?;
         out.bind = Some(format!("{}:{SECRETS_DIR}:ro", dir.display()));
@@ -231,7 +235,12 @@ fn write_files(root: &Path, files: &[(PathBuf, SecretValue)]) -> std::io::Result
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
     let mut suffix = [0u8; 8];
     let _ = getrandom::fill(&mut suffix);
-    let dir = root.join(suffix.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let dir = root.join(
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    );
     std::fs::create_dir(&dir)?;
     // Removes what was written if a step below fails.
     let mut guard = Provisioned {
@@ -364,7 +373,10 @@ mod tests {
         let bind = p.bind.clone().unwrap();
         let host = bind.split(':').next().unwrap().to_string();
         assert!(bind.ends_with(":/etc/flyte/secrets:ro"));
-        assert_eq!(std::fs::read(Path::new(&host).join("cert")).unwrap(), b"xyz");
+        assert_eq!(
+            std::fs::read(Path::new(&host).join("cert")).unwrap(),
+            b"xyz"
+        );
         let mode = std::fs::metadata(root.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         drop(p);

@@ -37,9 +37,21 @@ struct Bounds {
     names: &'static [(&'static str, u32)],
 }
 
-const MINUTES: Bounds = Bounds { min: 0, max: 59, names: &[] };
-const HOURS: Bounds = Bounds { min: 0, max: 23, names: &[] };
-const DOM: Bounds = Bounds { min: 1, max: 31, names: &[] };
+const MINUTES: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOURS: Bounds = Bounds {
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DOM: Bounds = Bounds {
+    min: 1,
+    max: 31,
+    names: &[],
+};
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
@@ -155,9 +167,7 @@ fn range(expr: &str, r: &Bounds) -> Result<u64, String> {
         ));
     }
     if step == 0 {
-        return Err(format!(
-            "step of range should be a positive number: {expr}"
-        ));
+        return Err(format!("step of range should be a positive number: {expr}"));
     }
     Ok(bits(start, end, step) | extra)
 }
@@ -241,7 +251,13 @@ impl CronSpec {
                 "monthly" => Ok(fields(once, once, 1 << 1, all(&MONTHS), all(&DOW))),
                 "weekly" => Ok(fields(once, once, all(&DOM), all(&MONTHS), once)),
                 "daily" | "midnight" => Ok(fields(once, once, all(&DOM), all(&MONTHS), all(&DOW))),
-                "hourly" => Ok(fields(once, all(&HOURS), all(&DOM), all(&MONTHS), all(&DOW))),
+                "hourly" => Ok(fields(
+                    once,
+                    all(&HOURS),
+                    all(&DOM),
+                    all(&MONTHS),
+                    all(&DOW),
+                )),
                 _ => match descriptor.strip_prefix("every ") {
                     Some(d) => Ok(CronSpec::Every(go_duration(d)?)),
                     None => Err(format!("unrecognized descriptor: {spec}")),
@@ -423,50 +439,131 @@ mod tests {
 
     #[test]
     fn every_minute_fires_at_the_next_minute_strictly_after() {
-        assert_eq!(next("* * * * *", "2024-05-01T10:00:00Z"), "2024-05-01T10:01:00Z");
-        assert_eq!(next("* * * * *", "2024-05-01T10:00:59Z"), "2024-05-01T10:01:00Z");
-        assert_eq!(next("*/1 * * * *", "2024-12-31T23:59:30Z"), "2025-01-01T00:00:00Z");
+        assert_eq!(
+            next("* * * * *", "2024-05-01T10:00:00Z"),
+            "2024-05-01T10:01:00Z"
+        );
+        assert_eq!(
+            next("* * * * *", "2024-05-01T10:00:59Z"),
+            "2024-05-01T10:01:00Z"
+        );
+        assert_eq!(
+            next("*/1 * * * *", "2024-12-31T23:59:30Z"),
+            "2025-01-01T00:00:00Z"
+        );
     }
 
     #[test]
     fn fields_ranges_steps_lists_and_names() {
-        assert_eq!(next("*/15 * * * *", "2024-05-01T10:16:00Z"), "2024-05-01T10:30:00Z");
-        assert_eq!(next("5/20 * * * *", "2024-05-01T10:26:00Z"), "2024-05-01T10:45:00Z");
-        assert_eq!(next("0 9-17/4 * * *", "2024-05-01T13:00:00Z"), "2024-05-01T17:00:00Z");
-        assert_eq!(next("0 9-17/4 * * *", "2024-05-01T17:00:00Z"), "2024-05-02T09:00:00Z");
-        assert_eq!(next("30 2 1,15 * *", "2024-05-02T00:00:00Z"), "2024-05-15T02:30:00Z");
-        assert_eq!(next("0 0 * jan,JUL *", "2024-02-10T00:00:00Z"), "2024-07-01T00:00:00Z");
+        assert_eq!(
+            next("*/15 * * * *", "2024-05-01T10:16:00Z"),
+            "2024-05-01T10:30:00Z"
+        );
+        assert_eq!(
+            next("5/20 * * * *", "2024-05-01T10:26:00Z"),
+            "2024-05-01T10:45:00Z"
+        );
+        assert_eq!(
+            next("0 9-17/4 * * *", "2024-05-01T13:00:00Z"),
+            "2024-05-01T17:00:00Z"
+        );
+        assert_eq!(
+            next("0 9-17/4 * * *", "2024-05-01T17:00:00Z"),
+            "2024-05-02T09:00:00Z"
+        );
+        assert_eq!(
+            next("30 2 1,15 * *", "2024-05-02T00:00:00Z"),
+            "2024-05-15T02:30:00Z"
+        );
+        assert_eq!(
+            next("0 0 * jan,JUL *", "2024-02-10T00:00:00Z"),
+            "2024-07-01T00:00:00Z"
+        );
         // 2024-05-01 is a Wednesday.
-        assert_eq!(next("0 12 * * mon-fri", "2024-05-03T12:00:00Z"), "2024-05-06T12:00:00Z");
-        assert_eq!(next("0 0 * * 0", "2024-05-01T00:00:00Z"), "2024-05-05T00:00:00Z");
-        assert_eq!(next("0 0 29 2 *", "2024-03-01T00:00:00Z"), "2028-02-29T00:00:00Z");
-        assert_eq!(next("0 0 31 * *", "2024-04-01T00:00:00Z"), "2024-05-31T00:00:00Z");
-        assert_eq!(next("? ? ? ? ?", "2024-05-01T10:00:00Z"), "2024-05-01T10:01:00Z");
+        assert_eq!(
+            next("0 12 * * mon-fri", "2024-05-03T12:00:00Z"),
+            "2024-05-06T12:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 * * 0", "2024-05-01T00:00:00Z"),
+            "2024-05-05T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 29 2 *", "2024-03-01T00:00:00Z"),
+            "2028-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 31 * *", "2024-04-01T00:00:00Z"),
+            "2024-05-31T00:00:00Z"
+        );
+        assert_eq!(
+            next("? ? ? ? ?", "2024-05-01T10:00:00Z"),
+            "2024-05-01T10:01:00Z"
+        );
     }
 
     #[test]
     fn day_of_month_or_day_of_week_when_neither_is_a_star() {
         // The 13th or a Friday: 2024-05-03 is a Friday before the 13th.
-        assert_eq!(next("0 0 13 * 5", "2024-05-01T00:00:00Z"), "2024-05-03T00:00:00Z");
+        assert_eq!(
+            next("0 0 13 * 5", "2024-05-01T00:00:00Z"),
+            "2024-05-03T00:00:00Z"
+        );
         // With a star, both must match: a Friday the 13th... of any month is not asked here:
         // `*` day of month and Friday means every Friday.
-        assert_eq!(next("0 0 * * 5", "2024-05-04T00:00:00Z"), "2024-05-10T00:00:00Z");
+        assert_eq!(
+            next("0 0 * * 5", "2024-05-04T00:00:00Z"),
+            "2024-05-10T00:00:00Z"
+        );
         // `*/1` keeps the star; `*/2` does not (odd days or Mondays).
-        assert_eq!(next("0 0 */2 * 1", "2024-05-01T00:00:00Z"), "2024-05-03T00:00:00Z");
-        assert_eq!(next("0 0 */1 * 1", "2024-05-01T00:00:00Z"), "2024-05-06T00:00:00Z");
+        assert_eq!(
+            next("0 0 */2 * 1", "2024-05-01T00:00:00Z"),
+            "2024-05-03T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 */1 * 1", "2024-05-01T00:00:00Z"),
+            "2024-05-06T00:00:00Z"
+        );
     }
 
     #[test]
     fn descriptors() {
-        assert_eq!(next("@hourly", "2024-05-01T10:00:00Z"), "2024-05-01T11:00:00Z");
-        assert_eq!(next("@daily", "2024-05-01T10:00:00Z"), "2024-05-02T00:00:00Z");
-        assert_eq!(next("@midnight", "2024-05-01T10:00:00Z"), "2024-05-02T00:00:00Z");
-        assert_eq!(next("@weekly", "2024-05-01T10:00:00Z"), "2024-05-05T00:00:00Z");
-        assert_eq!(next("@monthly", "2024-05-01T10:00:00Z"), "2024-06-01T00:00:00Z");
-        assert_eq!(next("@yearly", "2024-05-01T10:00:00Z"), "2025-01-01T00:00:00Z");
-        assert_eq!(next("@annually", "2024-05-01T10:00:00Z"), "2025-01-01T00:00:00Z");
-        assert_eq!(next("@every 1h30m", "2024-05-01T10:00:07Z"), "2024-05-01T11:30:07Z");
-        assert_eq!(next("TZ=UTC 0 0 * * *", "2024-05-01T10:00:00Z"), "2024-05-02T00:00:00Z");
+        assert_eq!(
+            next("@hourly", "2024-05-01T10:00:00Z"),
+            "2024-05-01T11:00:00Z"
+        );
+        assert_eq!(
+            next("@daily", "2024-05-01T10:00:00Z"),
+            "2024-05-02T00:00:00Z"
+        );
+        assert_eq!(
+            next("@midnight", "2024-05-01T10:00:00Z"),
+            "2024-05-02T00:00:00Z"
+        );
+        assert_eq!(
+            next("@weekly", "2024-05-01T10:00:00Z"),
+            "2024-05-05T00:00:00Z"
+        );
+        assert_eq!(
+            next("@monthly", "2024-05-01T10:00:00Z"),
+            "2024-06-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("@yearly", "2024-05-01T10:00:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("@annually", "2024-05-01T10:00:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("@every 1h30m", "2024-05-01T10:00:07Z"),
+            "2024-05-01T11:30:07Z"
+        );
+        assert_eq!(
+            next("TZ=UTC 0 0 * * *", "2024-05-01T10:00:00Z"),
+            "2024-05-02T00:00:00Z"
+        );
         assert_eq!(CronSpec::parse("@every 0.5s").unwrap(), CronSpec::Every(1));
     }
 
@@ -479,7 +576,10 @@ mod tests {
             ("60 * * * *", "end of range (60) above maximum (59)"),
             ("* * 0 * *", "beginning of range (0) below minimum (1)"),
             ("* * * * 7", "end of range (7) above maximum (6)"),
-            ("5-1 * * * *", "beginning of range (5) beyond end of range (1)"),
+            (
+                "5-1 * * * *",
+                "beginning of range (5) beyond end of range (1)",
+            ),
             ("*/0 * * * *", "step of range should be a positive number"),
             ("1-2-3 * * * *", "too many hyphens"),
             ("*/2/3 * * * *", "too many slashes"),

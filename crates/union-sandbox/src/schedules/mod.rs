@@ -88,7 +88,11 @@ impl Schedule {
     /// The schedule of a launch plan spec: Ok(None) without one, Err when it cannot run (the
     /// message says why).
     pub fn of(spec: &LaunchPlanSpec) -> Result<Option<Schedule>, String> {
-        let Some(s) = spec.entity_metadata.as_ref().and_then(|m| m.schedule.as_ref()) else {
+        let Some(s) = spec
+            .entity_metadata
+            .as_ref()
+            .and_then(|m| m.schedule.as_ref())
+        else {
             return Ok(None);
         };
         #[allow(deprecated)]
@@ -131,7 +135,11 @@ impl Schedule {
 /// (and, unlike robfig, fire at all).
 pub fn validate(spec: &LaunchPlanSpec) -> Result<(), String> {
     #[allow(deprecated)]
-    let Some(s) = spec.entity_metadata.as_ref().and_then(|m| m.schedule.as_ref()) else {
+    let Some(s) = spec
+        .entity_metadata
+        .as_ref()
+        .and_then(|m| m.schedule.as_ref())
+    else {
         return Ok(());
     };
     if s.schedule_expression.is_none() {
@@ -146,7 +154,9 @@ pub fn validate(spec: &LaunchPlanSpec) -> Result<(), String> {
     for (name, p) in &params {
         let required = matches!(
             p.behavior,
-            Some(union_idl::flyteidl::core::parameter::Behavior::Required(true))
+            Some(union_idl::flyteidl::core::parameter::Behavior::Required(
+                true
+            ))
         );
         if required && *name != s.kickoff_time_input_arg {
             return Err(format!(
@@ -261,8 +271,14 @@ mod tests {
         // "f" + str(uuid.UUID(bytes=le8 + zeros8)).replace("-", "")[:19]).
         let n = execution_name("flytesnacks", "development", "lp", "v1", 1_714_557_600);
         assert_eq!(n, "fe2a3570e7d387ce0000");
-        assert_eq!(n, execution_name("flytesnacks", "development", "lp", "v1", 1_714_557_600));
-        assert_ne!(n, execution_name("flytesnacks", "development", "lp", "v1", 1_714_557_660));
+        assert_eq!(
+            n,
+            execution_name("flytesnacks", "development", "lp", "v1", 1_714_557_600)
+        );
+        assert_ne!(
+            n,
+            execution_name("flytesnacks", "development", "lp", "v1", 1_714_557_660)
+        );
         // The FNV-1 (not 1a) 64-bit test vector for "a", as Go's hash/fnv.New64 computes it.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         h = h.wrapping_mul(0x0000_0100_0000_01b3) ^ u64::from(b'a');
@@ -283,7 +299,9 @@ mod tests {
 
     #[test]
     fn schedules_from_specs() {
-        let s = Schedule::of(&spec(cron("@hourly"), "t", vec![])).unwrap().unwrap();
+        let s = Schedule::of(&spec(cron("@hourly"), "t", vec![]))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.kickoff_time_input_arg, "t");
         assert_eq!(s.timing.next(0), Some(3600));
         let rate = E::Rate(FixedRate {
@@ -303,10 +321,17 @@ mod tests {
         let ok = spec(
             cron("* * * * *"),
             "kickoff",
-            vec![("kickoff", SimpleType::Datetime, true), ("n", SimpleType::Integer, false)],
+            vec![
+                ("kickoff", SimpleType::Datetime, true),
+                ("n", SimpleType::Integer, false),
+            ],
         );
         validate(&ok).unwrap();
-        let unbound = spec(cron("* * * * *"), "", vec![("n", SimpleType::Integer, true)]);
+        let unbound = spec(
+            cron("* * * * *"),
+            "",
+            vec![("n", SimpleType::Integer, true)],
+        );
         assert!(validate(&unbound).unwrap_err().contains("[n] is required"));
         let not_free = spec(cron("* * * * *"), "kickoff", vec![]);
         assert!(validate(&not_free).unwrap_err().contains("not free"));
