@@ -286,3 +286,111 @@ impl SecretService for SecretApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_org<T>(message: T, org: &str) -> Request<T> {
+        let mut r = Request::new(message);
+        if !org.is_empty() {
+            r.metadata_mut()
+                .insert("x-user-active-org", org.parse().unwrap());
+        }
+        r
+    }
+
+    fn id(name: &str, org: &str) -> Option<SecretIdentifier> {
+        Some(SecretIdentifier {
+            name: name.into(),
+            organization: org.into(),
+            ..Default::default()
+        })
+    }
+
+    fn value(v: &str) -> Option<SecretSpec> {
+        Some(SecretSpec {
+            r#type: 0,
+            value: Some(secret_spec::Value::StringValue(v.into())),
+        })
+    }
+
+    #[tokio::test]
+    async fn orgs_see_only_their_secrets_and_answers_hold_no_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = SecretApi::new(Arc::new(Store::open(dir.path()).unwrap()));
+        // The org from the identifier, or from union's header.
+        api.create_secret(with_org(
+            CreateSecretRequest {
+                id: id("tok", "acme"),
+                secret_spec: value("hunter2"),
+            },
+            "",
+        ))
+        .await
+        .unwrap();
+        api.create_secret(with_org(
+            CreateSecretRequest {
+                id: id("tok", ""),
+                secret_spec: value("hunter3"),
+            },
+            "other",
+        ))
+        .await
+        .unwrap();
+        let list = |org: &str| {
+            with_org(
+                ListSecretsRequest {
+                    organization: org.into(),
+                    ..Default::default()
+                },
+                "",
+            )
+        };
+        let acme = api.list_secrets(list("acme")).await.unwrap().into_inner();
+        assert_eq!(acme.secrets.len(), 1);
+        assert_eq!(acme.secrets[0].id.as_ref().unwrap().organization, "acme");
+        assert!(api
+            .list_secrets(list("nobody"))
+            .await
+            .unwrap()
+            .into_inner()
+            .secrets
+            .is_empty());
+        let got = api
+            .get_secret(with_org(GetSecretRequest { id: id("tok", "") }, "other"))
+            .await
+            .unwrap()
+            .into_inner();
+        let text = format!("{got:?}{acme:?}");
+        assert!(!text.contains("hunter"), "{text}");
+        let missing = api
+            .get_secret(with_org(GetSecretRequest { id: id("tok", "") }, ""))
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::NotFound);
+        let dup = api
+            .create_secret(with_org(
+                CreateSecretRequest {
+                    id: id("tok", "acme"),
+                    secret_spec: value("again"),
+                },
+                "",
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(dup.code(), tonic::Code::AlreadyExists);
+        assert!(!dup.message().contains("again"));
+        let bad = api
+            .create_secret(with_org(
+                CreateSecretRequest {
+                    id: id("../x", ""),
+                    secret_spec: value("v"),
+                },
+                "",
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    }
+}
