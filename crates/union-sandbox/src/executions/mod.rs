@@ -120,6 +120,12 @@ impl Executions {
             image_builds,
         });
         let interrupted = mark_interrupted(&store)?;
+        // Secret files of attempts a crash interrupted.
+        crate::executor::secrets::remove_leftovers(
+            &data_dir
+                .join("executions")
+                .join(crate::executor::secrets::HOST_DIR),
+        );
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
         } else {

@@ -264,7 +264,7 @@ impl DockerRunner {
         // Held until the container is gone: dropping it removes the secret files.
         let secrets = {
             let (source, req) = (self.config.secrets.clone(), request.clone());
-            let root = self.config.work_root.join(".secrets");
+            let root = self.config.work_root.join(super::secrets::HOST_DIR);
             tokio::task::spawn_blocking(move || {
                 super::secrets::provision(source.as_deref(), &req, &root)
             })

@@ -25,6 +25,8 @@ use union_idl::flyteidl::core::{secret::MountType, Secret, WorkflowExecutionIden
 
 /// Where secret files appear inside the container (flytepropeller's `K8sSecretPathPrefix`).
 pub const SECRETS_DIR: &str = "/etc/flyte/secrets";
+/// The directory under the Docker runner's work root where attempts' secret files are written.
+pub const HOST_DIR: &str = ".secrets";
 /// Prefix of secret environment variables (flytekit's and flytepropeller's default).
 pub const ENV_PREFIX: &str = "_FSEC_";
 
@@ -219,6 +221,16 @@ pub fn provision(
     Ok(out)
 }
 
+/// Remove secret files a previous sandbox process left behind (it stopped mid-attempt): called
+/// at start, before any attempt runs.
+pub fn remove_leftovers(root: &Path) {
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The failure of a task asking for a secret that does not exist (named, with the fix).
 fn missing(name: &str, exec: &WorkflowExecutionIdentifier) -> TaskFailure {
     TaskFailure::user(
@@ -381,6 +393,11 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
         drop(p);
         assert!(!Path::new(&host).exists());
+        let again = provision(Some(&source), &req, root.path()).unwrap();
+        let host = again.bind.clone().unwrap();
+        std::mem::forget(again);
+        remove_leftovers(root.path());
+        assert!(!Path::new(host.split(':').next().unwrap()).exists());
     }
 
     #[test]
