@@ -237,6 +237,54 @@ async fn launch_plans_fire_on_schedule_and_catch_up_after_a_restart() {
     sb.stop();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyflyte_activation_and_a_fixed_rate_caught_up_from_the_activation() {
+    let data = tempfile::tempdir().unwrap();
+    let sb = Sandbox::start_in(data.path());
+    let p = Project::new("exec");
+    let config = sb.write_config(p.parent());
+    let o = run(p
+        .pyflyte(&config)
+        .env("HOME", p.parent())
+        .args(["register", "--version", "v1", "--activate-launchplans"])
+        .arg("workflows/fixed_rate.py"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut admin = sb.admin().await;
+    let lp = admin
+        .get_launch_plan(union_idl::flyteidl::admin::ObjectGetRequest {
+            id: Some(lp_id("every_minute_rate_lp")),
+        })
+        .await
+        .expect("get launch plan")
+        .into_inner();
+    let closure = lp.closure.unwrap();
+    assert_eq!(closure.state, 1, "activated by pyflyte");
+    let activated = closure.updated_at.unwrap().seconds;
+    let mut sb = sb;
+    assert!(sb.stop_with(libc::SIGINT).success());
+    drop(sb);
+
+    // Three minutes later: every minute since the activation, live or caught up, with its
+    // kickoff time (FlyteScheduler gives fixed rates none: see docs/compatibility.md).
+    let now = activated + 180;
+    let now_text = rfc3339(now);
+    let sb = Sandbox::launch(Launch {
+        data_dir: Some(data.path()),
+        env: &[(NOW_ENV, &now_text)],
+        ..Launch::default()
+    });
+    let mut admin = sb.admin().await;
+    let expected: BTreeSet<i64> = [activated + 60, activated + 120, activated + 180].into();
+    wait_for_fires(&mut admin, "every_minute_rate_lp", &expected).await;
+    for t in &expected {
+        let n = execution_name(PROJECT, DOMAIN, "every_minute_rate_lp", "v1", *t);
+        let e = wait_done(&mut admin, &n, LONG).await;
+        assert_eq!(e.closure.unwrap().phase, Phase::Succeeded as i32);
+        assert_eq!(kickoff_input(&mut admin, &n).await, *t);
+    }
+    sb.stop();
+}
+
 /// The last time the scheduler fired `lp` (what a restart catches up from), read from the
 /// stopped sandbox's database.
 fn last_fire(data: &std::path::Path, lp: &str) -> i64 {
