@@ -30,7 +30,7 @@ pub(super) async fn create(
         .as_ref()
         .ok_or_else(|| Status::invalid_argument("missing spec.workflow_id"))?;
     let wf_key = reference_key(wf_id, "spec.workflow_id.")?;
-    crate::schedules::validate(&spec).map_err(Status::invalid_argument)?;
+    crate::schedules::validate(&spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
     api.blocking(move |store| {
         let Some(wf) = store
             .get_entity(EntityKind::Workflow, &wf_key)

@@ -41,6 +41,39 @@ pub const NOW_ENV: &str = "UNION_SANDBOX_SCHEDULER_NOW";
 /// `false`/`0`: at start, do not catch up the times schedules missed while the sandbox was down.
 pub const CATCH_UP_ENV: &str = "UNION_SANDBOX_SCHEDULER_CATCH_UP";
 
+/// Why a launch plan's schedule cannot be created or run, worded as flyteadmin words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// The cron expression does not parse (robfig's reason), or never fires.
+    #[error("Invalid cron expression: {reason}")]
+    InvalidCron { expression: String, reason: String },
+    /// A required input is neither fixed, defaulted, nor the kickoff time.
+    #[error("Cannot create a launch plan with a schedule if there is an unbound required input. [{input}] is required")]
+    UnboundInput { input: String },
+    /// `kickoff_time_input_arg` names no free input.
+    #[error("Cannot create a schedule with a KickoffTimeInputArg that does not point to a free input. [{arg}] is not free or does not exist.")]
+    KickoffNotFree { arg: String },
+    /// `kickoff_time_input_arg` names an input that is not a datetime.
+    #[error("KickoffTimeInputArg must reference a datetime input. [{arg}] is not a datetime")]
+    KickoffNotDatetime { arg: String },
+    /// The fixed rate's unit is not minutes, hours or days.
+    #[error("unsupported unit {unit} for fixed rate scheduling")]
+    RateUnit { unit: i32 },
+    /// The deprecated `cron_expression` form, which FlyteScheduler cannot run.
+    #[error("the deprecated `cron_expression` schedule cannot run on FlyteScheduler: use a cron_schedule (flytekit's CronSchedule(schedule=...))")]
+    DeprecatedCronExpression,
+    /// The stored spec could not be decoded.
+    #[error("its stored spec cannot be decoded: {0}")]
+    Undecodable(String),
+}
+
+fn invalid_cron(expression: &str, reason: String) -> ScheduleError {
+    ScheduleError::InvalidCron {
+        expression: expression.to_string(),
+        reason,
+    }
+}
+
 /// When a schedule fires.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Timing {
@@ -87,7 +120,7 @@ pub struct Schedule {
 impl Schedule {
     /// The schedule of a launch plan spec: Ok(None) without one, Err when it cannot run (the
     /// message says why).
-    pub fn of(spec: &LaunchPlanSpec) -> Result<Option<Schedule>, String> {
+    pub fn of(spec: &LaunchPlanSpec) -> Result<Option<Schedule>, ScheduleError> {
         let Some(s) = spec
             .entity_metadata
             .as_ref()
@@ -100,8 +133,7 @@ impl Schedule {
             None => return Ok(None),
             Some(ScheduleExpression::CronSchedule(c)) if c.schedule.is_empty() => return Ok(None),
             Some(ScheduleExpression::CronSchedule(c)) => Timing::Cron(
-                cron::CronSpec::parse(&c.schedule)
-                    .map_err(|e| format!("Invalid cron expression: {e}"))?,
+                cron::CronSpec::parse(&c.schedule).map_err(|e| invalid_cron(&c.schedule, e))?,
             ),
             Some(ScheduleExpression::Rate(r)) if r.value == 0 => return Ok(None),
             Some(ScheduleExpression::Rate(r)) => {
@@ -109,18 +141,13 @@ impl Schedule {
                     Ok(FixedRateUnit::Minute) => 60,
                     Ok(FixedRateUnit::Hour) => 3600,
                     Ok(FixedRateUnit::Day) => 86_400,
-                    Err(_) => {
-                        return Err(format!(
-                            "unsupported unit {} for fixed rate scheduling",
-                            r.unit
-                        ))
-                    }
+                    Err(_) => return Err(ScheduleError::RateUnit { unit: r.unit }),
                 };
                 Timing::Every(i64::from(r.value) * unit)
             }
             Some(ScheduleExpression::CronExpression(e)) if e.is_empty() => return Ok(None),
             Some(ScheduleExpression::CronExpression(_)) => {
-                return Err("the deprecated `cron_expression` schedule cannot run on FlyteScheduler: use a cron_schedule (flytekit's CronSchedule(schedule=...))".into())
+                return Err(ScheduleError::DeprecatedCronExpression)
             }
         };
         Ok(Some(Schedule {
@@ -133,7 +160,7 @@ impl Schedule {
 /// flyteadmin's `validateSchedule` at CreateLaunchPlan: no required input may be left unbound but
 /// the kickoff time argument, which must be a free datetime input; a cron expression must parse
 /// (and, unlike robfig, fire at all).
-pub fn validate(spec: &LaunchPlanSpec) -> Result<(), String> {
+pub fn validate(spec: &LaunchPlanSpec) -> Result<(), ScheduleError> {
     #[allow(deprecated)]
     let Some(s) = spec
         .entity_metadata
@@ -159,17 +186,15 @@ pub fn validate(spec: &LaunchPlanSpec) -> Result<(), String> {
             ))
         );
         if required && *name != s.kickoff_time_input_arg {
-            return Err(format!(
-                "Cannot create a launch plan with a schedule if there is an unbound required input. [{name}] is required"
-            ));
+            return Err(ScheduleError::UnboundInput {
+                input: name.clone(),
+            });
         }
     }
     if !s.kickoff_time_input_arg.is_empty() {
         let arg = &s.kickoff_time_input_arg;
         let Some(p) = params.get(arg) else {
-            return Err(format!(
-                "Cannot create a schedule with a KickoffTimeInputArg that does not point to a free input. [{arg}] is not free or does not exist."
-            ));
+            return Err(ScheduleError::KickoffNotFree { arg: arg.clone() });
         };
         let simple = p
             .var
@@ -177,9 +202,7 @@ pub fn validate(spec: &LaunchPlanSpec) -> Result<(), String> {
             .and_then(|v| v.r#type.as_ref())
             .and_then(|t| t.r#type.as_ref());
         if simple != Some(&literal_type::Type::Simple(SimpleType::Datetime as i32)) {
-            return Err(format!(
-                "KickoffTimeInputArg must reference a datetime input. [{arg}] is not a datetime"
-            ));
+            return Err(ScheduleError::KickoffNotDatetime { arg: arg.clone() });
         }
     }
     #[allow(deprecated)]
@@ -189,11 +212,11 @@ pub fn validate(spec: &LaunchPlanSpec) -> Result<(), String> {
         _ => "",
     };
     if !cron_text.is_empty() {
-        let c = cron::CronSpec::parse(cron_text)
-            .map_err(|e| format!("Invalid cron expression: {e}"))?;
+        let c = cron::CronSpec::parse(cron_text).map_err(|e| invalid_cron(cron_text, e))?;
         if c.next(0).is_none() && c.next(crate::store::now_nanos() / 1_000_000_000).is_none() {
-            return Err(format!(
-                "Invalid cron expression: `{cron_text}` never fires"
+            return Err(invalid_cron(
+                cron_text,
+                format!("`{cron_text}` never fires"),
             ));
         }
     }
@@ -313,7 +336,10 @@ mod tests {
         assert_eq!(Schedule::of(&LaunchPlanSpec::default()).unwrap(), None);
         #[allow(deprecated)]
         let old = E::CronExpression("0 * * * ? *".into());
-        assert!(Schedule::of(&spec(old, "", vec![])).is_err());
+        assert_eq!(
+            Schedule::of(&spec(old, "", vec![])),
+            Err(ScheduleError::DeprecatedCronExpression)
+        );
     }
 
     #[test]
@@ -332,20 +358,35 @@ mod tests {
             "",
             vec![("n", SimpleType::Integer, true)],
         );
-        assert!(validate(&unbound).unwrap_err().contains("[n] is required"));
+        assert!(validate(&unbound)
+            .unwrap_err()
+            .to_string()
+            .contains("[n] is required"));
         let not_free = spec(cron("* * * * *"), "kickoff", vec![]);
-        assert!(validate(&not_free).unwrap_err().contains("not free"));
+        assert_eq!(
+            validate(&not_free).unwrap_err(),
+            ScheduleError::KickoffNotFree {
+                arg: "kickoff".into()
+            }
+        );
         let not_datetime = spec(
             cron("* * * * *"),
             "kickoff",
             vec![("kickoff", SimpleType::String, true)],
         );
-        assert!(validate(&not_datetime).unwrap_err().contains("datetime"));
+        assert!(matches!(
+            validate(&not_datetime),
+            Err(ScheduleError::KickoffNotDatetime { .. })
+        ));
         let bad = spec(cron("hourly"), "", vec![]);
         assert!(validate(&bad)
             .unwrap_err()
+            .to_string()
             .contains("Invalid cron expression: expected exactly 5 fields"));
         let never = spec(cron("0 0 30 2 *"), "", vec![]);
-        assert!(validate(&never).unwrap_err().contains("never fires"));
+        assert!(validate(&never)
+            .unwrap_err()
+            .to_string()
+            .contains("never fires"));
     }
 }

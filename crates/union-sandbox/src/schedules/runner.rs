@@ -38,7 +38,10 @@ pub enum ScheduleEvent {
         error: String,
     },
     /// A launch plan's schedule cannot run (its spec says why).
-    Invalid { launch_plan: String, error: String },
+    Invalid {
+        launch_plan: String,
+        error: super::ScheduleError,
+    },
 }
 
 /// Receives [`ScheduleEvent`]s.
@@ -223,7 +226,7 @@ async fn fire(
 
 struct Active {
     key: EntityKey,
-    schedule: Result<Schedule, String>,
+    schedule: Result<Schedule, super::ScheduleError>,
     /// Unix seconds of the last change of its state (when it was activated).
     activated_at: i64,
     last_fire: Option<i64>,
@@ -257,7 +260,7 @@ fn active_schedules(store: &Store) -> Result<Vec<Active>, StoreError> {
             let (key, spec, updated_at, last_fire) = row?;
             let schedule = match LaunchPlanSpec::decode(spec.as_slice()) {
                 Ok(spec) => Schedule::of(&spec).transpose(),
-                Err(e) => Some(Err(format!("its stored spec cannot be decoded: {e}"))),
+                Err(e) => Some(Err(super::ScheduleError::Undecodable(e.to_string()))),
             };
             if let Some(schedule) = schedule {
                 out.push(Active {
