@@ -59,8 +59,11 @@ pub trait SecretSource: Send + Sync + std::fmt::Debug {
         &self,
         execution: &WorkflowExecutionIdentifier,
         name: &str,
-    ) -> Result<Option<SecretValue>, String>;
+    ) -> Result<Option<SecretValue>, SourceError>;
 }
+
+/// Why a [`SecretSource`] could not answer (never holding a value).
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The name a requested secret is stored under: union names secrets by `key`
 /// (`Secret(key="name")`); a request with only a `group` (flytekit's Kubernetes style) uses it.
@@ -307,7 +310,7 @@ mod tests {
             &self,
             _: &WorkflowExecutionIdentifier,
             name: &str,
-        ) -> Result<Option<SecretValue>, String> {
+        ) -> Result<Option<SecretValue>, SourceError> {
             Ok(self.0.get(name).cloned().map(SecretValue::new))
         }
     }

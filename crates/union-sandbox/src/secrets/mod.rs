@@ -188,15 +188,14 @@ impl SecretSource for StoreSecrets {
         &self,
         execution: &union_idl::flyteidl::core::WorkflowExecutionIdentifier,
         name: &str,
-    ) -> Result<Option<SecretValue>, String> {
-        resolve(
+    ) -> Result<Option<SecretValue>, crate::executor::secrets::SourceError> {
+        Ok(resolve(
             &self.0,
             &execution.org,
             &execution.project,
             &execution.domain,
             name,
-        )
-        .map_err(|e| e.to_string())
+        )?)
     }
 }
 
