@@ -258,6 +258,12 @@ fn tasks_read_secrets_from_env_and_file_and_never_show_them() {
         out.contains(&format!("o1: file:{}", sha256_hex(&cert))),
         "{out}"
     );
+    // Secret(group="tls", key="tls_cert"), mount ANY: a file under the group's directory.
+    let grouped = format!(
+        "o2: file /etc/flyte/secrets/tls/tls_cert:{}",
+        sha256_hex(&cert)
+    );
+    assert!(out.contains(&grouped), "{out}");
     let name = stderr(&o)
         .lines()
         .find_map(|l| l.strip_prefix("Starting execution: "))

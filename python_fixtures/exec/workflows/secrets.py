@@ -23,9 +23,18 @@ def cert_digest() -> str:
     return f"{source}:{hashlib.sha256(value.encode()).hexdigest()}"
 
 
+@task(secret_requests=[Secret(group="tls", key="tls_cert")])
+def grouped_cert_digest() -> str:
+    # The default mount requirement (ANY) is a file, under the group's directory.
+    path = current_context().secrets.get_secrets_file(group="tls", key="tls_cert")
+    value = current_context().secrets.get(group="tls", key="tls_cert")
+    source = f"file {path}" if os.path.isfile(path) else "missing-file"
+    return f"{source}:{hashlib.sha256(value.encode()).hexdigest()}"
+
+
 @workflow
-def secrets_wf() -> tuple[str, str]:
-    return token_digest(), cert_digest()
+def secrets_wf() -> tuple[str, str, str]:
+    return token_digest(), cert_digest(), grouped_cert_digest()
 
 
 @task(secret_requests=[Secret(key="never_created")])
