@@ -263,10 +263,16 @@ impl DockerRunner {
         }
         // Held until the container is gone: dropping it removes the secret files.
         let secrets = {
-            let (source, req) = (self.config.secrets.clone(), request.clone());
+            let source = self.config.secrets.clone();
+            let requested = task
+                .security_context
+                .as_ref()
+                .map(|c| c.secrets.clone())
+                .unwrap_or_default();
+            let exec = request.attempt.execution.clone();
             let root = self.config.work_root.join(super::secrets::HOST_DIR);
             tokio::task::spawn_blocking(move || {
-                super::secrets::provision(source.as_deref(), &req, &root)
+                super::secrets::provision(source.as_deref(), &requested, &exec, &root)
             })
             .await
             .map_err(|e| TaskFailure::system("SecretMount", e.to_string()))??

@@ -20,7 +20,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{TaskFailure, TaskRequest};
+use super::TaskFailure;
 use union_idl::flyteidl::core::{secret::MountType, Secret, WorkflowExecutionIdentifier};
 
 /// Where secret files appear inside the container (flytepropeller's `K8sSecretPathPrefix`).
@@ -125,26 +125,21 @@ impl Drop for Provisioned {
     }
 }
 
-/// Fetch the secrets `request`'s task asks for and lay them out for its container: environment
-/// entries, and files in a fresh directory under `root` (created `0700`: only the sandbox's user
-/// can reach the files on the host; inside the container they are readable by the task's user,
-/// as Kubernetes secret volumes are).
+/// Fetch the secrets a task asks for (`requested`, its security context's) for an attempt of
+/// execution `exec`, and lay them out for its container: environment entries, and files in a
+/// fresh directory under `root` (created `0700`: only the sandbox's user can reach the files on
+/// the host; inside the container they are readable by the task's user, as Kubernetes secret
+/// volumes are).
 pub fn provision(
     source: Option<&dyn SecretSource>,
-    request: &TaskRequest,
+    requested: &[Secret],
+    exec: &WorkflowExecutionIdentifier,
     root: &Path,
 ) -> Result<Provisioned, TaskFailure> {
-    let requested = request
-        .task
-        .security_context
-        .as_ref()
-        .map(|s| s.secrets.as_slice())
-        .unwrap_or_default();
     let mut out = Provisioned::default();
     if requested.is_empty() {
         return Ok(out);
     }
-    let exec = &request.attempt.execution;
     let mut files: Vec<(PathBuf, SecretValue)> = Vec::new();
     let mut wants_env = false;
     for secret in requested {
@@ -297,10 +292,7 @@ fn walk_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::AttemptId;
     use std::collections::HashMap;
-    use std::sync::Arc;
-    use union_idl::flyteidl::core::{SecurityContext, TaskTemplate};
 
     #[derive(Debug)]
     struct MapSource(HashMap<String, Vec<u8>>);
@@ -325,26 +317,12 @@ mod tests {
         }
     }
 
-    fn request(secrets: Vec<Secret>) -> TaskRequest {
-        TaskRequest {
-            attempt: AttemptId {
-                execution: WorkflowExecutionIdentifier {
-                    project: "p".into(),
-                    domain: "d".into(),
-                    name: "e".into(),
-                    org: String::new(),
-                },
-                node_id: "n0".into(),
-                retry_attempt: 0,
-            },
-            task: Arc::new(TaskTemplate {
-                security_context: Some(SecurityContext {
-                    secrets,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            inputs: Default::default(),
+    fn exec() -> WorkflowExecutionIdentifier {
+        WorkflowExecutionIdentifier {
+            project: "p".into(),
+            domain: "d".into(),
+            name: "e".into(),
+            org: String::new(),
         }
     }
 
@@ -372,11 +350,11 @@ mod tests {
             ]
             .into(),
         );
-        let req = request(vec![
+        let req = vec![
             secret("", "tok", MountType::EnvVar, "MY_TOKEN"),
             secret("", "cert", MountType::Any, "CERT_PATH"),
-        ]);
-        let p = provision(Some(&source), &req, root.path()).unwrap();
+        ];
+        let p = provision(Some(&source), &req, &exec(), root.path()).unwrap();
         assert!(p.env.contains(&"_FSEC_TOK=abc".to_string()));
         assert!(p.env.contains(&"MY_TOKEN=abc".to_string()));
         assert!(p
@@ -396,7 +374,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
         drop(p);
         assert!(!Path::new(&host).exists());
-        let again = provision(Some(&source), &req, root.path()).unwrap();
+        let again = provision(Some(&source), &req, &exec(), root.path()).unwrap();
         let host = again.bind.clone().unwrap();
         std::mem::forget(again);
         remove_leftovers(root.path());
@@ -407,8 +385,8 @@ mod tests {
     fn a_missing_secret_is_named_with_the_fix() {
         let root = tempfile::tempdir().unwrap();
         let source = MapSource(HashMap::new());
-        let req = request(vec![secret("", "absent", MountType::EnvVar, "")]);
-        let e = provision(Some(&source), &req, root.path()).unwrap_err();
+        let req = [secret("", "absent", MountType::EnvVar, "")];
+        let e = provision(Some(&source), &req, &exec(), root.path()).unwrap_err();
         assert_eq!(e.code, "SecretNotFound");
         assert!(e.message.contains("`absent`"), "{}", e.message);
         assert!(e.message.contains("union create secret --name absent"));
@@ -418,8 +396,8 @@ mod tests {
     fn binary_secrets_cannot_be_environment_variables() {
         let root = tempfile::tempdir().unwrap();
         let source = MapSource([("bin".to_string(), vec![0xff, 0x00])].into());
-        let req = request(vec![secret("", "bin", MountType::EnvVar, "")]);
-        let e = provision(Some(&source), &req, root.path()).unwrap_err();
+        let req = [secret("", "bin", MountType::EnvVar, "")];
+        let e = provision(Some(&source), &req, &exec(), root.path()).unwrap_err();
         assert!(e.message.contains("FILE"), "{}", e.message);
         assert!(!e.message.contains('\u{fffd}'));
     }
