@@ -177,22 +177,50 @@ fn prompt_hidden(prompt: &str) -> Result<String> {
     Ok(value)
 }
 
+/// The terminal's attributes before the prompt turned echo off, for the signal handler.
+static SAVED_TERMINAL: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+
+/// Ctrl-C or SIGTERM at the hidden prompt: give the terminal its echo back, then exit as every
+/// command does (the usual handler `_exit`s, which would leave the terminal silent).
+extern "C" fn restore_terminal_and_exit(sig: libc::c_int) {
+    let message = b"\nerror: interrupted: no secret was created\n";
+    // SAFETY: tcsetattr, write and _exit are async-signal-safe; SAVED_TERMINAL is set before
+    // this handler is installed and never changes after.
+    unsafe {
+        if let Some(saved) = SAVED_TERMINAL.get() {
+            libc::tcsetattr(0, libc::TCSANOW, saved);
+        }
+        libc::write(2, message.as_ptr().cast(), message.len());
+        libc::_exit(128 + sig);
+    }
+}
+
 /// Terminal echo turned off until dropped.
 struct EchoOff(Option<libc::termios>);
 
 impl EchoOff {
     fn new() -> Self {
         // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed, then kernel-filled termios; failure
-        // (not a terminal) leaves echo as it was.
+        // (not a terminal) leaves echo as it was. The handler installed only calls
+        // async-signal-safe functions.
         unsafe {
             let mut t: libc::termios = std::mem::zeroed();
             if libc::tcgetattr(0, &mut t) != 0 {
                 return EchoOff(None);
             }
             let saved = t;
+            // A second prompt in the same process finds the same attributes stored.
+            let _ = SAVED_TERMINAL.set(saved);
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = restore_terminal_and_exit as *const () as usize;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(sig, &action, std::ptr::null_mut());
+            }
             t.c_lflag &= !libc::ECHO;
             t.c_lflag |= libc::ECHONL;
             if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+                crate::process::reown_signals();
                 return EchoOff(None);
             }
             EchoOff(Some(saved))
@@ -208,6 +236,7 @@ impl Drop for EchoOff {
                 libc::tcsetattr(0, libc::TCSANOW, &saved);
             }
         }
+        crate::process::reown_signals();
     }
 }
 
