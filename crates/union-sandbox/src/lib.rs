@@ -14,7 +14,8 @@
 //! - unknown ids are NOT_FOUND, missing fields INVALID_ARGUMENT "missing <field>";
 //! - a workflow is refused unless every task, subworkflow and launch plan it references exists,
 //!   a launch plan unless its workflow exists;
-//! - launch plans are created INACTIVE, and at most one version per name is ACTIVE.
+//! - launch plans are created INACTIVE, and at most one version per name is ACTIVE; active ones
+//!   with a schedule are started by the scheduler ([`schedules`]) as FlyteScheduler starts them.
 //!
 //! The library never creates a runtime: [`Sandbox::bind`] and [`Sandbox::serve`] run on the
 //! caller's (multi-threaded) tokio runtime.
