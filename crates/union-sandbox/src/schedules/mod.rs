@@ -13,7 +13,8 @@
 //!   as a datetime input;
 //! - activation and deactivation (UpdateLaunchPlan, `register --activate-launchplans`) take effect
 //!   at the next tick (a second; FlyteScheduler polls every 30 s). A schedule activated while the
-//!   sandbox runs first fires at its next time after that; a new version is a new schedule;
+//!   sandbox runs first fires at its next time after that (a fixed rate: one period after the
+//!   activation); a new version is a new schedule;
 //! - after a restart, each active schedule catches up every time it missed: those after the later
 //!   of its last fire (recorded in `schedule_fires`) and its activation, up to now, each started
 //!   with its own scheduled time, in order. Then it goes on.
@@ -89,6 +90,17 @@ impl Timing {
         match self {
             Timing::Cron(c) => c.next(after),
             Timing::Every(secs) => Some(after + secs),
+        }
+    }
+
+    /// The first time after `now` of a schedule that starts at `anchor` (its activation), with
+    /// nothing caught up: a cron schedule's next time, a fixed rate's next multiple of its period
+    /// from the anchor.
+    pub fn first_after(&self, anchor: i64, now: i64) -> Option<i64> {
+        match self {
+            Timing::Cron(c) => c.next(now),
+            Timing::Every(secs) if anchor >= now => Some(anchor + secs),
+            Timing::Every(secs) => Some(anchor + ((now - anchor) / secs + 1) * secs),
         }
     }
 
@@ -316,6 +328,11 @@ mod tests {
         assert_eq!(every_minute.catch_up(200, 200), Vec::<i64>::new());
         let hourly = Timing::Every(3600);
         assert_eq!(hourly.catch_up(100, 7300), vec![3700, 7300]);
+        // Activated while running: nothing caught up; a fixed rate keeps its activation's phase.
+        assert_eq!(hourly.first_after(100, 101), Some(3700));
+        assert_eq!(hourly.first_after(100, 3700), Some(7300));
+        assert_eq!(hourly.first_after(100, 50), Some(3700));
+        assert_eq!(every_minute.first_after(0, 130), Some(180));
         let never = Timing::Cron(cron::CronSpec::parse("0 0 30 2 *").unwrap());
         assert!(never.catch_up(0, 10_000_000).is_empty());
     }

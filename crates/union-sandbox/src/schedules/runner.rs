@@ -113,13 +113,13 @@ pub fn spawn(
                     match a.schedule {
                         Ok(schedule) => {
                             // At start, from where it left off (FlyteScheduler's bootstrap);
-                            // activated later, from now.
-                            let from = if booting && catch_up {
-                                a.last_fire.unwrap_or(i64::MIN).max(a.activated_at)
+                            // activated later, from now on.
+                            let anchor = a.last_fire.unwrap_or(i64::MIN).max(a.activated_at);
+                            let next = if booting && catch_up {
+                                schedule.timing.next(anchor)
                             } else {
-                                now
+                                schedule.timing.first_after(anchor, now)
                             };
-                            let next = schedule.timing.next(from);
                             jobs.insert(a.key, Job { schedule, next });
                         }
                         Err(error) => {
