@@ -285,6 +285,87 @@ async fn pyflyte_activation_and_a_fixed_rate_caught_up_from_the_activation() {
     sb.stop();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_flyteadmin_refuses_are_refused() {
+    use union_idl::flyteidl::admin::{schedule::ScheduleExpression, LaunchPlanCreateRequest};
+    let sb = Sandbox::start();
+    let p = Project::new("exec");
+    let o = run(p.union().args([
+        "register",
+        "--endpoint",
+        &sb.endpoint(),
+        "--version",
+        "v1",
+        "workflows/fixed_rate.py",
+    ]));
+    assert!(o.status.success());
+    let mut admin = sb.admin().await;
+    let registered = admin
+        .get_launch_plan(union_idl::flyteidl::admin::ObjectGetRequest {
+            id: Some(lp_id("every_minute_rate_lp")),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .spec
+        .unwrap();
+    let with = |name: &str, expr: ScheduleExpression, kickoff: &str| {
+        let mut spec = registered.clone();
+        let schedule = spec
+            .entity_metadata
+            .as_mut()
+            .unwrap()
+            .schedule
+            .as_mut()
+            .unwrap();
+        schedule.schedule_expression = Some(expr);
+        schedule.kickoff_time_input_arg = kickoff.into();
+        LaunchPlanCreateRequest {
+            id: Some(lp_id(name)),
+            spec: Some(spec),
+        }
+    };
+    let cron = |s: &str| {
+        ScheduleExpression::CronSchedule(union_idl::flyteidl::admin::CronSchedule {
+            schedule: s.into(),
+            offset: String::new(),
+        })
+    };
+    for (name, request, message) in [
+        (
+            "alias",
+            with("alias", cron("hourly"), "kickoff_time"),
+            "Invalid cron expression: expected exactly 5 fields, found 1: [hourly]",
+        ),
+        (
+            "unbound",
+            with("unbound", cron("@hourly"), ""),
+            "[kickoff_time] is required",
+        ),
+    ] {
+        let e = admin.create_launch_plan(request).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{name}: {e:?}");
+        assert!(e.message().contains(message), "{name}: {}", e.message());
+    }
+    // The deprecated form registers (flyteadmin validates it as a standard cron) but cannot be
+    // activated: FlyteScheduler has no way to run it.
+    #[allow(deprecated)]
+    let old = ScheduleExpression::CronExpression("0 * * * *".into());
+    admin
+        .create_launch_plan(with("deprecated", old, "kickoff_time"))
+        .await
+        .expect("created");
+    let e = admin
+        .update_launch_plan(LaunchPlanUpdateRequest {
+            id: Some(lp_id("deprecated")),
+            state: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("cron_expression"), "{}", e.message());
+}
+
 /// The last time the scheduler fired `lp` (what a restart catches up from), read from the
 /// stopped sandbox's database.
 fn last_fire(data: &std::path::Path, lp: &str) -> i64 {
