@@ -44,7 +44,7 @@ pub enum Command {
     /// `union sandbox`): upload the code archive, then create every entity.
     Register(RegisterArgs),
 
-    /// Look at executions on the backend.
+    /// Look at executions, their signals, and secrets on the backend.
     #[command(subcommand)]
     Get(GetCommand),
 
@@ -63,9 +63,13 @@ pub enum Command {
     Signal(SetSignalArgs),
 
     /// Create things on the backend: `union create login` logs in to a Union tenant or a Flyte
-    /// cluster, as union's own command does.
+    /// cluster, `union create secret` stores a secret for tasks, as union's own commands do.
     #[command(subcommand)]
     Create(CreateCommand),
+
+    /// Delete things on the backend: `union delete secret NAME`.
+    #[command(subcommand)]
+    Delete(DeleteCommand),
 
     /// Look at or stop the warm interpreters: background processes that keep flytekit imported
     /// so that `run`, `list`, `package`, `register` and `build` start in milliseconds.
@@ -86,6 +90,102 @@ pub enum CreateCommand {
     /// then authenticate in the browser (PKCE) or with a code (device flow); the token is
     /// cached in ~/.union/keyring.cfg, shared with union and pyflyte.
     Login(LoginArgs),
+    /// Create a secret that tasks read with `current_context().secrets.get(key=NAME)` (asked for
+    /// with `secret_requests=[Secret(key=NAME)]`). The value comes from --value, --value-file, or
+    /// a hidden prompt; it is never printed.
+    Secret(CreateSecretArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeleteCommand {
+    /// Delete the secret NAME (in --project/--domain when it was created there).
+    Secret(DeleteSecretArgs),
+}
+
+/// What `union create|get|delete secret` connect with (no project/domain defaults: a secret
+/// without them is visible in every project and domain).
+#[derive(Debug, Args)]
+pub struct SecretConnectionArgs {
+    /// Config file (default: $UNION_API_KEY, $UNION_CONFIG, $FLYTECTL_CONFIG, ~/.union/config.yaml, ~/.uctl/config.yaml, ~/.flyte/config.yaml).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// FlyteAdmin endpoint, host:port (overrides admin.endpoint).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub endpoint: Option<String>,
+
+    /// Use plaintext gRPC (overrides admin.insecure).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Project the secret belongs to (default: none, i.e. every project).
+    #[arg(short, long)]
+    pub project: Option<String>,
+
+    /// Domain the secret belongs to (default: none, i.e. every domain).
+    #[arg(short, long)]
+    pub domain: Option<String>,
+
+    /// Organization on a Union tenant (default: the one in UNION_API_KEY, if any).
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+}
+
+/// union's `--type`: only image pull secrets have a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecretTypeArg {
+    /// A Docker config JSON (with --value-file) for pulling images.
+    ImagePullSecret,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateSecretArgs {
+    /// The secret's name (or --name).
+    #[arg(value_name = "NAME", conflicts_with = "name_option")]
+    pub name: Option<String>,
+
+    /// The secret's name.
+    #[arg(long = "name", value_name = "NAME")]
+    pub name_option: Option<String>,
+
+    /// The value (visible in your shell's history: prefer the prompt or --value-file).
+    #[arg(long, conflicts_with = "value_file")]
+    pub value: Option<String>,
+
+    /// A file holding the value, stored as bytes (`-`: standard input).
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub value_file: Option<PathBuf>,
+
+    /// The secret's type (default: generic).
+    #[arg(short = 't', long = "type", value_enum, value_name = "TYPE")]
+    pub secret_type: Option<SecretTypeArg>,
+
+    #[command(flatten)]
+    pub backend: SecretConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetSecretArgs {
+    /// Show only this secret (default: list them all).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub backend: SecretConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteSecretArgs {
+    /// The secret's name (or --name).
+    #[arg(value_name = "NAME", conflicts_with = "name_option")]
+    pub name: Option<String>,
+
+    /// The secret's name.
+    #[arg(long = "name", value_name = "NAME")]
+    pub name_option: Option<String>,
+
+    #[command(flatten)]
+    pub backend: SecretConnectionArgs,
 }
 
 /// How `union create login` authenticates.
@@ -131,6 +231,8 @@ pub enum GetCommand {
     Execution(GetExecutionArgs),
     /// The signals an execution's gate nodes wait for (approvals and inputs), and their values.
     Signals(GetExecutionArgs),
+    /// The secrets tasks can ask for (names, scopes and types; never values).
+    Secret(GetSecretArgs),
 }
 
 #[derive(Debug, Args)]

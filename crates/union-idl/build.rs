@@ -6,7 +6,8 @@
 //!   (the version in `proto/flyteidl.version`, 1.16.8: what flytekit 1.16 speaks), by
 //!   `proto/regenerate.sh`. Every `flyteidl.*_pb2` module embeds its file descriptor, so this is
 //!   exactly the schema flytekit uses, where the crates.io `flyteidl` crate is stale;
-//! - `proto/union.fds`: union's remote image builder types (`cloudidl.imagebuilder`) and their
+//! - `proto/union.fds`: union's remote image builder and secret types (`cloudidl.imagebuilder`,
+//!   `cloudidl.secret`) and their
 //!   imports (`cloudidl.common`, `validate`), exported from the PyPI package `union` (the version
 //!   in `proto/union.version`) by the same script, from the descriptors its `_pb2` modules embed;
 //! - `proto/*.proto`: our own services, compiled with protox (no system `protoc`); they may import
@@ -83,15 +84,19 @@ fn compile_flyteidl(all: &FileDescriptorSet, out: &Path) {
         .unwrap_or_else(|e| panic!("generating Rust from the flyteidl descriptors failed: {e}"));
 }
 
-/// union's image builder types: every file of `proto/union.fds` (Google's map to `prost-types`).
+/// union's image builder and secret types: every file of `proto/union.fds` but `google/api`
+/// (Google's well-known types map to `prost-types`).
 fn compile_union(proto: &Path, out: &Path) {
     let version = fs::read_to_string(proto.join("union.version"))
         .expect("proto/union.version (written by proto/regenerate.sh)");
     println!("cargo:rustc-env=UNION_UNION_VERSION={}", version.trim());
     let path = proto.join("union.fds");
     let bytes = fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let set = FileDescriptorSet::decode(bytes.as_slice())
+    let mut set = FileDescriptorSet::decode(bytes.as_slice())
         .unwrap_or_else(|e| panic!("{} is not a FileDescriptorSet: {e}", path.display()));
+    // The secret service imports `google/api` for HTTP options only; generating it would clash
+    // with nothing we use and only lengthen the build.
+    set.file.retain(|f| !f.name().starts_with("google/api/"));
     fs::create_dir_all(out).expect("create OUT_DIR/union");
     tonic_prost_build::configure()
         .btree_map(".")

@@ -1,4 +1,4 @@
-//! `union create login`: union's login command. Writes `~/.union/config.yaml` as union 0.1.204
+//! `union create login`: union's login command (`union create secret` is in `secret.rs`). Writes `~/.union/config.yaml` as union 0.1.204
 //! does (before logging in, as union does, so a failed login can be retried with any client),
 //! then asks the server who we are, which makes the session log in and cache its token.
 
@@ -14,6 +14,7 @@ use crate::diagnostics::CliError;
 pub fn create(cmd: CreateCommand) -> Result<ExitCode> {
     match cmd {
         CreateCommand::Login(a) => login(a),
+        CreateCommand::Secret(a) => super::secret::create(a),
     }
 }
 

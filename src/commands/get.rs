@@ -1,4 +1,5 @@
-//! `union get executions`, `union get execution NAME`, `union terminate NAME`.
+//! `union get executions`, `union get execution NAME`, `union terminate NAME` (`union get
+//! secret` is in `secret.rs`).
 
 use super::literal_repr::literal_text;
 use std::fmt::Write as _;
@@ -38,6 +39,7 @@ fn time(t: Option<&prost_types::Timestamp>) -> String {
 pub fn get(cmd: GetCommand) -> Result<ExitCode> {
     match cmd {
         GetCommand::Signals(a) => super::signals::list(a),
+        GetCommand::Secret(a) => super::secret::get(a),
         GetCommand::Executions(a) => {
             let s = settings(&a.backend)?;
             let rt = runtime()?;

@@ -16,6 +16,7 @@ pub mod run;
 pub mod run_inputs;
 pub mod run_remote;
 pub mod sandbox;
+pub mod secret;
 pub mod signals;
 pub mod warm;
 
@@ -38,6 +39,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reject(args) => signals::decide(args, false),
         Command::Signal(args) => signals::set(args),
         Command::Create(cmd) => create::create(cmd),
+        Command::Delete(crate::cli::DeleteCommand::Secret(args)) => secret::delete(args),
         Command::Warm(cmd) => warm::warm(cmd),
         // The binary starts servers itself (src/main.rs); one asked to run inside a served
         // command (only a hand-made request could) is refused.

@@ -104,6 +104,7 @@ fn start(config: SandboxConfig, image_builder: Option<ServerSettings>) -> anyhow
         if let Some(settings) = image_builder {
             sandbox = sandbox.with_image_builder(settings);
         }
+        sandbox = sandbox.with_schedule_reporter(std::sync::Arc::new(ScheduleNotes));
         {
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -130,6 +131,37 @@ fn start(config: SandboxConfig, image_builder: Option<ServerSettings>) -> anyhow
         crate::process::note("union sandbox stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The scheduler's doings, one line each on stderr.
+#[derive(Debug)]
+struct ScheduleNotes;
+
+impl union_sandbox::schedules::ScheduleReporter for ScheduleNotes {
+    fn report(&self, event: union_sandbox::schedules::ScheduleEvent) {
+        use union_sandbox::schedules::{cron::rfc3339, ScheduleEvent};
+        crate::process::note(&match event {
+            ScheduleEvent::Started {
+                launch_plan,
+                scheduled_at,
+                execution,
+            } => format!(
+                "schedule: started {execution} of {launch_plan} for {}",
+                rfc3339(scheduled_at)
+            ),
+            ScheduleEvent::Failed {
+                launch_plan,
+                scheduled_at,
+                error,
+            } => format!(
+                "schedule: cannot start {launch_plan} for {}: {error}",
+                rfc3339(scheduled_at)
+            ),
+            ScheduleEvent::Invalid { launch_plan, error } => {
+                format!("schedule: {launch_plan} cannot run: {error}")
+            }
+        });
+    }
 }
 
 /// What a user needs to connect to a sandbox with authentication: never the secret, only where

@@ -1,5 +1,6 @@
 //! `union sandbox`: FlyteAdmin's API as the real Python clients use it (`api`), executions in
-//! containers (`executions`), and the wire types it speaks (`idl`).
+//! containers (`executions`), the wire types it speaks (`idl`), union's secrets (`secrets`) and
+//! scheduled launch plans (`schedules`).
 
 // Tests and examples show what they ran; the print lints are for library code.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -12,4 +13,6 @@ mod auth;
 mod binary;
 mod executions;
 mod idl;
+mod schedules;
+mod secrets;
 mod uploads;

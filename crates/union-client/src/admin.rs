@@ -337,7 +337,7 @@ impl AdminClient {
         &self.endpoint
     }
 
-    fn status_error(&self, rpc: &'static str, what: String, s: Status) -> AdminError {
+    pub(crate) fn status_error(&self, rpc: &'static str, what: String, s: Status) -> AdminError {
         if s.code() == Code::Unauthenticated {
             if let Some(source) = self.channel.session().and_then(|x| x.take_error()) {
                 return AdminError::Auth { rpc, what, source };

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 mod execution_options;
 mod org;
+pub mod secrets;
 mod tls;
 
 pub use admin::{id_text, AdminClient, AdminError, Created, ExecutionOptions};

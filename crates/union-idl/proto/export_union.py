@@ -1,9 +1,10 @@
-"""Export the protobuf schema of union's remote image builder, as the installed `union` package
-carries it, as a FileDescriptorSet.
+"""Export the protobuf schema of union's remote image builder and secret service, as the installed
+`union` package carries it, as a FileDescriptorSet.
 
 Usage: python export_union.py OUT.fds
 
-`union/internal/imagebuilder/{definition,payload,service}_pb2.py` embed their serialized file
+`union/internal/imagebuilder/{definition,payload,service}_pb2.py` and
+`union/internal/secret/{definition,payload,secret}_pb2.py` embed their serialized file
 descriptors (as flyteidl's modules do). We import them, collect each `DESCRIPTOR` with its
 transitive dependencies (`common/identifier.proto`, `validate/validate.proto`, Google's
 descriptor, duration and timestamp), and write one serialized
@@ -22,6 +23,9 @@ MODULES = [
     "union.internal.imagebuilder.definition_pb2",
     "union.internal.imagebuilder.payload_pb2",
     "union.internal.imagebuilder.service_pb2",
+    "union.internal.secret.definition_pb2",
+    "union.internal.secret.payload_pb2",
+    "union.internal.secret.secret_pb2",
 ]
 
 

@@ -41,10 +41,10 @@ pub use prost_types as google_protobuf;
 /// Version of the `flyteidl` distribution the types were generated from.
 pub const FLYTEIDL_VERSION: &str = env!("UNION_FLYTEIDL_VERSION");
 
-/// Version of the `union` distribution union's image builder types were generated from.
+/// Version of the `union` distribution union's image builder and secret types were generated from.
 pub const UNION_VERSION: &str = env!("UNION_UNION_VERSION");
 
-/// The serialized `FileDescriptorSet` of union's image builder types (and their imports).
+/// The serialized `FileDescriptorSet` of union's image builder and secret types (and their imports).
 pub const UNION_DESCRIPTOR_SET: &[u8] = include_bytes!("../proto/union.fds");
 
 /// The serialized `FileDescriptorSet` the types were generated from (every flyteidl file and its

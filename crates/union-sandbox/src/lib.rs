@@ -2,7 +2,7 @@
 //! `union register`, `pyflyte run --remote` registration and `FlyteRemote` work without a cluster.
 //!
 //! One port serves everything: gRPC (`AdminService`, `DataProxyService`, `AuthMetadataService`,
-//! `SignalService`, union's `ImageService`)
+//! `SignalService`, union's `ImageService` and `SecretService`)
 //! over HTTP/2 and the blob endpoint of signed upload URLs over HTTP/1.1 ([`blobs`]). State lives
 //! in a data directory: `sandbox.db` (SQLite, [`store`]), `blobs/`, `sandbox.key` (URL signing secret).
 //! With [`SandboxConfig::auth`] the sandbox is also its own OAuth2 server and every gRPC call needs
@@ -14,7 +14,8 @@
 //! - unknown ids are NOT_FOUND, missing fields INVALID_ARGUMENT "missing <field>";
 //! - a workflow is refused unless every task, subworkflow and launch plan it references exists,
 //!   a launch plan unless its workflow exists;
-//! - launch plans are created INACTIVE, and at most one version per name is ACTIVE.
+//! - launch plans are created INACTIVE, and at most one version per name is ACTIVE; active ones
+//!   with a schedule are started by the scheduler ([`schedules`]) as FlyteScheduler starts them.
 //!
 //! The library never creates a runtime: [`Sandbox::bind`] and [`Sandbox::serve`] run on the
 //! caller's (multi-threaded) tokio runtime.
@@ -40,6 +41,10 @@ pub mod executor;
 /// union's remote image builder: the `build-image` task, its executions, `ImageService`.
 pub mod imagebuilder;
 pub mod query;
+/// Scheduled launch plans, started as FlyteScheduler starts them.
+pub mod schedules;
+/// union's SecretService and the secrets tasks read.
+pub mod secrets;
 /// What gate nodes wait for: flyteadmin's SignalService.
 pub mod signals;
 pub mod status;
@@ -160,6 +165,8 @@ pub struct Sandbox {
     auth: Option<Arc<auth::Authority>>,
     /// TLS; None: plaintext.
     tls: Option<tls::Tls>,
+    /// Told what the scheduler starts (and what fails).
+    schedule_reporter: Option<Arc<dyn schedules::ScheduleReporter>>,
 }
 
 impl Sandbox {
@@ -221,7 +228,17 @@ impl Sandbox {
             image_builder: None,
             auth,
             tls,
+            schedule_reporter: None,
         })
+    }
+
+    /// Tell `reporter` each execution the scheduler starts, and each it cannot.
+    pub fn with_schedule_reporter(
+        mut self,
+        reporter: Arc<dyn schedules::ScheduleReporter>,
+    ) -> Self {
+        self.schedule_reporter = Some(reporter);
+        self
     }
 
     /// Be union's remote image builder too ([`imagebuilder`]), with these settings (its records
@@ -368,6 +385,11 @@ impl Sandbox {
                 eager: self.eager_access()?,
             },
         )?;
+        let scheduler = schedules::spawn(
+            self.store.clone(),
+            executions.clone(),
+            self.schedule_reporter.clone(),
+        );
         let admin = AdminServiceServer::new(
             admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),
         )
@@ -390,7 +412,8 @@ impl Sandbox {
                 self.auth.clone(),
             )))
             .add_service(image_builder.service.into_server())
-            .add_service(signals.into_server());
+            .add_service(signals.into_server())
+            .add_service(secrets::SecretApi::new(self.store.clone()).into_server());
         let routes = match &self.auth {
             Some(authority) => routes.add_service(AuthMetadataServiceServer::new(
                 auth::Metadata::new(authority.clone()),
@@ -420,6 +443,8 @@ impl Sandbox {
             }
         }
         .map_err(SandboxError::Serve);
+        scheduler.abort();
+        let _ = scheduler.await;
         // The last handle: dropping it closes the database (and checkpoints the WAL).
         drop(self.store);
         result

@@ -30,6 +30,7 @@ pub(super) async fn create(
         .as_ref()
         .ok_or_else(|| Status::invalid_argument("missing spec.workflow_id"))?;
     let wf_key = reference_key(wf_id, "spec.workflow_id.")?;
+    crate::schedules::validate(&spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
     api.blocking(move |store| {
         let Some(wf) = store
             .get_entity(EntityKind::Workflow, &wf_key)
@@ -174,6 +175,19 @@ pub(super) async fn update(
         )));
     }
     api.blocking(move |store| {
+        // flyteadmin adds the schedule when activating: one that cannot run refuses activation.
+        if r.state == LaunchPlanState::Active as i32 {
+            if let Some(row) = store.get_entity(EntityKind::LaunchPlan, &key).map_err(db)? {
+                let spec = LaunchPlanSpec::decode(row.spec.as_slice())
+                    .map_err(|e| corrupt(row.kind, &row.key, e))?;
+                crate::schedules::Schedule::of(&spec).map_err(|e| {
+                    Status::invalid_argument(format!(
+                        "cannot activate {}: {e}",
+                        describe(EntityKind::LaunchPlan, &key)
+                    ))
+                })?;
+            }
+        }
         if store.set_launch_plan_state(&key, r.state).map_err(db)? {
             Ok(Response::new(LaunchPlanUpdateResponse {}))
         } else {

@@ -138,12 +138,19 @@ impl Executions {
             work_root: data_dir.join("executions"),
             read_only_mounts: vec![blob_root.clone()],
             eager,
+            secrets: Some(Arc::new(crate::secrets::StoreSecrets(store.clone()))),
         }));
         let dispatch: Arc<dyn TaskRunner> = Arc::new(Dispatch {
             docker: runner.clone(),
             image_builds,
         });
         let interrupted = mark_interrupted(&store)?;
+        // Secret files of attempts a crash interrupted.
+        crate::executor::secrets::remove_leftovers(
+            &data_dir
+                .join("executions")
+                .join(crate::executor::secrets::HOST_DIR),
+        );
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
         } else {

@@ -58,6 +58,8 @@ pub struct DockerRunnerConfig {
     /// (`FLYTE_PLATFORM_URL`, ...) and files it names (its config, a CA, a client secret),
     /// mounted read-only. Eager containers share the host's network, where the backend listens.
     pub eager: EagerAccess,
+    /// Where the secrets tasks ask for come from (None: a task asking for one fails).
+    pub secrets: Option<std::sync::Arc<dyn super::secrets::SecretSource>>,
 }
 
 /// What an eager task's container gets to start executions on the backend, as flytepropeller's
@@ -284,6 +286,22 @@ impl DockerRunner {
             r = self.ensure_image(&docker, &container.image) => r?,
             _ = cancel.cancelled() => return Ok(TaskOutcome::Aborted),
         }
+        // Held until the container is gone: dropping it removes the secret files.
+        let secrets = {
+            let source = self.config.secrets.clone();
+            let requested = task
+                .security_context
+                .as_ref()
+                .map(|c| c.secrets.clone())
+                .unwrap_or_default();
+            let exec = request.attempt.execution.clone();
+            let root = self.config.work_root.join(super::secrets::HOST_DIR);
+            tokio::task::spawn_blocking(move || {
+                super::secrets::provision(source.as_deref(), &requested, &exec, &root)
+            })
+            .await
+            .map_err(|e| TaskFailure::system("SecretMount", e.to_string()))??
+        };
 
         let substitute = |s: &String| paths.substitute(s);
         let command: Vec<String> = container.command.iter().map(substitute).collect();
@@ -325,6 +343,7 @@ impl DockerRunner {
                     .map(|(k, v)| format!("{k}={v}")),
             );
         }
+        env.extend(secrets.env.iter().cloned());
 
         let (nano_cpus, memory, memory_text) = resources(container.resources.as_ref());
         let mut binds = vec![format!("{0}:{0}:rw", exec_dir.display())];
@@ -338,6 +357,7 @@ impl DockerRunner {
                 binds.push(format!("{}:{}:ro", host.display(), inside.display()));
             }
         }
+        binds.extend(secrets.bind.iter().cloned());
         let labels: HashMap<String, String> = [
             (
                 LABEL_SANDBOX.to_string(),
@@ -399,6 +419,7 @@ impl DockerRunner {
                 Some(RemoveContainerOptionsBuilder::new().force(true).build()),
             )
             .await;
+        drop(secrets);
         let exit = outcome?;
         Ok(match exit {
             None => TaskOutcome::Aborted,

@@ -29,6 +29,7 @@ pub mod bindings;
 pub mod docker;
 mod engine;
 pub mod local_uris;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -106,4 +106,28 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project, domain, task, version, signature, inputs)
     );
     ALTER TABLE node_executions ADD COLUMN cache_status INTEGER;",
+    // 6: union's secrets (read and written by `secrets`) and the scheduler's last fire times
+    // (`schedules`).
+    "
+    CREATE TABLE secrets (
+        org          TEXT NOT NULL,
+        project      TEXT NOT NULL,        -- '' for every project
+        domain       TEXT NOT NULL,        -- '' for every domain
+        name         TEXT NOT NULL,
+        value        BLOB NOT NULL,
+        binary       INTEGER NOT NULL,     -- 1: given as binary_value, 0: string_value
+        type         INTEGER NOT NULL,     -- cloudidl.secret.SecretType
+        created_at   INTEGER NOT NULL,     -- unix nanoseconds
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (org, name, project, domain)
+    );
+    CREATE TABLE schedule_fires (
+        org          TEXT NOT NULL,
+        project      TEXT NOT NULL,
+        domain       TEXT NOT NULL,
+        name         TEXT NOT NULL,        -- the launch plan
+        version      TEXT NOT NULL,
+        last_fire    INTEGER NOT NULL,     -- unix seconds of the last scheduled time started
+        PRIMARY KEY (org, project, domain, name, version)
+    );",
 ];
