@@ -251,16 +251,16 @@ fn tasks_read_secrets_from_env_and_file_and_never_show_them() {
     assert!(o.status.success());
     let out = stdout(&o);
     assert!(
-        out.contains(&format!("o0: env:{}", sha256_hex(&token))),
+        out.contains(&format!("o0='env:{}'", sha256_hex(&token))),
         "{out}"
     );
     assert!(
-        out.contains(&format!("o1: file:{}", sha256_hex(&cert))),
+        out.contains(&format!("o1='file:{}'", sha256_hex(&cert))),
         "{out}"
     );
     // Secret(group="tls", key="tls_cert"), mount ANY: a file under the group's directory.
     let grouped = format!(
-        "o2: file /etc/flyte/secrets/tls/tls_cert:{}",
+        "o2='file /etc/flyte/secrets/tls/tls_cert:{}'",
         sha256_hex(&cert)
     );
     assert!(out.contains(&grouped), "{out}");
