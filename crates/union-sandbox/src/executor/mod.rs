@@ -25,6 +25,7 @@
 //!
 //! Progress is reported as [`Event`]s through an [`EventSink`]; the engine never prints.
 
+mod attempt;
 pub mod bindings;
 pub mod docker;
 mod engine;
