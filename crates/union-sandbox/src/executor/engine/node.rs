@@ -18,8 +18,191 @@ use super::{failed, Ctx, NodeFailure};
 use crate::executor::bindings::Scope;
 use crate::executor::{describe_id, entity_ref, CancelToken, NodePhase, WorkflowClosure};
 use union_idl::flyteidl::core::{
-    execution_error::ErrorKind, node::Target, task_node, workflow_node, LiteralMap, Node,
+    execution_error::ErrorKind, node::Target, task_node, workflow_node, Identifier, LiteralMap,
+    Node, TaskNode, WorkflowNode,
 };
+
+/// What every node kind runs with.
+struct NodeRun<'a> {
+    ctx: &'a Ctx,
+    closure: &'a Arc<WorkflowClosure>,
+    node: &'a Node,
+    uid: &'a str,
+    parent: Option<&'a str>,
+    cancel: &'a CancelToken,
+}
+
+impl NodeRun<'_> {
+    fn running(&self, inputs: &LiteralMap) {
+        emit_node(
+            self.ctx,
+            self.node,
+            self.uid,
+            self.parent,
+            NodePhase::Running,
+            Some(inputs.clone()),
+            None,
+            None,
+        );
+    }
+
+    fn invalid(&self, message: &str) -> NodeFailure {
+        failed(self.uid, "InvalidNode", message, ErrorKind::System)
+    }
+
+    async fn task(&self, t: &TaskNode, inputs: LiteralMap) -> Result<LiteralMap, NodeFailure> {
+        let Some(task_node::Reference::ReferenceId(id)) = &t.reference else {
+            return Err(self.invalid("task node without a task reference"));
+        };
+        let Some(task) = self.closure.tasks.get(&entity_ref(id)) else {
+            return Err(failed(
+                self.uid,
+                "TaskNotFound",
+                format!("task {} is not in the workflow's closure", describe_id(id)),
+                ErrorKind::System,
+            ));
+        };
+        let done = run_task_node(
+            self.ctx,
+            self.node,
+            self.uid,
+            self.parent,
+            task.clone(),
+            inputs.clone(),
+            self.cancel,
+        )
+        .await?;
+        match done {
+            TaskDone::Outputs(o) => Ok(o),
+            TaskDone::Dynamic(spec) => {
+                run_dynamic(
+                    self.ctx,
+                    self.closure,
+                    self.node,
+                    self.uid,
+                    self.parent,
+                    task,
+                    inputs,
+                    *spec,
+                    self.cancel,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn workflow(
+        &self,
+        w: &WorkflowNode,
+        inputs: LiteralMap,
+    ) -> Result<LiteralMap, NodeFailure> {
+        self.running(&inputs);
+        match &w.reference {
+            Some(workflow_node::Reference::SubWorkflowRef(id)) => {
+                let Some(sub) = self.closure.sub_workflows.get(&entity_ref(id)) else {
+                    return Err(failed(
+                        self.uid,
+                        "WorkflowNotFound",
+                        format!(
+                            "subworkflow {} is not in the workflow's closure",
+                            describe_id(id)
+                        ),
+                        ErrorKind::System,
+                    ));
+                };
+                run_workflow(
+                    self.ctx.clone(),
+                    self.closure.clone(),
+                    Arc::new(sub.clone()),
+                    inputs,
+                    Some(self.uid.to_string()),
+                    self.cancel.clone(),
+                )
+                .await
+            }
+            Some(workflow_node::Reference::LaunchplanRef(id)) => self.launch_plan(id, inputs).await,
+            None => Err(self.invalid("workflow node without a reference")),
+        }
+    }
+
+    /// A child execution where the resolver keeps executions, else the launch plan inline.
+    async fn launch_plan(
+        &self,
+        id: &Identifier,
+        inputs: LiteralMap,
+    ) -> Result<LiteralMap, NodeFailure> {
+        let resolver = self.ctx.exec.resolver.clone();
+        let start = resolver.start_child(
+            &self.ctx.execution,
+            self.uid,
+            id,
+            inputs.clone(),
+            &self.ctx.options,
+        );
+        if let Some(start) = start {
+            let child = start
+                .await
+                .map_err(|e| failed(self.uid, "LaunchPlanFailed", e, ErrorKind::User))?;
+            return run_child(
+                self.ctx,
+                self.node,
+                self.uid,
+                self.parent,
+                child,
+                self.cancel,
+            )
+            .await;
+        }
+        let lp = resolver
+            .resolve(id)
+            .await
+            .map_err(|e| failed(self.uid, "LaunchPlanNotFound", e, ErrorKind::System))?;
+        let mut all = lp.default_inputs.clone();
+        all.literals.extend(inputs.literals);
+        run_workflow(
+            self.ctx.clone(),
+            lp.closure.clone(),
+            Arc::new(lp.closure.primary.clone()),
+            all,
+            Some(self.uid.to_string()),
+            self.cancel.clone(),
+        )
+        .await
+    }
+
+    async fn run(
+        &self,
+        inputs: LiteralMap,
+        scope: Option<Scope>,
+    ) -> Result<LiteralMap, NodeFailure> {
+        match &self.node.target {
+            Some(Target::TaskNode(t)) => self.task(t, inputs).await,
+            Some(Target::WorkflowNode(w)) => self.workflow(w, inputs).await,
+            Some(Target::BranchNode(b)) => {
+                self.running(&inputs);
+                run_branch(
+                    self.ctx,
+                    self.closure,
+                    b,
+                    self.uid,
+                    &inputs,
+                    scope.unwrap_or_default(),
+                    self.cancel,
+                )
+                .await
+            }
+            Some(Target::GateNode(g)) => {
+                self.running(&inputs);
+                run_gate(self.ctx, g, self.node, self.uid, &inputs, self.cancel).await
+            }
+            Some(Target::ArrayNode(a)) => {
+                self.running(&inputs);
+                run_array(self.ctx, self.closure, a, self.uid, &inputs, self.cancel).await
+            }
+            None => Err(self.invalid("node without a target")),
+        }
+    }
+}
 
 /// Run one node with its resolved inputs, reporting its phases.
 #[allow(clippy::too_many_arguments)]
@@ -34,239 +217,34 @@ pub(super) fn execute_node(
     cancel: CancelToken,
 ) -> BoxFuture<'static, Result<LiteralMap, NodeFailure>> {
     Box::pin(async move {
+        let parent = parent.as_deref();
         emit_node(
             &ctx,
             &node,
             &uid,
-            parent.as_deref(),
+            parent,
             NodePhase::Queued,
             None,
             None,
             None,
         );
-        let result = match &node.target {
-            Some(Target::TaskNode(t)) => match &t.reference {
-                Some(task_node::Reference::ReferenceId(id)) => {
-                    match closure.tasks.get(&entity_ref(id)) {
-                        Some(task) => {
-                            match run_task_node(
-                                &ctx,
-                                &node,
-                                &uid,
-                                parent.as_deref(),
-                                task.clone(),
-                                inputs.clone(),
-                                &cancel,
-                            )
-                            .await
-                            {
-                                Ok(TaskDone::Outputs(o)) => Ok(o),
-                                Ok(TaskDone::Dynamic(spec)) => {
-                                    run_dynamic(
-                                        &ctx,
-                                        &closure,
-                                        &node,
-                                        &uid,
-                                        parent.as_deref(),
-                                        task,
-                                        inputs,
-                                        *spec,
-                                        &cancel,
-                                    )
-                                    .await
-                                }
-                                Err(e) => Err(e),
-                            }
-                        }
-                        None => Err(failed(
-                            &uid,
-                            "TaskNotFound",
-                            format!("task {} is not in the workflow's closure", describe_id(id)),
-                            ErrorKind::System,
-                        )),
-                    }
-                }
-                None => Err(failed(
-                    &uid,
-                    "InvalidNode",
-                    "task node without a task reference",
-                    ErrorKind::System,
-                )),
-            },
-            Some(Target::WorkflowNode(w)) => {
-                emit_node(
-                    &ctx,
-                    &node,
-                    &uid,
-                    parent.as_deref(),
-                    NodePhase::Running,
-                    Some(inputs.clone()),
-                    None,
-                    None,
-                );
-                match &w.reference {
-                    Some(workflow_node::Reference::SubWorkflowRef(id)) => {
-                        match closure.sub_workflows.get(&entity_ref(id)) {
-                            Some(sub) => {
-                                let sub = Arc::new(sub.clone());
-                                run_workflow(
-                                    ctx.clone(),
-                                    closure.clone(),
-                                    sub,
-                                    inputs,
-                                    Some(uid.clone()),
-                                    cancel.clone(),
-                                )
-                                .await
-                            }
-                            None => Err(failed(
-                                &uid,
-                                "WorkflowNotFound",
-                                format!(
-                                    "subworkflow {} is not in the workflow's closure",
-                                    describe_id(id)
-                                ),
-                                ErrorKind::System,
-                            )),
-                        }
-                    }
-                    Some(workflow_node::Reference::LaunchplanRef(id)) => {
-                        let resolver = ctx.exec.resolver.clone();
-                        let start = resolver.start_child(
-                            &ctx.execution,
-                            &uid,
-                            id,
-                            inputs.clone(),
-                            &ctx.options,
-                        );
-                        let started = match start {
-                            Some(start) => Some(start.await),
-                            None => None,
-                        };
-                        match started {
-                            Some(started) => match started {
-                                Ok(child) => {
-                                    run_child(&ctx, &node, &uid, parent.as_deref(), child, &cancel)
-                                        .await
-                                }
-                                Err(e) => Err(failed(&uid, "LaunchPlanFailed", e, ErrorKind::User)),
-                            },
-                            None => match ctx.exec.resolver.resolve(id).await {
-                                Ok(lp) => {
-                                    let mut all = lp.default_inputs.clone();
-                                    all.literals.extend(inputs.literals);
-                                    let template = Arc::new(lp.closure.primary.clone());
-                                    run_workflow(
-                                        ctx.clone(),
-                                        lp.closure.clone(),
-                                        template,
-                                        all,
-                                        Some(uid.clone()),
-                                        cancel.clone(),
-                                    )
-                                    .await
-                                }
-                                Err(e) => {
-                                    Err(failed(&uid, "LaunchPlanNotFound", e, ErrorKind::System))
-                                }
-                            },
-                        }
-                    }
-                    None => Err(failed(
-                        &uid,
-                        "InvalidNode",
-                        "workflow node without a reference",
-                        ErrorKind::System,
-                    )),
-                }
-            }
-            Some(Target::BranchNode(b)) => {
-                emit_node(
-                    &ctx,
-                    &node,
-                    &uid,
-                    parent.as_deref(),
-                    NodePhase::Running,
-                    Some(inputs.clone()),
-                    None,
-                    None,
-                );
-                run_branch(
-                    &ctx,
-                    &closure,
-                    b,
-                    &uid,
-                    &inputs,
-                    scope.unwrap_or_default(),
-                    &cancel,
-                )
-                .await
-            }
-            Some(Target::GateNode(g)) => {
-                emit_node(
-                    &ctx,
-                    &node,
-                    &uid,
-                    parent.as_deref(),
-                    NodePhase::Running,
-                    Some(inputs.clone()),
-                    None,
-                    None,
-                );
-                run_gate(&ctx, g, &node, &uid, &inputs, &cancel).await
-            }
-            Some(Target::ArrayNode(a)) => {
-                emit_node(
-                    &ctx,
-                    &node,
-                    &uid,
-                    parent.as_deref(),
-                    NodePhase::Running,
-                    Some(inputs.clone()),
-                    None,
-                    None,
-                );
-                run_array(&ctx, &closure, a, &uid, &inputs, &cancel).await
-            }
-            None => Err(failed(
-                &uid,
-                "InvalidNode",
-                "node without a target",
-                ErrorKind::System,
-            )),
+        let run = NodeRun {
+            ctx: &ctx,
+            closure: &closure,
+            node: &node,
+            uid: &uid,
+            parent,
+            cancel: &cancel,
         };
-        match &result {
-            Ok(outputs) => emit_node(
-                &ctx,
-                &node,
-                &uid,
-                parent.as_deref(),
-                NodePhase::Succeeded,
-                None,
-                Some(outputs.clone()),
-                None,
-            ),
-            Err(NodeFailure::Failed { error, .. }) => emit_node(
-                &ctx,
-                &node,
-                &uid,
-                parent.as_deref(),
-                NodePhase::Failed,
-                None,
-                None,
-                Some(error.clone()),
-            ),
-            Err(NodeFailure::Aborted) => emit_node(
-                &ctx,
-                &node,
-                &uid,
-                parent.as_deref(),
-                NodePhase::Aborted,
-                None,
-                None,
-                None,
-            ),
-        }
+        let result = run.run(inputs, scope).await;
+        let (phase, outputs, error) = match &result {
+            Ok(outputs) => (NodePhase::Succeeded, Some(outputs.clone()), None),
+            Err(NodeFailure::Failed { error, .. }) => {
+                (NodePhase::Failed, None, Some(error.clone()))
+            }
+            Err(NodeFailure::Aborted) => (NodePhase::Aborted, None, None),
+        };
+        emit_node(&ctx, &node, &uid, parent, phase, None, outputs, error);
         result
     })
 }
