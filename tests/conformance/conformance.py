@@ -46,7 +46,7 @@ def log(msg):
 # ----------------------------------------------------------------------------------------- processes
 
 
-def run_proc(cmd, cwd, env, timeout, on_timeout=None):
+def run_proc(cmd, cwd, env, timeout, on_timeout=None, stdin_text=None):
     """Run cmd in its own session (so that Ctrl-C is ours to forward), capturing stdout/stderr.
     Returns (exit code or None if timed out, stdout, stderr, seconds)."""
     t0 = time.monotonic()
@@ -56,14 +56,14 @@ def run_proc(cmd, cwd, env, timeout, on_timeout=None):
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
         start_new_session=True,
         text=True,
         errors="replace",
     )
     CURRENT["proc"] = p
     try:
-        out, err = p.communicate(timeout=timeout)
+        out, err = p.communicate(input=stdin_text, timeout=timeout)
         return p.returncode, out, err, time.monotonic() - t0
     except subprocess.TimeoutExpired:
         if on_timeout:
@@ -179,7 +179,7 @@ def discover(examples, env, python):
     return cases, import_errors
 
 
-def decide_inputs(case):
+def decide_inputs(case, extra):
     if not case["required"]:
         case["args"] = []
         case["inputs_from"] = "defaults"
@@ -188,6 +188,15 @@ def decide_inputs(case):
     if mc and "args" in mc:
         case["args"] = mc["args"]
         case["inputs_from"] = f"`__main__`: `{mc['source']}`"
+        return True
+    x = extra.get(case["id"])
+    if x:
+        case["args"] = x["args"]
+        case["inputs_from"] = "extra_inputs.json: `" + " ".join(x["args"]) + "`"
+        case["extra"] = True
+        case["stdin"] = x.get("stdin")
+        case["signals"] = x.get("signals")
+        case["flyte"] = x.get("flyte")
         return True
     if mc and "error" in mc:
         case["skip"] = f"needs inputs ({', '.join(case['required'])}); its `__main__` call: {mc['error']}"
@@ -262,7 +271,8 @@ def run_local(case, python, env, config, timeout, work):
     result_path = os.path.join(work, "local", case["id"] + ".json")
     os.makedirs(os.path.dirname(result_path), exist_ok=True)
     cmd = [python, os.path.join(HERE, "local_run.py"), result_path, "-c", config, "run", case["file"], case["attr"]] + case["args"]
-    code, out, err, secs = run_proc(cmd, cwd=case["root"], env=env, timeout=timeout)
+    # Gate nodes prompt on stdin in a local run; without answers, stdin is closed.
+    code, out, err, secs = run_proc(cmd, cwd=case["root"], env=env, timeout=timeout, stdin_text=case.get("stdin"))
     res = {"cmd": "pyflyte run " + " ".join(cmd[5:]), "secs": secs, "stdout": out, "stderr": err}
     if code is None:
         res.update(ok=False, why=f"timed out after {timeout} s")
@@ -272,7 +282,8 @@ def run_local(case, python, env, config, timeout, work):
         with open(result_path, encoding="utf-8") as f:
             doc = json.load(f)
     if code != 0 or not doc.get("echoed"):
-        res.update(ok=False, why=f"exit {code}: " + compare.error_summary(err))
+        # pyflyte prints a failing task's traceback on stdout, its own errors on stderr
+        res.update(ok=False, why=f"exit {code}: " + compare.error_summary((err or "") + "\n" + (out or "")))
         return res
     res.update(ok=True, text=doc["text"], blobs=doc.get("blobs", {}), dataframes=doc.get("dataframes", []), type=doc.get("type"))
     return res
@@ -393,20 +404,36 @@ class Sandbox:
         return len(ids)
 
 
-def run_remote(case, idx, union, env, config, image, timeout):
+def run_remote(case, idx, union, env, config, image, timeout, python):
     name = f"cf{idx:03d}-{os.urandom(2).hex()}"
     cmd = [union, "run", "--remote", "--wait", "--config", config, "--image", image, "--name", name, case["file"], case["attr"]] + case["args"]
-
-    def on_timeout(p):
-        pass  # stop_group sends SIGINT: union stops following; the execution is terminated below
-
-    code, out, err, secs = run_proc(cmd, cwd=case["root"], env=env, timeout=timeout, on_timeout=on_timeout)
+    answerer = None
+    if case.get("signals"):
+        # Gate nodes wait for a human: answer them as one would, through FlyteRemote's signal API.
+        answerer = subprocess.Popen(
+            [python, os.path.join(HERE, "signals.py"), config, name, json.dumps(case["signals"])],
+            cwd=case["root"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            start_new_session=True, text=True,
+        )
+    try:
+        code, out, err, secs = run_proc(cmd, cwd=case["root"], env=env, timeout=timeout)
+    finally:
+        signals_log = ""
+        if answerer is not None:
+            stop_group(answerer, grace=2)
+            signals_log = answerer.stderr.read()
     res = {"cmd": "union " + " ".join(cmd[1:]), "secs": secs, "stdout": out, "stderr": err, "execution": name}
+    if signals_log:
+        res["signals_log"] = signals_log
     if code is None:
+        # union stopped following on SIGINT (the execution goes on): terminate it.
         subprocess.run([union, "terminate", name, "--config", config, "--cause", "conformance: time limit"],
                        cwd=case["root"], env=env, capture_output=True, timeout=60)
         waiting = compare.last_running_nodes(err)
-        res.update(ok=False, why=f"timed out after {timeout} s" + (f" ({waiting})" if waiting else "") + "; execution terminated")
+        sig = ""
+        if signals_log:
+            sig = "; signals: " + "; ".join(dict.fromkeys(ln.replace("signals: ", "") for ln in signals_log.splitlines()))[:200]
+        res.update(ok=False, why=f"timed out after {timeout} s" + (f" ({waiting})" if waiting else "") + sig + "; execution terminated")
         return res
     if code != 0:
         res.update(ok=False, why=f"exit {code}: " + compare.error_summary(err))
@@ -439,15 +466,29 @@ def short(s, n=90):
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def code_cell(s):
+    return s if s == "(no outputs)" else "`" + s.replace("`", "'") + "`"
+
+
 def report(cases, import_errors, meta):
     lines = []
-    target = [c for c in cases if c.get("verdict") in ("same", "different", "failed")]
+    counted = [c for c in cases if c.get("verdict") in ("same", "different", "failed")]
+    target = [c for c in counted if not c.get("extra")]
     same = [c for c in target if c["verdict"] == "same"]
+    extra = [c for c in counted if c.get("extra")]
+    extra_same = [c for c in extra if c["verdict"] == "same"]
     lines.append(f"flytesnacks {meta['flytesnacks']}, union {meta['union']}, flytekit {meta['flytekit']}, "
                  f"measured {meta['date']} in {meta['elapsed']}.")
     lines.append("")
-    lines.append(f"**{len(same)} of {len(target)} same** (workflows with all inputs given that succeed locally; "
-                 f"{len(cases) - len(target)} more rows are not counted: they need inputs or fail locally).")
+    lines.append(f"**{len(same)} of {len(target)} same**: the workflows and launch plans whose inputs all have defaults "
+                 f"or come from the example's `__main__` block, and that succeed locally.")
+    if extra:
+        lines.append("")
+        lines.append(f"Counted apart: **{len(extra_same)} of {len(extra)} same** with inputs from "
+                     f"`tests/conformance/extra_inputs.json` (workflows that need inputs the example does not give).")
+    lines.append("")
+    lines.append(f"Not counted: {len(cases) - len(counted)} rows that need inputs nobody gives or that fail locally"
+                 f"{', and modules that fail to import' if import_errors else ''}.")
     lines.append("")
     for pkg in PACKAGES:
         rows = [c for c in cases if c["package"] == pkg]
@@ -461,19 +502,23 @@ def report(cases, import_errors, meta):
         for c in rows:
             local = c.get("local", {})
             remote = c.get("remote", {})
-            lcell = short(local.get("text"), 60) if local.get("ok") else ("—" if not local else "fails")
-            rcell = short(remote.get("text"), 60) if remote.get("ok") else ("—" if not remote else "fails")
+            lcell = (short(local.get("text"), 60) or "(no outputs)") if local.get("ok") else ("—" if not local else "fails")
+            rcell = (short(remote.get("text"), 60) or "(no outputs)") if remote.get("ok") else ("—" if not remote else "fails")
             inputs = c.get("inputs_from", "—")
             lines.append(
                 f"| `{c['id']}`{' (launch plan)' if c['kind'] == 'launch_plan' else ' (eager)' if c['kind'] == 'eager' else ''} "
-                f"| {md_cell(inputs)} | {md_cell(lcell and '`' + lcell + '`' if local.get('ok') else lcell)} "
-                f"| {md_cell(rcell and '`' + rcell + '`' if remote.get('ok') else rcell)} "
+                f"| {md_cell(inputs)} | {md_cell(code_cell(lcell) if local.get('ok') else lcell)} "
+                f"| {md_cell(code_cell(rcell) if remote.get('ok') else rcell)} "
                 f"| **{c['verdict']}** | {md_cell(c.get('why', ''))} |"
             )
         for e in errs:
-            lines.append(f"| `{e['file']}` (module) | — | fails | — | **import fails** | {md_cell(short(e['error'], 200))} |")
+            why = short(e["error"], 200)
+            m = re.search(r"No module named '(\w+)'", e["error"])
+            if m and m.group(1) in HEAVY:
+                why += f" ({m.group(1)} is one of the examples' heavy requirements, installed neither locally nor in the image)"
+            lines.append(f"| `{e['file']}` (module) | — | fails | — | **import fails** | {md_cell(why)} |")
         lines.append("")
-    lines.append(f"Summary: {len(same)} of {len(target)} same.")
+    lines.append(f"Summary: {len(same)} of {len(target)} same" + (f" (and {len(extra_same)} of {len(extra)} with extra inputs)." if extra else "."))
     return "\n".join(lines) + "\n"
 
 
@@ -489,6 +534,8 @@ def main():
     ap.add_argument("--only", help="regex: only rows whose id (module.attr) matches")
     ap.add_argument("--local-timeout", type=int, default=300)
     ap.add_argument("--remote-timeout", type=int, default=int(os.environ.get("CONFORMANCE_TIMEOUT", "300")))
+    ap.add_argument("--gate-timeout", type=int, default=120, help="limit for rows that wait on gate nodes (signals)")
+    ap.add_argument("--no-extra-inputs", action="store_true", help="only the issue's rows: no inputs from extra_inputs.json")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory (printed at the end)")
     args = ap.parse_args()
 
@@ -543,7 +590,11 @@ def main():
             import_errors = [e for e in import_errors if re.search(args.only, e["file"])]
         log(f"{len(cases)} workflows and launch plans; {len(import_errors)} modules fail to import")
 
-        runnable = [c for c in cases if decide_inputs(c)]
+        extra = {}
+        if not args.no_extra_inputs:
+            with open(os.path.join(HERE, "extra_inputs.json"), encoding="utf-8") as f:
+                extra = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+        runnable = [c for c in cases if decide_inputs(c, extra)]
         for c in cases:
             if "skip" in c:
                 c["verdict"] = "not run"
@@ -558,7 +609,8 @@ def main():
                 c["verdict"] = "local fails"
                 c["why"] = "local `pyflyte run` fails: " + c["local"]["why"]
 
-        to_remote = [c for c in runnable if c.get("local", {}).get("ok")]
+        # Rows whose local run fails are compared with Flyte's answer when extra_inputs.json gives it.
+        to_remote = [c for c in runnable if c.get("local", {}).get("ok") or c.get("flyte") is not None]
         image, pkgs, build_err, build_secs = (None, [], None, 0.0)
         if to_remote and not STOP.is_set():
             log("building the image for tasks without an ImageSpec")
@@ -579,7 +631,8 @@ def main():
             if not image:
                 c["remote"] = {"ok": False, "why": build_err}
             else:
-                c["remote"] = run_remote(c, i, union, env, config, image, args.remote_timeout)
+                limit = args.gate_timeout if c.get("signals") else args.remote_timeout
+                c["remote"] = run_remote(c, i, union, env, config, image, limit, python)
             r = c["remote"]
             verdict, why = compare.verdict(c, c["local"], r, sandbox.data_dir)
             c["verdict"], c["why"] = verdict, why

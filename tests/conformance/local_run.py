@@ -15,7 +15,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import content_digest, df_digest  # noqa: E402
+from compare import content_digest, dataframe_dir_digest, df_digest  # noqa: E402
 
 
 def collect_blobs(v, out, dataframes, depth=0):
@@ -40,11 +40,19 @@ def collect_blobs(v, out, dataframes, depth=0):
             out[p] = d
         return
     if isinstance(v, StructuredDataset):
+        # What was stored (all columns), read the way compare.py reads the sandbox's copy; a
+        # dataframe never written (still in memory) as it is.
+        lit = getattr(v, "_literal_sd", None)
+        uri = getattr(lit, "uri", None) or v.uri
         try:
-            df = v.dataframe if pd is not None and isinstance(v.dataframe, pd.DataFrame) else v.open(pd.DataFrame).all()
-            if v.uri:
-                out[str(v.uri)] = df_digest(df)
-            dataframes.append(df_digest(df))
+            d = None
+            if uri:
+                fmt = getattr(getattr(getattr(lit, "metadata", None), "structured_dataset_type", None), "format", "") or v.file_format
+                d = dataframe_dir_digest(str(uri), fmt or "parquet")
+            if d is None:
+                df = v.dataframe if pd is not None and isinstance(v.dataframe, pd.DataFrame) else v.open(pd.DataFrame).all()
+                d = df_digest(df)
+            dataframes.append(d)
         except Exception as e:  # noqa: BLE001
             dataframes.append(f"unreadable: {e!r}")
         return

@@ -24,6 +24,9 @@ def test_parse():
     assert parse_value("[1, 2]") == [1, 2]
     assert parse_value("Datum(x=30, y='1020', z={10: '10'})") == {"__type__": "Datum", "x": 30, "y": "1020", "z": {"10": "10"}}
     assert parse_value("Coffee.LATTE") == "Coffee.LATTE"
+    # pydantic's str(): fields separated by spaces, no class name
+    assert parse_value("x=30 y='a b=c' z={10: '10', 20: '20'}") == {"__type__": "__model__", "x": 30, "y": "a b=c", "z": {"10": "10", "20": "20"}}
+    assert parse_value("dataframe=SD(uri=None, f='p') file=/tmp/x") == {"__type__": "__model__", "dataframe": {"__type__": "SD", "uri": None, "f": "p"}, "file": "/tmp/x"}
     # unquoted paths (FlyteFile's str) still parse
     assert parse_value("T(file=/tmp/ab, d=file:///x/y)") == {"__type__": "T", "file": "/tmp/ab", "d": "file:///x/y"}
 
@@ -42,6 +45,9 @@ def test_verdicts():
     assert ok("3.0", "3.0") == ("same", "")
     v, why = ok("slope_and_intercept_values(slope=-1.5, intercept=3.0)", "slope: -1.5\nintercept: 3.0", outputs=["slope", "intercept"])
     assert v == "same" and "printed differently" in why
+    # a pydantic model: local repr inside a NamedTuple, sandbox str() after `o0: `
+    assert ok("DefaultNamedTupleOutput(o0=Datum(x=30, y='1020'), o1=1)", "o0: x=30 y='1020'\no1: 1", outputs=["o0", "o1"])[0] == "same"
+    assert ok("DefaultNamedTupleOutput(o0=Datum(x=30, y='1020'), o1=1)", "o0: x=31 y='1020'\no1: 1", outputs=["o0", "o1"])[0] == "different"
     # floats are exact
     assert ok("0.30000000000000004", "0.3")[0] == "different"
     assert ok("1", "1.0")[0] == "different"  # an int is not a float
@@ -57,6 +63,11 @@ def test_verdicts():
     assert ok("-4.5", "-7.5", id="subworkflow.launch_plan")[0] == "same"
     assert ok("-4.5", "-4.5", id="subworkflow.launch_plan")[0] == "same"
     assert ok("-4.5", "-1.0", id="subworkflow.launch_plan")[0] == "different"
+    # a local run that fails, compared with Flyte's answer
+    case = {"id": "e.wf", "outputs": ["o0"], "flyte": "4"}
+    assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": True, "text": "4"})[0] == "same"
+    assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": True, "text": "5"})[0] == "different"
+    assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": False, "why": "boom"})[0] == "failed"
     # dataframes compared by content when both sides are read
     assert ok("SD()", "SD()", ldf=["df:a"], rdf=["df:a"])[0] == "same"
     assert ok("SD()", "SD()", ldf=["df:a"], rdf=["df:b"])[0] == "different"
