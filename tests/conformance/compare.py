@@ -418,9 +418,10 @@ def verdict(case, local, remote, sandbox_dir=None):
 
 def _verdict(case, local, remote):
     if not local.get("ok") and case.get("flyte") is not None:
-        lead = f"local `pyflyte run` fails ({local.get('why')}); compared with Flyte's answer {case['flyte']} (worked out from the code)"
+        lead = (f"compared with Flyte's answer {case['flyte']} (worked out from the code): the local `pyflyte run` "
+                f"fails ({short_repr(local.get('why'), 110)})")
         if not remote.get("ok"):
-            return "failed", f"{lead}; sandbox: {remote.get('why') or 'failed'}"
+            return "failed", f"sandbox: {remote.get('why') or 'failed'}; {lead}"
         rt = strip_trailing_newline(remote["text"])
         if equal(parse_remote(rt, case.get("outputs") or []), parse_value(case["flyte"])):
             return "same", lead

@@ -180,6 +180,9 @@ def discover(examples, env, python):
 
 
 def decide_inputs(case, extra):
+    x = extra.get(case["id"]) or {}
+    # Flyte's answer, for a row whose local run fails (then compared with it, and counted apart)
+    case["flyte"] = x.get("flyte")
     if not case["required"]:
         case["args"] = []
         case["inputs_from"] = "defaults"
@@ -189,14 +192,12 @@ def decide_inputs(case, extra):
         case["args"] = mc["args"]
         case["inputs_from"] = f"`__main__`: `{mc['source']}`"
         return True
-    x = extra.get(case["id"])
-    if x:
+    if x.get("args") is not None:
         case["args"] = x["args"]
         case["inputs_from"] = "extra_inputs.json: `" + " ".join(x["args"]) + "`"
         case["extra"] = True
         case["stdin"] = x.get("stdin")
         case["signals"] = x.get("signals")
-        case["flyte"] = x.get("flyte")
         return True
     if mc and "error" in mc:
         case["skip"] = f"needs inputs ({', '.join(case['required'])}); its `__main__` call: {mc['error']}"
@@ -390,7 +391,19 @@ class Sandbox:
         self.remove_containers()
 
     def remove_containers(self):
-        """Containers this sandbox started and left (label io.union.sandbox = a path under data_dir)."""
+        """Containers this sandbox started and left (label io.union.sandbox = a path under data_dir).
+        A start request the sandbox sent just before it stopped can still complete in the engine:
+        look again until a pass finds none."""
+        removed = 0
+        for _ in range(4):
+            n = self._remove_containers_once()
+            removed += n
+            if n == 0 and _ > 0:
+                break
+            time.sleep(1.5)
+        return removed
+
+    def _remove_containers_once(self):
         try:
             r = subprocess.run(
                 ["docker", "ps", "-aq", "--filter", "label=io.union.sandbox", "--format", '{{.ID}} {{.Label "io.union.sandbox"}}'],
@@ -470,6 +483,25 @@ def code_cell(s):
     return s if s == "(no outputs)" else "`" + s.replace("`", "'") + "`"
 
 
+def union_label(union):
+    """`union --version`, the commit it was built from, and the binary's digest and date.
+    The commit: $CONFORMANCE_UNION_COMMIT, else this repository's HEAD when the binary is its own
+    target/release/union."""
+    import hashlib
+
+    version = subprocess.run([union, "--version"], capture_output=True, text=True).stdout.strip()
+    commit = os.environ.get("CONFORMANCE_UNION_COMMIT")
+    if not commit and union.startswith(os.path.join(REPO, "target")):
+        r = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True, text=True)
+        commit = r.stdout.strip() or None
+    h = hashlib.sha256()
+    with open(union, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(union)))
+    return f"{version}" + (f" at {commit}" if commit else "") + f" (binary sha256 {h.hexdigest()[:12]}, {built})"
+
+
 def report(cases, import_errors, meta):
     lines = []
     counted = [c for c in cases if c.get("verdict") in ("same", "different", "failed")]
@@ -477,15 +509,15 @@ def report(cases, import_errors, meta):
     same = [c for c in target if c["verdict"] == "same"]
     extra = [c for c in counted if c.get("extra")]
     extra_same = [c for c in extra if c["verdict"] == "same"]
-    lines.append(f"flytesnacks {meta['flytesnacks']}, union {meta['union']}, flytekit {meta['flytekit']}, "
+    lines.append(f"flytesnacks {meta['flytesnacks']}, {meta['union']}, flytekit {meta['flytekit']}, "
                  f"measured {meta['date']} in {meta['elapsed']}.")
     lines.append("")
     lines.append(f"**{len(same)} of {len(target)} same**: the workflows and launch plans whose inputs all have defaults "
                  f"or come from the example's `__main__` block, and that succeed locally.")
     if extra:
         lines.append("")
-        lines.append(f"Counted apart: **{len(extra_same)} of {len(extra)} same** with inputs from "
-                     f"`tests/conformance/extra_inputs.json` (workflows that need inputs the example does not give).")
+        lines.append(f"Counted apart: **{len(extra_same)} of {len(extra)} same** for the rows that take their inputs, or "
+                     f"Flyte's answer when the local run fails, from `tests/conformance/extra_inputs.json`.")
     lines.append("")
     lines.append(f"Not counted: {len(cases) - len(counted)} rows that need inputs nobody gives or that fail locally"
                  f"{', and modules that fail to import' if import_errors else ''}.")
@@ -565,7 +597,7 @@ def main():
         commit, rewritten = prepare_examples(os.path.abspath(args.checkout), work)
         examples = os.path.join(work, "examples")
         meta["flytesnacks"] = commit[:8]
-        meta["union"] = subprocess.run([union, "--version"], capture_output=True, text=True).stdout.strip()
+        meta["union"] = union_label(union)
         meta["flytekit"] = installed_version(python, env, "flytekit")
         log(f"flytesnacks {commit}; {meta['union']} ({union}); ImageSpec registries rewritten in {rewritten}")
 
@@ -608,6 +640,8 @@ def main():
             if not c["local"]["ok"]:
                 c["verdict"] = "local fails"
                 c["why"] = "local `pyflyte run` fails: " + c["local"]["why"]
+                if c.get("flyte") is not None:
+                    c["extra"] = True  # compared with Flyte's answer instead: counted apart
 
         # Rows whose local run fails are compared with Flyte's answer when extra_inputs.json gives it.
         to_remote = [c for c in runnable if c.get("local", {}).get("ok") or c.get("flyte") is not None]
