@@ -9,7 +9,8 @@ are parsed into one normalized form:
 - a Python-literal-like value (ast): numbers, strings, lists, dicts, `Name(k=v, ...)` constructors
   (dataclasses, NamedTuples, pydantic models), bare names;
 - several outputs become {output name: value}, whether printed as a NamedTuple
-  `DefaultNamedTupleOutput(o0=..., o1=...)`, a tuple `(a, b)` or `name: value` lines;
+  `DefaultNamedTupleOutput(o0=..., o1=...)`, a tuple `(a, b)` or `name: value` lines (either
+  side may print either form);
 - a path to a file or directory, or a dataframe's location, is replaced by a digest of its content
   when the content can be read (local: recorded by local_run.py when pyflyte printed it; sandbox:
   the sandbox keeps blobs on disk under its data directory), so two outputs with equal content
@@ -186,7 +187,8 @@ def parse_remote(text, outputs):
         return parse_value(text)
     parts = split_printed_outputs(text, outputs)
     if set(parts) != set(outputs):
-        return {"__text__": text.strip()}
+        # not `name: value` lines: printed as a local run prints them (a NamedTuple)
+        return parse_local(text, outputs)
     return {o: parse_value(parts[o]) for o in outputs}
 
 

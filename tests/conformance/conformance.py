@@ -511,6 +511,10 @@ def report(cases, import_errors, meta):
     extra_same = [c for c in extra if c["verdict"] == "same"]
     lines.append(f"flytesnacks {meta['flytesnacks']}, {meta['union']}, flytekit {meta['flytekit']}, "
                  f"measured {meta['date']} in {meta['elapsed']}.")
+    if meta.get("union_changed"):
+        lines.append("")
+        lines.append(f"**Warning:** the binary changed during the run (at the end: {meta['union_changed']}); "
+                     f"rows ran with either build.")
     lines.append("")
     lines.append(f"**{len(same)} of {len(target)} same**: the workflows and launch plans whose inputs all have defaults "
                  f"or come from the example's `__main__` block, and that succeed locally.")
@@ -585,10 +589,12 @@ def main():
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
     def on_signal(signum, frame):
-        STOP.set()
         p = CURRENT.get("proc")
         if p is not None:
             threading.Thread(target=stop_group, args=(p, 5), daemon=True).start()
+        if STOP.is_set():
+            return  # already stopping: let the cleanup (sandbox, containers) finish
+        STOP.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_signal)
@@ -678,6 +684,11 @@ def main():
         if sandbox is not None:
             log("stopping the sandbox")
             sandbox.stop()
+    if meta.get("union") and os.path.exists(union):
+        now = union_label(union)
+        if now != meta["union"]:
+            meta["union_changed"] = now
+            log(f"warning: {union} changed during the run: now {now}")
     elapsed = time.monotonic() - t_start
     meta["elapsed"] = f"{int(elapsed // 60)} min {int(elapsed % 60)} s"
     for c in cases:

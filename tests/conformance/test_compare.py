@@ -36,6 +36,8 @@ def test_outputs():
     assert parse_local("slope_and_intercept_values(slope=-1.5, intercept=3.0)", outs) == {"slope": -1.5, "intercept": 3.0}
     assert parse_remote("slope: -1.5\nintercept: 3.0", outs) == {"slope": -1.5, "intercept": 3.0}
     assert parse_local("(1.0, 2.0)", ["o0", "o1"]) == {"o0": 1.0, "o1": 2.0}
+    # union may print several outputs as pyflyte's local run does
+    assert parse_remote("slope_and_intercept_values(slope=-1.5, intercept=3.0)", outs) == {"slope": -1.5, "intercept": 3.0}
     # a value spanning lines stays with its output
     assert parse_remote("o0: a\nb\no1: 2", ["o0", "o1"]) == {"o0": {"__text__": "a\nb"}, "o1": 2}
     assert parse_local("", []) is None and parse_remote("", []) is None
@@ -83,6 +85,11 @@ def test_paths():
                 f.write(content)
         blobs = {a: compare.content_digest(a)}
         v, why = ok(f"T(file={a})", f"T(file={b})", blobs=blobs)
+        assert v == "same" and "paths differ" in why, (v, why)
+        two = ["o0", "o1"]
+        v, why = ok(f"DefaultNamedTupleOutput(o0=D(x=1), o1=T(file={a}))", f"DefaultNamedTupleOutput(o0=D(x=1), o1=T(file={b}))", outputs=two, blobs=blobs)
+        assert v == "same" and "paths differ" in why, (v, why)
+        v, why = ok(f"DefaultNamedTupleOutput(o0=D(x=1), o1=T(file={a}))", f"o0: D(x=1)\no1: T(file={b})", outputs=two, blobs=blobs)
         assert v == "same" and "paths differ" in why, (v, why)
         with open(b, "wb") as f:
             f.write(b"ho")
