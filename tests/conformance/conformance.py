@@ -188,13 +188,13 @@ def decide_inputs(case, extra):
         case["inputs_from"] = "defaults"
         return True
     mc = case.get("main_call")
-    if mc and "args" in mc:
+    if mc and "args" in mc and not x.get("override"):
         case["args"] = mc["args"]
         case["inputs_from"] = f"`__main__`: `{mc['source']}`"
         return True
     if x.get("args") is not None:
         case["args"] = x["args"]
-        case["inputs_from"] = "extra_inputs.json: `" + " ".join(x["args"]) + "`"
+        case["inputs_from"] = "extra_inputs.json: `" + " ".join(x["args"]) + "`" + (" (instead of `__main__`'s: " + x["note"] + ")" if x.get("override") else "")
         case["extra"] = True
         case["stdin"] = x.get("stdin")
         case["signals"] = x.get("signals")
