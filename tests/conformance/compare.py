@@ -419,6 +419,16 @@ def verdict(case, local, remote, sandbox_dir=None):
 
 
 def _verdict(case, local, remote):
+    if not local.get("ok") and case.get("flyte_error"):
+        expected = case["flyte_error"]
+        note = f" ({case['flyte_note']})" if case.get("flyte_note") else ""
+        if remote.get("ok"):
+            return "different", f"Flyte fails with `{expected}`{note}; the sandbox answers {short_repr(strip_trailing_newline(remote['text']))}"
+        got = (remote.get("why") or "") + "\n" + (remote.get("stderr") or "")
+        if expected in got:
+            return "same", (f"fails as Flyte does: `{expected}`{note}; the local `pyflyte run` fails too "
+                            f"({short_repr(local.get('why'), 90)})")
+        return "different", f"Flyte fails with `{expected}`{note}; the sandbox: {remote.get('why')}"
     if not local.get("ok") and case.get("flyte") is not None:
         lead = (f"compared with Flyte's answer {case['flyte']} (worked out from the code): the local `pyflyte run` "
                 f"fails ({short_repr(local.get('why'), 110)})")

@@ -183,6 +183,8 @@ def decide_inputs(case, extra):
     x = extra.get(case["id"]) or {}
     # Flyte's answer, for a row whose local run fails (then compared with it, and counted apart)
     case["flyte"] = x.get("flyte")
+    case["flyte_error"] = x.get("flyte_error")
+    case["flyte_note"] = x.get("note")
     if not case["required"]:
         case["args"] = []
         case["inputs_from"] = "defaults"
@@ -646,11 +648,11 @@ def main():
             if not c["local"]["ok"]:
                 c["verdict"] = "local fails"
                 c["why"] = "local `pyflyte run` fails: " + c["local"]["why"]
-                if c.get("flyte") is not None:
+                if c.get("flyte") is not None or c.get("flyte_error"):
                     c["extra"] = True  # compared with Flyte's answer instead: counted apart
 
         # Rows whose local run fails are compared with Flyte's answer when extra_inputs.json gives it.
-        to_remote = [c for c in runnable if c.get("local", {}).get("ok") or c.get("flyte") is not None]
+        to_remote = [c for c in runnable if c.get("local", {}).get("ok") or c.get("flyte") is not None or c.get("flyte_error")]
         image, pkgs, build_err, build_secs = (None, [], None, 0.0)
         if to_remote and not STOP.is_set():
             log("building the image for tasks without an ImageSpec")
@@ -680,6 +682,13 @@ def main():
     except KeyboardInterrupt:
         STOP.set()
         log("interrupted: stopping")
+    except BaseException:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        if sandbox is not None:
+            sandbox.stop()
+            sandbox = None
+        raise
     finally:
         if sandbox is not None:
             log("stopping the sandbox")

@@ -20,10 +20,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 checkout=$1; shift
+[ -d "$checkout" ] || { echo "run.sh: error: $checkout is not a directory (a flytesnacks checkout or its git directory)" >&2; exit 2; }
 out=conformance-results.md
 if [ $# -gt 0 ] && [ "$1" != -- ]; then out=$1; shift; fi
 [ "${1:-}" = -- ] && shift

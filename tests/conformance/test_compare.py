@@ -70,6 +70,11 @@ def test_verdicts():
     assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": True, "text": "4"})[0] == "same"
     assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": True, "text": "5"})[0] == "different"
     assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": False, "why": "boom"})[0] == "failed"
+    # a row Flyte fails: the sandbox must fail with the same error
+    case = {"id": "e.wf", "outputs": ["o0"], "flyte_error": "TypeError: x"}
+    assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": False, "why": "exit 1: TypeError: x"})[0] == "same"
+    assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": False, "why": "exit 1: other"})[0] == "different"
+    assert verdict(case, {"ok": False, "why": "exit 1"}, {"ok": True, "text": "4"})[0] == "different"
     # dataframes compared by content when both sides are read
     assert ok("SD()", "SD()", ldf=["df:a"], rdf=["df:a"])[0] == "same"
     assert ok("SD()", "SD()", ldf=["df:a"], rdf=["df:b"])[0] == "different"
