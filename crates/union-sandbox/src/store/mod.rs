@@ -295,10 +295,7 @@ impl Store {
     /// Open (creating and migrating if needed) `sandbox.db` in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: path.clone(),
-            source,
-        };
+        let open_err = |source| open_error(&path, source);
         let mut writer = Connection::open(&path).map_err(open_err)?;
         writer
             .execute_batch(
@@ -313,19 +310,7 @@ impl Store {
         // page once: milliseconds for a sandbox's database).
         let verdict: String = writer
             .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-            .map_err(|e| {
-                if sqlite_corruption(&e) {
-                    StoreError::Corrupt {
-                        path: path.clone(),
-                        detail: e.to_string(),
-                    }
-                } else {
-                    StoreError::Open {
-                        path: path.clone(),
-                        source: e,
-                    }
-                }
-            })?;
+            .map_err(open_err)?;
         if verdict != "ok" {
             let detail = verdict
                 .lines()
@@ -726,11 +711,24 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// Why the file could not be opened: damage (wherever SQLite finds it first: the schema, a
+/// migration, the integrity check) is reported as such.
+fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    if sqlite_corruption(&source) {
+        StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let open_err = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
+    let open_err = |source| open_error(path, source);
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(open_err)?;
