@@ -12,7 +12,7 @@
 //!
 //! The image is pulled only when the engine does not have it (Kubernetes' `IfNotPresent`, the
 //! default for tagged images), with credentials from the Docker config. Containers are removed
-//! once they finish; logs stay.
+//! once they finish (in the background: the outcome does not wait for it); logs stay.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -408,12 +408,17 @@ impl DockerRunner {
         // An eager task terminates the executions it started on SIGTERM (flytekit's Controller).
         let grace = eager.then_some(EAGER_STOP_GRACE);
         let outcome = self.supervise(&docker, &id, &paths, cancel, grace).await;
-        let _ = docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-            )
-            .await;
+        // The container has exited (or was killed): removing it is the engine's business, off
+        // the task's path (a restart removes any a crash left behind).
+        let remover = docker.clone();
+        tokio::spawn(async move {
+            let _ = remover
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                )
+                .await;
+        });
         drop(secrets);
         let exit = outcome?;
         Ok(match exit {
