@@ -314,6 +314,11 @@ fn launch_plan_nodes_run_as_child_executions() {
     );
     let list = n.union(&["get", "executions"]);
     assert!(stdout(&list).contains(&child), "{}", stdout(&list));
+
+    // Mapped over a list (an array node over a launch plan): element i gets item i.
+    let local = n.local("workflows/launch_plans.py", "areas_wf");
+    assert_eq!(local, "[5.0, 10.0]\n");
+    assert_eq!(n.run_remote("workflows/launch_plans.py", "areas_wf"), local);
 }
 
 /// The output of a cached task is random: equal outputs across executions prove the cache.

@@ -1,7 +1,10 @@
 """Launch plan nodes: each runs as a child execution, with the launch plan's fixed and default
-inputs (Flyte's answers: 15.0 and 20.0; a local run ignores the launch plan's defaults)."""
+inputs (Flyte's answers: 15.0 and 20.0; a local run ignores the launch plan's defaults); mapped
+over a list, one child execution per element."""
 
-from flytekit import LaunchPlan, task, workflow
+from typing import List
+
+from flytekit import LaunchPlan, map_task, task, workflow
 
 
 @task
@@ -27,3 +30,8 @@ def defaults_wf() -> float:
 @workflow
 def override_wf(height: float = 4.0) -> float:
     return rect_lp(height=height)
+
+
+@workflow
+def areas_wf() -> List[float]:
+    return map_task(rect_lp)(height=[1.0, 2.0])
