@@ -113,10 +113,7 @@ impl Signals {
         &self,
         f: impl FnOnce(&Store) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| Status::internal(format!("signal store task failed: {e}")))?
+        crate::status::blocking(&self.store, f).await
     }
 
     /// GetOrCreateSignal: the signal, registered with `t` if it was not yet.

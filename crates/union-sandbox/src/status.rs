@@ -2,9 +2,11 @@
 //! required field, a database failure, an entity named in a message, a timestamp. Used by the
 //! admin service, executions and list queries alike, so it sits below them.
 
+use std::sync::Arc;
+
 use tonic::Status;
 
-use crate::store::{EntityKey, EntityKind, StoreError};
+use crate::store::{EntityKey, EntityKind, Store, StoreError};
 use union_idl::google_protobuf::Timestamp;
 
 /// flyteadmin's "missing <field>" INVALID_ARGUMENT for an empty required string.
@@ -50,4 +52,16 @@ pub fn timestamp(nanos: i64) -> Timestamp {
         seconds: nanos.div_euclid(1_000_000_000),
         nanos: nanos.rem_euclid(1_000_000_000) as i32,
     }
+}
+
+/// Run blocking database work off the async workers (every service's requests do).
+pub async fn blocking<T, F>(store: &Arc<Store>, f: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, Status> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| Status::internal(format!("sandbox request failed: {e}")))?
 }

@@ -64,10 +64,7 @@ impl AdminApi {
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, Status> + Send + 'static,
     {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| Status::internal(format!("sandbox request failed: {e}")))?
+        crate::status::blocking(&self.store, f).await
     }
 }
 
