@@ -1,4 +1,5 @@
-//! `union sandbox`: FlyteAdmin's API as the real Python clients use it (`api`), executions in
+//! `union sandbox`: FlyteAdmin's API as the real Python clients use it (`api`), the web console
+//! in a real browser (`console`), executions in
 //! containers (`executions`), the wire types it speaks (`idl`), union's secrets (`secrets`) and
 //! scheduled launch plans (`schedules`).
 
@@ -11,6 +12,7 @@ mod support;
 mod api;
 mod auth;
 mod binary;
+mod console;
 mod executions;
 mod idl;
 mod schedules;

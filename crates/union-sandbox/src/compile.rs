@@ -160,6 +160,10 @@ fn promises_of_binding(b: &Binding, out: &mut BTreeSet<String>) {
 
 fn promises_of(data: &BindingData, out: &mut BTreeSet<String>) {
     match &data.value {
+        // flytekit names the workflow's own inputs with node id "" (flytepropeller's start-node).
+        Some(binding_data::Value::Promise(p)) if p.node_id.is_empty() => {
+            out.insert(START_NODE_ID.to_string());
+        }
         Some(binding_data::Value::Promise(p)) => {
             out.insert(p.node_id.clone());
         }

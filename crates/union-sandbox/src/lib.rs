@@ -3,7 +3,8 @@
 //!
 //! One port serves everything: gRPC (`AdminService`, `DataProxyService`, `AuthMetadataService`,
 //! `SignalService`, union's `ImageService` and `SecretService`)
-//! over HTTP/2 and the blob endpoint of signed upload URLs over HTTP/1.1 ([`blobs`]). State lives
+//! over HTTP/2, and over HTTP/1.1 the blob endpoint of signed upload URLs ([`blobs`]), task logs,
+//! FlyteAdmin's HTTP API `/api/v1` ([`api`]) and the web console at `/console` ([`console`]). State lives
 //! in a data directory: `sandbox.db` (SQLite, [`store`]), `blobs/`, `sandbox.key` (URL signing secret).
 //! With [`SandboxConfig::auth`] the sandbox is also its own OAuth2 server and every gRPC call needs
 //! a token ([`auth`]; its state in `auth/`).
@@ -29,12 +30,16 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod admin;
+/// FlyteAdmin's HTTP API (`/api/v1`), which the web console reads.
+pub mod api;
 /// OAuth2 (`union sandbox start --auth`): token endpoint, browser flows, the gRPC gate.
 pub mod auth;
 pub mod blobs;
 /// Cached task outputs (DataCatalog's role).
 pub mod cache;
 pub mod compile;
+/// The web console at `/console`, its files built in.
+pub mod console;
 pub mod executions;
 /// Workflow execution: node scheduling, bindings, branches, and a Docker task runner.
 pub mod executor;
@@ -390,18 +395,21 @@ impl Sandbox {
             executions.clone(),
             self.schedule_reporter.clone(),
         );
-        let admin = AdminServiceServer::new(
-            admin::AdminApi::new(self.store.clone()).with_executions(executions.clone()),
-        )
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let admin_api =
+            admin::AdminApi::new(self.store.clone()).with_executions(executions.clone());
+        let admin = AdminServiceServer::new(admin_api.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let data_proxy = DataProxyServiceServer::new(blobs::DataProxyApi::new(
             self.blobs.clone(),
             self.local_addr,
             self.tls.is_some(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let mut http = blobs::router(self.blobs.clone()).merge(executions::router(executions));
+        let mut http = blobs::router(self.blobs.clone())
+            .merge(executions::router(executions))
+            .merge(api::router(admin_api, self.auth.clone()))
+            .merge(console::router());
         if let Some(authority) = &self.auth {
             http = http.merge(auth::http::router(authority.clone()));
         }

@@ -4,7 +4,7 @@
 //!
 //! Where things happen: `tasks`, `workflows` and `launch_plans` register and look up their kind
 //! (`workflows` also compiles a workflow against what is registered), `named_entities` answers
-//! the name-level queries, `listing` holds the list queries they share, `ids` validates and
+//! the name-level queries, `projects` the projects and domains, `listing` holds the list queries they share, `ids` validates and
 //! builds identifiers, `status` maps store failures and re-registrations to gRPC statuses, and
 //! `unimplemented` answers the methods the sandbox does not serve. Executions are served by
 //! [`super::executions`].
@@ -16,6 +16,7 @@ mod ids;
 mod launch_plans;
 mod listing;
 mod named_entities;
+pub mod projects;
 mod status;
 mod tasks;
 mod workflows;
@@ -310,17 +311,44 @@ impl AdminService for AdminApi {
             .map(Response::new)
     }
 
+    async fn relaunch_execution(
+        &self,
+        request: Request<ExecutionRelaunchRequest>,
+    ) -> Result<Response<ExecutionCreateResponse>, Status> {
+        self.executions("RelaunchExecution")?
+            .relaunch(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_projects(
+        &self,
+        request: Request<ProjectListRequest>,
+    ) -> Result<Response<Projects>, Status> {
+        projects::list(self, request).await
+    }
+
+    async fn get_project(
+        &self,
+        request: Request<ProjectGetRequest>,
+    ) -> Result<Response<Project>, Status> {
+        projects::get(self, request).await
+    }
+
+    async fn get_domains(
+        &self,
+        request: Request<GetDomainRequest>,
+    ) -> Result<Response<GetDomainsResponse>, Status> {
+        Ok(projects::get_domains(request))
+    }
+
     unimplemented_methods! {
-        relaunch_execution(ExecutionRelaunchRequest) -> ExecutionCreateResponse = "RelaunchExecution";
         recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse = "RecoverExecution";
         update_execution(ExecutionUpdateRequest) -> ExecutionUpdateResponse = "UpdateExecution";
         get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse = "GetDynamicNodeWorkflow";
         list_node_executions_for_task(NodeExecutionForTaskListRequest) -> NodeExecutionList = "ListNodeExecutionsForTask";
         register_project(ProjectRegisterRequest) -> ProjectRegisterResponse = "RegisterProject";
         update_project(Project) -> ProjectUpdateResponse = "UpdateProject";
-        get_project(ProjectGetRequest) -> Project = "GetProject";
-        list_projects(ProjectListRequest) -> Projects = "ListProjects";
-        get_domains(GetDomainRequest) -> GetDomainsResponse = "GetDomains";
         create_workflow_event(WorkflowExecutionEventRequest) -> WorkflowExecutionEventResponse = "CreateWorkflowEvent";
         create_node_event(NodeExecutionEventRequest) -> NodeExecutionEventResponse = "CreateNodeEvent";
         create_task_event(TaskExecutionEventRequest) -> TaskExecutionEventResponse = "CreateTaskEvent";

@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use super::Executions;
 use crate::executor::{AttemptId, TaskRunner};
 use union_idl::flyteidl::core::WorkflowExecutionIdentifier;
+
+/// The header naming a log's size in bytes when it was read.
+const LOG_SIZE: HeaderName = HeaderName::from_static("x-log-size");
 
 impl Executions {
     pub(super) fn log_url(
@@ -41,9 +44,13 @@ pub fn router(executions: Arc<Executions>) -> axum::Router {
         .with_state(executions)
 }
 
+/// The whole log, or with `?from=N` what was written from byte N on (empty when nothing was
+/// written since): the console follows a running attempt's log that way. A query rather than a
+/// `Range` header, whose "nothing new" answer (416) browsers report as an error on every poll.
 async fn serve_log(
     State(executions): State<Arc<Executions>>,
     UrlPath((project, domain, name, node, attempt)): UrlPath<(String, String, String, String, u32)>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let attempt = AttemptId {
         execution: WorkflowExecutionIdentifier {
@@ -58,8 +65,35 @@ async fn serve_log(
     let Some(path) = executions.runner.log_path(&attempt) else {
         return (StatusCode::NOT_FOUND, "no log\n").into_response();
     };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, "no log for this attempt\n").into_response(),
-    }
+    let from = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("from=")))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    // Only what the follower has not read: a long task's log is not read whole every second.
+    let read = async {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = tokio::fs::File::open(&path).await?;
+        let size = file.metadata().await?.len();
+        let mut rest = Vec::new();
+        if (from as u64) < size {
+            file.seek(std::io::SeekFrom::Start(from as u64)).await?;
+            file.take(size - from as u64).read_to_end(&mut rest).await?;
+        }
+        Ok::<_, std::io::Error>((size, rest))
+    };
+    let Ok((size, rest)) = read.await else {
+        return (StatusCode::NOT_FOUND, "no log for this attempt\n").into_response();
+    };
+    let size = size.to_string();
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        // The log's whole size, so that a follower knows where to ask from next.
+        [(LOG_SIZE, size)],
+        rest,
+    )
+        .into_response()
 }

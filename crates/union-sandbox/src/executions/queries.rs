@@ -1,5 +1,6 @@
 //! The read-side RPCs: Get/List of executions, node executions and task attempts, and their data.
 
+use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension};
 use tonic::Status;
 
@@ -19,7 +20,8 @@ use union_idl::flyteidl::admin::{
     WorkflowExecutionGetRequest,
 };
 use union_idl::flyteidl::core::{
-    ExecutionError, Identifier, LiteralMap, NodeExecutionIdentifier, WorkflowExecutionIdentifier,
+    workflow_execution::Phase, ExecutionError, Identifier, LiteralMap, NodeExecutionIdentifier,
+    WorkflowExecutionIdentifier,
 };
 
 impl Executions {
@@ -59,6 +61,7 @@ impl Executions {
         };
         let dir = if q.ascending { "ASC" } else { "DESC" };
         let name_filter = (!id.name.is_empty()).then(|| id.name.clone());
+        let (extra, mut values) = execution_filters(&req.filters)?;
         let (org, project, domain, limit, offset) = (
             q.org.clone(),
             q.project.clone(),
@@ -72,10 +75,14 @@ impl Executions {
                     .read(|c| {
                         let sql = format!(
                             "SELECT {EXEC_COLUMNS} FROM executions WHERE org=?1 AND project=?2 AND domain=?3
-                             AND (?4 IS NULL OR name=?4) ORDER BY {order} {dir}, seq {dir} LIMIT ?5 OFFSET ?6"
+                             AND (?4 IS NULL OR name=?4){extra} ORDER BY {order} {dir}, seq {dir} LIMIT ?5 OFFSET ?6"
                         );
+                        let mut all: Vec<Value> = vec![
+                            org.into(), project.into(), domain.into(), name_filter.into(), limit.into(), offset.into(),
+                        ];
+                        all.append(&mut values);
                         let mut stmt = c.prepare_cached(&sql)?;
-                        let rows = stmt.query_map(params![org, project, domain, name_filter, limit, offset], exec_from_row)?;
+                        let rows = stmt.query_map(rusqlite::params_from_iter(all), exec_from_row)?;
                         Ok(rows.collect::<Result<Vec<_>, _>>()?)
                     })
                     .map_err(db)
@@ -341,5 +348,114 @@ impl Executions {
                 .ok_or_else(|| not_found(&exec))
         })
         .await
+    }
+}
+
+/// ListExecutions' `filters` as SQL (terms ANDed, each `op(field,value)`): on `phase` (by name,
+/// `value_in(phase,RUNNING;QUEUED)`, as flyteconsole filters) and on the execution's `name`
+/// (`eq`, `ne`, `contains`, `value_in`). Terms may be joined by `+` or, once a query string's
+/// `+` has been decoded, by a space.
+fn execution_filters(filters: &str) -> Result<(String, Vec<Value>), Status> {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for term in filters
+        .split(['+', ' '])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let bad = |why: &str| Status::invalid_argument(format!("invalid filter `{term}`: {why}"));
+        let (op, rest) = term
+            .split_once('(')
+            .ok_or_else(|| bad("expected op(field,value)"))?;
+        let (field, value) = rest
+            .strip_suffix(')')
+            .and_then(|r| r.split_once(','))
+            .ok_or_else(|| bad("expected op(field,value)"))?;
+        let field = field.trim();
+        let column = match field {
+            "phase" | "execution.phase" => "phase",
+            "name" | "execution.name" | "execution_name" => "name",
+            _ => return Err(bad("the sandbox filters executions on phase and name")),
+        };
+        let as_value = |v: &str| -> Result<Value, Status> {
+            if column == "name" {
+                return Ok(Value::Text(v.to_string()));
+            }
+            let phase = v
+                .parse::<i32>()
+                .ok()
+                .or_else(|| Phase::from_str_name(v).map(|p| p as i32))
+                .ok_or_else(|| {
+                    bad(&format!(
+                        "`{v}` is not a phase such as RUNNING or SUCCEEDED"
+                    ))
+                })?;
+            Ok(Value::Integer(i64::from(phase)))
+        };
+        let first = values.len() + 7;
+        match op.trim() {
+            "eq" | "ne" => {
+                values.push(as_value(value)?);
+                let cmp = if op.trim() == "eq" { "=" } else { "<>" };
+                sql.push_str(&format!(" AND {column} {cmp} ?{first}"));
+            }
+            "contains" if column == "name" => {
+                let escaped = value
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                values.push(Value::Text(format!("%{escaped}%")));
+                sql.push_str(&format!(" AND name LIKE ?{first} ESCAPE '\\'"));
+            }
+            "value_in" => {
+                let list = value
+                    .split(';')
+                    .filter(|v| !v.is_empty())
+                    .map(as_value)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if list.is_empty() {
+                    return Err(bad("value_in needs at least one value"));
+                }
+                let marks: Vec<String> =
+                    (0..list.len()).map(|i| format!("?{}", first + i)).collect();
+                values.extend(list);
+                sql.push_str(&format!(" AND {column} IN ({})", marks.join(",")));
+            }
+            other => {
+                return Err(bad(&format!(
+                    "operation `{other}` is not supported on {column} (eq, ne, value_in{})",
+                    if column == "name" { ", contains" } else { "" }
+                )))
+            }
+        }
+    }
+    Ok((sql, values))
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn phases_by_name_and_names_by_substring() {
+        let (sql, values) =
+            execution_filters("value_in(phase,RUNNING;SUCCEEDED)+contains(name,a_b)").unwrap();
+        assert_eq!(sql, " AND phase IN (?7,?8) AND name LIKE ?9 ESCAPE '\\'");
+        assert_eq!(
+            values,
+            vec![
+                Value::Integer(Phase::Running as i64),
+                Value::Integer(Phase::Succeeded as i64),
+                Value::Text("%a\\_b%".into())
+            ]
+        );
+        // A query string's decoded `+` is a space.
+        assert_eq!(
+            execution_filters("eq(phase,4) eq(name,x)").unwrap().1.len(),
+            2
+        );
+        assert!(execution_filters("eq(phase,BLUE)").is_err());
+        assert!(execution_filters("eq(colour,red)").is_err());
+        assert!(execution_filters("contains(phase,RUN)").is_err());
     }
 }

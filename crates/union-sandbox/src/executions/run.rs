@@ -20,7 +20,8 @@ use crate::status::db;
 use crate::store::{EntityKind, Store};
 use union_idl::flyteidl::admin::{
     execution_metadata, ExecutionCreateRequest, ExecutionCreateResponse, ExecutionMetadata,
-    ExecutionSpec, ExecutionTerminateRequest, ExecutionTerminateResponse, TaskClosure,
+    ExecutionRelaunchRequest, ExecutionSpec, ExecutionTerminateRequest, ExecutionTerminateResponse,
+    TaskClosure,
 };
 use union_idl::flyteidl::core::{
     self, parameter, workflow_execution::Phase as WfPhase, Identifier, LiteralMap,
@@ -321,6 +322,57 @@ impl Executions {
             outcome
         });
         (token, handle)
+    }
+
+    /// `RelaunchExecution`: the same launch plan (or task) with the same inputs, as a new
+    /// execution in mode RELAUNCH that names the one it repeats.
+    pub async fn relaunch(
+        self: &Arc<Self>,
+        req: ExecutionRelaunchRequest,
+    ) -> Result<ExecutionCreateResponse, Status> {
+        let id = exec_id(req.id.as_ref())?;
+        let lookup = id.clone();
+        let row = self
+            .blocking(move |store| {
+                store
+                    .read(|c| execution_row(c, &lookup))
+                    .map_err(db)?
+                    .ok_or_else(|| not_found(&lookup))
+            })
+            .await?;
+        let mut spec = row.spec;
+        let target = spec
+            .launch_plan
+            .clone()
+            .ok_or_else(|| Status::failed_precondition("the execution names no launch plan"))?;
+        // The stored inputs include the launch plan's fixed ones, which a new request may not set.
+        let fixed: Vec<String> = if target.resource_type == core::ResourceType::LaunchPlan as i32 {
+            let key = crate::compile::key_of(&target);
+            self.blocking(move |store| load_launch_plan(store, &key))
+                .await?
+                .1
+                .fixed_inputs
+                .map(|f| f.literals.into_keys().collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut inputs = row.inputs;
+        inputs.literals.retain(|k, _| !fixed.contains(k));
+        let metadata = spec.metadata.get_or_insert_with(ExecutionMetadata::default);
+        metadata.mode = execution_metadata::ExecutionMode::Relaunch as i32;
+        metadata.reference_execution = Some(id.clone());
+        metadata.parent_node_execution = None;
+        spec.overwrite_cache = req.overwrite_cache;
+        self.create(ExecutionCreateRequest {
+            project: id.project,
+            domain: id.domain,
+            name: req.name,
+            spec: Some(spec),
+            inputs: Some(inputs),
+            org: id.org,
+        })
+        .await
     }
 
     /// `TerminateExecution`: cancel a running execution (its containers are killed); it ends ABORTED.

@@ -1,0 +1,141 @@
+// The web console in a real browser: Debian's chromium, headless, driven by Playwright.
+// Run by tests/sandbox/console.rs against a sandbox it started and filled:
+//   node console.mjs <base URL> <artifacts dir> <facts JSON>
+// facts: { printed_url, printed_name, failed_name, sleepy_name, branch_name }.
+// Exits 0 when every check holds; otherwise prints what failed (and keeps a screenshot).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [base, artifacts, factsJson] = process.argv.slice(2);
+const facts = JSON.parse(factsJson);
+mkdirSync(artifacts, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  // This machine's network is closed: no background connections, no first-run work.
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+page.setDefaultTimeout(30_000);
+const problems = [];
+page.on('pageerror', (e) => problems.push(`page error: ${e}`));
+page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+// Offline: the console may ask nothing of any other origin.
+page.on('request', (r) => { if (!r.url().startsWith(base)) problems.push(`request to another origin: ${r.url()}`); });
+
+let step = 0;
+async function shot(name) {
+  step += 1;
+  await page.screenshot({ path: join(artifacts, `${String(step).padStart(2, '0')}-${name}.png`), fullPage: true });
+}
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+const execPhase = () => page.locator('.exec-head .phase').first();
+
+try {
+  // 1. The link `union run --remote` printed opens that execution's page.
+  await page.goto(facts.printed_url);
+  await page.getByRole('heading', { name: facts.printed_name }).waitFor();
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor();
+  await page.locator('#outputs').getByText('Hello, Bob!').waitFor();
+  await shot('printed-link');
+
+  // 2. Projects, then the project's executions, filterable by phase.
+  await page.goto(`${base}/console`);
+  await page.getByRole('link', { name: /flytesnacks/ }).click();
+  await page.locator(`#executions tr[data-execution="${facts.printed_name}"]`).waitFor();
+  await page.locator('#phase-filter').selectOption('FAILED');
+  await page.locator(`#executions tr[data-execution="${facts.failed_name}"]`).waitFor();
+  await page.locator(`#executions tr[data-execution="${facts.printed_name}"]`).waitFor({ state: 'detached' });
+  await shot('executions-failed-only');
+
+  // 3. The launch plan, its typed inputs with the default filled in; launch Alice from the form.
+  await page.getByRole('link', { name: 'Launch plans' }).click();
+  await page.getByRole('link', { name: 'workflows.hello.hello_world_wf' }).click();
+  await page.getByRole('cell', { name: 'str' }).first().waitFor();
+  await page.locator('#launch-button').click();
+  const nameInput = page.locator('#input-name');
+  check((await nameInput.inputValue()) === 'world', `the form's default for name is ${await nameInput.inputValue()}, not world`);
+  await nameInput.fill('Alice');
+  await shot('launch-form');
+  await page.locator('#launch-submit').click();
+  await page.waitForURL(/\/console\/projects\/flytesnacks\/domains\/development\/executions\/[a-z0-9]+$/);
+  const aliceUrl = page.url();
+
+  // 4. It runs to SUCCEEDED, live, and the page shows its output.
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor({ timeout: 240_000 });
+  await page.locator('#outputs').getByText('Hello, Alice!').waitFor();
+  check(await page.locator('#inputs').getByText('Alice').count() > 0, 'the inputs do not show Alice');
+
+  // 5. The graph: one node per task (the hello workflow has one), succeeded, between start and end.
+  const tasks = page.locator('svg.graph g.node[data-kind="task"]');
+  check(await tasks.count() === 1, `the graph shows ${await tasks.count()} task nodes, not 1`);
+  check(await tasks.first().getAttribute('data-phase') === 'SUCCEEDED', 'the task node is not SUCCEEDED');
+  check(await page.locator('svg.graph g.node[data-kind="start"]').count() === 1, 'no start node');
+  check(await page.locator('svg.graph path.edge').count() === 2, 'start → say_hello → end are not two edges');
+  await shot('execution-succeeded');
+
+  // 6. A task's log: the attempt's log, as the sandbox serves it.
+  await tasks.first().click();
+  await page.locator('#node-panel .log-button[data-attempt="0"]').click();
+  const log = page.locator('#log[data-attempt="0"]');
+  await log.waitFor();
+  const nodeId = await tasks.first().getAttribute('data-node-id');
+  const name = aliceUrl.split('/').pop();
+  const served = await (await page.request.get(`${base}/logs/flytesnacks/development/${name}/${nodeId}/0`)).text();
+  await page.waitForFunction(([expected]) => document.querySelector('#log').textContent === expected, [served]);
+  await shot('task-log');
+
+  // 7. Relaunch: a new execution with the same inputs, marked as a relaunch of this one.
+  await page.locator('#relaunch').click();
+  await page.waitForURL((u) => u.toString() !== aliceUrl && /\/executions\/[a-z0-9]+$/.test(u.toString()));
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor({ timeout: 240_000 });
+  await page.locator('#outputs').getByText('Hello, Alice!').waitFor();
+  await page.locator('.facts').getByText('RELAUNCH').waitFor();
+  await shot('relaunched');
+
+  // 8. A failed execution: the error with the user's traceback.
+  await page.goto(`${base}/console/projects/flytesnacks/domains/development/executions/${facts.failed_name}`);
+  await page.locator('.exec-head [data-phase="FAILED"]').waitFor();
+  const error = await page.locator('#execution-error').textContent();
+  check(error.includes('ValueError: n must be >= 0, got -1'), `the error does not name the ValueError: ${error}`);
+  check(error.includes('check(n)'), `the error has no traceback through the user's code: ${error}`);
+  await shot('failed');
+
+  // 9. A running task's log is followed while it runs; Terminate stops the execution.
+  await page.goto(`${base}/console/projects/flytesnacks/domains/development/executions/${facts.sleepy_name}`);
+  await page.locator('svg.graph g.node[data-kind="task"][data-phase="RUNNING"]').waitFor({ timeout: 240_000 });
+  await page.locator('svg.graph g.node[data-kind="task"]').first().click();
+  await page.locator('#node-panel .log-button[data-attempt="0"]').click();
+  await page.locator('#log').getByText('sleeping').waitFor({ timeout: 120_000 });
+  check(await execPhase().getAttribute('data-phase') === 'RUNNING', 'the sleepy execution is not RUNNING while its log is read');
+  await shot('log-while-running');
+  await page.locator('#terminate').click();
+  await page.locator('.exec-head [data-phase="ABORTED"]').waitFor({ timeout: 120_000 });
+  await shot('terminated');
+
+  // 10. A branch node expands to show the case that ran.
+  await page.goto(`${base}/console/projects/flytesnacks/domains/development/executions/${facts.branch_name}`);
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor({ timeout: 240_000 });
+  const branch = page.locator('svg.graph g.node[data-kind="branch"]');
+  await branch.waitFor();
+  await branch.locator('.toggle').click();
+  await page.locator('svg.graph g.cluster').waitFor();
+  const inside = page.locator('svg.graph g.node[data-node-id^="n0-0-"]');
+  await inside.first().waitFor();
+  check(await inside.count() === 1, `the expanded branch shows ${await inside.count()} nodes, not the one case that ran`);
+  await page.locator('#outputs').getByText('7 is small').waitFor();
+  await shot('branch-expanded');
+} catch (err) {
+  problems.push(String(err && err.stack ? err.stack : err));
+  await shot('failure').catch(() => {});
+}
+await browser.close();
+if (problems.length) {
+  console.error(problems.join('\n'));
+  process.exit(1);
+}
+console.log(`console checks passed; screenshots in ${artifacts}`);

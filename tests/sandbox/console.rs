@@ -1,0 +1,251 @@
+//! The web console and the HTTP API it reads, against a real sandbox running real containers:
+//! FlyteAdmin's `/api/v1` paths answered as grpc-gateway answers them, then the console in
+//! headless Chromium driven by Playwright (`tests/browser/console.mjs`): the link `run --remote`
+//! prints, projects and filtered executions, launching the hello workflow from its form, its live
+//! status, graph, output and task log, relaunch, a failure's traceback, a running task's log
+//! followed then terminated, a branch expanded. Screenshots are kept under the target directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::cli::{run, stderr, stdout, Project};
+use crate::support::exec::{
+    build_image, create_request, id, inputs, int, register, wait_done, wait_until,
+};
+use crate::support::repo;
+use crate::support::require_docker_infra;
+use crate::support::sandbox::Sandbox;
+use union_idl::flyteidl::core::workflow_execution::Phase;
+use union_idl::flyteidl::core::ResourceType;
+
+fn lp(name: &str) -> union_idl::flyteidl::core::Identifier {
+    id(ResourceType::LaunchPlan, name, "v1")
+}
+
+async fn http(method: reqwest::Method, url: &str, body: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method, url);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let res = req.send().await.expect("the sandbox answers HTTP");
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}) from {url}: {text}"));
+    (status, json)
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    http(reqwest::Method::GET, url, None).await
+}
+
+/// What the browser test needs: Node.js and the Playwright package `tests/run-all.sh` installs,
+/// and Debian's chromium. Missing ones fail the test, saying how to install them.
+fn browser_tooling() -> PathBuf {
+    let dir = repo().join("tests/browser");
+    let fix = "run `bash tests/setup/browser.sh` (tests/run-all.sh does)";
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "the browser test needs playwright-core in tests/browser/node_modules: {fix}"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Debian's chromium at /usr/bin/chromium: {fix}"
+    );
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_and_its_http_api_in_a_real_browser() {
+    require_docker_infra();
+    let browser = browser_tooling();
+    let hello_image = build_image("hello", "workflows");
+    let sb = Sandbox::start();
+    let base = sb.url();
+
+    // A user's project: `union run --remote` prints the execution's console link.
+    let p = Project::new("hello");
+    let cfg = sb.write_config(p.parent());
+    let o = run(p.union_docker().env("UNION_CONFIG", &cfg).args([
+        "run",
+        "--remote",
+        "--wait",
+        "workflows/hello.py",
+        "hello_world_wf",
+        "--name",
+        "Bob",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Hello, Bob!"), "{}", stdout(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    let printed_url = all
+        .split_whitespace()
+        .find(|w| w.contains("/console/projects/"))
+        .unwrap_or_else(|| panic!("no console link in:\n{all}"))
+        .to_string();
+    let printed_name = printed_url.rsplit('/').next().unwrap().to_string();
+    assert_eq!(
+        printed_url,
+        format!(
+            "{base}/console/projects/flytesnacks/domains/development/executions/{printed_name}"
+        )
+    );
+
+    // Flyte's own examples style: a failing task, a sleeping one, a branch (flytekit registers).
+    register(
+        &cfg,
+        p.parent(),
+        "exec",
+        "workflows",
+        Some(&hello_image),
+        "v1",
+    );
+    let mut admin = sb.admin().await;
+    let start = |name: &'static str, lp_name: &'static str, n: (&'static str, i64)| {
+        let req = create_request(lp(lp_name), name, inputs(vec![(n.0, int(n.1))]));
+        let mut admin = admin.clone();
+        async move {
+            admin.create_execution(req).await.unwrap();
+        }
+    };
+    start("consolefail", "workflows.failing.validate_wf", ("n", -1)).await;
+    start("consolebranch", "workflows.fanout.parity_wf", ("n", 7)).await;
+    start(
+        "consolesleepy",
+        "workflows.slow.sleepy_wf",
+        ("seconds", 600),
+    )
+    .await;
+    wait_done(&mut admin, "consolefail", Duration::from_secs(240)).await;
+
+    // FlyteAdmin's HTTP API, as grpc-gateway answers.
+    let api = format!("{base}/api/v1");
+    let (status, projects) = get(&format!("{api}/projects")).await;
+    assert_eq!(status, 200);
+    let flytesnacks = projects["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "flytesnacks")
+        .expect("flytesnacks is listed");
+    assert_eq!(flytesnacks["domains"].as_array().unwrap().len(), 3);
+    let exec_url = format!("{api}/executions/flytesnacks/development/{printed_name}");
+    let (status, exec) = get(&exec_url).await;
+    assert_eq!(status, 200, "{exec}");
+    assert_eq!(exec["closure"]["phase"], "SUCCEEDED", "{exec}");
+    assert_eq!(
+        exec["spec"]["launch_plan"]["name"],
+        "workflows.hello.hello_world_wf"
+    );
+    let (_, data) = get(&format!(
+        "{api}/data/executions/flytesnacks/development/{printed_name}"
+    ))
+    .await;
+    assert_eq!(
+        data["full_outputs"]["literals"]["o0"]["scalar"]["primitive"]["string_value"],
+        "Hello, Bob!"
+    );
+    let (_, failed) = get(&format!(
+        "{api}/executions/flytesnacks/development?limit=10&filters=eq(phase,FAILED)"
+    ))
+    .await;
+    let names: Vec<&str> = failed["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["consolefail"]);
+    let (_, nodes) = get(&format!(
+        "{api}/node_executions/flytesnacks/development/{printed_name}"
+    ))
+    .await;
+    assert_eq!(nodes["node_executions"][0]["id"]["node_id"], "n0");
+    let (_, attempts) = get(&format!(
+        "{api}/task_executions/flytesnacks/development/{printed_name}/n0"
+    ))
+    .await;
+    let log_uri = attempts["task_executions"][0]["closure"]["logs"][0]["uri"]
+        .as_str()
+        .expect("a log link")
+        .to_string();
+    assert!(log_uri.starts_with(&format!("{base}/logs/")), "{log_uri}");
+    let (status, missing) = get(&format!("{api}/executions/flytesnacks/development/nosuch")).await;
+    assert_eq!(
+        (status, missing["code"].as_i64()),
+        (404, Some(5)),
+        "{missing}"
+    );
+    let (status, bad) = http(
+        reqwest::Method::POST,
+        &format!("{api}/executions"),
+        Some(r#"{"project": 3}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad["message"]
+        .as_str()
+        .unwrap()
+        .contains("ExecutionCreateRequest"));
+    // The log, from a byte offset on (how the console follows a running attempt).
+    let client = reqwest::Client::new();
+    let whole = client.get(&log_uri).send().await.unwrap();
+    let size: usize = whole.headers()["x-log-size"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(whole.bytes().await.unwrap().len(), size);
+    let tail = client
+        .get(format!("{log_uri}?from={size}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status().as_u16(), 200);
+    assert!(
+        tail.bytes().await.unwrap().is_empty(),
+        "nothing written past the end"
+    );
+
+    // The console in Chromium.
+    // Running before the browser looks at it: the page then shows its log while it runs.
+    wait_until(&mut admin, "consolesleepy", Duration::from_secs(240), |p| {
+        p == Phase::Running
+    })
+    .await;
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let facts = serde_json::json!({
+        "printed_url": printed_url,
+        "printed_name": printed_name,
+        "failed_name": "consolefail",
+        "sleepy_name": "consolesleepy",
+        "branch_name": "consolebranch",
+    });
+    let out = Command::new("node")
+        .current_dir(&browser)
+        .arg("console.mjs")
+        .arg(&base)
+        .arg(&artifacts)
+        .arg(facts.to_string())
+        .output()
+        .expect("node runs (Node.js is needed for the browser test)");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "the browser checks failed (screenshots in {}):\n{}{}",
+        artifacts.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        artifacts.join("04-execution-succeeded.png").is_file(),
+        "screenshots are kept"
+    );
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# What the console's browser test needs: Debian's chromium (headless) and Playwright's driver
+# (playwright-core, pinned in tests/browser/package-lock.json; it uses /usr/bin/chromium and
+# downloads no browser of its own).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "error: the browser test needs Node.js and npm (Debian: apt-get install nodejs npm)" >&2
+  exit 1
+fi
+# Installed again only when the lock file changed since the last install.
+STAMP=tests/browser/node_modules/.installed-from-lock
+if [ ! -d tests/browser/node_modules/playwright-core ] || ! cmp -s tests/browser/package-lock.json "$STAMP"; then
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+  cp tests/browser/package-lock.json "$STAMP"
+fi
