@@ -116,6 +116,15 @@ fn start(config: SandboxConfig, image_builder: Option<ServerSettings>) -> anyhow
             out.flush()?;
         }
         // On stderr: tests read stdout's first line and may close it.
+        crate::process::note(&format!(
+            "Console: {}{}",
+            sandbox.console_url(),
+            if sandbox.auth().is_some() {
+                " (with --auth its data needs a bearer token, and the console cannot sign in yet)"
+            } else {
+                ""
+            }
+        ));
         if let Some(ca) = sandbox.tls_ca_cert() {
             crate::process::note(&format!(
                 "TLS: on, with a certificate from the local CA {} (clients: admin.caCertFilePath, or SSL_CERT_FILE; Python's gRPC: GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, requests: REQUESTS_CA_BUNDLE)",

@@ -260,6 +260,15 @@ impl Sandbox {
         self.local_addr
     }
 
+    /// The web console's address (`http(s)://host:port/console`).
+    pub fn console_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!(
+            "{scheme}://{}/console",
+            auth::client_endpoint(self.local_addr)
+        )
+    }
+
     /// The data directory, absolute.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

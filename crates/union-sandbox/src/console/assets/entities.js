@@ -100,7 +100,7 @@ function variables(title, vars, params) {
   return [h('h3', {}, title), entries.length
     ? table(['Name', 'Type', params ? 'Default' : 'Description'], entries.map(([name, v]) => {
       const p = params && params[name];
-      const dflt = p ? (p.required ? h('span', { class: 'muted' }, 'required') : defaultText(p.default)) : (v.description || '');
+      const dflt = p ? (p.required ? h('span', { class: 'muted' }, 'required') : defaultText(p.default)) : (v.description && v.description !== name ? v.description : '');
       return h('tr', {}, h('td', {}, h('code', {}, name)), h('td', {}, h('code', {}, typeName(v.type))), h('td', {}, dflt));
     }), { class: 'list' })
     : h('p', { class: 'muted' }, 'none')];

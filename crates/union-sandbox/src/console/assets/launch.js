@@ -87,7 +87,8 @@ function field(name, p) {
   const error = h('span', { class: 'field-error', role: 'alert' });
   const el = h('div', { class: 'field' },
     h('label', { for: inputId }, h('code', {}, name), h('span', { class: 'type' }, ` ${typeName(t)}`), required ? h('span', { class: 'req' }, ' required') : null),
-    p.var && p.var.description ? h('div', { class: 'muted' }, p.var.description) : null,
+    // flytekit describes an input by its name when the docstring does not.
+    p.var && p.var.description && p.var.description !== name ? h('div', { class: 'muted' }, p.var.description) : null,
     input, error);
   const read = () => {
     const text = input.value;
