@@ -1,7 +1,7 @@
 // The web console in a real browser: Debian's chromium, headless, driven by Playwright.
 // Run by tests/sandbox/console.rs against a sandbox it started and filled:
 //   node console.mjs <base URL> <artifacts dir> <facts JSON>
-// facts: { printed_url, printed_name, failed_name, sleepy_name, branch_name }.
+// facts: { printed_url, printed_name, failed_name, sleepy_name, branch_name, map_name }.
 // Exits 0 when every check holds; otherwise prints what failed (and keeps a screenshot).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -129,6 +129,22 @@ try {
   check(await inside.count() === 1, `the expanded branch shows ${await inside.count()} nodes, not the one case that ran`);
   await page.locator('#outputs').getByText('7 is small').waitFor();
   await shot('branch-expanded');
+
+  // 11. A map task expands to one node per element, each with its own state and log.
+  await page.goto(`${base}/console/projects/flytesnacks/domains/development/executions/${facts.map_name}`);
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor({ timeout: 240_000 });
+  const array = page.locator('svg.graph g.node[data-kind="array"]');
+  await array.locator('.toggle').click();
+  const arrayId = await page.locator('svg.graph g.cluster').getAttribute('data-node-id');
+  const elements = page.locator(`svg.graph g.node[data-node-id^="${arrayId}-0-"]`);
+  await elements.first().waitFor();
+  check(await elements.count() === 3, `the expanded map task shows ${await elements.count()} elements, not 3`);
+  check(await page.locator(`svg.graph g.node[data-node-id^="${arrayId}-0-"][data-phase="SUCCEEDED"]`).count() === 3, 'not every element SUCCEEDED');
+  await elements.nth(2).click();
+  await page.locator('#node-panel .log-button[data-attempt="0"]').click();
+  await page.locator('#log').waitFor();
+  await page.locator('#outputs').getByText('5').waitFor();
+  await shot('map-expanded');
 } catch (err) {
   problems.push(String(err && err.stack ? err.stack : err));
   await shot('failure').catch(() => {});

@@ -3,7 +3,7 @@
 //! headless Chromium driven by Playwright (`tests/browser/console.mjs`): the link `run --remote`
 //! prints, projects and filtered executions, launching the hello workflow from its form, its live
 //! status, graph, output and task log, relaunch, a failure's traceback, a running task's log
-//! followed then terminated, a branch expanded. Screenshots are kept under the target directory.
+//! followed then terminated, a branch and a map task expanded. Screenshots are kept under the target directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -116,6 +116,7 @@ async fn console_and_its_http_api_in_a_real_browser() {
     };
     start("consolefail", "workflows.failing.validate_wf", ("n", -1)).await;
     start("consolebranch", "workflows.fanout.parity_wf", ("n", 7)).await;
+    start("consolemap", "workflows.mapped.map_wf", ("n", 3)).await;
     start(
         "consolesleepy",
         "workflows.slow.sleepy_wf",
@@ -227,6 +228,7 @@ async fn console_and_its_http_api_in_a_real_browser() {
         "failed_name": "consolefail",
         "sleepy_name": "consolesleepy",
         "branch_name": "consolebranch",
+        "map_name": "consolemap",
     });
     let out = Command::new("node")
         .current_dir(&browser)

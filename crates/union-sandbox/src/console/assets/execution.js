@@ -137,7 +137,8 @@ function kindOf(tn) {
 }
 
 function labelOf(tn, fallback) {
-  if (tn && tn.metadata && tn.metadata.name) return tn.metadata.name.split('.').pop();
+  // flytekit names a map task's array node map_<task>_<hash>-arraynode.
+  if (tn && tn.metadata && tn.metadata.name) return tn.metadata.name.split('.').pop().replace(/_[0-9a-f]{32}-arraynode$/, '');
   if (tn && tn.task_node && tn.task_node.reference_id) return tn.task_node.reference_id.name.split('.').pop();
   return fallback;
 }
@@ -191,7 +192,10 @@ function buildGraph(s) {
       const nid = ex.id.node_id;
       const spec = subSpecs.get(ex.metadata && ex.metadata.spec_node_id) || null;
       bySpec.set(ex.metadata && ex.metadata.spec_node_id, nid);
-      nodes.push(graphNode(s, nid, spec, ex, parentId));
+      const node = graphNode(s, nid, spec, ex, parentId);
+      // A map task's elements are its array node's sub-node, once per index.
+      if (parentSpec && parentSpec.array_node) node.label = `${labelOf(spec, node.label)} [${nid.split('-n').pop()}]`;
+      nodes.push(node);
       if (s.expanded.has(nid)) addChildren(nid, spec);
     }
     if (sub) {
