@@ -6,10 +6,11 @@ use crate::support::Sandbox;
 
 use tonic::Code;
 use union_idl::flyteidl::admin::{
-    sort, ActiveLaunchPlanRequest, ExecutionRelaunchRequest, GetVersionRequest, LaunchPlanState,
-    LaunchPlanUpdateRequest, NamedEntityGetRequest, NamedEntityIdentifier,
-    NamedEntityIdentifierListRequest, NamedEntityListRequest, ObjectGetRequest,
-    ResourceListRequest, Sort, TaskCreateRequest, WorkflowCreateRequest, WorkflowSpec,
+    sort, ActiveLaunchPlanRequest, ExecutionRecoverRequest, ExecutionRelaunchRequest,
+    GetVersionRequest, LaunchPlanState, LaunchPlanUpdateRequest, NamedEntityGetRequest,
+    NamedEntityIdentifier, NamedEntityIdentifierListRequest, NamedEntityListRequest,
+    ObjectGetRequest, ResourceListRequest, Sort, TaskCreateRequest, WorkflowCreateRequest,
+    WorkflowSpec,
 };
 use union_idl::flyteidl::core::{self, ResourceType};
 
@@ -367,11 +368,17 @@ async fn unknown_ids_are_not_found_and_empty_fields_are_named() {
 
     // Everything outside the registration subset is UNIMPLEMENTED, naming the method.
     let e = admin
-        .relaunch_execution(ExecutionRelaunchRequest::default())
+        .recover_execution(ExecutionRecoverRequest::default())
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
-    assert!(e.message().contains("RelaunchExecution"), "{}", e.message());
+    assert!(e.message().contains("RecoverExecution"), "{}", e.message());
+    // Relaunch is served: an empty request names what is missing.
+    let e = admin
+        .relaunch_execution(ExecutionRelaunchRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     server.stop();
 }
 

@@ -88,3 +88,75 @@ async fn asset(Path(file): Path<String>) -> Response {
         None => (StatusCode::NOT_FOUND, "no such console file\n").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn fetch(path: &str) -> (StatusCode, String, String, Vec<u8>) {
+        let res = router()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let header = |name| {
+            res.headers()
+                .get(name)
+                .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let (content_type, csp) = (
+            header(header::CONTENT_TYPE),
+            header(header::CONTENT_SECURITY_POLICY),
+        );
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, content_type, csp, body)
+    }
+
+    #[tokio::test]
+    async fn every_console_path_is_the_app_and_its_files_are_built_in() {
+        for path in [
+            "/console",
+            "/console/",
+            "/console/projects/flytesnacks/domains/development/executions/abc",
+        ] {
+            let (status, content_type, csp, body) = fetch(path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(content_type.starts_with("text/html"), "{path}");
+            assert!(csp.contains("default-src 'self'"), "{path}");
+            assert_eq!(body, INDEX);
+        }
+        // Every file the page and the modules load is served, as JavaScript or CSS.
+        let index = String::from_utf8(INDEX.to_vec()).unwrap();
+        let mut wanted: Vec<String> = index
+            .split('"')
+            .filter_map(|s| s.strip_prefix("/console/assets/"))
+            .map(str::to_string)
+            .collect();
+        for (name, _, bytes) in ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            for line in text.lines().filter(|l| l.starts_with("import ")) {
+                let file = line.split('\'').nth(1).unwrap().trim_start_matches("./");
+                wanted.push(file.to_string());
+                assert!(
+                    !file.contains("//"),
+                    "{name} imports from elsewhere: {line}"
+                );
+            }
+        }
+        for file in wanted {
+            let (status, content_type, _, _) = fetch(&format!("/console/assets/{file}")).await;
+            assert_eq!(status, StatusCode::OK, "{file}");
+            assert!(
+                content_type.starts_with("text/javascript") || content_type.starts_with("text/css"),
+                "{file}: {content_type}"
+            );
+        }
+        let (status, _, _, _) = fetch("/console/assets/nothing.js").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
