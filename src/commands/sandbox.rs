@@ -120,7 +120,7 @@ fn start(config: SandboxConfig, image_builder: Option<ServerSettings>) -> anyhow
             "Console: {}{}",
             sandbox.console_url(),
             if sandbox.auth().is_some() {
-                " (with --auth its data needs a bearer token, and the console cannot sign in yet)"
+                " (it signs in through this sandbox's OAuth2 server)"
             } else {
                 ""
             }

@@ -17,7 +17,7 @@ use crate::support::exec::{
 };
 use crate::support::repo;
 use crate::support::require_docker_infra;
-use crate::support::sandbox::Sandbox;
+use crate::support::sandbox::{Launch, Sandbox};
 use union_idl::flyteidl::core::workflow_execution::Phase;
 use union_idl::flyteidl::core::ResourceType;
 
@@ -249,5 +249,38 @@ async fn console_and_its_http_api_in_a_real_browser() {
     assert!(
         artifacts.join("04-execution-succeeded.png").is_file(),
         "screenshots are kept"
+    );
+}
+
+/// With `--auth` the HTTP API wants a token as gRPC does, and the console gets one the way
+/// flytekit's public client does: the sandbox's approve page, then back where it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_to_a_sandbox_with_auth() {
+    let browser = browser_tooling();
+    let sb = Sandbox::launch(Launch {
+        args: &["--auth"],
+        ..Launch::default()
+    });
+    let base = sb.url();
+    let (status, refused) = get(&format!("{base}/api/v1/projects")).await;
+    assert_eq!(status, 401, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("Bearer"),
+        "{refused}"
+    );
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-signin-screenshots");
+    let out = Command::new("node")
+        .current_dir(&browser)
+        .arg("signin.mjs")
+        .arg(&base)
+        .arg(&artifacts)
+        .output()
+        .expect("node runs (Node.js is needed for the browser test)");
+    assert!(
+        out.status.success(),
+        "signing in from the console failed (screenshots in {}):\n{}{}",
+        artifacts.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

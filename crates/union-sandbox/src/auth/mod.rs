@@ -31,6 +31,8 @@ pub use token::{Claims, TokenError, TokenKind};
 
 /// The public client (PKCE and device flow), named as flyteadmin names its own.
 pub const PUBLIC_CLIENT_ID: &str = "flytectl";
+/// Where the web console receives its authorization code (see [`Authority::is_console_redirect`]).
+pub const CONSOLE_SIGNIN_PATH: &str = "/console/signin";
 /// The confidential client (client credentials).
 pub const CONFIDENTIAL_CLIENT_ID: &str = "union-sandbox";
 /// Subject of tokens from the PKCE and device flows: the person at the machine.
@@ -284,6 +286,27 @@ impl Authority {
     /// The OAuth2 token endpoint.
     pub fn token_endpoint(&self) -> String {
         format!("{}{}", self.base_url, http::TOKEN_PATH)
+    }
+
+    /// Whether `uri` is the web console's sign-in page on this sandbox (`/console/signin` at its
+    /// port, on its address or a loopback name: the page may have been opened by either), which
+    /// the public client may be redirected to besides its registered URI.
+    pub fn is_console_redirect(&self, uri: &str) -> bool {
+        let Some(rest) = uri
+            .strip_prefix(self.settings.scheme.as_str())
+            .and_then(|r| r.strip_prefix("://"))
+        else {
+            return false;
+        };
+        let Some(authority) = rest.strip_suffix(CONSOLE_SIGNIN_PATH) else {
+            return false;
+        };
+        let own = self.base_url.split("://").nth(1).unwrap_or_default();
+        let port = own.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
+        authority == own
+            || ["localhost", "127.0.0.1", "[::1]"]
+                .iter()
+                .any(|host| authority == format!("{host}:{port}"))
     }
 
     /// The browser's authorization endpoint (PKCE flow).

@@ -111,7 +111,7 @@ fn validate(a: &Authority, p: &Params) -> Result<AuthorizeRequest, String> {
     }
     let registered = &a.settings().redirect_uri;
     let redirect_uri = p.get("redirect_uri").unwrap_or(registered);
-    if redirect_uri != registered {
+    if redirect_uri != registered && !a.is_console_redirect(redirect_uri) {
         return Err(format!(
             "The redirect URI `{redirect_uri}` is not the registered one (`{registered}`); start the sandbox with `--auth-redirect-uri` to register another."
         ));

@@ -442,6 +442,35 @@ async fn a_configured_redirect_uri_is_the_only_one() {
 }
 
 #[tokio::test]
+async fn the_console_signs_in_on_its_own_page_of_this_sandbox_only() {
+    let (_d, a) = authority();
+    let port = a.base_url().rsplit(':').next().unwrap().to_string();
+    for (uri, allowed) in [
+        (format!("{}/console/signin", a.base_url()), true),
+        (format!("http://localhost:{port}/console/signin"), true),
+        (format!("http://localhost:{port}/console/other"), false),
+        (format!("http://evil.example:{port}/console/signin"), false),
+        ("http://localhost:1/console/signin".to_string(), false),
+        (format!("https://localhost:{port}/console/signin"), false),
+    ] {
+        let q = authorize_query(&uri);
+        let r = post(
+            &a,
+            "/oauth2/authorize",
+            &format!("{q}&decision=approve"),
+            None,
+        )
+        .await;
+        let expected = if allowed {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(r.status(), expected, "{uri}");
+    }
+}
+
+#[tokio::test]
 async fn refresh_tokens_are_exchanged_and_only_them() {
     let (_d, a) = authority();
     let code = approve(&a).await;

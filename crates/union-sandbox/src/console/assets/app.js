@@ -2,11 +2,18 @@
 import { h, replace, errorBox, setCrumbs } from './dom.js';
 import { projectsPage, projectPage, entityPage } from './entities.js';
 import { executionPage } from './execution.js';
+import { finishSignIn } from './api.js';
 
 const app = document.getElementById('app');
 let cleanup = null;
 
 const routes = [
+  [/^\/console\/signin\/?$/, () => (el, q) => {
+    finishSignIn(q).then((back) => {
+      history.replaceState(null, '', back);
+      render();
+    }).catch((err) => replace(el, h('h1', {}, 'Signing in'), errorBox(err), h('a', { href: '/console' }, 'Try again')));
+  }],
   [/^\/console\/?$/, () => projectsPage],
   [/^\/console\/projects\/?$/, () => projectsPage],
   [/^\/console\/projects\/([^/]+)\/?$/, ([p]) => redirect(`/console/projects/${p}/executions?domain=development`)],

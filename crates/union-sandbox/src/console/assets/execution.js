@@ -1,7 +1,7 @@
 // One execution: status, inputs and outputs, the graph with each node's state, a timeline of
 // node attempts, a node's details with its attempts' logs (followed while they run), the error,
 // terminate and relaunch. Polls while the execution runs.
-import { api, enc, idPath, phaseOf, TERMINAL, durationMs, formatDuration, formatTime } from './api.js';
+import { api, authHeaders, enc, idPath, phaseOf, TERMINAL, durationMs, formatDuration, formatTime } from './api.js';
 import { h, replace, badge, errorBox, setCrumbs } from './dom.js';
 import { literalMap } from './values.js';
 import { drawGraph } from './graph.js';
@@ -401,7 +401,7 @@ function openLog(s, nid, attempt, uri) {
   const poll = async () => {
     if (log.stopped) return;
     try {
-      const res = await fetch(`${path}?from=${log.offset}`, { cache: 'no-store' });
+      const res = await fetch(`${path}?from=${log.offset}`, { cache: 'no-store', headers: authHeaders() });
       if (res.ok) {
         const bytes = new Uint8Array(await res.arrayBuffer());
         log.offset += bytes.length;
