@@ -247,7 +247,8 @@ function render(s) {
     h('dl', { class: 'facts' },
       h('dt', {}, 'Launch plan'), h('dd', {}, lpLink || '', lp ? h('span', { class: 'muted' }, ` ${lp.version}`) : ''),
       h('dt', {}, 'Created'), h('dd', {}, formatTime(c.created_at)),
-      h('dt', {}, 'Duration'), h('dd', {}, formatDuration(durationMs(c.duration)) || (c.started_at ? 'running' : '')),
+      h('dt', {}, 'Duration'), h('dd', {}, formatDuration(durationMs(c.duration))
+        || (c.started_at && running ? `${formatDuration(Date.now() - ts(c.started_at))} so far` : '')),
       md.mode && md.mode !== 'MANUAL' ? [h('dt', {}, 'Mode'), h('dd', {}, md.mode,
         md.reference_execution ? [' of ', h('a', { href: `/console/projects/${enc(md.reference_execution.project)}/domains/${enc(md.reference_execution.domain)}/executions/${enc(md.reference_execution.name)}` }, md.reference_execution.name)] : '')] : null),
     s.error ? errorBox(s.error) : null);
