@@ -13,6 +13,7 @@ mod auth;
 mod binary;
 mod executions;
 mod idl;
+mod registry;
 mod schedules;
 mod secrets;
 mod uploads;
