@@ -393,3 +393,57 @@ async fn deleting_a_manifest_collects_the_blobs_only_it_referenced() {
     assert_eq!(c.blob_size(&repo, &own).await.unwrap(), None);
     sb.stop();
 }
+
+#[test]
+fn run_remote_of_hello_without_a_registry_pushes_its_image_to_the_sandbox() {
+    ensure_engine();
+    let sb = Sandbox::start();
+    let p = crate::support::Project::new("hello");
+    let source = std::fs::read_to_string(p.root().join("workflows/hello.py")).unwrap();
+    assert!(
+        !source
+            .lines()
+            .any(|l| l.trim_start().starts_with("registry=")),
+        "the example names no registry"
+    );
+    let o = crate::support::run(
+        p.union_docker()
+            .args(["run", "--remote", "--wait", "--endpoint", &sb.endpoint()])
+            .args(["workflows/hello.py", "hello_world_wf", "--name", "Alice"]),
+    );
+    let (out, err) = (crate::support::stdout(&o), crate::support::stderr(&o));
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("Hello, Alice!"), "{out}\n{err}");
+    let (status, tags) = crate::support::exec::http_get(&format!(
+        "http://127.0.0.1:{}/v2/say-hello-image/tags/list",
+        sb.port
+    ));
+    assert_eq!(status, 200, "{tags}");
+    let tags: serde_json::Value = serde_json::from_str(&tags).unwrap();
+    let tag = tags["tags"][0].as_str().expect("a tag").to_string();
+    // The tag flytekit computes for the same spec written with this registry.
+    let pinned = p.root().join("workflows/pinned.py");
+    std::fs::write(
+        &pinned,
+        source.replace(
+            "requirements=\"requirements.txt\",",
+            &format!(
+                "requirements=\"requirements.txt\",\n    registry=\"localhost:{}\",",
+                sb.port
+            ),
+        ),
+    )
+    .unwrap();
+    let dry =
+        crate::support::run(
+            p.union_docker()
+                .args(["build", "--dry-run", "workflows/pinned.py"]),
+        );
+    assert!(dry.status.success(), "{}", crate::support::stderr(&dry));
+    let expected = format!("localhost:{}/say-hello-image:{tag}", sb.port);
+    assert!(
+        crate::support::stdout(&dry).contains(&expected),
+        "{expected} not in:\n{}",
+        crate::support::stdout(&dry)
+    );
+}
