@@ -51,9 +51,10 @@ pub fn given_images(opts: &PlanOptions) -> Vec<String> {
 /// The registry ImageSpecs without one go to when the backend is a union sandbox: its built-in
 /// registry on the endpoint's port (`localhost:<port>` when the sandbox is on this machine, which
 /// Docker speaks plain HTTP to without configuration). None for any other backend, or an
-/// endpoint without a port.
+/// endpoint without a port. Not for a sandbox serving TLS (`--tls`): its registry then needs its
+/// CA trusted by Docker and by the existence check, so such users name a registry themselves.
 pub fn sandbox_registry(client: &AdminClient) -> Option<String> {
-    if !client.is_sandbox() {
+    if !client.is_sandbox() || !client.is_plaintext() {
         return None;
     }
     registry_of_endpoint(client.endpoint())

@@ -319,6 +319,11 @@ impl AdminClient {
         Ok(client)
     }
 
+    /// Does this client speak plaintext gRPC (`insecure: true`)?
+    pub fn is_plaintext(&self) -> bool {
+        self.insecure
+    }
+
     /// Is the server a union sandbox (its `GetVersion` says [`SANDBOX_BUILD`])?
     pub fn is_sandbox(&self) -> bool {
         self.server_build == SANDBOX_BUILD
