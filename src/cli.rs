@@ -632,14 +632,10 @@ pub struct SandboxStartArgs {
     #[arg(long, env = "UNION_SANDBOX_PORT", default_value_t = union_sandbox::DEFAULT_PORT)]
     pub port: u16,
 
-    /// Registry that the image builder pushes ImageSpecs without a registry to.
-    #[arg(
-        long,
-        env = "UNION_SANDBOX_IMAGE_REGISTRY",
-        default_value = "localhost:30000",
-        value_name = "REGISTRY"
-    )]
-    pub image_registry: String,
+    /// Registry that the image builder pushes ImageSpecs without a registry to
+    /// [default: the sandbox's own, localhost:<port>].
+    #[arg(long, env = "UNION_SANDBOX_IMAGE_REGISTRY", value_name = "REGISTRY")]
+    pub image_registry: Option<String>,
 
     /// Base image the image builder uses for ImageSpecs without `base_image`
     /// [default: debian:bookworm-slim].

@@ -5,7 +5,7 @@
 //! Read elsewhere, by the crates that own them: flytekit's and flytectl's configuration variables
 //! (`union_client::config`), `DOCKER_HOST`, `DOCKER_CONFIG` (`union_image`, `union_registry`),
 //! `FLYTE_PUSH_IMAGE_SPEC`, `FLYTE_FORCE_PUSH_IMAGE_SPEC` (`union_image::spec`),
-//! `UNION_SANDBOX_MAX_PARALLELISM` (`union_sandbox`).
+//! `UNION_SANDBOX_MAX_PARALLELISM`, `UNION_SANDBOX_REGISTRY_GC_GRACE` (`union_sandbox`).
 
 /// The user's virtualenv.
 pub const VIRTUAL_ENV: &str = "VIRTUAL_ENV";

@@ -141,6 +141,8 @@ fn jobs(
         service_account: None,
         raw_data_prefix: None,
         pull_check: Default::default(),
+        default_registry: None,
+        default_builder: None,
     };
     let (images, base_dir) = register::images_of(&code, &opts)?;
     code.session.finish();

@@ -250,6 +250,8 @@ pub fn registration_options(
         service_account: None,
         raw_data_prefix: None,
         pull_check: Default::default(),
+        default_registry: None,
+        default_builder: settings.image_builder.clone(),
     })
 }
 

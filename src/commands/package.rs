@@ -31,6 +31,8 @@ pub fn package(args: PackageArgs) -> Result<ExitCode> {
         service_account: None,
         raw_data_prefix: None,
         pull_check: Default::default(),
+        default_registry: None,
+        default_builder: None,
     };
     let set = discovery::modules_for_paths(&args.common.paths)?;
 

@@ -40,6 +40,7 @@ pub fn register(args: RegisterArgs) -> Result<ExitCode> {
     } else {
         Some(register::connect(&rt, &settings, &progress)?)
     };
+    opts.default_registry = client.as_ref().and_then(images::sandbox_registry);
     let mut loaded = register::load(set, &opts, &progress)?;
 
     let Some(client) = client else {

@@ -53,6 +53,7 @@ pub fn run_remote(
     let rt = common::runtime()?;
     // The backend first: a backend that is down is reported before anything slow runs.
     let client = register::connect(&rt, &settings, &progress)?;
+    opts.default_registry = crate::register::images::sandbox_registry(&client);
     let mut loaded = register::load(set, &opts, &progress)?;
     let session = &loaded.session;
 

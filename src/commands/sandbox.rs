@@ -73,23 +73,34 @@ fn auth_settings(args: &SandboxStartArgs) -> anyhow::Result<Option<AuthSettings>
 /// and `--no-image-builder` (None: no builder); the data dir is the sandbox's.
 fn image_builder_settings(args: &SandboxStartArgs) -> anyhow::Result<Option<ServerSettings>> {
     let mut settings = ServerSettings::new(PathBuf::new());
-    let registry = args
-        .image_registry
-        .trim()
-        .trim_end_matches('/')
-        .to_lowercase();
-    if !union_image::spec::validate_registry(&registry) {
-        return Err(CliError::usage(format!(
-            "--image-registry `{}` is not a registry name such as `localhost:30000` or `ghcr.io/org`",
-            args.image_registry
-        ))
-        .into());
+    // Without the flag: the sandbox's own registry, filled in once the port is bound.
+    settings.default_registry = String::new();
+    if let Some(given) = &args.image_registry {
+        let registry = given.trim().trim_end_matches('/').to_lowercase();
+        if !union_image::spec::validate_registry(&registry) {
+            return Err(CliError::usage(format!(
+                "--image-registry `{given}` is not a registry name such as `localhost:30000` or `ghcr.io/org`"
+            ))
+            .into());
+        }
+        settings.default_registry = registry;
     }
-    settings.default_registry = registry;
     if let Some(base) = args.base_image.as_deref().filter(|b| !b.trim().is_empty()) {
         settings.default_base_image = base.trim().to_string();
     }
     Ok((!args.no_image_builder).then_some(settings))
+}
+
+/// The sandbox's built-in registry as Docker on this machine reaches it: `localhost:<port>` when
+/// it listens on loopback or every address (Docker speaks plain HTTP to localhost without being
+/// configured to), else its address.
+fn own_registry(addr: std::net::SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
 }
 
 fn start(config: SandboxConfig, image_builder: Option<ServerSettings>) -> anyhow::Result<ExitCode> {
@@ -101,7 +112,10 @@ fn start(config: SandboxConfig, image_builder: Option<ServerSettings>) -> anyhow
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         let mut sandbox = Sandbox::bind(&config).await?;
-        if let Some(settings) = image_builder {
+        if let Some(mut settings) = image_builder {
+            if settings.default_registry.is_empty() {
+                settings.default_registry = own_registry(sandbox.local_addr());
+            }
             sandbox = sandbox.with_image_builder(settings);
         }
         sandbox = sandbox.with_schedule_reporter(std::sync::Arc::new(ScheduleNotes));
@@ -116,6 +130,10 @@ fn start(config: SandboxConfig, image_builder: Option<ServerSettings>) -> anyhow
             out.flush()?;
         }
         // On stderr: tests read stdout's first line and may close it.
+        crate::process::note(&format!(
+            "Registry: {} (docker push/pull; ImageSpecs without a registry go here)",
+            own_registry(sandbox.local_addr())
+        ));
         crate::process::note(&format!(
             "Console: {}{}",
             sandbox.console_url(),

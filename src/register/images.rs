@@ -48,6 +48,40 @@ pub fn given_images(opts: &PlanOptions) -> Vec<String> {
     out
 }
 
+/// The registry ImageSpecs without one go to when the backend is a union sandbox: its built-in
+/// registry on the endpoint's port (`localhost:<port>` when the sandbox is on this machine, which
+/// Docker speaks plain HTTP to without configuration). None for any other backend, or an
+/// endpoint without a port. Not for a sandbox serving TLS (`--tls`): its registry then needs its
+/// CA trusted by Docker and by the existence check, so such users name a registry themselves.
+pub fn sandbox_registry(client: &AdminClient) -> Option<String> {
+    if !client.is_sandbox() || !client.is_plaintext() {
+        return None;
+    }
+    registry_of_endpoint(client.endpoint())
+}
+
+/// `host:port` of a registry on the same host and port as `endpoint` (`dns:///h:p`, `h:p`,
+/// `http://h:p`, `[::1]:p`); loopback hosts become `localhost`.
+fn registry_of_endpoint(endpoint: &str) -> Option<String> {
+    let rest = endpoint.trim();
+    let rest = rest.split_once("://").map_or(rest, |(_, r)| r);
+    let authority = rest.trim_start_matches('/').split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    let host = if loopback {
+        "localhost".to_string()
+    } else {
+        host.to_ascii_lowercase()
+    };
+    let registry = format!("{host}:{port}");
+    union_image::spec::validate_registry(&registry).then_some(registry)
+}
+
 /// The pipeline's options for these settings (the same for every command).
 pub fn pipeline_options(
     opts: &ImageOptions,
@@ -257,4 +291,27 @@ pub fn describe(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registry_of_endpoint;
+
+    #[test]
+    fn the_sandbox_registry_is_on_the_endpoints_port_and_loopback_is_localhost() {
+        for (endpoint, registry) in [
+            ("127.0.0.1:30080", Some("localhost:30080")),
+            ("dns:///localhost:4000", Some("localhost:4000")),
+            ("http://[::1]:30080", Some("localhost:30080")),
+            ("0.0.0.0:30080", Some("localhost:30080")),
+            ("dns:///sandbox.lan:30080", Some("sandbox.lan:30080")),
+            ("localhost", None),
+        ] {
+            assert_eq!(
+                registry_of_endpoint(endpoint).as_deref(),
+                registry,
+                "{endpoint}"
+            );
+        }
+    }
 }

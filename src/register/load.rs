@@ -144,7 +144,7 @@ pub fn images_of(
     let host = HostEnv::current();
     let mut specs = Vec::new();
     for u in uses {
-        let spec = ImageSpec::from_bridge_json(&u.spec, &host).map_err(|source| {
+        let mut spec = ImageSpec::from_bridge_json(&u.spec, &host).map_err(|source| {
             RegisterError::ImageSpec {
                 spec: u
                     .spec
@@ -156,6 +156,15 @@ pub fn images_of(
                 source,
             }
         })?;
+        if let Some(registry) = &opts.default_registry {
+            let named = spec.registry.as_deref().is_some_and(|r| !r.is_empty());
+            let remote = union_image::pipeline::is_remote(&spec, opts.default_builder.as_deref());
+            // Before the tag is computed: the tag hashes the registry, and must be the one
+            // flytekit computes for the same spec written with `registry=...`.
+            if !named && !remote {
+                spec.registry = Some(registry.clone());
+            }
+        }
         specs.push((u, spec));
     }
     let cwd = std::env::current_dir().map_err(RegisterError::CurrentDir)?;

@@ -63,4 +63,11 @@ pub struct PlanOptions {
     pub raw_data_prefix: Option<String>,
     /// How to check that the cluster can pull the task images.
     pub pull_check: pullable::PullCheck,
+    /// The registry of ImageSpecs that name none, applied as if the spec said `registry=...`
+    /// (the sandbox's own registry when the backend is a sandbox, see
+    /// [`images::sandbox_registry`]); None: such specs stay local images, as in flytekit.
+    pub default_registry: Option<String>,
+    /// The config's default image builder (specs for the backend's builder keep no registry:
+    /// that builder picks its own).
+    pub default_builder: Option<String>,
 }

@@ -466,7 +466,9 @@ fn union_build(cwd: &Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_fixture_builds_pushes_pulls_back_and_runs_its_task() {
-    let hello = crate::support::repo().join("python_fixtures/hello");
+    // Pushed to the suite's registry: the example itself names none.
+    let project = crate::support::Project::hello_pinned();
+    let hello = project.root().to_path_buf();
     let started = Instant::now();
     let o = union_build(
         &hello,
@@ -598,7 +600,8 @@ async fn hello_fixture_builds_pushes_pulls_back_and_runs_its_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_specs_are_built_once_and_existing_images_skipped() {
-    let hello = crate::support::repo().join("python_fixtures/hello");
+    let project = crate::support::Project::hello_pinned();
+    let hello = project.root().to_path_buf();
     // Make sure the hello image is in the registry (built by the test above or an earlier run).
     let o = union_build(
         &hello,

@@ -198,7 +198,7 @@ async fn a_call_without_a_token_is_refused_and_discovery_needs_none() {
     );
 
     // Our CLI asked for client credentials it was not given says which keys to set.
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let cfg = a.config(p.parent(), "  authType: ClientSecret\n");
     let o = run(a.union(&p, &cfg).args(register_args()).stdin(Stdio::null()));
     assert_eq!(o.status.code(), Some(1));
@@ -213,7 +213,7 @@ async fn a_call_without_a_token_is_refused_and_discovery_needs_none() {
 #[test]
 fn client_secret_pyflyte_union_and_ours_register() {
     let a = AuthSandbox::start(&[]);
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let cfg = a.config(
         p.parent(),
         &format!(
@@ -255,7 +255,7 @@ fn client_secret_pyflyte_union_and_ours_register() {
 #[test]
 fn client_secret_from_an_environment_variable() {
     let a = AuthSandbox::start(&[]);
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let cfg = a.config(
         p.parent(),
         "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretEnvVar: MY_SANDBOX_SECRET\n",
@@ -277,7 +277,7 @@ fn client_secret_from_an_environment_variable() {
 #[test]
 fn external_command_prints_the_token() {
     let a = AuthSandbox::start(&[]);
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let py_bin = venv().join("bin/python");
     let script = repo().join("tests/support/oauth.py");
     let cfg = a.config(
@@ -389,7 +389,7 @@ fn device_login_with(mut cmd: Command, env: &[(&str, &Path)]) -> std::process::O
 #[test]
 fn device_flow_pyflyte_then_ours_with_its_own_login() {
     let a = AuthSandbox::start(&[]);
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let cfg = a.config(p.parent(), "  authType: DeviceFlow\n");
     let mut py = a.pyflyte(&p, &cfg);
     py.args(register_args());
@@ -441,7 +441,7 @@ fn times_opened(marker: &Path) -> usize {
 #[test]
 fn pkce_login_is_shared_with_pyflyte_and_refreshed_after_expiry() {
     let a = AuthSandbox::start_for_browser_logins(&["--auth-token-lifetime", "2"]);
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     // No authType: the default, as in flytekit, is the browser (PKCE).
     let cfg = a.config(p.parent(), "");
     let (browser, opened) = approving_browser(p.parent());
@@ -494,7 +494,7 @@ fn pkce_login_is_shared_with_pyflyte_and_refreshed_after_expiry() {
 #[test]
 fn pkce_login_of_ours_from_scratch() {
     let a = AuthSandbox::start_for_browser_logins(&[]);
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let cfg = a.config(p.parent(), "  authType: Pkce\n");
     let (browser, opened) = approving_browser(p.parent());
     let ours = run(a
@@ -517,7 +517,7 @@ fn pkce_login_of_ours_from_scratch() {
 #[test]
 fn org_mode_requires_the_org_on_every_call() {
     let a = AuthSandbox::start(&["--org", "acme"]);
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let cfg = a.config(
         p.parent(),
         &format!(
@@ -564,7 +564,7 @@ fn api_key_and_login_over_tls_with_the_real_union_client() {
         std::time::Duration::from_secs(30),
         || a.sb.stderr().contains(&ca.display().to_string()),
     );
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let key = base64::engine::general_purpose::STANDARD
         .encode(format!("127.0.0.1:union-sandbox:{}:None", a.secret()));
     let ours = run(a
@@ -645,7 +645,7 @@ fn api_key_and_login_over_tls_with_the_real_union_client() {
 fn tls_options_and_proxy_command() {
     let a = AuthSandbox::start(&["--tls"]);
     let ca = a.sb.data_dir().join("tls/ca.pem");
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let marker = p.parent().join("proxy-command-ran");
     let client = format!(
         "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretLocation: {}\n",
@@ -707,7 +707,7 @@ fn pkce_tokens_live_in_the_os_keyring_when_there_is_one() {
         );
     }
     let a = AuthSandbox::start_for_browser_logins(&[]);
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let cfg = a.config(p.parent(), "  authType: Pkce\n");
     let (browser, opened) = approving_browser(p.parent());
     let home = a.home.path().display().to_string();
@@ -755,7 +755,7 @@ fn pkce_tokens_live_in_the_os_keyring_when_there_is_one() {
 fn serverless_org_comes_from_the_users_handle() {
     let a = AuthSandbox::start_for_browser_logins(&["--tls", "--org", "acme"]);
     let ca = a.sb.data_dir().join("tls/ca.pem");
-    let p = Project::new("hello");
+    let p = Project::hello_pinned();
     let (browser, opened) = approving_browser(p.parent());
     let o = run(p
         .union()

@@ -15,6 +15,7 @@ mod binary;
 mod console;
 mod executions;
 mod idl;
+mod registry;
 mod schedules;
 mod secrets;
 mod uploads;

@@ -130,11 +130,7 @@ fn lp_id(name: &str) -> Identifier {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_plans_fire_on_schedule_and_catch_up_after_a_restart() {
     require_docker_infra();
-    let image = {
-        let o = run(union_docker().args(["build", "-q", &fixture("hello/workflows")]));
-        assert!(o.status.success(), "building the hello image failed");
-        stdout(&o).split_whitespace().next().unwrap().to_string()
-    };
+    let image = crate::support::exec::build_image("hello", "workflows");
     let data = tempfile::tempdir().unwrap();
     let sb = Sandbox::start_in(data.path());
     let p = Project::new("exec");

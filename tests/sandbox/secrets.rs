@@ -213,9 +213,7 @@ fn listing_pages_through_every_secret() {
 
 /// An image with flytekit: the hello fixture's, built if missing.
 fn task_image() -> String {
-    let o = run(union_docker().args(["build", "-q", &fixture("hello/workflows")]));
-    assert!(o.status.success(), "building the hello image failed");
-    stdout(&o).split_whitespace().next().unwrap().to_string()
+    crate::support::exec::build_image("hello", "workflows")
 }
 
 #[test]

@@ -144,6 +144,15 @@ impl Project {
         Self::named(fixture, "my-project")
     }
 
+    /// The hello example with its ImageSpec naming the suite's registry (`localhost:30000`), as
+    /// it did before the sandbox had a registry of its own: for tests about something else,
+    /// whose image then already exists there (no build, no push to a per-test sandbox).
+    pub fn hello_pinned() -> Project {
+        let p = Self::new("hello");
+        pin_hello_registry(&p.root, super::TEST_REGISTRY);
+        p
+    }
+
     /// The same, in a directory with the given name (for names that are not UTF-8, say).
     pub fn named(fixture: &str, name: impl AsRef<std::ffi::OsStr>) -> Project {
         let dir = tempfile::Builder::new()
@@ -225,6 +234,22 @@ impl Project {
             .arg(config);
         c
     }
+}
+
+/// Make the hello example under `root` push its image to `registry`.
+pub fn pin_hello_registry(root: &Path, registry: &str) {
+    let file = root.join("workflows/hello.py");
+    let source = std::fs::read_to_string(&file).unwrap();
+    let pinned = source.replacen(
+        "requirements=\"requirements.txt\",",
+        &format!("requirements=\"requirements.txt\",\n    registry=\"{registry}\","),
+        1,
+    );
+    assert_ne!(
+        pinned, source,
+        "the hello example's ImageSpec changed shape"
+    );
+    std::fs::write(&file, pinned).unwrap();
 }
 
 /// Copy a directory tree (regular files and directories; `__pycache__` left out).

@@ -25,8 +25,15 @@ type Client = AdminServiceClient<tonic::transport::Channel>;
 
 /// `union build --quiet` on a fixture's package: the image name it built or found.
 pub fn build_image(fixture: &str, package: &str) -> String {
+    // hello names no registry (the sandbox's is its default): built here it is pushed to the
+    // suite's registry, so that a sandbox started later can pull it by that name.
+    let project = super::cli::Project::new(fixture);
+    if fixture == "hello" {
+        super::cli::pin_hello_registry(project.root(), super::TEST_REGISTRY);
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_union"))
-        .current_dir(super::repo().join("python_fixtures").join(fixture))
+        .current_dir(project.root())
+        .env("VIRTUAL_ENV", super::cli::venv())
         .env("UNION_WARM", "0")
         .args(["build", "--quiet", package])
         .env(

@@ -111,7 +111,7 @@ fn wait_retries_while_the_backend_restarts() {
     let sb = Sandbox::start();
     let p = Project::new("exec");
     let image = {
-        let hello = Project::new("hello");
+        let hello = Project::hello_pinned();
         let o = run(hello.union_docker().args(["build", "-q", "workflows"]));
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o).split_whitespace().next().unwrap().to_string()

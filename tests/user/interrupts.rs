@@ -349,7 +349,7 @@ fn run_remote_wait_stops_following_and_the_execution_goes_on() {
 
 /// The task image the exec fixture's tasks run in (the hello ImageSpec's: flytekit and union).
 fn build_task_image() -> String {
-    let hello = Project::new("hello");
+    let hello = Project::hello_pinned();
     let o = run(hello.union_docker().args(["build", "-q", "workflows"]));
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o).split_whitespace().next().unwrap().to_string()

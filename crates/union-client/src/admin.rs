@@ -131,6 +131,19 @@ pub struct AdminClient {
     source: Source,
     insecure: bool,
     tls: TlsSettings,
+    /// `control_plane_version.build` of the server's `GetVersion` at connect time ("" when it
+    /// did not say): `union-sandbox` for the sandbox.
+    server_build: String,
+}
+
+/// The `build` a union sandbox answers `GetVersion` with.
+pub const SANDBOX_BUILD: &str = "union-sandbox";
+
+fn build_of(v: &admin::GetVersionResponse) -> String {
+    v.control_plane_version
+        .as_ref()
+        .map(|v| v.build.clone())
+        .unwrap_or_default()
 }
 
 fn describe_transport(err: &(dyn std::error::Error + 'static)) -> String {
@@ -278,6 +291,7 @@ impl AdminClient {
             source: settings.endpoint_source.clone(),
             insecure: settings.insecure,
             tls,
+            server_build: String::new(),
         };
         if settings.org.is_none() && settings.serverless {
             // union's `_get_organization` on Serverless: the user's handle is the org, asked
@@ -293,15 +307,26 @@ impl AdminClient {
                 })
                 .filter(|h| !h.is_empty());
             if let Some(org) = handle {
-                let client = client.with_org(org);
-                client.get_version().await?;
+                let mut client = client.with_org(org);
+                client.server_build = build_of(&client.get_version().await?);
                 return Ok(client);
             }
         }
         // One cheap call so that TLS/plaintext mismatches (and a login, when the server wants
         // one) happen here, not mid-registration.
-        client.get_version().await?;
+        let mut client = client;
+        client.server_build = build_of(&client.get_version().await?);
         Ok(client)
+    }
+
+    /// Does this client speak plaintext gRPC (`insecure: true`)?
+    pub fn is_plaintext(&self) -> bool {
+        self.insecure
+    }
+
+    /// Is the server a union sandbox (its `GetVersion` says [`SANDBOX_BUILD`])?
+    pub fn is_sandbox(&self) -> bool {
+        self.server_build == SANDBOX_BUILD
     }
 
     /// The organization on every call: `--org`, the API key's, or on Serverless the user's.

@@ -24,6 +24,34 @@ application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
+/// One HTTP request to a registry, kept whole so it can be sent again after a 401 challenge.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub method: Method,
+    pub headers: Vec<(reqwest::header::HeaderName, HeaderValue)>,
+    pub body: Option<bytes::Bytes>,
+}
+
+impl Call {
+    pub fn new(method: Method) -> Call {
+        Call {
+            method,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn header(mut self, name: reqwest::header::HeaderName, value: HeaderValue) -> Call {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn body(mut self, body: bytes::Bytes) -> Call {
+        self.body = Some(body);
+        self
+    }
+}
+
 /// OAuth2 `client_id` sent when exchanging an identity (refresh) token, as docker sends `docker`.
 const OAUTH_CLIENT_ID: &str = "union-cli";
 /// Token lifetime when the token service does not say (the distribution token spec's default).
@@ -281,24 +309,39 @@ impl RegistryClient {
         image: &ImageReference,
         method: Method,
     ) -> Result<reqwest::Response, RegistryError> {
-        let host = image.registry();
-        let scheme = if self.is_insecure(host) {
-            "http"
-        } else {
-            "https"
-        };
         let url = format!(
-            "{scheme}://{}/v2/{}/manifests/{}",
-            image.api_host(),
+            "{}/v2/{}/manifests/{}",
+            self.base_url(image),
             image.repository(),
             image.manifest_reference()
         );
         let scope = format!("repository:{}:pull", image.repository());
+        let call = Call::new(method).header(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        self.send_to(image.registry(), &url, &scope, &call).await
+    }
 
-        let preset = self.cached_authorization(host, &scope).await?;
-        let first = self
-            .request(method.clone(), &url, host, preset.as_ref())
-            .await?;
+    /// `http://` or `https://` and the API host of `image`'s registry.
+    pub(crate) fn base_url(&self, image: &ImageReference) -> String {
+        let scheme = if self.is_insecure(image.registry()) {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", image.api_host())
+    }
+
+    /// Sends `call` to `url` of registry `host`, answering one 401 challenge for `scope` (the
+    /// body, if any, is sent again). A 401/403 after authenticating is an error; every other
+    /// status is the caller's to interpret.
+    pub(crate) async fn send_to(
+        &self,
+        host: &str,
+        url: &str,
+        scope: &str,
+        call: &Call,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let preset = self.cached_authorization(host, scope).await?;
+        let first = self.request(call, url, host, preset.as_ref()).await?;
         let status = first.status();
         if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
             return Ok(first);
@@ -323,16 +366,14 @@ impl RegistryClient {
             .flat_map(parse_challenges)
             .collect();
         let authorization = self
-            .authorize(image, &challenges, &scope, credential.as_ref())
+            .authorize(host, &challenges, scope, credential.as_ref())
             .await?;
-        let second = self
-            .request(method, &url, host, Some(&authorization))
-            .await?;
+        let second = self.request(call, url, host, Some(&authorization)).await?;
         match second.status() {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 // Forget what did not work so the next call starts over.
                 self.host_mut(host, |h| {
-                    h.tokens.remove(&scope);
+                    h.tokens.remove(scope);
                 });
                 Err(denied())
             }
@@ -342,17 +383,20 @@ impl RegistryClient {
 
     async fn request(
         &self,
-        method: Method,
+        call: &Call,
         url: &str,
         host: &str,
         authorization: Option<&HeaderValue>,
     ) -> Result<reqwest::Response, RegistryError> {
-        let mut request = self
-            .http
-            .request(method, url)
-            .header(ACCEPT, MANIFEST_ACCEPT);
+        let mut request = self.http.request(call.method.clone(), url);
+        for (name, value) in &call.headers {
+            request = request.header(name, value.clone());
+        }
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value.clone());
+        }
+        if let Some(body) = &call.body {
+            request = request.body(body.clone());
         }
         request.send().await.map_err(|e| self.unreachable(host, &e))
     }
@@ -387,12 +431,11 @@ impl RegistryClient {
     /// Answers a 401 challenge: a Bearer token from the realm, or Basic credentials.
     async fn authorize(
         &self,
-        image: &ImageReference,
+        host: &str,
         challenges: &[Challenge],
         scope: &str,
         credential: Option<&Credential>,
     ) -> Result<HeaderValue, RegistryError> {
-        let host = image.registry();
         let required = || RegistryError::AuthenticationRequired {
             host: host.to_string(),
         };
@@ -577,7 +620,7 @@ impl RegistryClient {
         f(hosts.entry(host.to_string()).or_default())
     }
 
-    fn unreachable(&self, host: &str, e: &reqwest::Error) -> RegistryError {
+    pub(crate) fn unreachable(&self, host: &str, e: &reqwest::Error) -> RegistryError {
         RegistryError::Unreachable {
             host: host.to_string(),
             detail: self.network_detail(e),

@@ -6,6 +6,9 @@
 //! caller stops on [`ImageStatus::Unknown`] with the reason instead of registering an image that may
 //! not exist.
 //!
+//! It also pushes and reads what the registry API offers beyond that ([`RegistryClient::upload_blob`],
+//! [`RegistryClient::put_manifest`], [`RegistryClient::tags`], …): blobs, manifests, indexes.
+//!
 //! Owns: talking to registries. Depends on `union-diagnostics` only. Never prints.
 //!
 //! ```no_run
@@ -26,6 +29,7 @@
 mod challenge;
 mod client;
 mod credentials;
+mod push;
 mod reference;
 
 use std::path::PathBuf;
@@ -33,6 +37,7 @@ use std::path::PathBuf;
 pub use challenge::{parse_challenges, Challenge};
 pub use client::{RegistryClient, RegistryClientBuilder, MANIFEST_ACCEPT};
 pub use credentials::{default_config_dir, Credential, DockerConfig, DOCKER_HUB_CONFIG_KEY};
+pub use push::{sha256_digest, Manifest, Mount, TagPage, UploadSession};
 pub use reference::{ImageReference, ReferenceError, DOCKER_HUB, DOCKER_HUB_API_HOST};
 
 /// What the registry says about an image reference.
@@ -121,6 +126,39 @@ pub enum RegistryError {
         /// The helper program, e.g. `docker-credential-desktop`.
         helper: String,
         /// What went wrong (the helper's first error line, never its JSON output).
+        detail: String,
+    },
+    /// The registry refused a request with an error answer (its spec error code, e.g.
+    /// `DIGEST_INVALID`, `MANIFEST_BLOB_UNKNOWN`, when it sent one).
+    #[error("registry {host} refused {what}: HTTP {status} {code}: {message}")]
+    Refused {
+        /// Registry host (and port).
+        host: String,
+        /// What was asked, e.g. `manifest localhost:5000/a:b`.
+        what: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The first error's `code` ("" when the answer had none).
+        code: String,
+        /// The first error's `message`.
+        message: String,
+    },
+    /// A chunk did not continue the upload where the registry has it (HTTP 416).
+    #[error("registry {host} refused {what}: the chunk does not start where the upload is{}", offset.map(|o| format!(" (byte {o})")).unwrap_or_default())]
+    RangeNotSatisfiable {
+        /// Registry host (and port).
+        host: String,
+        /// What was sent.
+        what: String,
+        /// Where the registry says the upload is, when it said.
+        offset: Option<u64>,
+    },
+    /// The registry's answer does not follow the API (a missing header, a body that is not JSON).
+    #[error("registry {host} answered outside the registry API: {detail}")]
+    Protocol {
+        /// Registry host (and port).
+        host: String,
+        /// What was wrong.
         detail: String,
     },
     /// The HTTP client could not be set up (TLS roots, …).

@@ -46,6 +46,8 @@ pub mod executor;
 /// union's remote image builder: the `build-image` task, its executions, `ImageService`.
 pub mod imagebuilder;
 pub mod query;
+/// The built-in OCI registry on the sandbox's port (`/v2/`).
+pub mod registry;
 /// Scheduled launch plans, started as FlyteScheduler starts them.
 pub mod schedules;
 /// union's SecretService and the secrets tasks read.
@@ -137,6 +139,9 @@ pub enum SandboxError {
     /// TLS could not be prepared.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The registry could not be prepared.
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
     /// The server stopped with an error.
     #[error("the sandbox server failed")]
     Serve(#[source] tonic::transport::Error),
@@ -418,7 +423,8 @@ impl Sandbox {
         let mut http = blobs::router(self.blobs.clone())
             .merge(executions::router(executions))
             .merge(api::router(admin_api, self.auth.clone()))
-            .merge(console::router());
+            .merge(console::router())
+            .merge(registry::router(&self.data_dir, self.store.clone())?);
         if let Some(authority) = &self.auth {
             http = http.merge(auth::http::router(authority.clone()));
         }

@@ -7,8 +7,9 @@ image_spec = union.ImageSpec(
     name="say-hello-image",
     # Lock your dependency requirements with a requirements file.
     requirements="requirements.txt",
-    # The registry that the image is pushed to.
-    registry="localhost:30000",
+    # No registry: against `union sandbox` the image goes to the sandbox's built-in registry
+    # (localhost:<its port>); elsewhere, add `registry="..."` to push it somewhere the cluster
+    # can pull from.
 )
 
 

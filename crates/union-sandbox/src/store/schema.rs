@@ -130,4 +130,42 @@ pub const MIGRATIONS: &[&str] = &[
         last_fire    INTEGER NOT NULL,     -- unix seconds of the last scheduled time started
         PRIMARY KEY (org, project, domain, name, version)
     );",
+    // 7: the built-in OCI registry's index (read and written by `registry`; the bytes are files
+    // under `registry/blobs/`). Repository -> blob links, manifests with what they reference, and
+    // tags: what garbage collection needs to tell live blobs from dead ones in one query.
+    "
+    CREATE TABLE registry_blobs (
+        digest       TEXT PRIMARY KEY,     -- sha256:<hex>, the file's name
+        size         INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL      -- unix nanoseconds
+    );
+    CREATE TABLE registry_links (
+        repo         TEXT NOT NULL,
+        digest       TEXT NOT NULL,
+        touched_at   INTEGER NOT NULL,     -- last upload, mount or HEAD: a push in progress
+        PRIMARY KEY (repo, digest)
+    );
+    CREATE INDEX registry_links_by_digest ON registry_links (digest);
+    CREATE TABLE registry_manifests (
+        repo         TEXT NOT NULL,
+        digest       TEXT NOT NULL,        -- its bytes are the blob of that digest
+        media_type   TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (repo, digest)
+    );
+    CREATE INDEX registry_manifests_by_digest ON registry_manifests (digest);
+    CREATE TABLE registry_refs (
+        repo         TEXT NOT NULL,
+        manifest     TEXT NOT NULL,
+        digest       TEXT NOT NULL,        -- a layer, the config, or a child manifest
+        PRIMARY KEY (repo, manifest, digest)
+    );
+    CREATE INDEX registry_refs_by_digest ON registry_refs (digest);
+    CREATE TABLE registry_tags (
+        repo         TEXT NOT NULL,
+        tag          TEXT NOT NULL,
+        digest       TEXT NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (repo, tag)
+    );",
 ];
