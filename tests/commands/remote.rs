@@ -9,7 +9,9 @@ use crate::support::*;
 pub(crate) fn task_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let o = run(union_docker().args(["build", "-q", &fixture("hello/workflows")]));
+        // hello names no registry: pinned to the suite's, so that every sandbox can pull it.
+        let p = Project::hello_pinned();
+        let o = run(p.union_docker().args(["build", "-q", "workflows"]));
         assert!(o.status.success(), "building the hello image failed");
         stdout(&o).split_whitespace().next().unwrap().to_string()
     })
