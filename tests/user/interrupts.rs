@@ -151,9 +151,15 @@ fn register_stops_while_building_an_image_and_the_build_stops_too() {
     let p = Project::new("hello");
     let marker = format!("union-interrupt-build-{}-{}", std::process::id(), nanos());
     let wf = p.root().join("workflows/hello.py");
-    let src = std::fs::read_to_string(&wf).unwrap().replace(
-        "    registry=\"localhost:30000\",\n",
-        &format!("    registry=\"localhost:30000\",\n    commands=[\"sleep 3600 # {marker}\"],\n"),
+    let original = std::fs::read_to_string(&wf).unwrap();
+    let anchor = "    name=\"say-hello-image\",\n";
+    assert!(
+        original.contains(anchor),
+        "the hello fixture changed: {original}"
+    );
+    let src = original.replace(
+        anchor,
+        &format!("{anchor}    registry=\"localhost:30000\",\n    commands=[\"sleep 3600 # {marker}\"],\n"),
     );
     std::fs::write(&wf, src).unwrap();
     for (sig, code, word) in SIGNALS {
