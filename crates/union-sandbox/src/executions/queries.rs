@@ -25,9 +25,8 @@ use union_idl::flyteidl::core::{
 };
 
 impl Executions {
-    /// `GetExecution`.
-    pub async fn get(&self, req: WorkflowExecutionGetRequest) -> Result<Execution, Status> {
-        let id = exec_id(req.id.as_ref())?;
+    /// An execution's row; NOT_FOUND naming it when there is none.
+    pub(super) async fn row(&self, id: WorkflowExecutionIdentifier) -> Result<ExecRow, Status> {
         self.blocking(move |store| {
             store
                 .read(|c| execution_row(c, &id))
@@ -35,7 +34,12 @@ impl Executions {
                 .ok_or_else(|| not_found(&id))
         })
         .await
-        .map(|row| row.to_execution())
+    }
+
+    /// `GetExecution`.
+    pub async fn get(&self, req: WorkflowExecutionGetRequest) -> Result<Execution, Status> {
+        let id = exec_id(req.id.as_ref())?;
+        self.row(id).await.map(|row| row.to_execution())
     }
 
     /// `ListExecutions`: a project/domain's executions, newest first unless sorted otherwise.
@@ -100,15 +104,7 @@ impl Executions {
         &self,
         req: WorkflowExecutionGetDataRequest,
     ) -> Result<WorkflowExecutionGetDataResponse, Status> {
-        let id = exec_id(req.id.as_ref())?;
-        let row = self
-            .blocking(move |store| {
-                store
-                    .read(|c| execution_row(c, &id))
-                    .map_err(db)?
-                    .ok_or_else(|| not_found(&id))
-            })
-            .await?;
+        let row = self.row(exec_id(req.id.as_ref())?).await?;
         let mut resp = WorkflowExecutionGetDataResponse {
             full_inputs: Some(row.inputs.clone()),
             full_outputs: row.outputs.clone(),

@@ -10,8 +10,7 @@ use tonic::Status;
 
 use super::persist::{finish, persist_events, ChannelSink};
 use super::resolve::load_launch_plan;
-use super::rows::execution_row;
-use super::validate::{check_inputs, exec_id, generate_name, not_found, validate_name};
+use super::validate::{check_inputs, exec_id, generate_name, validate_name};
 use super::{Executions, Running};
 use crate::executor::{
     self, CancelToken, ChildExecution, Event, EventSink, RunOptions, WorkflowClosure,
@@ -331,15 +330,7 @@ impl Executions {
         req: ExecutionRelaunchRequest,
     ) -> Result<ExecutionCreateResponse, Status> {
         let id = exec_id(req.id.as_ref())?;
-        let lookup = id.clone();
-        let row = self
-            .blocking(move |store| {
-                store
-                    .read(|c| execution_row(c, &lookup))
-                    .map_err(db)?
-                    .ok_or_else(|| not_found(&lookup))
-            })
-            .await?;
+        let row = self.row(id.clone()).await?;
         let mut spec = row.spec;
         let target = spec
             .launch_plan
@@ -381,15 +372,7 @@ impl Executions {
         req: ExecutionTerminateRequest,
     ) -> Result<ExecutionTerminateResponse, Status> {
         let id = exec_id(req.id.as_ref())?;
-        let lookup = id.clone();
-        let row = self
-            .blocking(move |store| {
-                store
-                    .read(|c| execution_row(c, &lookup))
-                    .map_err(db)?
-                    .ok_or_else(|| not_found(&lookup))
-            })
-            .await?;
+        let row = self.row(id.clone()).await?;
         let running = self
             .running
             .lock()
