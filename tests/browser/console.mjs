@@ -20,6 +20,15 @@ page.on('console', (m) => { if (m.type() === 'error') problems.push(`console err
 // Offline: the console may ask nothing of any other origin.
 page.on('request', (r) => { if (!r.url().startsWith(base)) problems.push(`request to another origin: ${r.url()}`); });
 
+// The last API answers, printed when a check fails.
+const answers = [];
+page.on('response', async (r) => {
+  if (!r.url().includes('/api/v1/')) return;
+  const body = await r.text().catch(() => '');
+  answers.push(`${r.status()} ${r.request().method()} ${r.url().slice(base.length)} ${body.slice(0, 300)}`);
+  if (answers.length > 12) answers.shift();
+});
+
 let step = 0;
 async function shot(name) {
   step += 1;
@@ -140,8 +149,39 @@ try {
   await page.locator('#log').waitFor();
   await page.locator('#outputs').getByText('5').waitFor();
   await shot('map-expanded');
+
+  // 12. Typed inputs from the form (a list as JSON, an int over its default, an Optional), then
+  // the subworkflow expanded, and a dataclass output read from its msgpack.
+  await page.goto(`${base}/console/projects/flytesnacks/domains/development/launchPlans/workflows.calc.calc_wf?launch`);
+  await page.locator('#launch-form').waitFor();
+  check(await page.locator('#input-factor').inputValue() === '2', 'factor does not default to 2');
+  check(await page.locator('#input-threshold').inputValue() === '4.5', 'threshold does not default to 4.5');
+  await page.locator('#launch-submit').click();
+  await page.locator('#launch-form .field-error').filter({ hasText: 'a value is required' }).waitFor();
+  await page.locator('#input-xs').fill('[1, 2, "three"]');
+  await page.locator('#launch-submit').click();
+  await page.locator('#launch-form .field-error').filter({ hasText: 'must be a whole number' }).waitFor();
+  check(/\/launchPlans\//.test(page.url()), 'a wrong value started an execution');
+  await page.locator('#input-xs').fill('[1, 2, 3, 4, 5]');
+  await page.locator('#input-factor').fill('3');
+  await page.locator('#input-label').fill('demo');
+  await shot('typed-launch-form');
+  await page.locator('#launch-submit').click();
+  await page.waitForURL(/\/executions\/[a-z0-9]+$/);
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor({ timeout: 240_000 });
+  await page.locator('#outputs').getByText('demo: mean 9.0 of 5 values is above 4.5').waitFor();
+  const sub = page.locator('svg.graph g.node[data-kind="subworkflow"]');
+  await sub.locator('.toggle').click();
+  const subId = await page.locator('svg.graph g.cluster').getAttribute('data-node-id');
+  const inner = page.locator(`svg.graph g.node[data-node-id^="${subId}-0-"]`);
+  await inner.first().waitFor();
+  check(await inner.count() === 2, `the expanded subworkflow shows ${await inner.count()} nodes, not scale and summarize`);
+  await page.locator('svg.graph g.node[data-kind="task"]', { hasText: 'summarize' }).click();
+  await page.locator('#node-panel').getByText('"mean": 9').waitFor();
+  await shot('subworkflow-expanded');
 } catch (err) {
   problems.push(String(err && err.stack ? err.stack : err));
+  problems.push(`last API answers:\n${answers.join('\n')}`);
   await shot('failure').catch(() => {});
 }
 await browser.close();

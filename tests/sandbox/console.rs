@@ -3,7 +3,8 @@
 //! headless Chromium driven by Playwright (`tests/browser/console.mjs`): the link `run --remote`
 //! prints, projects and filtered executions, launching the hello workflow from its form, its live
 //! status, graph, output and task log, relaunch, a failure's traceback, a running task's log
-//! followed then terminated, a branch and a map task expanded. Screenshots are kept under the target directory.
+//! followed then terminated, a branch, a map task and a subworkflow
+//! expanded, typed inputs (a list, an Optional) launched from the form. Screenshots are kept under the target directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,6 +67,7 @@ async fn console_and_its_http_api_in_a_real_browser() {
     require_docker_infra();
     let browser = browser_tooling();
     let hello_image = build_image("hello", "workflows");
+    build_image("typed", "workflows");
     let sb = Sandbox::start();
     let base = sb.url();
 
@@ -106,6 +108,8 @@ async fn console_and_its_http_api_in_a_real_browser() {
         Some(&hello_image),
         "v1",
     );
+    // A subworkflow, a dataclass, a list and an Optional input, to launch from the form.
+    register(&cfg, p.parent(), "typed", "workflows", None, "t1");
     let mut admin = sb.admin().await;
     let start = |name: &'static str, lp_name: &'static str, n: (&'static str, i64)| {
         let req = create_request(lp(lp_name), name, inputs(vec![(n.0, int(n.1))]));
@@ -163,6 +167,20 @@ async fn console_and_its_http_api_in_a_real_browser() {
         .map(|e| e["id"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["consolefail"]);
+    let (_, lps) = get(&format!(
+        "{api}/launch_plan_ids/flytesnacks/development?limit=1000"
+    ))
+    .await;
+    for name in ["workflows.hello.hello_world_wf", "workflows.calc.calc_wf"] {
+        assert!(
+            lps["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == name),
+            "{name} is not listed: {lps}"
+        );
+    }
     let (_, nodes) = get(&format!(
         "{api}/node_executions/flytesnacks/development/{printed_name}"
     ))

@@ -19,7 +19,11 @@ export function launchForm(id, target) {
     params = ((c.expected_inputs || target.spec.default_inputs) || {}).parameters || {};
     launchId = { ...target.id, resource_type: 'LAUNCH_PLAN' };
   }
-  const fields = Object.entries(params).map(([name, p]) => field(name, p));
+  // A proto map has no order: what must be given first, then by name.
+  const required = (p) => Boolean(p.required) || !('default' in p);
+  const fields = Object.entries(params)
+    .sort(([a, p], [b, q]) => Number(required(q)) - Number(required(p)) || a.localeCompare(b))
+    .map(([name, p]) => field(name, p));
   const status = h('div', { class: 'form-status' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'launch-submit' }, 'Launch');
   const form = h('form', {

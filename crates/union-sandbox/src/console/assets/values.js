@@ -165,6 +165,11 @@ export function defaultText(l) {
 /** Whether a field of this type is a single-line input (the rest take JSON). */
 export function isSimple(t) {
   if (!t) return false;
+  if (t.union_type) {
+    // Optional[X] is X's field, left empty for None.
+    const rest = (t.union_type.variants || []).filter((v) => v.simple !== 'NONE');
+    return rest.length === 1 && isSimple(rest[0]);
+  }
   if ('simple' in t) return ['INTEGER', 'FLOAT', 'STRING', 'BOOLEAN', 'DATETIME', 'DURATION'].includes(t.simple);
   return Boolean(t.enum_type || t.blob || t.structured_dataset_type);
 }
