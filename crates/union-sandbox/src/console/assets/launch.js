@@ -81,7 +81,8 @@ function field(name, p) {
   } else if (isSimple(t)) {
     input = h('input', {
       id: inputId, name, value: initial,
-      type: t.simple === 'INTEGER' || t.simple === 'FLOAT' ? 'text' : 'text',
+      // Text, not type=number: a number field rounds 64-bit integers past 2^53.
+      type: 'text',
       inputmode: t.simple === 'INTEGER' ? 'numeric' : t.simple === 'FLOAT' ? 'decimal' : null,
       placeholder: t.blob || t.structured_dataset_type ? 'a URI the sandbox can read, such as file:///path' : '',
     });
