@@ -499,8 +499,16 @@ fn a_restart_fails_child_executions_and_map_elements_with_the_reason() {
         );
         assert!(!text.contains("RUNNING"), "{text}");
     }
-    // The naps' containers are removed (in the background), not left sleeping.
+    // The naps' containers are removed (in the background), not left sleeping, and so is one the
+    // engine makes only after the restart (a create the killed process had in flight).
     let work_root = std::fs::canonicalize(&data).unwrap().join("executions");
+    let late = std::process::Command::new("docker")
+        .args(["run", "-d", "--label"])
+        .arg(format!("io.union.sandbox={}", work_root.display()))
+        .args([crate::support::TEST_BASE_IMAGE, "sleep", "300"])
+        .output()
+        .unwrap();
+    assert!(late.status.success(), "{}", stderr(&late));
     wait_until("the orphaned containers to be removed", LONG, || {
         crate::support::exec::containers_of(&work_root).is_empty()
     });

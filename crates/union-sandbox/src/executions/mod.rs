@@ -51,6 +51,14 @@ use resolve::StoreResolver;
 
 /// Message of executions interrupted by a sandbox restart.
 pub const RESTARTED: &str = "the sandbox restarted while this execution was running";
+/// When, after a restart, the containers a previous process left are removed (each wait counted
+/// from the sweep before): at once, then again while the engine may still be completing what that
+/// process had asked of it.
+const ORPHAN_SWEEPS: [std::time::Duration; 3] = [
+    std::time::Duration::ZERO,
+    std::time::Duration::from_secs(5),
+    std::time::Duration::from_secs(30),
+];
 /// Environment variable capping concurrently running task containers.
 pub const MAX_PARALLELISM_ENV: &str = "UNION_SANDBOX_MAX_PARALLELISM";
 
@@ -144,7 +152,7 @@ impl Executions {
             docker: runner.clone(),
             image_builds,
         });
-        let interrupted = mark_interrupted(&store)?;
+        mark_interrupted(&store)?;
         // Secret files of attempts a crash interrupted.
         crate::executor::secrets::remove_leftovers(
             &data_dir
@@ -187,14 +195,17 @@ impl Executions {
                 ),
             }
         });
-        if interrupted > 0 {
-            // Containers of interrupted executions are still running (or stopped) on the engine.
-            let runner = executions.runner.clone();
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
+        // Containers of executions a previous process ran may still be running (or stopped) on
+        // the engine, and the engine completes a create or start that process had sent after it
+        // died: swept now, and again a little later.
+        let runner = executions.runner.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                for wait in ORPHAN_SWEEPS {
+                    tokio::time::sleep(wait).await;
                     let _ = runner.remove_orphans().await;
-                });
-            }
+                }
+            });
         }
         Ok(executions)
     }

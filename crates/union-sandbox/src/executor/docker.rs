@@ -37,6 +37,10 @@ use union_image::build::{docker_config_credentials, registry_host, split_tag};
 pub const LABEL_SANDBOX: &str = "io.union.sandbox";
 /// Label naming the execution a container belongs to.
 pub const LABEL_EXECUTION: &str = "io.union.execution";
+/// Label naming the sandbox process that made a container: a container with the work root's
+/// label but another instance is an orphan, even when it appears after the restart (the engine
+/// finishes a create or start a killed process had in flight).
+pub const LABEL_INSTANCE: &str = "io.union.sandbox.instance";
 /// How long an eager task's container has, after SIGTERM, to terminate what it started.
 pub const EAGER_STOP_GRACE: Duration = Duration::from_secs(10);
 /// File name of an attempt's log inside its work directory.
@@ -71,6 +75,7 @@ pub struct EagerAccess {
 pub struct DockerRunner {
     config: DockerRunnerConfig,
     endpoint: String,
+    instance: String,
     docker: tokio::sync::Mutex<Option<Docker>>,
 }
 
@@ -116,6 +121,7 @@ impl DockerRunner {
         DockerRunner {
             config,
             endpoint: docker_endpoint(),
+            instance: format!("{}{}", short_random(), short_random()),
             docker: tokio::sync::Mutex::new(None),
         }
     }
@@ -165,7 +171,8 @@ impl DockerRunner {
         Ok(docker)
     }
 
-    /// Kill and remove task containers a previous sandbox process left behind (after a restart).
+    /// Kill and remove task containers a previous sandbox process left behind (after a restart):
+    /// those of this work root made by another instance.
     pub async fn remove_orphans(&self) -> Result<usize, String> {
         let docker = self.connect().await.map_err(|f| f.message)?;
         let label = format!("{LABEL_SANDBOX}={}", self.config.work_root.display());
@@ -180,6 +187,14 @@ impl DockerRunner {
             .map_err(|e| e.to_string())?;
         let mut n = 0;
         for c in list {
+            let ours = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_INSTANCE))
+                .is_some_and(|i| *i == self.instance);
+            if ours {
+                continue;
+            }
             if let Some(id) = c.id {
                 let _ = docker
                     .remove_container(
@@ -362,6 +377,7 @@ impl DockerRunner {
                 LABEL_EXECUTION.to_string(),
                 format!("{}/{}/{}", exec.project, exec.domain, exec.name),
             ),
+            (LABEL_INSTANCE.to_string(), self.instance.clone()),
         ]
         .into();
         let body = ContainerCreateBody {
