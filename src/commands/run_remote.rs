@@ -480,7 +480,14 @@ async fn failing_log_tail(
     let text = if let Some(path) = uri.strip_prefix("file://") {
         std::fs::read_to_string(path).ok()?
     } else if uri.starts_with("http://") || uri.starts_with("https://") {
-        reqwest::get(&uri).await.ok()?.text().await.ok()?
+        // The sandbox's log links are on its own port, behind its authentication when that is on.
+        let http = union_client::auth::http_client_for(client.tls()).ok()?;
+        let mut request = http.get(&uri);
+        if let Some((name, value)) = client.authorization_for(&uri) {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.ok()?.error_for_status().ok()?;
+        response.text().await.ok()?
     } else {
         return None;
     };

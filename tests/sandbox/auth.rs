@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 
+use crate::support::exec::http_get;
 use crate::support::sandbox::Launch;
 use crate::support::{repo, run, stderr, stdout, venv, Project, Sandbox};
 
@@ -208,6 +209,49 @@ async fn a_call_without_a_token_is_refused_and_discovery_needs_none() {
         "{err}"
     );
     assert!(err.contains("admin.clientSecretLocation"), "{err}");
+}
+
+/// A task's log is read with a token, as the API is: refused without one, and `run --remote
+/// --wait` still shows the end of a failed task's log, sending its token to the sandbox alone.
+#[test]
+fn a_failed_tasks_log_needs_a_token_and_run_wait_shows_its_end() {
+    let a = AuthSandbox::start(&[]);
+    let refused = http_get(&format!(
+        "{}/logs/flytesnacks/development/x/n0/0",
+        a.base_url()
+    ));
+    assert_eq!(refused.0, 401, "{}", refused.1);
+    assert!(refused.1.contains("Bearer"), "{}", refused.1);
+
+    let p = Project::hello_pinned();
+    // Exits without flytekit writing an error: the log is all the user has.
+    std::fs::write(
+        p.root().join("workflows/crash.py"),
+        "import os\n\nimport union\n\nfrom workflows.hello import image_spec\n\n\n\
+         @union.task(container_image=image_spec)\ndef crash() -> None:\n    \
+         print(\"the last words before exiting\", flush=True)\n    os._exit(3)\n\n\n\
+         @union.workflow\ndef crash_wf():\n    crash()\n",
+    )
+    .unwrap();
+    let cfg = a.config(
+        p.parent(),
+        &format!(
+            "  authType: ClientSecret\n  clientId: union-sandbox\n  clientSecretLocation: {}\n",
+            a.secret_file().display()
+        ),
+    );
+    let o = run(a.union(&p, &cfg).args([
+        "run",
+        "--remote",
+        "--wait",
+        "workflows/crash.py",
+        "crash_wf",
+    ]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("last lines of node n0's log"), "{err}");
+    assert!(err.contains("the last words before exiting"), "{err}");
+    a.assert_nothing_leaked(&[&o]);
 }
 
 #[test]

@@ -121,6 +121,23 @@ pub enum Created {
     AlreadyExisted,
 }
 
+/// A URL's scheme, host (loopback names as one) and port, to tell whether two are one server.
+fn origin(uri: &http::Uri) -> Option<(String, String, u16)> {
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let port = uri.port_u16().or(match scheme.as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    let host = uri.host()?.to_ascii_lowercase();
+    let host = match host.trim_start_matches('[').trim_end_matches(']') {
+        "localhost" | "::1" => "127.0.0.1".to_string(),
+        h if h.starts_with("127.") => "127.0.0.1".to_string(),
+        _ => host,
+    };
+    Some((scheme, host, port))
+}
+
 /// A connected FlyteAdmin client.
 #[derive(Clone)]
 pub struct AdminClient {
@@ -360,6 +377,21 @@ impl AdminClient {
     /// The endpoint this client talks to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The credentials this client's calls carry now, for an HTTP request to `url` on the same
+    /// server (a sandbox's task log link): None without authentication, before a token was
+    /// fetched, or when `url` is another origin, since a token must never reach another host.
+    /// Loopback names count as one host: the sandbox links `127.0.0.1` whatever name reached it.
+    pub fn authorization_for(&self, url: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
+        let scheme = if self.insecure { "http" } else { "https" };
+        let ours: http::Uri = format!("{scheme}://{}", self.endpoint).parse().ok()?;
+        let theirs: http::Uri = url.parse().ok()?;
+        if origin(&ours)? != origin(&theirs)? {
+            return None;
+        }
+        let header = self.channel.session()?.header()?;
+        Some((header.name, header.value))
     }
 
     pub(crate) fn status_error(&self, rpc: &'static str, what: String, s: Status) -> AdminError {
@@ -874,4 +906,28 @@ fn stubs(
 /// `project/domain/name@version`, how ids are shown to users.
 pub fn id_text(id: &core::Identifier) -> String {
     format!("{}/{}/{}@{}", id.project, id.domain, id.name, id.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    fn of(url: &str) -> Option<(String, String, u16)> {
+        origin(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port_with_loopback_names_as_one() {
+        let sandbox = of("http://127.0.0.1:30080/logs/p/d/x/n0/0");
+        assert_eq!(sandbox, of("http://localhost:30080"));
+        assert_eq!(sandbox, of("http://[::1]:30080"));
+        assert_ne!(sandbox, of("http://127.0.0.1:30081/logs"));
+        assert_ne!(sandbox, of("https://127.0.0.1:30080/logs"));
+        assert_ne!(sandbox, of("http://logs.example.com:30080/x"));
+        assert_eq!(
+            of("https://Flyte.Example.com"),
+            of("https://flyte.example.com:443/x")
+        );
+        assert_eq!(of("/relative"), None);
+    }
 }

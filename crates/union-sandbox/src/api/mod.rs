@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use tonic::{Request, Status};
@@ -46,23 +46,10 @@ struct Api {
 impl Api {
     /// With authentication on, the call's bearer token must be valid.
     fn check(&self, headers: &HeaderMap) -> Result<(), Status> {
-        let Some(authority) = &self.auth else {
-            return Ok(());
-        };
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                Status::unauthenticated(format!(
-                    "this sandbox requires authentication: send `Authorization: Bearer <token>`, with a token from {}",
-                    authority.token_endpoint()
-                ))
-            })?;
-        authority
-            .verify_access(token)
-            .map(|_| ())
-            .map_err(|e| Status::unauthenticated(format!("the access token is not valid: {e}")))
+        match &self.auth {
+            Some(authority) => crate::auth::layer::check_http(headers, authority).map(|_| ()),
+            None => Ok(()),
+        }
     }
 }
 

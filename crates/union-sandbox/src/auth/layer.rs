@@ -98,6 +98,23 @@ fn bearer(headers: &HeaderMap, authority: &Authority) -> Result<String, Status> 
     Ok(token.to_string())
 }
 
+/// Check an HTTP call of the sandbox's own (`/api/v1`, task logs): a valid bearer token, in
+/// `Authorization` or flytekit's key. No org: the console names none, and one sandbox serves one.
+pub fn check_http(headers: &HeaderMap, authority: &Authority) -> Result<Claims, Status> {
+    if headers.get(AUTHORIZATION_METADATA_KEY).is_none()
+        && headers.get(header::AUTHORIZATION).is_none()
+    {
+        return Err(Status::unauthenticated(format!(
+            "this sandbox requires authentication: send `Authorization: Bearer <token>`, with a token from {}",
+            authority.token_endpoint()
+        )));
+    }
+    let token = bearer(headers, authority)?;
+    authority
+        .verify_access(&token)
+        .map_err(|e| Status::unauthenticated(format!("the access token is not valid: {e}")))
+}
+
 /// The one call that needs no org in org mode: how union learns the org on Serverless
 /// (`_get_user_handle` calls it before any org is known).
 const ORG_FREE_PATH: &str = "/flyteidl.service.IdentityService/UserInfo";

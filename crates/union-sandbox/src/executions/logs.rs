@@ -1,14 +1,17 @@
 //! Task attempt logs over HTTP (`/logs/<project>/<domain>/<execution>/<node>/<attempt>`):
 //! the links task executions carry, and the route that serves them from the runner's files.
+//! With authentication on, a log is read with a bearer token, as `/api/v1` is: a task's log
+//! holds what its code printed.
 
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use super::Executions;
+use crate::auth::Authority;
 use crate::executor::{AttemptId, TaskRunner};
 use union_idl::flyteidl::core::WorkflowExecutionIdentifier;
 
@@ -34,24 +37,31 @@ impl Executions {
     }
 }
 
-/// HTTP routes of the executions (task logs); merge into the sandbox's router.
-pub fn router(executions: Arc<Executions>) -> axum::Router {
+/// HTTP routes of the executions (task logs), gated by `auth` when on; merge into the sandbox's
+/// router.
+pub fn router(executions: Arc<Executions>, auth: Option<Arc<Authority>>) -> axum::Router {
     axum::Router::new()
         .route(
             "/logs/{project}/{domain}/{name}/{node}/{attempt}",
             axum::routing::get(serve_log),
         )
-        .with_state(executions)
+        .with_state((executions, auth))
 }
 
 /// The whole log, or with `?from=N` what was written from byte N on (empty when nothing was
 /// written since): the console follows a running attempt's log that way. A query rather than a
 /// `Range` header, whose "nothing new" answer (416) browsers report as an error on every poll.
 async fn serve_log(
-    State(executions): State<Arc<Executions>>,
+    State((executions, auth)): State<(Arc<Executions>, Option<Arc<Authority>>)>,
+    headers: HeaderMap,
     UrlPath((project, domain, name, node, attempt)): UrlPath<(String, String, String, String, u32)>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if let Some(authority) = &auth {
+        if let Err(status) = crate::auth::layer::check_http(&headers, authority) {
+            return (StatusCode::UNAUTHORIZED, format!("{}\n", status.message())).into_response();
+        }
+    }
     let attempt = AttemptId {
         execution: WorkflowExecutionIdentifier {
             project,
