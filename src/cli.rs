@@ -634,6 +634,8 @@ pub struct SandboxStartArgs {
 
     /// Registry that the image builder pushes ImageSpecs without a registry to
     /// [default: the sandbox's own, localhost:<port>].
+    // The help text is clap's, not rustdoc's: `<port>` is meant literally.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, env = "UNION_SANDBOX_IMAGE_REGISTRY", value_name = "REGISTRY")]
     pub image_registry: Option<String>,
 

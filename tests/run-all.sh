@@ -11,5 +11,7 @@ bash tests/setup/browser.sh
 export DOCKER_HOST=unix:///run/union-test/docker.sock
 # Lints first: library crates may not print, and clippy's warnings are errors (see Cargo.toml).
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
+# The API docs build without a broken link (a newcomer reads them to find their way).
+RUSTDOCFLAGS="-D warnings" cargo doc --release --locked --workspace --no-deps
 cargo build --release --locked --workspace
 cargo test --release --locked --workspace --no-fail-fast

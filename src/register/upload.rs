@@ -171,7 +171,7 @@ pub struct SignedPut<'a> {
     pub md5: [u8; 16],
 }
 
-/// PUT `bytes` to a signed URL as flytekit does (see [`put_headers`]); 200 and 201 are success.
+/// PUT `bytes` to a signed URL as flytekit does (see `put_headers`); 200 and 201 are success.
 pub async fn put_signed(
     http: &reqwest::Client,
     p: &SignedPut<'_>,

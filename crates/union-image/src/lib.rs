@@ -24,10 +24,8 @@ pub mod build;
 pub mod context;
 pub mod dockerfile;
 mod files;
-/// The image pipeline shared by every command that needs images.
 pub mod pipeline;
 pub mod pyrepr;
-/// The remote builder (`builder="union"`): client, and the server `union sandbox` runs.
 pub mod remote;
 pub mod spec;
 pub mod tag;

@@ -12,7 +12,7 @@
 //! flyteadmin semantics kept (clients depend on them):
 //! - re-creating an id with the same content is ALREADY_EXISTS (flytekit treats it as success),
 //!   with different content INVALID_ARGUMENT "... with different structure already exists";
-//! - unknown ids are NOT_FOUND, missing fields INVALID_ARGUMENT "missing <field>";
+//! - unknown ids are NOT_FOUND, missing fields INVALID_ARGUMENT "missing `<field>`";
 //! - a workflow is refused unless every task, subworkflow and launch plan it references exists,
 //!   a launch plan unless its workflow exists;
 //! - launch plans are created INACTIVE, and at most one version per name is ACTIVE; active ones
@@ -30,29 +30,19 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod admin;
-/// FlyteAdmin's HTTP API (`/api/v1`), which the web console reads.
 pub mod api;
-/// OAuth2 (`union sandbox start --auth`): token endpoint, browser flows, the gRPC gate.
 pub mod auth;
 pub mod blobs;
-/// Cached task outputs (DataCatalog's role).
 pub mod cache;
 pub mod compile;
-/// The web console at `/console`, its files built in.
 pub mod console;
 pub mod executions;
-/// Workflow execution: node scheduling, bindings, branches, and a Docker task runner.
 pub mod executor;
-/// union's remote image builder: the `build-image` task, its executions, `ImageService`.
 pub mod imagebuilder;
 pub mod query;
-/// The built-in OCI registry on the sandbox's port (`/v2/`).
 pub mod registry;
-/// Scheduled launch plans, started as FlyteScheduler starts them.
 pub mod schedules;
-/// union's SecretService and the secrets tasks read.
 pub mod secrets;
-/// What gate nodes wait for: flyteadmin's SignalService.
 pub mod signals;
 pub mod status;
 pub mod store;

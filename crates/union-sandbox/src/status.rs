@@ -9,7 +9,7 @@ use tonic::Status;
 use crate::store::{EntityKey, EntityKind, Store, StoreError};
 use union_idl::google_protobuf::Timestamp;
 
-/// flyteadmin's "missing <field>" INVALID_ARGUMENT for an empty required string.
+/// flyteadmin's "missing `<field>`" INVALID_ARGUMENT for an empty required string.
 pub fn require(field: &str, value: &str) -> Result<(), Status> {
     if value.is_empty() {
         Err(Status::invalid_argument(format!("missing {field}")))

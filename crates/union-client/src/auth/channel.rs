@@ -20,7 +20,7 @@ use super::session::Session;
 use super::AuthError;
 
 /// A channel that authenticates its calls (or a plain one, without a session), and puts the
-/// organization on them when there is one ([`crate::org`]).
+/// organization on them when there is one (`crate::org`).
 #[derive(Clone, Debug)]
 pub struct AuthChannel {
     inner: Channel,

@@ -119,7 +119,7 @@ pub fn check_http(headers: &HeaderMap, authority: &Authority) -> Result<Claims, 
 /// (`_get_user_handle` calls it before any org is known).
 const ORG_FREE_PATH: &str = "/flyteidl.service.IdentityService/UserInfo";
 
-/// Check a gRPC call: its token, then (unless it is [`ORG_FREE_PATH`]) its org. The claims are
+/// Check a gRPC call: its token, then (unless it is `ORG_FREE_PATH`) its org. The claims are
 /// what the services may read.
 pub fn check(headers: &HeaderMap, authority: &Authority) -> Result<Claims, Status> {
     check_path(headers, authority, "")

@@ -12,7 +12,7 @@
 //!   ("the sandbox restarted while this execution was running"), and their containers removed:
 //!   resuming would need the containers' state, which a crash loses.
 //! - Executions need a Docker engine (`DOCKER_HOST` or the default socket) only when they run; without
-//!   one, the first task fails with "no Docker engine at <endpoint>".
+//!   one, the first task fails with "no Docker engine at `<endpoint>`".
 //!
 //! Where things happen: `run` starts and terminates executions, `queries` answers the Get/List
 //! RPCs, `persist` writes engine events to the store, `rows` reads them back and `render` turns

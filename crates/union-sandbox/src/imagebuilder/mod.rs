@@ -1,16 +1,16 @@
 //! union's remote image builder, served the way a Union tenant serves it (union 0.1.204's
 //! `union/ucimage/_image_builder.py` is the client):
 //!
-//! - task `build-image` in project `system`, domain `production` ([`task`]): its existence is
+//! - task `build-image` in project `system`, domain `production` (`task`): its existence is
 //!   what clients take as "the builder is enabled". A task of type [`TASK_TYPE`] with no
 //!   container: flytekit and union only read its interface (STRING inputs `spec`, `context`,
 //!   `target_image`; STRING output `fully_qualified_image`). Registered at start unless
 //!   `union sandbox start --no-image-builder`, which removes it instead;
 //! - executions of it, or of the `build-image-exec` variant a client registers for an image pull
-//!   secret (same type), are run by the sandbox itself, not in a container ([`runner`]): it reads
+//!   secret (same type), are run by the sandbox itself, not in a container (`runner`): it reads
 //!   `spec.json` and the context archive from its blob store and builds with
 //!   [`union_image::remote::ImageBuilder`], writing the build's output as the attempt's log;
-//! - `cloudidl.imagebuilder.ImageService/GetImage` ([`service`]) answers from the builds it
+//! - `cloudidl.imagebuilder.ImageService/GetImage` (`service`) answers from the builds it
 //!   recorded, NOT_FOUND otherwise.
 
 mod runner;

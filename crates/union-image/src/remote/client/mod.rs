@@ -1,8 +1,8 @@
 //! Client side of union's remote builder: the two files a build uploads, made exactly as union
 //! 0.1.204 makes them (`UCImageSpecBuilder._validate_configuration`):
 //!
-//! - `spec.json` ([`spec_json`]): union's own spec format, not flytekit's ImageSpec;
-//! - the build context ([`context`]): the requirements file (by its file name), pyproject.toml
+//! - `spec.json` (`spec_json`): union's own spec format, not flytekit's ImageSpec;
+//! - the build context (`context`): the requirements file (by its file name), pyproject.toml
 //!   and its README beside a lock file, the source files `source_copy_mode` selects (relative to
 //!   `source_root`) and every `copy` entry, archived as `shutil.make_archive(..., "xztar")` does
 //!   (members `.` and `./<path>`), or nothing when there is no file.

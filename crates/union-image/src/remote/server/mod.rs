@@ -3,7 +3,7 @@
 //! - The context is unpacked from the received archive only (xz or gzip tar), in a fresh
 //!   directory under the data dir: regular files at relative paths; links, absolute paths, `..`
 //!   and oversized contexts are refused. Client paths are never read.
-//! - union's `spec.json` becomes an [`ImageSpec`] whose files are that directory (every context
+//! - union's `spec.json` becomes an [`ImageSpec`](crate::spec::ImageSpec) whose files are that directory (every context
 //!   file lands in `/root`, as union's builder places its context), planned with the local
 //!   builder's Dockerfile generation; `_F_IMG_ID` is the spec's own (union writes the image name).
 //! - The image is tagged `target_image`, prefixed with the default registry when it names none,
