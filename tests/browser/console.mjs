@@ -55,6 +55,13 @@ try {
   await page.locator(`#executions tr[data-execution="${facts.failed_name}"]`).waitFor();
   await page.locator(`#executions tr[data-execution="${facts.printed_name}"]`).waitFor({ state: 'detached' });
   await shot('executions-failed-only');
+  // The filter is in the URL: a reload (or the link shared) shows the same list.
+  check(new URL(page.url()).searchParams.get('phase') === 'FAILED', `the filter is not in the URL: ${page.url()}`);
+  await page.reload();
+  await page.locator(`#executions tr[data-execution="${facts.failed_name}"]`).waitFor();
+  check((await page.locator('#phase-filter').inputValue()) === 'FAILED', 'the phase filter did not survive a reload');
+  check(await page.locator(`#executions tr[data-execution="${facts.printed_name}"]`).count() === 0,
+    'a reload with ?phase=FAILED lists a succeeded execution');
 
   // 3. The launch plan, its typed inputs with the default filled in; launch Alice from the form.
   await page.getByRole('link', { name: 'Launch plans' }).click();

@@ -18,7 +18,7 @@ const routes = [
   [/^\/console\/projects\/?$/, () => projectsPage],
   [/^\/console\/projects\/([^/]+)\/?$/, ([p]) => redirect(`/console/projects/${p}/executions?domain=development`)],
   [/^\/console\/projects\/([^/]+)\/(executions|workflows|tasks|launchPlans)\/?$/,
-    ([project, tab]) => (el, q) => projectPage(el, dec(project), q.get('domain') || 'development', tab)],
+    ([project, tab]) => (el, q) => projectPage(el, dec(project), q.get('domain') || 'development', tab, q)],
   [/^\/console\/projects\/([^/]+)\/domains\/([^/]+)\/executions\/([^/]+)\/?$/,
     ([p, d, n]) => (el) => executionPage(el, { project: dec(p), domain: dec(d), name: dec(n) })],
   [/^\/console\/projects\/([^/]+)\/domains\/([^/]+)\/(workflows|tasks|launchPlans)\/([^/]+)\/?$/,

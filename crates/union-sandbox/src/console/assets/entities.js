@@ -25,7 +25,7 @@ export function projectsPage(el) {
   }).catch((err) => replace(el, h('h1', {}, 'Projects'), errorBox(err)));
 }
 
-export function projectPage(el, project, domain, tab) {
+export function projectPage(el, project, domain, tab, q) {
   const base = `/console/projects/${enc(project)}`;
   setCrumbs(h('a', { href: '/console' }, 'Projects'), h('span', {}, `${project} · ${domain}`));
   const domains = h('select', {
@@ -36,27 +36,40 @@ export function projectPage(el, project, domain, tab) {
     .map(([k, title]) => h('a', { href: `${base}/${k}?domain=${enc(domain)}`, class: k === tab ? 'active' : '' }, title)));
   const body = h('div');
   replace(el, h('div', { class: 'title-row' }, h('h1', {}, project), domains), tabs, body);
-  if (tab === 'executions') return executionsList(body, project, domain);
+  if (tab === 'executions') return executionsList(body, project, domain, q);
   entityList(body, project, domain, tab);
   return null;
 }
 
-function executionsList(el, project, domain) {
+/** The executions, newest first, refreshed while shown; the filters live in the URL (`phase`,
+ *  `name`), so a filtered list can be linked to and survives a reload. */
+function executionsList(el, project, domain, q) {
   const phase = h('select', { id: 'phase-filter', 'aria-label': 'phase' },
-    h('option', { value: '' }, 'any phase'), PHASES.map((p) => h('option', { value: p }, p)));
-  const name = h('input', { id: 'name-filter', type: 'search', placeholder: 'name contains…', 'aria-label': 'name contains' });
+    h('option', { value: '' }, 'any phase'), PHASES.map((p) => h('option', { value: p, selected: p === q.get('phase') }, p)));
+  const name = h('input', {
+    id: 'name-filter', type: 'search', placeholder: 'name contains…', 'aria-label': 'name contains', value: q.get('name') || '',
+  });
   const list = h('div');
   let timer = null;
   let stopped = false;
+  // Answers can come back out of order while the user types: only the latest request's is shown.
+  let latest = 0;
+  const remember = () => {
+    const url = new URLSearchParams({ domain });
+    if (phase.value) url.set('phase', phase.value);
+    if (name.value.trim()) url.set('name', name.value.trim());
+    window.history.replaceState(null, '', `${window.location.pathname}?${url}`);
+  };
   const load = async () => {
     clearTimeout(timer);
+    const mine = ++latest;
     const filters = [];
     if (phase.value) filters.push(`eq(phase,${phase.value})`);
     if (name.value.trim()) filters.push(`contains(name,${name.value.trim()})`);
-    const q = `limit=100&sort_by.key=created_at&sort_by.direction=DESCENDING${filters.length ? `&filters=${enc(filters.join('+'))}` : ''}`;
+    const query = `limit=100&sort_by.key=created_at&sort_by.direction=DESCENDING${filters.length ? `&filters=${enc(filters.join('+'))}` : ''}`;
     try {
-      const res = await api(`executions/${enc(project)}/${enc(domain)}?${q}`);
-      if (stopped) return;
+      const res = await api(`executions/${enc(project)}/${enc(domain)}?${query}`);
+      if (stopped || mine !== latest) return;
       const rows = (res.executions || []).map((e) => {
         const c = e.closure || {};
         const lp = e.spec.launch_plan || {};
@@ -71,12 +84,14 @@ function executionsList(el, project, domain) {
         ? table(['Execution', 'Launch plan', 'Phase', 'Created', 'Duration'], rows, { class: 'list', id: 'executions' })
         : h('p', { class: 'muted' }, 'No executions match. Start one from a launch plan, or with ', h('code', {}, 'union run --remote'), '.'));
     } catch (err) {
-      if (!stopped) replace(list, errorBox(err));
+      if (stopped || mine !== latest) return;
+      replace(list, errorBox(err));
     }
-    if (!stopped) timer = setTimeout(load, POLL_MS);
+    if (!stopped && mine === latest) timer = setTimeout(load, POLL_MS);
   };
-  phase.addEventListener('change', load);
-  name.addEventListener('input', load);
+  const changed = () => { remember(); load(); };
+  phase.addEventListener('change', changed);
+  name.addEventListener('input', changed);
   replace(el, h('div', { class: 'filters' }, phase, name), list);
   load();
   return () => { stopped = true; clearTimeout(timer); };
