@@ -1,7 +1,7 @@
 // The web console in a real browser: Debian's chromium, headless, driven by Playwright.
 // Run by tests/sandbox/console.rs against a sandbox it started and filled:
 //   node console.mjs <base URL> <artifacts dir> <facts JSON>
-// facts: { printed_url, printed_name, failed_name, sleepy_name, branch_name, map_name }.
+// facts: { printed_url, printed_name, failed_name, sleepy_name, branch_name, map_name, dynamic_name }.
 // Exits 0 when every check holds; otherwise prints what failed (and keeps a screenshot).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -186,6 +186,20 @@ try {
   await page.locator('svg.graph g.node[data-kind="task"]', { hasText: 'summarize' }).click();
   await page.locator('#node-panel').getByText('"mean": 9').waitFor();
   await shot('subworkflow-expanded');
+
+  // 13. A dynamic node expands to the workflow its task returned, a chain of three tasks: its
+  // two edges, and the parent's edges routed to the chain's ends (four in all).
+  await page.goto(`${base}/console/projects/flytesnacks/domains/development/executions/${facts.dynamic_name}`);
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor({ timeout: 240_000 });
+  await page.locator('svg.graph g.node[data-node-id="n0"] .toggle').click();
+  const chain = page.locator('svg.graph g.node[data-node-id^="n0-0-dn"]');
+  await chain.first().waitFor();
+  check(await chain.count() === 3, `the expanded dynamic node shows ${await chain.count()} nodes, not 3`);
+  check(await page.locator('svg.graph g.node[data-node-id^="n0-0-dn"]', { hasText: 'inc' }).count() === 3, 'the chain\'s nodes are not named after their task');
+  const edges = await page.locator('svg.graph path.edge').count();
+  check(edges === 4, `the expanded dynamic node has ${edges} edges, not 4 (start → inc → inc → inc → end)`);
+  await page.locator('#outputs').getByText('3').waitFor();
+  await shot('dynamic-expanded');
 } catch (err) {
   problems.push(String(err && err.stack ? err.stack : err));
   problems.push(`last API answers:\n${answers.join('\n')}`);

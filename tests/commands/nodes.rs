@@ -128,6 +128,31 @@ fn dynamic_workflows_run_the_workflow_they_return() {
     // The nested dynamic tasks' nodes are children of their dynamic node.
     let text = get_execution(&n.sb, "dyn");
     assert!(text.contains("n0-0-dn3-0-dn4"), "{text}");
+    // The real FlyteRemote walks the nodes through each dynamic node's compiled workflow
+    // (GetNodeExecutionData's `dynamic_workflow`), as the console draws its edges from it.
+    let script = format!(
+        "from flytekit.configuration import Config\n\
+         from flytekit.remote import FlyteRemote\n\
+         r = FlyteRemote(Config.for_endpoint('{}', insecure=True), default_project='flytesnacks', default_domain='development')\n\
+         e = r.sync_execution(r.fetch_execution(name='dyn'), sync_nodes=True)\n\
+         sums = e.node_executions['n0']\n\
+         print(sorted(sums.subworkflow_node_executions))\n\
+         inner = sums.subworkflow_node_executions['n0-0-dn3']\n\
+         print(len(inner.subworkflow_node_executions), inner.outputs['o0'])\n",
+        n.sb.endpoint()
+    );
+    let o = run(Command::new(venv().join("bin/python"))
+        .args(["-c", &script])
+        .current_dir(n.project.root()));
+    assert!(
+        o.status.success(),
+        "FlyteRemote.sync_execution: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        stdout(&o),
+        "['n0-0-dn0', 'n0-0-dn1', 'n0-0-dn2', 'n0-0-dn3']\n5 6\n"
+    );
 }
 
 #[test]

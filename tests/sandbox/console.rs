@@ -121,6 +121,7 @@ async fn console_and_its_http_api_in_a_real_browser() {
     start("consolefail", "workflows.failing.validate_wf", ("n", -1)).await;
     start("consolebranch", "workflows.fanout.parity_wf", ("n", 7)).await;
     start("consolemap", "workflows.mapped.map_wf", ("n", 3)).await;
+    start("consoledynamic", "workflows.dynamic.chain_wf", ("n", 3)).await;
     start(
         "consolesleepy",
         "workflows.slow.sleepy_wf",
@@ -128,6 +129,7 @@ async fn console_and_its_http_api_in_a_real_browser() {
     )
     .await;
     wait_done(&mut admin, "consolefail", Duration::from_secs(240)).await;
+    wait_done(&mut admin, "consoledynamic", Duration::from_secs(240)).await;
 
     // FlyteAdmin's HTTP API, as grpc-gateway answers.
     let api = format!("{base}/api/v1");
@@ -212,6 +214,27 @@ async fn console_and_its_http_api_in_a_real_browser() {
         .as_str()
         .unwrap()
         .contains("ExecutionCreateRequest"));
+    // A dynamic node's workflow, compiled as flytepropeller reports it: its chain is the edges.
+    let dynamic = format!("{api}/node_executions/flytesnacks/development/consoledynamic");
+    let (status, compiled) = get(&format!("{dynamic}/n0/dynamic_workflow")).await;
+    assert_eq!(status, 200, "{compiled}");
+    let primary = &compiled["compiled_workflow"]["primary"];
+    assert_eq!(
+        primary["template"]["id"]["name"], "dynamic_n0",
+        "{compiled}"
+    );
+    assert_eq!(
+        primary["connections"]["downstream"]["dn0"]["ids"],
+        serde_json::json!(["dn1"]),
+        "{compiled}"
+    );
+    assert_eq!(
+        compiled["compiled_workflow"]["tasks"][0]["template"]["id"]["name"],
+        "workflows.dynamic.inc"
+    );
+    let (status, none) = get(&format!("{dynamic}/n0-0-dn0/dynamic_workflow")).await;
+    assert_eq!((status, none["code"].as_i64()), (404, Some(5)), "{none}");
+
     // The log, from a byte offset on (how the console follows a running attempt).
     let client = reqwest::Client::new();
     let whole = client.get(&log_uri).send().await.unwrap();
@@ -247,6 +270,7 @@ async fn console_and_its_http_api_in_a_real_browser() {
         "sleepy_name": "consolesleepy",
         "branch_name": "consolebranch",
         "map_name": "consolemap",
+        "dynamic_name": "consoledynamic",
     });
     let out = Command::new("node")
         .current_dir(&browser)

@@ -281,6 +281,16 @@ impl AdminService for AdminApi {
             .map(Response::new)
     }
 
+    async fn get_dynamic_node_workflow(
+        &self,
+        request: Request<GetDynamicNodeWorkflowRequest>,
+    ) -> Result<Response<DynamicNodeWorkflowResponse>, Status> {
+        self.executions("GetDynamicNodeWorkflow")?
+            .get_dynamic_node_workflow(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     async fn list_task_executions(
         &self,
         request: Request<TaskExecutionListRequest>,
@@ -345,7 +355,6 @@ impl AdminService for AdminApi {
     unimplemented_methods! {
         recover_execution(ExecutionRecoverRequest) -> ExecutionCreateResponse = "RecoverExecution";
         update_execution(ExecutionUpdateRequest) -> ExecutionUpdateResponse = "UpdateExecution";
-        get_dynamic_node_workflow(GetDynamicNodeWorkflowRequest) -> DynamicNodeWorkflowResponse = "GetDynamicNodeWorkflow";
         list_node_executions_for_task(NodeExecutionForTaskListRequest) -> NodeExecutionList = "ListNodeExecutionsForTask";
         register_project(ProjectRegisterRequest) -> ProjectRegisterResponse = "RegisterProject";
         update_project(Project) -> ProjectUpdateResponse = "UpdateProject";

@@ -6,7 +6,7 @@
 //!
 //! Served: version, projects and domains; tasks, workflows and launch plans (ids, versions, one
 //! version); executions (list, get, data, create, relaunch, terminate); node executions (list,
-//! get, data) and task executions (list). With authentication on, every call needs a bearer
+//! get, data, a dynamic node's workflow) and task executions (list). With authentication on, every call needs a bearer
 //! token, as gRPC calls do.
 
 pub mod json;
@@ -26,10 +26,11 @@ use crate::auth::Authority;
 use json::{error, from_json, reply};
 use union_idl::flyteidl::admin::{
     sort, ExecutionCreateRequest, ExecutionRelaunchRequest, ExecutionTerminateRequest,
-    GetDomainRequest, GetVersionRequest, NamedEntityIdentifier, NamedEntityIdentifierListRequest,
-    NodeExecutionGetDataRequest, NodeExecutionGetRequest, NodeExecutionListRequest,
-    ObjectGetRequest, ProjectGetRequest, ProjectListRequest, ResourceListRequest, Sort,
-    TaskExecutionListRequest, WorkflowExecutionGetDataRequest, WorkflowExecutionGetRequest,
+    GetDomainRequest, GetDynamicNodeWorkflowRequest, GetVersionRequest, NamedEntityIdentifier,
+    NamedEntityIdentifierListRequest, NodeExecutionGetDataRequest, NodeExecutionGetRequest,
+    NodeExecutionListRequest, ObjectGetRequest, ProjectGetRequest, ProjectListRequest,
+    ResourceListRequest, Sort, TaskExecutionListRequest, WorkflowExecutionGetDataRequest,
+    WorkflowExecutionGetRequest,
 };
 use union_idl::flyteidl::core::{
     Identifier, NodeExecutionIdentifier, ResourceType, WorkflowExecutionIdentifier,
@@ -115,6 +116,10 @@ pub fn router(admin: AdminApi, auth: Option<Arc<Authority>>) -> axum::Router {
         .route(
             "/api/v1/data/node_executions/{project}/{domain}/{name}/{node}",
             get(node_data),
+        )
+        .route(
+            "/api/v1/node_executions/{project}/{domain}/{name}/{node}/dynamic_workflow",
+            get(dynamic_workflow),
         )
         .route(
             "/api/v1/task_executions/{project}/{domain}/{name}/{node}",
@@ -500,6 +505,25 @@ async fn node_data(
         &api,
         &headers,
         "flyteidl.admin.NodeExecutionGetDataResponse",
+        call,
+    )
+    .await
+}
+
+async fn dynamic_workflow(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((project, domain, name, node)): Path<(String, String, String, String)>,
+) -> Response {
+    let call = api
+        .admin
+        .get_dynamic_node_workflow(Request::new(GetDynamicNodeWorkflowRequest {
+            id: Some(node_id(project, domain, name, node)),
+        }));
+    gated(
+        &api,
+        &headers,
+        "flyteidl.admin.DynamicNodeWorkflowResponse",
         call,
     )
     .await

@@ -46,9 +46,10 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                     let finished = node_terminal(n.phase).then_some(n.at);
                     tx.prepare_cached(
                         "INSERT INTO node_executions (execution_seq, node_id, spec_node_id, parent_node_id, kind, phase,
-                         inputs, outputs, error, created_at, started_at, finished_at, updated_at, seq, child_execution, cache_status)
+                         inputs, outputs, error, created_at, started_at, finished_at, updated_at, seq, child_execution, cache_status,
+                         dynamic_workflow)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?10,
-                                 (SELECT COUNT(*) FROM node_executions WHERE execution_seq=?1), ?13, ?14)
+                                 (SELECT COUNT(*) FROM node_executions WHERE execution_seq=?1), ?13, ?14, ?15)
                          ON CONFLICT (execution_seq, node_id) DO UPDATE SET
                            phase=excluded.phase,
                            kind=CASE WHEN kind='dynamic' THEN kind ELSE excluded.kind END,
@@ -59,7 +60,8 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                            finished_at=COALESCE(excluded.finished_at, finished_at),
                            updated_at=excluded.updated_at,
                            child_execution=COALESCE(excluded.child_execution, child_execution),
-                           cache_status=COALESCE(excluded.cache_status, cache_status)",
+                           cache_status=COALESCE(excluded.cache_status, cache_status),
+                           dynamic_workflow=COALESCE(excluded.dynamic_workflow, dynamic_workflow)",
                     )?
                     .execute(params![
                         seq,
@@ -75,7 +77,8 @@ pub(super) fn persist_events(store: &Store, seq: i64, events: &[Event]) -> Resul
                         started,
                         finished,
                         n.child_execution.as_ref().map(Message::encode_to_vec),
-                        n.cache_status.map(|c| c as i32)
+                        n.cache_status.map(|c| c as i32),
+                        n.dynamic_workflow.as_deref().map(Message::encode_to_vec)
                     ])?;
                 }
                 Event::Task(t) => {

@@ -12,7 +12,8 @@ use super::validate::{exec_id, nid_name, not_found};
 use super::Executions;
 use crate::status::db;
 use union_idl::flyteidl::admin::{
-    Execution, ExecutionList, NodeExecution, NodeExecutionGetDataRequest,
+    DynamicNodeWorkflowResponse, DynamicWorkflowNodeMetadata, Execution, ExecutionList,
+    GetDynamicNodeWorkflowRequest, NodeExecution, NodeExecutionGetDataRequest,
     NodeExecutionGetDataResponse, NodeExecutionGetRequest, NodeExecutionList,
     NodeExecutionListRequest, ResourceListRequest, TaskExecution, TaskExecutionGetDataRequest,
     TaskExecutionGetDataResponse, TaskExecutionGetRequest, TaskExecutionList,
@@ -20,8 +21,8 @@ use union_idl::flyteidl::admin::{
     WorkflowExecutionGetRequest,
 };
 use union_idl::flyteidl::core::{
-    workflow_execution::Phase, ExecutionError, Identifier, LiteralMap, NodeExecutionIdentifier,
-    WorkflowExecutionIdentifier,
+    workflow_execution::Phase, CompiledWorkflowClosure, ExecutionError, Identifier, LiteralMap,
+    NodeExecutionIdentifier, WorkflowExecutionIdentifier,
 };
 
 impl Executions {
@@ -216,6 +217,48 @@ impl Executions {
         Ok((exec, row))
     }
 
+    /// `GetDynamicNodeWorkflow`: the workflow a dynamic node runs as its children, compiled.
+    pub async fn get_dynamic_node_workflow(
+        &self,
+        req: GetDynamicNodeWorkflowRequest,
+    ) -> Result<DynamicNodeWorkflowResponse, Status> {
+        let (exec, row) = self.node_row(req.id.as_ref()).await?;
+        let compiled = self
+            .dynamic_workflow(exec, row.node_id.clone())
+            .await?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "node execution `{}` ran no dynamic workflow",
+                    row.node_id
+                ))
+            })?;
+        Ok(DynamicNodeWorkflowResponse {
+            compiled_workflow: Some(compiled),
+        })
+    }
+
+    /// The compiled workflow a dynamic node recorded, once its task has returned one.
+    async fn dynamic_workflow(
+        &self,
+        exec: WorkflowExecutionIdentifier,
+        node_id: String,
+    ) -> Result<Option<CompiledWorkflowClosure>, Status> {
+        let bytes = self
+            .blocking(move |store| {
+                store
+                    .read(|c| {
+                        let Some(e) = execution_row(c, &exec)? else { return Ok(None) };
+                        Ok(c.prepare_cached("SELECT dynamic_workflow FROM node_executions WHERE execution_seq=?1 AND node_id=?2")?
+                            .query_row(params![e.seq, node_id], |r| r.get::<_, Option<Vec<u8>>>(0))
+                            .optional()?
+                            .flatten())
+                    })
+                    .map_err(db)
+            })
+            .await?;
+        Ok(bytes.and_then(decode))
+    }
+
     /// `GetNodeExecution`.
     pub async fn get_node(&self, req: NodeExecutionGetRequest) -> Result<NodeExecution, Status> {
         let (exec, row) = self.node_row(req.id.as_ref()).await?;
@@ -227,10 +270,26 @@ impl Executions {
         &self,
         req: NodeExecutionGetDataRequest,
     ) -> Result<NodeExecutionGetDataResponse, Status> {
-        let (_, row) = self.node_row(req.id.as_ref()).await?;
+        let (exec, row) = self.node_row(req.id.as_ref()).await?;
+        let dynamic_workflow = if row.kind == "dynamic" {
+            self.dynamic_workflow(exec, row.node_id.clone())
+                .await?
+                .map(|compiled| DynamicWorkflowNodeMetadata {
+                    id: compiled
+                        .primary
+                        .as_ref()
+                        .and_then(|p| p.template.as_ref())
+                        .and_then(|t| t.id.clone()),
+                    compiled_workflow: Some(compiled),
+                    dynamic_job_spec_uri: String::new(),
+                })
+        } else {
+            None
+        };
         Ok(NodeExecutionGetDataResponse {
             full_inputs: row.inputs,
             full_outputs: row.outputs,
+            dynamic_workflow,
             ..Default::default()
         })
     }

@@ -338,6 +338,8 @@ pub struct NodeEvent {
     pub child_execution: Option<core::WorkflowExecutionIdentifier>,
     /// A cached task node's cache lookup or write.
     pub cache_status: Option<core::CatalogCacheStatus>,
+    /// The workflow a dynamic node runs as its children, compiled (as flytepropeller reports it).
+    pub dynamic_workflow: Option<Box<core::CompiledWorkflowClosure>>,
 }
 
 /// What identifies a task's cached outputs, as DataCatalog keys them: the task (project,

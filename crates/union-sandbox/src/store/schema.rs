@@ -168,4 +168,6 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at   INTEGER NOT NULL,
         PRIMARY KEY (repo, tag)
     );",
+    // 8: the workflow a dynamic node ran as its children (core.CompiledWorkflowClosure).
+    "ALTER TABLE node_executions ADD COLUMN dynamic_workflow BLOB;",
 ];

@@ -17,7 +17,7 @@ export function executionPage(el, id) {
   );
   const s = {
     id, exec: null, wf: null, wfTried: false, data: null, dataPhase: null,
-    nodes: [], children: new Map(), expanded: new Set(), attempts: new Map(), seen: new Map(),
+    nodes: [], children: new Map(), expanded: new Set(), attempts: new Map(), seen: new Map(), dynamic: new Map(),
     selected: null, nodeData: new Map(), log: null, timer: null, stopped: false, error: null,
   };
   const parts = {
@@ -82,6 +82,13 @@ async function refresh(s) {
   for (const parent of s.expanded) {
     const list = await api(`node_executions/${idPath(id)}?limit=10000&unique_parent_id=${enc(parent)}`);
     s.children.set(parent, list.node_executions || []);
+    // A dynamic node's children are the workflow its task returned: its connections are the edges.
+    const p = findNode(s, parent);
+    if (p && p.metadata && p.metadata.is_dynamic && !s.dynamic.has(parent)) {
+      // None recorded (a run from before the sandbox kept them): children without edges.
+      const res = await api(`node_executions/${idPath(id, parent)}/dynamic_workflow`).catch(() => ({}));
+      s.dynamic.set(parent, (res.compiled_workflow && res.compiled_workflow.primary) || null);
+    }
   }
   // Attempts of the nodes shown, fetched again only when a node changed.
   for (const n of visibleNodes(s)) {
@@ -185,7 +192,7 @@ function buildGraph(s) {
   // Expanded nodes' children, inside their parent.
   const addChildren = (parentId, parentSpec) => {
     const kids = s.children.get(parentId) || [];
-    const sub = subworkflowOf(s, parentSpec);
+    const sub = subworkflowOf(s, parentSpec) || s.dynamic.get(parentId) || null;
     const subSpecs = new Map([...((sub && sub.template.nodes) || []), ...innerSpecs(parentSpec)].map((n) => [n.id, n]));
     const bySpec = new Map();
     for (const ex of kids) {

@@ -4,8 +4,8 @@
 use super::{Ctx, NodeFailure};
 use crate::executor::{now_nanos, Event, NodeEvent, NodePhase};
 use union_idl::flyteidl::core::{
-    node::Target, task_node, workflow_node, CatalogCacheStatus, ExecutionError, Identifier,
-    LiteralMap, Node,
+    node::Target, task_node, workflow_node, CatalogCacheStatus, CompiledWorkflowClosure,
+    ExecutionError, Identifier, LiteralMap, Node,
 };
 
 pub(super) fn error_of(f: &NodeFailure) -> Option<ExecutionError> {
@@ -64,21 +64,22 @@ pub(super) fn node_event(
         target: node_target(node),
         child_execution: None,
         cache_status: None,
+        dynamic_workflow: None,
     }
 }
 
-/// A phase change that also changes how the node is shown (a task node turned dynamic).
-pub(super) fn emit_node_as(
+/// A task node turned dynamic: its phase, and the workflow it now runs as its children.
+pub(super) fn emit_dynamic(
     ctx: &Ctx,
     node: &Node,
-    kind: &'static str,
     uid: &str,
     parent: Option<&str>,
-    phase: NodePhase,
+    workflow: CompiledWorkflowClosure,
 ) {
     ctx.sink.emit(Event::Node(NodeEvent {
-        kind,
-        ..node_event(node, uid, parent, phase)
+        kind: "dynamic",
+        dynamic_workflow: Some(Box::new(workflow)),
+        ..node_event(node, uid, parent, NodePhase::DynamicRunning)
     }));
 }
 
