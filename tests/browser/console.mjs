@@ -63,6 +63,15 @@ try {
   check(await page.locator(`#executions tr[data-execution="${facts.printed_name}"]`).count() === 0,
     'a reload with ?phase=FAILED lists a succeeded execution');
 
+  // Pages: with three to a page, "Show 3 more" shows six.
+  await page.goto(`${base}/console/projects/flytesnacks/executions?domain=development&limit=3`);
+  await page.locator('#executions tbody tr').nth(2).waitFor();
+  check(await page.locator('#executions tbody tr').count() === 3, 'a page of three does not show three executions');
+  await page.locator('#more-executions').click();
+  await page.locator('#executions tbody tr').nth(5).waitFor();
+  check(await page.locator('#executions tbody tr').count() === 6, 'the second page does not add three executions');
+  await shot('executions-two-pages');
+
   // 3. The launch plan, its typed inputs with the default filled in; launch Alice from the form.
   await page.getByRole('link', { name: 'Launch plans' }).click();
   await page.getByRole('link', { name: 'workflows.hello.hello_world_wf' }).click();

@@ -12,6 +12,8 @@ const KINDS = {
 };
 const PHASES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'ABORTED', 'TIMED_OUT'];
 const POLL_MS = 2000;
+/** Executions per page, unless the URL says (`?limit=N`). */
+const PAGE = 100;
 
 export function projectsPage(el) {
   setCrumbs(h('span', {}, 'Projects'));
@@ -42,7 +44,7 @@ export function projectPage(el, project, domain, tab, q) {
 }
 
 /** The executions, newest first, refreshed while shown; the filters live in the URL (`phase`,
- *  `name`), so a filtered list can be linked to and survives a reload. */
+ *  `name`, and the page size `limit`), so a filtered list can be linked to and survives a reload. */
 function executionsList(el, project, domain, q) {
   const phase = h('select', { id: 'phase-filter', 'aria-label': 'phase' },
     h('option', { value: '' }, 'any phase'), PHASES.map((p) => h('option', { value: p, selected: p === q.get('phase') }, p)));
@@ -54,10 +56,14 @@ function executionsList(el, project, domain, q) {
   let stopped = false;
   // Answers can come back out of order while the user types: only the latest request's is shown.
   let latest = 0;
+  // Pages shown: the live refresh asks for all of them at once, so none goes stale.
+  let pages = 1;
+  const size = Math.max(1, Math.min(1000, Number.parseInt(q.get('limit'), 10) || PAGE));
   const remember = () => {
     const url = new URLSearchParams({ domain });
     if (phase.value) url.set('phase', phase.value);
     if (name.value.trim()) url.set('name', name.value.trim());
+    if (size !== PAGE) url.set('limit', size);
     window.history.replaceState(null, '', `${window.location.pathname}?${url}`);
   };
   const load = async () => {
@@ -66,7 +72,7 @@ function executionsList(el, project, domain, q) {
     const filters = [];
     if (phase.value) filters.push(`eq(phase,${phase.value})`);
     if (name.value.trim()) filters.push(`contains(name,${name.value.trim()})`);
-    const query = `limit=100&sort_by.key=created_at&sort_by.direction=DESCENDING${filters.length ? `&filters=${enc(filters.join('+'))}` : ''}`;
+    const query = `limit=${size * pages}&sort_by.key=created_at&sort_by.direction=DESCENDING${filters.length ? `&filters=${enc(filters.join('+'))}` : ''}`;
     try {
       const res = await api(`executions/${enc(project)}/${enc(domain)}?${query}`);
       if (stopped || mine !== latest) return;
@@ -80,8 +86,11 @@ function executionsList(el, project, domain, q) {
           h('td', {}, formatTime(c.created_at)),
           h('td', { class: 'num' }, formatDuration(durationMs(c.duration))));
       });
+      const more = res.token ? h('button', {
+        id: 'more-executions', class: 'more', onclick: () => { pages += 1; load(); },
+      }, `Show ${size} more`) : null;
       replace(list, rows.length
-        ? table(['Execution', 'Launch plan', 'Phase', 'Created', 'Duration'], rows, { class: 'list', id: 'executions' })
+        ? [table(['Execution', 'Launch plan', 'Phase', 'Created', 'Duration'], rows, { class: 'list', id: 'executions' }), more]
         : h('p', { class: 'muted' }, 'No executions match. Start one from a launch plan, or with ', h('code', {}, 'union run --remote'), '.'));
     } catch (err) {
       if (stopped || mine !== latest) return;
@@ -89,7 +98,7 @@ function executionsList(el, project, domain, q) {
     }
     if (!stopped && mine === latest) timer = setTimeout(load, POLL_MS);
   };
-  const changed = () => { remember(); load(); };
+  const changed = () => { pages = 1; remember(); load(); };
   phase.addEventListener('change', changed);
   name.addEventListener('input', changed);
   replace(el, h('div', { class: 'filters' }, phase, name), list);
