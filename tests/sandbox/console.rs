@@ -315,6 +315,14 @@ async fn the_console_signs_in_to_a_sandbox_with_auth() {
         refused["message"].as_str().unwrap().contains("Bearer"),
         "{refused}"
     );
+    // Refused before its body is read: no token, no parse errors.
+    let (status, refused) = http(
+        reqwest::Method::POST,
+        &format!("{base}/api/v1/executions"),
+        Some("not json"),
+    )
+    .await;
+    assert_eq!(status, 401, "{refused}");
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-signin-screenshots");
     let out = Command::new("node")
         .current_dir(&browser)

@@ -210,6 +210,18 @@ where
     reply(call.await.map(tonic::Response::into_inner), full_name)
 }
 
+/// A call's JSON body as its request message; a caller without a valid token is refused before
+/// the body is read.
+fn body_of<T: prost::Message + Default>(
+    api: &Api,
+    headers: &HeaderMap,
+    body: &Bytes,
+    full_name: &str,
+) -> Result<T, Response> {
+    api.check(headers).map_err(|status| error(&status))?;
+    from_json(body, full_name).map_err(|status| error(&status))
+}
+
 async fn version(State(api): State<Api>, headers: HeaderMap) -> Response {
     let call = api.admin.get_version(Request::new(GetVersionRequest {}));
     gated(&api, &headers, "flyteidl.admin.GetVersionResponse", call).await
@@ -394,11 +406,15 @@ async fn execution_data(
 }
 
 async fn create_execution(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: ExecutionCreateRequest =
-        match from_json(&body, "flyteidl.admin.ExecutionCreateRequest") {
-            Ok(r) => r,
-            Err(status) => return error(&status),
-        };
+    let req: ExecutionCreateRequest = match body_of(
+        &api,
+        &headers,
+        &body,
+        "flyteidl.admin.ExecutionCreateRequest",
+    ) {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     let call = api.admin.create_execution(Request::new(req));
     gated(
         &api,
@@ -410,11 +426,15 @@ async fn create_execution(State(api): State<Api>, headers: HeaderMap, body: Byte
 }
 
 async fn relaunch_execution(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
-    let req: ExecutionRelaunchRequest =
-        match from_json(&body, "flyteidl.admin.ExecutionRelaunchRequest") {
-            Ok(r) => r,
-            Err(status) => return error(&status),
-        };
+    let req: ExecutionRelaunchRequest = match body_of(
+        &api,
+        &headers,
+        &body,
+        "flyteidl.admin.ExecutionRelaunchRequest",
+    ) {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     let call = api.admin.relaunch_execution(Request::new(req));
     gated(
         &api,
@@ -431,11 +451,15 @@ async fn terminate_execution(
     Path((project, domain, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let mut req: ExecutionTerminateRequest =
-        match from_json(&body, "flyteidl.admin.ExecutionTerminateRequest") {
-            Ok(r) => r,
-            Err(status) => return error(&status),
-        };
+    let mut req: ExecutionTerminateRequest = match body_of(
+        &api,
+        &headers,
+        &body,
+        "flyteidl.admin.ExecutionTerminateRequest",
+    ) {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     // The path names the execution, as grpc-gateway fills `id` from it.
     req.id = Some(exec_id(project, domain, name));
     let call = api.admin.terminate_execution(Request::new(req));
