@@ -36,6 +36,36 @@ fn binary_refuses_a_taken_port_naming_it() {
     assert!(!dir.path().join("sandbox.db").exists());
 }
 
+/// A second sandbox on the same data directory (another port) is refused before it touches the
+/// first one's state: it would mark its executions interrupted and remove their containers.
+#[test]
+fn binary_refuses_a_data_directory_another_sandbox_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Sandbox::start_in(dir.path());
+    let out = union()
+        .args(["sandbox", "start", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let canonical = std::fs::canonicalize(dir.path()).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "error: the sandbox data directory `{}` is in use by another sandbox (process {})",
+            canonical.display(),
+            first.pid()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--data-dir"), "{stderr}");
+    // The first one still serves; once it has stopped, the directory is free again.
+    let port = first.port;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    drop(first);
+    let _again = Sandbox::start_in(dir.path());
+}
+
 #[test]
 fn binary_names_its_data_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

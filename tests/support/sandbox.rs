@@ -42,6 +42,11 @@ impl Sandbox {
         Self::launch(Launch::default())
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// With its data in `dir` (which survives it).
     pub fn start_in(dir: &Path) -> Sandbox {
         Self::launch(Launch {

@@ -117,6 +117,9 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    /// Another sandbox process serves from the same data directory.
+    #[error("the sandbox data directory `{}` is in use by another sandbox{}", path.display(), pid.as_ref().map(|p| format!(" (process {p})")).unwrap_or_default())]
+    DataDirInUse { path: PathBuf, pid: Option<String> },
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -143,6 +146,9 @@ impl union_diagnostics::Hint for SandboxError {
             SandboxError::PortInUse { port, .. } => vec![format!(
                 "is a sandbox already running on port {port}? Pick another one with `--port <PORT>` (or UNION_SANDBOX_PORT); `--port 0` takes any free one"
             )],
+            SandboxError::DataDirInUse { .. } => vec![
+                "stop that sandbox (Ctrl-C where it runs), or give this one its own state with `--data-dir <DIR>`".into(),
+            ],
             SandboxError::Store(e) => e.hints(),
             SandboxError::Auth(e) => e.hints(),
             SandboxError::Tls(e) => e.hints(),
@@ -157,6 +163,9 @@ pub struct Sandbox {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     data_dir: PathBuf,
+    /// Held while this process serves: a second sandbox on the same data directory would mark
+    /// this one's executions interrupted and remove their containers.
+    _lock: std::fs::File,
     store: Arc<store::Store>,
     blobs: Arc<blobs::Blobs>,
     /// The remote image builder's settings ([`Sandbox::with_image_builder`]); None: no builds.
@@ -167,6 +176,42 @@ pub struct Sandbox {
     tls: Option<tls::Tls>,
     /// Told what the scheduler starts (and what fails).
     schedule_reporter: Option<Arc<dyn schedules::ScheduleReporter>>,
+}
+
+/// Take `<data dir>/sandbox.lock` for this process (released when it exits, however it exits),
+/// with its pid inside for the message another sandbox shows.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, SandboxError> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("sandbox.lock");
+    let io = |source| SandboxError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(SandboxError::DataDirInUse {
+                path: data_dir.to_path_buf(),
+                pid: (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| pid.to_string()),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
 }
 
 impl Sandbox {
@@ -200,6 +245,7 @@ impl Sandbox {
         std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
         // Absolute, so that native_urls (file://...) name the blobs wherever clients run.
         let data_dir = std::fs::canonicalize(&config.data_dir).map_err(dir_err)?;
+        let lock = lock_data_dir(&data_dir)?;
         let store = Arc::new(store::Store::open(&data_dir)?);
         let blobs = Arc::new(blobs::Blobs::open(&data_dir)?);
         let tls = if config.tls {
@@ -223,6 +269,7 @@ impl Sandbox {
             listener,
             local_addr,
             data_dir,
+            _lock: lock,
             store,
             blobs,
             image_builder: None,
