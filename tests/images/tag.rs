@@ -323,7 +323,7 @@ fn make_fixture(root: &Path, k: usize, git: bool) -> Fixture {
     ] {
         write(&src.join(rel), body.as_bytes());
     }
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         write(
             &src.join(".dockerignore"),
             b"# comment\n*.log\nbuild\n!build/keep.bin\n\n docs/**/*.md\r\nsrc/a.py\n",
