@@ -30,6 +30,7 @@ pub(super) fn test_session(path: PathBuf) -> Session {
         path,
         offset: 0,
         hasher: Sha256::new(),
+        closed: false,
     }
 }
 
@@ -41,6 +42,9 @@ pub(super) struct Session {
     offset: u64,
     /// The SHA-256 of those bytes, continued chunk by chunk.
     hasher: Sha256,
+    /// Finished, cancelled or expired: a request that waited behind that for the lock finds the
+    /// file gone and must not write a new one.
+    closed: bool,
 }
 
 #[derive(Debug)]
@@ -115,7 +119,8 @@ impl Sessions {
             ids.iter().filter_map(|id| map.remove(id)).collect()
         };
         for e in &stale {
-            let s = e.state.lock().await;
+            let mut s = e.state.lock().await;
+            s.closed = true;
             let _ = tokio::fs::remove_file(&s.path).await;
         }
         stale.len()
@@ -318,22 +323,16 @@ impl Registry {
                 path,
                 offset: 0,
                 hasher: Sha256::new(),
+                closed: false,
             },
         );
         Ok(progress(StatusCode::ACCEPTED, repo, &id, 0))
     }
 
     fn session(&self, repo: &str, id: &str) -> Result<Arc<Entry>, ApiError> {
-        let unknown = || {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                Code::BlobUploadUnknown,
-                format!("no upload `{id}` in repository `{repo}` (finished, cancelled, or lost when the sandbox restarted)"),
-            )
-        };
-        let entry = self.sessions.get(id).ok_or_else(unknown)?;
+        let entry = self.sessions.get(id).ok_or_else(|| unknown(repo, id))?;
         if entry.repo != repo {
-            return Err(unknown());
+            return Err(unknown(repo, id));
         }
         Ok(entry)
     }
@@ -348,6 +347,9 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         let entry = self.session(repo, id)?;
         let mut s = entry.state.lock().await;
+        if s.closed {
+            return Err(unknown(repo, id));
+        }
         if let Err(r) = check_content_range(headers, repo, id, s.offset) {
             return Ok(r);
         }
@@ -375,7 +377,8 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         self.session(repo, id)?;
         if let Some(entry) = self.sessions.remove(id) {
-            let s = entry.state.lock().await;
+            let mut s = entry.state.lock().await;
+            s.closed = true;
             let _ = tokio::fs::remove_file(&s.path).await;
         }
         Ok((StatusCode::NO_CONTENT, [(header::CONTENT_LENGTH, "0")]).into_response())
@@ -401,6 +404,9 @@ impl Registry {
         })?;
         let digest = super::routes::check_digest(digest)?;
         let mut s = entry.state.lock().await;
+        if s.closed {
+            return Err(unknown(repo, id));
+        }
         if let Err(r) = check_content_range(headers, repo, id, s.offset) {
             return Ok(r);
         }
@@ -411,6 +417,7 @@ impl Registry {
         let actual = format!("sha256:{:x}", s.hasher.clone().finalize());
         // Finished either way: a wrong digest ends the session, as in distribution.
         self.sessions.remove(id);
+        s.closed = true;
         if actual != digest {
             let _ = tokio::fs::remove_file(&s.path).await;
             return Err(digest_mismatch(&digest, &actual));
@@ -420,6 +427,14 @@ impl Registry {
     }
 }
 
+fn unknown(repo: &str, id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        Code::BlobUploadUnknown,
+        format!("no upload `{id}` in repository `{repo}` (finished, cancelled, or lost when the sandbox restarted)"),
+    )
+}
+
 fn digest_mismatch(claimed: &str, actual: &str) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -427,4 +442,52 @@ fn digest_mismatch(claimed: &str, actual: &str) -> ApiError {
         format!("the uploaded content has digest {actual}, not {claimed}"),
     )
     .detail(serde_json::json!({ "digest": claimed, "actual": actual }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk that waited for the session while it was being finished writes nothing: the
+    /// finished blob's temporary file is not recreated behind it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_chunk_that_waited_behind_the_end_of_its_session_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::Store::open(dir.path()).unwrap());
+        let r = Arc::new(Registry::open(dir.path(), store, Duration::ZERO).unwrap());
+        let started = r
+            .start_upload("a/b", &Query::default(), Body::empty())
+            .await
+            .unwrap();
+        let location = started.headers()[header::LOCATION].to_str().unwrap();
+        let id = location.rsplit('/').next().unwrap().to_string();
+        let entry = r.sessions.get(&id).unwrap();
+
+        // The session is busy (as while a PUT finishes it); a PATCH arrives and waits for it.
+        let busy = entry.state.lock().await;
+        let late = tokio::spawn({
+            let (r, id) = (r.clone(), id.clone());
+            async move {
+                r.patch_upload("a/b", &id, &HeaderMap::new(), Body::from("late chunk"))
+                    .await
+            }
+        });
+        // On this one thread, the PATCH runs until it waits for the lock.
+        tokio::task::yield_now().await;
+        let path = busy.path.clone();
+        // The PUT ends the session as finish_upload does: the file moves away.
+        r.sessions.remove(&id);
+        let mut busy = busy;
+        busy.closed = true;
+        std::fs::remove_file(&path).unwrap();
+        drop(busy);
+
+        let refused = late.await.unwrap().unwrap_err();
+        assert_eq!(refused.into_response().status(), StatusCode::NOT_FOUND);
+        assert!(
+            !path.exists(),
+            "the late chunk recreated {}",
+            path.display()
+        );
+    }
 }
