@@ -136,16 +136,7 @@ impl RegistryClient {
         image: &ImageReference,
         digest: &str,
     ) -> Result<Option<u64>, RegistryError> {
-        let host = image.registry();
-        let url = self.repo_url(image, &format!("blobs/{digest}"));
-        let r = self
-            .send_to(
-                host,
-                &url,
-                &Self::push_scope(image),
-                &Call::new(Method::HEAD),
-            )
-            .await?;
+        let r = self.blob_call(image, digest, Method::HEAD).await?;
         match r.status() {
             // The header, not `content_length()`: that is the body's size, 0 for a HEAD.
             s if s.is_success() => Ok(r
@@ -154,7 +145,7 @@ impl RegistryClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())),
             StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(Self::refusal(host, format!("blob {digest}"), r).await),
+            _ => Err(Self::refusal(image.registry(), format!("blob {digest}"), r).await),
         }
     }
 
@@ -165,19 +156,29 @@ impl RegistryClient {
         digest: &str,
     ) -> Result<Bytes, RegistryError> {
         let host = image.registry();
-        let url = self.repo_url(image, &format!("blobs/{digest}"));
-        let r = self
-            .send_to(
-                host,
-                &url,
-                &Self::push_scope(image),
-                &Call::new(Method::GET),
-            )
-            .await?;
+        let r = self.blob_call(image, digest, Method::GET).await?;
         if !r.status().is_success() {
             return Err(Self::refusal(host, format!("blob {digest}"), r).await);
         }
         r.bytes().await.map_err(|e| self.unreachable(host, &e))
+    }
+
+    /// `method` on `/v2/<repository>/blobs/<digest>`, with push scope (the pushing client reads
+    /// back what it may write).
+    async fn blob_call(
+        &self,
+        image: &ImageReference,
+        digest: &str,
+        method: Method,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let url = self.repo_url(image, &format!("blobs/{digest}"));
+        self.send_to(
+            image.registry(),
+            &url,
+            &Self::push_scope(image),
+            &Call::new(method),
+        )
+        .await
     }
 
     /// Upload `bytes` in one request (`POST ?digest=`); returns the digest.
