@@ -1,7 +1,8 @@
 // The web console in a real browser: Debian's chromium, headless, driven by Playwright.
 // Run by tests/sandbox/console.rs against a sandbox it started and filled:
 //   node console.mjs <base URL> <artifacts dir> <facts JSON>
-// facts: { printed_url, printed_name, failed_name, sleepy_name, branch_name, map_name, dynamic_name }.
+// facts: { printed_url, printed_name, failed_name, sleepy_name, branch_name, map_name, dynamic_name,
+//          lp_version_url (FlyteRemote.generate_console_url of a launch plan) }.
 // Exits 0 when every check holds; otherwise prints what failed (and keeps a screenshot).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,6 +47,11 @@ try {
   await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor();
   await page.locator('#outputs').getByText('Hello, Bob!').waitFor();
   await shot('printed-link');
+  // FlyteRemote's link to a launch plan version opens that version's page.
+  await page.goto(facts.lp_version_url);
+  await page.getByRole('heading', { name: 'workflows.hello.hello_world_wf' }).waitFor();
+  const shownVersion = await page.locator('#version').textContent();
+  check(facts.lp_version_url.endsWith(`/version/${shownVersion}`), `the page shows version ${shownVersion} for ${facts.lp_version_url}`);
 
   // 2. Projects, then the project's executions, filterable by phase.
   await page.goto(`${base}/console`);

@@ -16,9 +16,9 @@ use crate::support::cli::{run, stderr, stdout, Project};
 use crate::support::exec::{
     build_image, create_request, id, inputs, int, register, wait_done, wait_until,
 };
-use crate::support::repo;
 use crate::support::require_docker_infra;
 use crate::support::sandbox::{Launch, Sandbox};
+use crate::support::{repo, venv};
 use union_idl::flyteidl::core::workflow_execution::Phase;
 use union_idl::flyteidl::core::ResourceType;
 
@@ -97,6 +97,31 @@ async fn console_and_its_http_api_in_a_real_browser() {
         format!(
             "{base}/console/projects/flytesnacks/domains/development/executions/{printed_name}"
         )
+    );
+
+    // The real FlyteRemote's links: the execution's is the one we printed; an entity version's
+    // (flyteconsole's `/launch_plan/NAME/version/V`) is opened in the browser below.
+    let script = format!(
+        "from flytekit.configuration import Config\n\
+         from flytekit.remote import FlyteRemote\n\
+         r = FlyteRemote(Config.for_endpoint('{}', insecure=True), default_project='flytesnacks', default_domain='development')\n\
+         print(r.generate_console_url(r.fetch_execution(name='{printed_name}')))\n\
+         print(r.generate_console_url(r.fetch_launch_plan(name='workflows.hello.hello_world_wf')))\n",
+        sb.endpoint()
+    );
+    let o = run(Command::new(venv().join("bin/python"))
+        .args(["-c", &script])
+        .current_dir(p.root()));
+    assert!(o.status.success(), "FlyteRemote: {}", stderr(&o));
+    let remote_urls = stdout(&o);
+    let mut remote_urls = remote_urls.lines();
+    assert_eq!(remote_urls.next(), Some(printed_url.as_str()));
+    let lp_version_url = remote_urls.next().expect("a launch plan link").to_string();
+    assert!(
+        lp_version_url.starts_with(&format!(
+            "{base}/console/projects/flytesnacks/domains/development/launch_plan/workflows.hello.hello_world_wf/version/"
+        )),
+        "{lp_version_url}"
     );
 
     // Flyte's own examples style: a failing task, a sleeping one, a branch (flytekit registers).
@@ -271,6 +296,7 @@ async fn console_and_its_http_api_in_a_real_browser() {
         "branch_name": "consolebranch",
         "map_name": "consolemap",
         "dynamic_name": "consoledynamic",
+        "lp_version_url": lp_version_url,
     });
     let out = Command::new("node")
         .current_dir(&browser)
