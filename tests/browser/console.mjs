@@ -2,7 +2,8 @@
 // Run by tests/sandbox/console.rs against a sandbox it started and filled:
 //   node console.mjs <base URL> <artifacts dir> <facts JSON>
 // facts: { printed_url, printed_name, failed_name, sleepy_name, branch_name, map_name, dynamic_name,
-//          lp_version_url (FlyteRemote.generate_console_url of a launch plan) }.
+//          lp_version_url (FlyteRemote.generate_console_url of a launch plan), review_name and
+//          title_name (executions waiting at an approval and an input) }.
 // Exits 0 when every check holds; otherwise prints what failed (and keeps a screenshot).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -215,6 +216,22 @@ try {
   check(edges === 4, `the expanded dynamic node has ${edges} edges, not 4 (start → inc → inc → inc → end)`);
   await page.locator('#outputs').getByText('3').waitFor();
   await shot('dynamic-expanded');
+
+  // 14. Gate nodes answered from the page: an approval, then a typed input.
+  await page.goto(`${base}/console/projects/flytesnacks/domains/development/executions/${facts.review_name}`);
+  await page.locator('#signal-review-approve').waitFor({ timeout: 240_000 });
+  await shot('waiting-for-approval');
+  await page.locator('#signal-review-approve').click();
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor({ timeout: 240_000 });
+  await page.locator('#outputs').getByText('HELLO, ADA!').waitFor();
+  check(await page.locator('#signals .signal').count() === 0, 'the answered approval is still offered');
+  await page.goto(`${base}/console/projects/flytesnacks/domains/development/executions/${facts.title_name}`);
+  await page.locator('#signal-title-input').waitFor({ timeout: 240_000 });
+  await page.locator('#signal-title-input').fill('big news');
+  await page.locator('#signal-title-send').click();
+  await page.locator('.exec-head [data-phase="SUCCEEDED"]').waitFor({ timeout: 240_000 });
+  await page.locator('#outputs').getByText('BIG NEWS').waitFor();
+  await shot('input-given');
 } catch (err) {
   problems.push(String(err && err.stack ? err.stack : err));
   problems.push(`last API answers:\n${answers.join('\n')}`);

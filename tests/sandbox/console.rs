@@ -147,6 +147,14 @@ async fn console_and_its_http_api_in_a_real_browser() {
     start("consolebranch", "workflows.fanout.parity_wf", ("n", 7)).await;
     start("consolemap", "workflows.mapped.map_wf", ("n", 3)).await;
     start("consoledynamic", "workflows.dynamic.chain_wf", ("n", 3)).await;
+    // Gate nodes the browser answers: an approval and an input.
+    for (name, lp_name) in [
+        ("consolereview", "workflows.review.review_wf"),
+        ("consoletitle", "workflows.review.title_wf"),
+    ] {
+        let req = create_request(lp(lp_name), name, inputs(vec![]));
+        admin.clone().create_execution(req).await.unwrap();
+    }
     start(
         "consolesleepy",
         "workflows.slow.sleepy_wf",
@@ -297,6 +305,8 @@ async fn console_and_its_http_api_in_a_real_browser() {
         "map_name": "consolemap",
         "dynamic_name": "consoledynamic",
         "lp_version_url": lp_version_url,
+        "review_name": "consolereview",
+        "title_name": "consoletitle",
     });
     let out = Command::new("node")
         .current_dir(&browser)

@@ -459,7 +459,7 @@ impl Sandbox {
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let mut http = blobs::router(self.blobs.clone())
             .merge(executions::router(executions, self.auth.clone()))
-            .merge(api::router(admin_api, self.auth.clone()))
+            .merge(api::router(admin_api, signals.clone(), self.auth.clone()))
             .merge(console::router())
             .merge(registry::router(&self.data_dir, self.store.clone())?);
         if let Some(authority) = &self.auth {

@@ -6,7 +6,8 @@
 //!
 //! Served: version, projects and domains; tasks, workflows and launch plans (ids, versions, one
 //! version); executions (list, get, data, create, relaunch, terminate); node executions (list,
-//! get, data, a dynamic node's workflow) and task executions (list). With authentication on, every call needs a bearer
+//! get, data, a dynamic node's workflow), task executions (list), and the signals gate nodes wait
+//! for (list, set). With authentication on, every call needs a bearer
 //! token, as gRPC calls do.
 
 pub mod json;
@@ -23,24 +24,27 @@ use tonic::{Request, Status};
 
 use crate::admin::AdminApi;
 use crate::auth::Authority;
+use crate::signals::Signals;
 use json::{error, from_json, reply};
 use union_idl::flyteidl::admin::{
     sort, ExecutionCreateRequest, ExecutionRelaunchRequest, ExecutionTerminateRequest,
     GetDomainRequest, GetDynamicNodeWorkflowRequest, GetVersionRequest, NamedEntityIdentifier,
     NamedEntityIdentifierListRequest, NodeExecutionGetDataRequest, NodeExecutionGetRequest,
     NodeExecutionListRequest, ObjectGetRequest, ProjectGetRequest, ProjectListRequest,
-    ResourceListRequest, Sort, TaskExecutionListRequest, WorkflowExecutionGetDataRequest,
-    WorkflowExecutionGetRequest,
+    ResourceListRequest, SignalListRequest, SignalSetRequest, Sort, TaskExecutionListRequest,
+    WorkflowExecutionGetDataRequest, WorkflowExecutionGetRequest,
 };
 use union_idl::flyteidl::core::{
     Identifier, NodeExecutionIdentifier, ResourceType, WorkflowExecutionIdentifier,
 };
 use union_idl::flyteidl::service::admin_service_server::AdminService;
+use union_idl::flyteidl::service::signal_service_server::SignalService;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 struct Api {
     admin: AdminApi,
+    signals: Signals,
     auth: Option<Arc<Authority>>,
 }
 
@@ -54,8 +58,9 @@ impl Api {
     }
 }
 
-/// The `/api/v1` routes over `admin` (which must serve executions), gated by `auth` when on.
-pub fn router(admin: AdminApi, auth: Option<Arc<Authority>>) -> axum::Router {
+/// The `/api/v1` routes over `admin` (which must serve executions) and `signals`, gated by `auth`
+/// when on.
+pub fn router(admin: AdminApi, signals: Signals, auth: Option<Arc<Authority>>) -> axum::Router {
     let mut router = axum::Router::new()
         .route("/api/v1/version", get(version))
         .route("/api/v1/projects", get(projects))
@@ -125,7 +130,16 @@ pub fn router(admin: AdminApi, auth: Option<Arc<Authority>>) -> axum::Router {
             "/api/v1/task_executions/{project}/{domain}/{name}/{node}",
             get(list_attempts),
         )
-        .with_state(Api { admin, auth })
+        .route("/api/v1/signals", post(set_signal))
+        .route(
+            "/api/v1/signals/{project}/{domain}/{name}",
+            get(list_signals),
+        )
+        .with_state(Api {
+            admin,
+            signals,
+            auth,
+        })
 }
 
 /// A query string's parameters (`a=1&b=x+y`), decoded; the last of a repeated name wins.
@@ -532,6 +546,40 @@ async fn node_data(
         call,
     )
     .await
+}
+
+/// SignalService.ListSignals: what the execution's gate nodes wait for, and what they were given.
+async fn list_signals(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((project, domain, name)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let (args, _) = match list_args(query.as_deref()) {
+        Ok(a) => a,
+        Err(status) => return error(&status),
+    };
+    let call = SignalService::list_signals(
+        &api.signals,
+        Request::new(SignalListRequest {
+            workflow_execution_id: Some(exec_id(project, domain, name)),
+            limit: args.limit,
+            token: args.token,
+            ..Default::default()
+        }),
+    );
+    gated(&api, &headers, "flyteidl.admin.SignalList", call).await
+}
+
+/// SignalService.SetSignal: approve, reject or give an input.
+async fn set_signal(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    let req: SignalSetRequest =
+        match body_of(&api, &headers, &body, "flyteidl.admin.SignalSetRequest") {
+            Ok(r) => r,
+            Err(refused) => return refused,
+        };
+    let call = SignalService::set_signal(&api.signals, Request::new(req));
+    gated(&api, &headers, "flyteidl.admin.SignalSetResponse", call).await
 }
 
 async fn dynamic_workflow(

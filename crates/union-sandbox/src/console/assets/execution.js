@@ -1,9 +1,9 @@
 // One execution: status, inputs and outputs, the graph with each node's state, a timeline of
 // node attempts, a node's details with its attempts' logs (followed while they run), the error,
-// terminate and relaunch. Polls while the execution runs.
+// terminate and relaunch, and answers to what its gate nodes wait for. Polls while it runs.
 import { api, authHeaders, enc, idPath, phaseOf, TERMINAL, durationMs, formatDuration, formatTime } from './api.js';
 import { h, replace, badge, errorBox, setCrumbs } from './dom.js';
-import { literalMap } from './values.js';
+import { literalMap, toLiteral, typeName } from './values.js';
 import { drawGraph } from './graph.js';
 import { navigate } from './app.js';
 
@@ -18,18 +18,20 @@ export function executionPage(el, id) {
   const s = {
     id, exec: null, wf: null, wfTried: false, data: null, dataPhase: null,
     nodes: [], children: new Map(), expanded: new Set(), attempts: new Map(), seen: new Map(), dynamic: new Map(),
+    signals: [], signalsKey: null,
     selected: null, nodeData: new Map(), log: null, timer: null, stopped: false, error: null,
   };
   const parts = {
     head: h('div', { class: 'exec-head' }),
     error: h('div'),
+    signals: h('section', { id: 'signals' }),
     io: h('div', { class: 'io' }),
     graph: h('div', { class: 'graph-box', id: 'graph' }),
     timeline: h('div', { class: 'timeline', id: 'timeline' }),
     panel: h('aside', { class: 'node-panel', id: 'node-panel' }),
   };
   replace(el,
-    parts.head, parts.error,
+    parts.head, parts.error, parts.signals,
     h('section', {}, h('h2', {}, 'Graph'), parts.graph),
     h('div', { class: 'split' },
       h('section', { class: 'grow' }, h('h2', {}, 'Timeline'), parts.timeline),
@@ -79,6 +81,8 @@ async function refresh(s) {
     s.dataPhase = phase;
   }
   s.nodes = (await api(`node_executions/${idPath(id)}?limit=10000`)).node_executions || [];
+  // What gate nodes wait for (an approval, an input): answered from the page while it runs.
+  s.signals = TERMINAL.has(phase) ? [] : ((await api(`signals/${idPath(id)}`)).signals || []);
   for (const parent of s.expanded) {
     const list = await api(`node_executions/${idPath(id)}?limit=10000&unique_parent_id=${enc(parent)}`);
     s.children.set(parent, list.node_executions || []);
@@ -264,6 +268,7 @@ function render(s) {
     h('h2', {}, 'Error', err.code ? h('span', { class: 'muted' }, ` ${err.code}`) : ''),
     h('pre', { class: 'traceback' }, err.message || '')) : null,
   c.abort_metadata ? h('p', { class: 'muted' }, `Terminated: ${c.abort_metadata.cause || ''}`) : null);
+  renderSignals(s);
   renderIo(s);
   const { nodes, edges } = buildGraph(s);
   s.labels = new Map(nodes.map((n) => [n.id, n.label]));
@@ -274,6 +279,57 @@ function render(s) {
   }));
   renderTimeline(s);
   renderPanel(s);
+}
+
+/** The signals still unanswered, each with its answer: Approve/Reject for an approval (a bool),
+ *  a typed field for an input. Drawn again only when the set changes, so typing is not lost. */
+function renderSignals(s) {
+  const pending = s.signals.filter((x) => !x.value);
+  const key = pending.map((x) => x.id.signal_id).join('\n');
+  if (key === s.signalsKey) return;
+  s.signalsKey = key;
+  if (!pending.length) {
+    replace(s.parts.signals);
+    return;
+  }
+  replace(s.parts.signals, h('h2', {}, 'Waiting for'), pending.map((sig) => signalForm(s, sig)));
+}
+
+function signalForm(s, sig) {
+  const sid = sig.id.signal_id;
+  const t = sig.type || {};
+  const problem = h('span', { class: 'field-error' });
+  const send = async (literal) => {
+    try {
+      await api('signals', { method: 'POST', body: { id: { execution_id: s.id, signal_id: sid }, value: literal } });
+      s.kick();
+    } catch (err) {
+      problem.textContent = err.message;
+    }
+  };
+  const label = h('span', {}, h('strong', {}, sid), h('span', { class: 'muted' }, `: ${typeName(t)}`));
+  if (t.simple === 'BOOLEAN') {
+    return h('div', { class: 'signal', 'data-signal': sid }, label,
+      h('button', { class: 'primary', id: `signal-${sid}-approve`, onclick: () => send({ scalar: { primitive: { boolean: true } } }) }, 'Approve'),
+      h('button', { class: 'danger', id: `signal-${sid}-reject`, onclick: () => send({ scalar: { primitive: { boolean: false } } }) }, 'Reject'),
+      problem);
+  }
+  const input = h('input', { id: `signal-${sid}-input`, 'aria-label': sid });
+  return h('form', {
+    class: 'signal', 'data-signal': sid,
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      problem.textContent = '';
+      let literal;
+      try {
+        literal = toLiteral(t, input.value);
+      } catch (err) {
+        problem.textContent = err.message;
+        return;
+      }
+      send(literal);
+    },
+  }, label, input, h('button', { class: 'primary', id: `signal-${sid}-send`, type: 'submit' }, 'Send'), problem);
 }
 
 function renderIo(s) {
