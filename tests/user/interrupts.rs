@@ -149,7 +149,6 @@ fn register_stops_while_building_an_image_and_the_build_stops_too() {
     require_docker_infra();
     let sb = Sandbox::start();
     let p = Project::new("hello");
-    let marker = format!("union-interrupt-build-{}-{}", std::process::id(), nanos());
     let wf = p.root().join("workflows/hello.py");
     let original = std::fs::read_to_string(&wf).unwrap();
     let anchor = "    name=\"say-hello-image\",\n";
@@ -157,12 +156,15 @@ fn register_stops_while_building_an_image_and_the_build_stops_too() {
         original.contains(anchor),
         "the hello fixture changed: {original}"
     );
-    let src = original.replace(
-        anchor,
-        &format!("{anchor}    registry=\"localhost:30000\",\n    commands=[\"sleep 3600 # {marker}\"],\n"),
-    );
-    std::fs::write(&wf, src).unwrap();
     for (sig, code, word) in SIGNALS {
+        // A step of its own each time: BuildKit could attach a new build to the step of the one
+        // just cancelled, whose start it would not print again.
+        let marker = format!("union-interrupt-build-{}-{}", std::process::id(), nanos());
+        let src = original.replace(
+            anchor,
+            &format!("{anchor}    registry=\"localhost:30000\",\n    commands=[\"sleep 3600 # {marker}\"],\n"),
+        );
+        std::fs::write(&wf, src).unwrap();
         let mut cmd = register(&p, &sb.endpoint());
         cmd.arg("--verbose");
         let (status, err) = interrupt_when(cmd, &marker, sig);
